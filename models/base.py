@@ -1,0 +1,74 @@
+"""The one interface every network in the zoo implements.
+
+A model maps a padded source batch and a teacher-forced target prefix to logits (``forward``) and decodes
+greedily on its own (``generate``). Decoding strategy, loss and metrics live outside the model (as in the
+Annotated Transformer), so the harness treats every architecture the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What greedy decoding returns.
+
+    tokens:    LongTensor[B, T'] -- generated ids, without BOS; after a row's EOS it holds PAD.
+    attention: FloatTensor[B, T', S] | None -- for each generated position, the weights over *source
+               positions* (each row sums to 1 over the unpadded source); None for models without
+               attention. Each model documents how it reduces heads/layers to this one map.
+    """
+
+    tokens: torch.Tensor
+    attention: torch.Tensor | None = None
+
+
+class Seq2Seq(nn.Module):
+    """Encoder-decoder over token ids.
+
+    Conventions shared by all models:
+      * ``src_mask`` is True on real source tokens, False on padding; padding never influences outputs.
+      * ``tgt_in`` starts with BOS; position t of the logits predicts ``tgt_in[:, t + 1]`` (the next token).
+      * ``pad_id`` is 0 (``bench.vocab`` guarantees it); models use it only to embed padding as zeros.
+    """
+
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """src: [B,S] long, src_mask: [B,S] bool, tgt_in: [B,T] long -> logits [B,T,V] float."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def generate(
+        self,
+        src: torch.Tensor,
+        src_mask: torch.Tensor,
+        max_len: int,
+        bos: int,
+        eos: int,
+        return_attention: bool = False,
+    ) -> Generation:
+        """Greedy decoding of at most ``max_len`` tokens (EOS included).
+
+        ``return_attention=False`` lets models skip collecting attention maps on the fast path.
+        """
+        raise NotImplementedError
+
+
+def finish_tokens(tokens: torch.Tensor, eos: int, pad: int = 0) -> torch.Tensor:
+    """Replace everything after each row's first EOS by PAD. tokens: [B,T] -> [B,T]."""
+    is_eos = tokens == eos
+    after = (is_eos.cumsum(dim=1) - is_eos.long()) > 0  # strictly after the first EOS
+    return tokens.masked_fill(after, pad)
+
+
+def last_valid(hs: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
+    """hs: [B,S,H], src_mask: [B,S] -> the state at each row's last real position, [B,H].
+
+    Right-padding keeps a left-to-right LSTM's outputs at real positions independent of padding, so the
+    last real output is exactly the final state of the unpadded sequence (no packing needed).
+    """
+    idx = src_mask.long().sum(dim=1).clamp(min=1) - 1  # [B]
+    return hs[torch.arange(hs.size(0), device=hs.device), idx]
