@@ -1,0 +1,261 @@
+"""The ``s2sbench`` command: parses, calls, prints. No logic lives here.
+
+Bad input (unknown names, malformed files, impossible configs, an unwritable store) ends with one line
+on stderr and exit code 2; a regression found by ``compare`` exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from dataclasses import replace
+from typing import Any
+
+from bench.errors import UserError
+from bench.store import DEFAULT_PATH
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 -- not usage plus traceback
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _nonneg_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {s!r}")
+    return v
+
+
+def _seeds(s: str) -> list[int]:
+    try:
+        return [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas: {s!r}") from None
+
+
+def _fraction(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+    if v > 1:
+        v /= 100  # "99" means 99 %
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"target accuracy must be in (0, 1] or (0, 100] %: {s!r}")
+    return v
+
+
+def _option(s: str) -> tuple[str, Any]:
+    if "=" not in s:
+        raise argparse.ArgumentTypeError(f"model option must be key=value: {s!r}")
+    k, v = s.split("=", 1)
+    low = v.lower()
+    val: Any = True if low == "true" else False if low == "false" else v
+    for conv in (int, float):
+        try:
+            val = conv(v)
+            break
+        except ValueError:
+            pass
+    return k.strip(), val
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="s2sbench", description="Train, time and score seq2seq architectures side by side.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run a benchmark session (a suite, or one configuration)")
+    what = r.add_argument_group("what runs (a suite, or one matrix from these flags)")
+    what.add_argument("--suite", help="suite name (see `s2sbench list --suites`) or path to a .toml file")
+    what.add_argument("--task", help="registered task (date, addition, ...)")
+    what.add_argument("--task-file", help="a data file in the book's format (question_answer per line)")
+    what.add_argument("--model", help="model name, or several separated by commas")
+    what.add_argument("--size", help="model size (tiny, small, base, book), or several separated by commas")
+    what.add_argument("--seed", type=_nonneg_int, help="model seed")
+    what.add_argument("--seeds", type=_seeds, help="several model seeds, e.g. 0,1,2")
+    what.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE", help="model option, e.g. bidirectional=true, score=general")
+    budget = r.add_argument_group("budget and training")
+    budget.add_argument("--epochs", type=_nonneg_int)
+    budget.add_argument("--target", type=_fraction, help="stop at this validation exact match (0.99 or 99)")
+    budget.add_argument("--time-budget", type=float, dest="time_budget_s", help="stop after this many seconds of training")
+    budget.add_argument("--batch-size", type=_nonneg_int)
+    budget.add_argument("--lr", type=float)
+    budget.add_argument("--train-size", type=_nonneg_int, help="cap the number of training examples")
+    budget.add_argument("--reverse-source", action="store_true", default=None, help="reverse each source (book ch. 7)")
+    how = r.add_argument_group("how it runs")
+    how.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    how.add_argument("--amp", choices=["off", "bf16", "fp16"], help="mixed precision (bf16 also on CPUs with bf16 instructions)")
+    how.add_argument("--threads", type=_nonneg_int, help="CPU threads (torch.set_num_threads)")
+    how.add_argument("--deterministic", action="store_true", help="deterministic kernels (GPU), cuDNN benchmark off")
+    how.add_argument("--compile", action="store_true", help="torch.compile the model")
+    how.add_argument("--resume", nargs="?", const="auto", help="continue an interrupted session (default: the latest unfinished one of this suite)")
+    how.add_argument("--store", default=DEFAULT_PATH)
+
+    rep = sub.add_parser("report", help="write the HTML and Markdown report of sessions from the store")
+    rep.add_argument("--store", default=DEFAULT_PATH)
+    rep.add_argument("--session", default="latest", help="session id, 'latest' or 'all'")
+    rep.add_argument("--sessions", help="several session ids separated by commas")
+    rep.add_argument("--out", help="output folder (default results/reports/<session>)")
+    rep.add_argument("--reference", default="attention", help="model the speed ratios are relative to")
+
+    ls = sub.add_parser("list", help="list tasks, models (with parameter counts), suites and stored sessions")
+    ls.add_argument("--store", default=DEFAULT_PATH)
+    for what_ in ("tasks", "models", "suites", "sessions"):
+        ls.add_argument(f"--{what_}", action="store_true")
+
+    ex = sub.add_parser("export", help="print the tidy per-run table (CSV or JSON)")
+    ex.add_argument("--store", default=DEFAULT_PATH)
+    ex.add_argument("--session", default="latest", help="session id, 'latest' or 'all'")
+    ex.add_argument("--format", choices=["csv", "json"], default="csv")
+    return p
+
+
+# --- run ---------------------------------------------------------------------------------------------
+_TRAIN_FLAGS = ("epochs", "target", "time_budget_s", "batch_size", "lr", "amp")
+_DATA_FLAGS = ("train_size", "reverse_source")
+
+
+def _specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
+    from bench import suite as suite_mod
+    from bench.runner import DataSpec, RunSpec
+    from bench.train import TrainConfig
+
+    overrides: dict[str, Any] = {k: getattr(a, k) for k in _TRAIN_FLAGS + _DATA_FLAGS if getattr(a, k) is not None}
+    if a.suite:
+        if a.task or a.task_file:
+            raise UserError("give either --suite or --task/--task-file, not both")
+        if a.model:
+            overrides["models"] = a.model.split(",")
+        if a.size:
+            overrides["sizes"] = a.size.split(",")
+        if a.seeds is not None or a.seed is not None:
+            overrides["seeds"] = a.seeds if a.seeds is not None else [a.seed]
+        if a.option:
+            overrides["model_options"] = dict(a.option)
+        name, _, specs = suite_mod.load(a.suite, overrides)
+        return name, specs
+    if not (a.task or a.task_file):
+        raise UserError("nothing to run: give --suite NAME, or --task NAME / --task-file PATH with --model")
+    if a.task and a.task_file:
+        raise UserError("give --task or --task-file, not both")
+    if not a.model:
+        raise UserError("--model is required with --task/--task-file (see `s2sbench list --models`)")
+    if a.task_file:
+        data = DataSpec(task=os.path.splitext(os.path.basename(a.task_file))[0], task_file=a.task_file)
+    else:
+        data = DataSpec(task=a.task)
+    data = replace(data, **{k: overrides[k] for k in _DATA_FLAGS if k in overrides})
+    train = replace(TrainConfig(), **{k: overrides[k] for k in _TRAIN_FLAGS if k in overrides})
+    seeds = a.seeds if a.seeds is not None else [a.seed if a.seed is not None else 0]
+    opts = tuple(sorted(dict(a.option).items()))
+    specs = [RunSpec(model=m, size=s, seed=sd, data=data, train=train, model_options=opts)
+             for m in a.model.split(",") for s in (a.size or "small").split(",") for sd in seeds]
+    return None, specs
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from bench.runner import SessionConfig, run_session
+    from bench.store import Store
+
+    suite, specs = _specs_from_flags(a)
+    sc = SessionConfig(device=a.device, threads=a.threads or None, deterministic=a.deterministic, compile=a.compile)
+    store = Store(a.store)
+    resume = None
+    if a.resume:
+        resume = store.resumable(suite) if a.resume == "auto" else store.session(a.resume)["id"]
+    command = "s2sbench " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    sid = run_session(specs, store, sc, suite, command, resume=resume)
+    runs = store.runs(sid)
+    failed = [r for r in runs if r.status != "ok"]
+    print(f"session {sid}: {len(runs) - len(failed)} runs ok, {len(failed)} failed; stored in {a.store}")
+    print(f"report: s2sbench report --store {shlex.quote(a.store)} --session {sid}")
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from bench import report
+    from bench.store import Store
+    from bench.tidy import select_sessions
+
+    store = Store.open_existing(a.store)
+    ids = select_sessions(store, a.sessions or a.session)
+    out = a.out or os.path.join(os.path.dirname(os.path.abspath(a.store)), "reports", ids[-1] if len(ids) == 1 else f"{ids[0]}..{ids[-1]}")
+    paths = report.write(store, ids, out, reference=a.reference)
+    print(f"report: {paths['html']}")
+    print(f"markdown: {paths['md']}")
+    return 0
+
+
+def cmd_list(a: argparse.Namespace) -> int:
+    import models
+    from bench import suite as suite_mod
+    from bench import tasks
+
+    every = not (a.tasks or a.models or a.suites or a.sessions)
+    if a.tasks or every:
+        print("tasks:")
+        for n in tasks.names():
+            e = tasks.entry(n)
+            print(f"  {n:10s} {e.summary}{'  [alignment]' if e.aligned else ''}")
+    if a.models or every:
+        print(f"models (parameters at vocabulary {models.BUDGET_VOCAB}; budgets: " + ", ".join(f"{k} {v:,}" for k, v in models.BUDGETS.items()) + "):")
+        for n in models.names():
+            counts = "  ".join(f"{s}={models.count_params(models.build(n, models.BUDGET_VOCAB, s)):,}" for s in models.sizes(n))
+            print(f"  {n:12s} {counts}")
+            print(f"  {'':12s} {models.entry(n).summary}")
+    if a.suites or every:
+        print("suites:")
+        for n in suite_mod.available():
+            _, desc, specs = suite_mod.load(n)
+            print(f"  {n:12s} {len(specs):4d} runs  {desc}")
+    if a.sessions or every:
+        from bench.store import Store
+
+        if os.path.exists(a.store):
+            store = Store.open_existing(a.store)
+            print(f"sessions in {a.store}:")
+            for s in store.sessions():
+                print(f"  {s['id']}  {s['status']:11s} {s['runs']:4d} runs  suite={s['suite'] or '-'}  {s['env'].get('device_name', '')}")
+        else:
+            print(f"sessions: none ({a.store} does not exist yet)")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from bench.store import Store
+    from bench.tidy import runs_frame, select_sessions
+
+    store = Store.open_existing(a.store)
+    df = runs_frame(store, select_sessions(store, a.session))
+    if a.format == "csv":
+        df = df.assign(epoch_seconds=df["epoch_seconds"].map(json.dumps), test_by_length=df["test_by_length"].map(json.dumps))
+        sys.stdout.write(df.to_csv(index=False))
+    else:
+        sys.stdout.write(df.to_json(orient="records", indent=1) + "\n")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "export": cmd_export}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.cmd](args)
+    except UserError as e:
+        print(f"s2sbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("s2sbench: interrupted; finished runs are stored (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The results history: SQLite, schema-versioned, one transaction per finished run.
+
+Sessions record where and how they ran (commit, host, device, versions, command); runs record what ran
+(task, model, size, seed, config and its hash), how it ended (status, error), what it measured (final
+metrics), how it got there (per-epoch history) and a few attention maps for the report. Reports and
+comparisons read only this store -- never the code that produced it (asv, pytest-benchmark).
+
+WAL journaling plus a busy timeout let two sessions write to one store at once; every run is committed on
+its own, so an interrupted session loses at most the run in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from bench.errors import UserError
+
+SCHEMA_VERSION = 1
+DEFAULT_PATH = os.path.join("results", "bench.sqlite")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    started TEXT NOT NULL,
+    finished TEXT,
+    status TEXT NOT NULL,            -- running | finished | interrupted
+    suite TEXT,
+    command TEXT,
+    env TEXT NOT NULL                -- JSON: commit, dirty, host, device, versions, threads, ...
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session TEXT NOT NULL REFERENCES sessions(id),
+    key TEXT NOT NULL,               -- task/model/size/seed/config-hash: identifies a run across sessions
+    task TEXT NOT NULL,
+    model TEXT NOT NULL,
+    size TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    config TEXT NOT NULL,            -- JSON: the full resolved run config
+    config_hash TEXT NOT NULL,
+    status TEXT NOT NULL,            -- ok | failed
+    error TEXT,
+    started TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    metrics TEXT NOT NULL,           -- JSON: final measurements
+    history TEXT NOT NULL,           -- JSON: per-epoch records
+    samples TEXT NOT NULL            -- JSON: attention maps of a few test inputs
+);
+CREATE INDEX IF NOT EXISTS runs_session ON runs(session);
+CREATE INDEX IF NOT EXISTS runs_key ON runs(key);
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    session: str
+    key: str
+    task: str
+    model: str
+    size: str
+    seed: int
+    config: dict[str, Any]
+    config_hash: str
+    status: str
+    error: str | None
+    started: str
+    finished: str
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    samples: list[dict[str, Any]]
+    id: int | None = None
+
+
+class Store:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            d = os.path.dirname(os.path.abspath(path))
+            os.makedirs(d, exist_ok=True)
+            self.db = sqlite3.connect(path, timeout=60.0)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA busy_timeout=60000")
+            with self.db:
+                self.db.executescript(_SCHEMA)
+                self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        except (sqlite3.Error, OSError) as e:
+            raise UserError(f"{path}: cannot open the results store ({e})") from None
+        v = self.schema_version()
+        if v != SCHEMA_VERSION:
+            raise UserError(f"{path}: store schema version {v}, this s2sbench reads version {SCHEMA_VERSION}")
+
+    @classmethod
+    def open_existing(cls, path: str) -> "Store":
+        """Open for reading; a missing file is an error rather than a new empty store."""
+        if not os.path.exists(path):
+            raise UserError(f"{path}: no results store here (run a session first)")
+        try:
+            with open(path, "rb") as f:
+                if f.read(16) != b"SQLite format 3\x00":
+                    raise UserError(f"{path}: not a results store (not an SQLite file)")
+        except OSError as e:
+            raise UserError(f"{path}: cannot read ({e})") from None
+        return cls(path)
+
+    def schema_version(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with self.db:
+                yield self.db
+        except sqlite3.Error as e:
+            raise UserError(f"{self.path}: cannot write to the results store ({e})") from None
+
+    # sessions -----------------------------------------------------------------------------------------
+    def add_session(self, sid: str, started: str, suite: str | None, command: str, env: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO sessions(id, started, status, suite, command, env) VALUES (?, ?, 'running', ?, ?, ?)",
+                (sid, started, suite, command, json.dumps(env, sort_keys=True)),
+            )
+
+    def finish_session(self, sid: str, finished: str, status: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE sessions SET finished=?, status=? WHERE id=?", (finished, status, sid))
+
+    def sessions(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT s.id, s.started, s.finished, s.status, s.suite, s.command, s.env, "
+            "(SELECT COUNT(*) FROM runs r WHERE r.session = s.id) FROM sessions s ORDER BY s.started, s.id"
+        ).fetchall()
+        return [
+            {"id": r[0], "started": r[1], "finished": r[2], "status": r[3], "suite": r[4], "command": r[5], "env": json.loads(r[6]), "runs": r[7]}
+            for r in rows
+        ]
+
+    def session(self, ref: str) -> dict[str, Any]:
+        """A session by id, unique id prefix, or ``latest``."""
+        all_ = self.sessions()
+        if not all_:
+            raise UserError(f"{self.path}: the store has no sessions yet")
+        if ref == "latest":
+            return all_[-1]
+        hits = [s for s in all_ if s["id"] == ref] or [s for s in all_ if s["id"].startswith(ref)]
+        if len(hits) != 1:
+            raise UserError(f"{self.path}: {'no' if not hits else 'more than one'} session matches {ref!r}")
+        return hits[0]
+
+    def resumable(self, suite: str | None) -> str:
+        """The latest session of ``suite`` that did not finish (``--resume`` with no id)."""
+        cands = [s for s in self.sessions() if s["suite"] == suite and s["status"] != "finished"]
+        if not cands:
+            raise UserError(f"{self.path}: no unfinished session of suite {suite or '(none)'!r} to resume")
+        return cands[-1]["id"]
+
+    # runs ---------------------------------------------------------------------------------------------
+    def add_run(self, r: RunRecord) -> int:
+        """Commit one finished (or failed) run in its own transaction."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO runs(session, key, task, model, size, seed, config, config_hash, status, error, started, finished, "
+                "metrics, history, samples) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (r.session, r.key, r.task, r.model, r.size, r.seed, json.dumps(r.config, sort_keys=True), r.config_hash, r.status,
+                 r.error, r.started, r.finished, json.dumps(r.metrics), json.dumps(r.history), json.dumps(r.samples)),
+            )
+            return int(cur.lastrowid)
+
+    def runs(self, session: str | None = None) -> list[RunRecord]:
+        q = "SELECT id, session, key, task, model, size, seed, config, config_hash, status, error, started, finished, metrics, history, samples FROM runs"
+        args: tuple = ()
+        if session is not None:
+            q += " WHERE session = ?"
+            args = (session,)
+        out = []
+        for row in self.db.execute(q + " ORDER BY id", args).fetchall():
+            (rid, sess, key, task, model, size, seed, cfg, ch, status, err, st, fin, met, hist, samp) = row
+            out.append(RunRecord(sess, key, task, model, size, seed, json.loads(cfg), ch, status, err, st, fin,
+                                 json.loads(met), json.loads(hist), json.loads(samp), id=rid))
+        return out
+
+    def done_keys(self, session: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT key FROM runs WHERE session=? AND status='ok'", (session,))}
