@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a benchmark session (a suite, or one configuration)")
     what = r.add_argument_group("what runs (a suite, or one matrix from these flags)")
     what.add_argument("--suite", help="suite name (see `s2sbench list --suites`) or path to a .toml file")
+    what.add_argument("--data-dir", help="folder holding the data files a suite names (e.g. the book's date.txt, addition.txt)")
     what.add_argument("--task", help="registered task (date, addition, ...)")
     what.add_argument("--task-file", help="a data file in the book's format (question_answer per line)")
     what.add_argument("--model", help="model name, or several separated by commas")
@@ -114,6 +115,26 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--store", default=DEFAULT_PATH)
     ex.add_argument("--session", default="latest", help="session id, 'latest' or 'all'")
     ex.add_argument("--format", choices=["csv", "json"], default="csv")
+
+    cmp_ = sub.add_parser("compare", help="compare two sessions, or a baseline and a session: ratios, verdicts; exit 1 on regression")
+    cmp_.add_argument("base", metavar="BASE", help="session id / prefix / 'latest', or a baseline file (.json)")
+    cmp_.add_argument("new", metavar="NEW", help="session id / prefix / 'latest', or a baseline file (.json)")
+    cmp_.add_argument("--store", default=DEFAULT_PATH)
+    cmp_.add_argument("--fail-on", help="thresholds, e.g. 'time:+25%%,accuracy:-0.5pt,memory:+20%%' (the defaults); 'time:off' disables one")
+    cmp_.add_argument("--markdown", metavar="FILE", help="also write the Markdown table to FILE (e.g. for a pull-request comment)")
+    cmp_.add_argument("--changes-only", action="store_true", help="list only rows whose verdict is not 'same'")
+
+    bl = sub.add_parser("baseline", help="save a session as a committed baseline file")
+    bl_sub = bl.add_subparsers(dest="baseline_cmd", required=True, parser_class=_Parser)
+    bls = bl_sub.add_parser("save", help="write DIR/NAME.json from a stored session")
+    bls.add_argument("name", metavar="NAME")
+    bls.add_argument("--store", default=DEFAULT_PATH)
+    bls.add_argument("--session", default="latest", help="session id, prefix or 'latest'")
+    bls.add_argument("--dir", default=os.path.join("results", "baselines"))
+
+    cal = sub.add_parser("calibrate", help="time the fixed calibration workload on a device (what sessions record)")
+    cal.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    cal.add_argument("--threads", type=_nonneg_int, help="CPU threads (torch.set_num_threads)")
     return p
 
 
@@ -139,7 +160,10 @@ def _specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
             overrides["seeds"] = a.seeds if a.seeds is not None else [a.seed]
         if a.option:
             overrides["model_options"] = dict(a.option)
-        name, _, specs = suite_mod.load(a.suite, overrides)
+        name, _, specs = suite_mod.load(a.suite, overrides, data_dir=a.data_dir)
+        for s in specs:
+            if s.data.task_file and not os.path.exists(s.data.task_file):
+                raise UserError(f"suite {name}: data file {s.data.task_file} not found; give --data-dir with the folder that holds it")
         return name, specs
     if not (a.task or a.task_file):
         raise UserError("nothing to run: give --suite NAME, or --task NAME / --task-file PATH with --model")
@@ -242,7 +266,48 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "export": cmd_export}
+def cmd_compare(a: argparse.Namespace) -> int:
+    from bench.compare import compare_refs
+
+    c = compare_refs(a.base, a.new, a.store, a.fail_on)
+    md = c.markdown(changes_only=a.changes_only)
+    sys.stdout.write(md)
+    if a.markdown:
+        try:
+            with open(a.markdown, "w", encoding="utf-8") as f:
+                f.write(md)
+        except OSError as e:
+            raise UserError(f"{a.markdown}: cannot write ({e})") from None
+    return c.exit_code()
+
+
+def cmd_baseline(a: argparse.Namespace) -> int:
+    from bench.compare import save_baseline
+
+    path, side = save_baseline(a.store, a.session, a.name, a.dir)
+    failed = sum(len(g.failed) for g in side.groups.values())
+    ok = sum(len(g.seeds) for g in side.groups.values())
+    print(f"baseline {path}: session {side.session}, {len(side.groups)} task/model/size groups, {ok} runs ok, {failed} failed")
+    if side.calibration is None:
+        print("note: the session has no calibration; comparisons against this baseline will compare raw speed")
+    return 0
+
+
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    import torch
+
+    from bench.calibrate import calibrate
+    from bench.runner import resolve_device
+
+    dev = resolve_device(a.device)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    print(json.dumps(calibrate(dev), indent=2, sort_keys=True))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "export": cmd_export, "compare": cmd_compare,
+            "baseline": cmd_baseline, "calibrate": cmd_calibrate}
 
 
 def main(argv: list[str] | None = None) -> int:

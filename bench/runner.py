@@ -94,6 +94,7 @@ class SessionConfig:
     threads: int | None = None  # CPU intra-op threads (torch.set_num_threads)
     deterministic: bool = False
     compile: bool = False
+    peak_flops: float | None = None  # the device's FLOP/s for MFU; measured at session start when not given
 
 
 def resolve_device(name: str) -> torch.device:
@@ -193,7 +194,7 @@ class PeakRSS:
             self._stop.wait(self.interval)
 
     def __enter__(self) -> "PeakRSS":
-        self.peak = self.rss()
+        self.start = self.peak = self.rss()
         self._t.start()
         return self
 
@@ -230,6 +231,11 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
     model = models.build(spec.model, len(prep.vocab), spec.size, **dict(spec.model_options)).to(device)
     params = models.count_params(model)
     runnable = torch.compile(model) if sc.compile else model
+    from bench.data import make_batch
+    from bench.flops import train_step_flops
+
+    probe = make_batch(prep.train, torch.arange(min(spec.train.batch_size, len(prep.train)))).to(device)
+    flops_per_token = train_step_flops(model, probe) / max(probe.target_tokens, 1)
     reset_peak_memory(device)
     autocast = Precision(spec.train.amp).autocast(device)
     with PeakRSS() as mem:
@@ -249,13 +255,17 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
         latb = decode_latency(model, prep.test, spec.measure.decode_batch, device, spec.measure.decode_repeats, autocast)
     steady = fr.epochs[1:] or fr.epochs  # the first epoch carries the warm-up
     train_s = sum(e.train_s for e in steady)
+    tok_s = sum(e.tokens for e in steady) / train_s if train_s else None
+    peak = (sc.peak_flops or 0.0)
     metrics = {
         "params": params,
+        "flops_per_token": flops_per_token,  # one training step (forward + backward), per target token
+        "mfu": flops_per_token * tok_s / peak if tok_s and peak else None,
         "epochs": len(fr.epochs),
         "stopped": fr.stopped,
         "epoch_seconds": [e.train_s for e in fr.epochs],
         "eval_seconds": [e.eval_s for e in fr.epochs],
-        "train_tokens_per_s": sum(e.tokens for e in steady) / train_s if train_s else None,
+        "train_tokens_per_s": tok_s,
         "train_examples_per_s": sum(e.examples for e in steady) / train_s if train_s else None,
         "time_to_target_s": fr.time_to_target_s,
         "wall_to_target_s": fr.wall_to_target_s,
@@ -273,6 +283,7 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
         "decode_tokens_per_s": latb["tokens_per_s"],
         "peak_memory_bytes": peak_memory_bytes(device) if device.type == "cuda" else mem.peak,
         "peak_memory_kind": "cuda_max_allocated" if device.type == "cuda" else "process_rss_peak",
+        "peak_memory_run_bytes": peak_memory_bytes(device) if device.type == "cuda" else mem.peak - mem.start,
         "vocab_size": len(prep.vocab),
         "train_examples": len(prep.train),
     }
@@ -317,6 +328,10 @@ def run_session(
     if sc.threads:
         torch.set_num_threads(sc.threads)
     set_deterministic(sc.deterministic)
+    if sc.peak_flops is None:  # MFU's denominator: this machine's measured fp32 matmul rate, kept with the session
+        from bench.flops import matmul_peak_flops
+
+        sc = replace(sc, peak_flops=matmul_peak_flops(device))
     if resume:
         sid = resume
         done = store.done_keys(sid)

@@ -55,8 +55,9 @@ def resolve(name_or_path: str) -> str:
     return p
 
 
-def load(name_or_path: str, overrides: dict[str, Any] | None = None) -> tuple[str, str, list[RunSpec]]:
-    """-> (suite name, description, run specs). ``overrides`` (from the command line) beat the file."""
+def load(name_or_path: str, overrides: dict[str, Any] | None = None, data_dir: str | None = None) -> tuple[str, str, list[RunSpec]]:
+    """-> (suite name, description, run specs). ``overrides`` (from the command line) beat the file;
+    relative ``task_files`` are looked up in ``data_dir`` (default: the suite file's folder)."""
     path = resolve(name_or_path)
     try:
         with open(path, "rb") as f:
@@ -74,7 +75,7 @@ def load(name_or_path: str, overrides: dict[str, Any] | None = None) -> tuple[st
     for i, block in enumerate(blocks, 1):
         merged = {**defaults, **block, **(overrides or {})}
         where = f"{path}: [[runs]] block {i}"
-        specs.extend(_expand(merged, where, path))
+        specs.extend(_expand(merged, where, data_dir or os.path.dirname(os.path.abspath(path))))
     seen = set()
     unique = []
     for s in specs:  # the same run listed twice runs once
@@ -107,7 +108,7 @@ def _list(where: str, key: str, v: Any, item: type) -> list:
     return v
 
 
-def _expand(m: dict[str, Any], where: str, path: str) -> list[RunSpec]:
+def _expand(m: dict[str, Any], where: str, data_dir: str) -> list[RunSpec]:
     bad = set(m) - _ALLOWED
     if bad:
         raise UserError(f"{where}: unknown key {sorted(bad)[0]!r}")
@@ -150,8 +151,7 @@ def _expand(m: dict[str, Any], where: str, path: str) -> list[RunSpec]:
     if "tasks" in m:
         datas = [DataSpec(task=t, **data_kw) for t in _list(where, "tasks", m["tasks"], str)]
     else:
-        base = os.path.dirname(os.path.abspath(path))
-        files = [f if os.path.isabs(f) or os.path.exists(f) else os.path.join(base, f) for f in _list(where, "task_files", m["task_files"], str)]
+        files = [f if os.path.isabs(f) else os.path.join(data_dir, f) for f in _list(where, "task_files", m["task_files"], str)]
         datas = [DataSpec(task=os.path.splitext(os.path.basename(f))[0], task_file=f, **data_kw) for f in files]
     model_opts = tuple(sorted(opts.items()))
     return [
