@@ -185,17 +185,18 @@ def _specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from bench.runner import SessionConfig, run_session
+    from bench.runner import SessionConfig, check, run_session
     from bench.store import Store
 
     suite, specs = _specs_from_flags(a)
     sc = SessionConfig(device=a.device, threads=a.threads or None, deterministic=a.deterministic, compile=a.compile)
+    cache = check(specs, sc)  # bad input is refused before the store is touched
     store = Store(a.store)
     resume = None
     if a.resume:
         resume = store.resumable(suite) if a.resume == "auto" else store.session(a.resume)["id"]
     command = "s2sbench " + " ".join(shlex.quote(x) for x in sys.argv[1:])
-    sid = run_session(specs, store, sc, suite, command, resume=resume)
+    sid = run_session(specs, store, sc, suite, command, resume=resume, cache=cache)
     runs = store.runs(sid)
     failed = [r for r in runs if r.status != "ok"]
     print(f"session {sid}: {len(runs) - len(failed)} runs ok, {len(failed)} failed; stored in {a.store}")
@@ -262,7 +263,8 @@ def cmd_export(a: argparse.Namespace) -> int:
         df = df.assign(epoch_seconds=df["epoch_seconds"].map(json.dumps), test_by_length=df["test_by_length"].map(json.dumps))
         sys.stdout.write(df.to_csv(index=False))
     else:
-        sys.stdout.write(df.to_json(orient="records", indent=1) + "\n")
+        records = df.astype(object).where(df.notna(), None).to_dict(orient="records")
+        sys.stdout.write(json.dumps(records, indent=1) + "\n")  # full precision, unlike DataFrame.to_json
     return 0
 
 

@@ -89,7 +89,9 @@ def summary_table(runs: pd.DataFrame, reference: str | None = "attention") -> pd
             s = summarize(g[c].dropna().tolist())
             row[c], row[c + "_ci"], row[c + "_n"] = s.mean, s.half_width, s.n
         rows.append(row)
-    failed = runs[runs["status"] != "ok"].groupby(keys, sort=False).size()
+    # A failed run retried successfully on --resume is history, not a failure of the result.
+    bad = runs[(runs["status"] != "ok") & ~runs["key"].isin(set(ok["key"]))]
+    failed = bad.groupby(keys, sort=False).size()
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -324,7 +326,8 @@ def build(store: Store, sessions: list[str], reference: str | None = "attention"
                         fig_accuracy_by_length(runs, pal)) if f is not None]
     figs += fig_heatmaps(store, sessions, pal)
     env, warnings = environment(store, sessions)
-    failures = runs[runs["status"] != "ok"][["task", "model", "size", "seed", "error"]]
+    ok_keys = set(runs.loc[runs["status"] == "ok", "key"])
+    failures = runs[(runs["status"] != "ok") & ~runs["key"].isin(ok_keys)][["task", "model", "size", "seed", "error"]]
     return {"runs": runs, "table": table, "figures": figs, "env": env, "warnings": warnings, "failures": failures, "reference": reference}
 
 

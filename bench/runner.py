@@ -108,6 +108,8 @@ def resolve_device(name: str) -> torch.device:
         raise UserError(f"device {name!r} asked for, but CUDA is not available here")
     if dev.type not in ("cpu", "cuda"):
         raise UserError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"device {name!r} asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 
@@ -295,6 +297,17 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
     return metrics, fr.history(), samples
 
 
+def check(specs: list[RunSpec], sc: SessionConfig) -> DataCache:
+    """Refuse bad input before a session exists: unknown names, impossible configs, bad data files."""
+    for s in specs:
+        validate(s)
+    resolve_device(sc.device)
+    cache = DataCache()
+    for s in specs:
+        cache.get(s.data)
+    return cache
+
+
 def failure_reason(e: BaseException) -> str:
     if isinstance(e, Diverged):
         return f"diverged: {e}"
@@ -314,17 +327,14 @@ def run_session(
     resume: str | None = None,
     progress: Progress | None = None,
     session_id: str | None = None,
+    cache: DataCache | None = None,
 ) -> str:
     """Run every spec, committing each run as it ends. Returns the session id.
 
     ``resume``: the id of an earlier session to continue; its finished runs are skipped.
     """
-    for s in specs:
-        validate(s)
+    cache = cache or check(specs, sc)
     device = resolve_device(sc.device)
-    cache = DataCache()
-    for s in specs:  # bad data files are bad input: refuse before the session exists
-        cache.get(s.data)
     if sc.threads:
         torch.set_num_threads(sc.threads)
     set_deterministic(sc.deterministic)

@@ -84,7 +84,13 @@ class Store:
         try:
             d = os.path.dirname(os.path.abspath(path))
             os.makedirs(d, exist_ok=True)
+            existed = os.path.exists(path) and os.path.getsize(path) > 0
             self.db = sqlite3.connect(path, timeout=60.0)
+            if existed:
+                tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if tables and "meta" not in tables:
+                    self.db.close()
+                    raise UserError(f"{path}: not a results store (an SQLite database of another program)")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA busy_timeout=60000")
             with self.db:

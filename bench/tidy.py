@@ -45,7 +45,10 @@ def runs_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
             row["epoch_seconds"] = m.get("epoch_seconds", [])
             row["test_by_length"] = m.get("test_by_length", {})
             rows.append(row)
-    return pd.DataFrame(rows, columns=RUN_COLUMNS + ["test_by_length"])
+    df = pd.DataFrame(rows, columns=RUN_COLUMNS + ["test_by_length"])
+    for c in ("seed", "params", "epochs", "peak_memory_bytes"):  # stay integers beside a failed run's empty cells
+        df[c] = df[c].astype("Int64")
+    return df
 
 
 def epochs_frame(store: Store, sessions: list[str]) -> pd.DataFrame:

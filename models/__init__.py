@@ -35,6 +35,7 @@ def register(name: str, cls: type[Seq2Seq], config_cls: type, sizes: dict[str, A
 
 
 def _load() -> None:
+    """Import every module of the family (cached after the first time), whichever was imported first."""
     # Import for their registration side effect; order is the order of the story (book ch. 7 -> 8 -> NTM).
     import importlib
 
@@ -47,14 +48,12 @@ def _load() -> None:
 
 
 def names() -> list[str]:
-    if not _REGISTRY:
-        _load()
+    _load()
     return list(_REGISTRY)
 
 
 def entry(name: str) -> ModelEntry:
-    if not _REGISTRY:
-        _load()
+    _load()
     if name not in _REGISTRY:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(_REGISTRY)}")
     return _REGISTRY[name]

@@ -78,6 +78,7 @@ def register(name: str, summary: str, aligned: bool) -> Callable:
 
 
 def _load() -> None:
+    """Import every module of the family (cached after the first time), whichever was imported first."""
     import importlib
 
     for mod in ("date", "addition", "algorithmic"):
@@ -89,14 +90,12 @@ def _load() -> None:
 
 
 def names() -> list[str]:
-    if not _REGISTRY:
-        _load()
+    _load()
     return list(_REGISTRY)
 
 
 def entry(name: str) -> TaskEntry:
-    if not _REGISTRY:
-        _load()
+    _load()
     if name not in _REGISTRY:
         raise UserError(f"unknown task {name!r}; known tasks: {', '.join(_REGISTRY)}")
     return _REGISTRY[name]

@@ -1,0 +1,97 @@
+"""Shared fixtures: small run specs, a finished store made through the CLI, store snapshots.
+
+Tests run torch on one intra-op thread: on a small shared machine two processes each asking for every
+core slow each other down by orders of magnitude, and results (what the tests assert) do not depend on
+the thread count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+torch.set_num_threads(int(os.environ.get("S2SBENCH_TEST_THREADS", "1")))
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """``bench.cli.main(argv)`` in this process -> (exit code, stdout, stderr); argparse exits count too."""
+    from bench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main(argv)
+        except SystemExit as e:  # argparse errors
+            rc = e.code if isinstance(e.code, int) else 1
+    return rc, out.getvalue(), err.getvalue()
+
+
+def snapshot(path: str) -> dict[str, list[tuple]]:
+    """Every row of the sessions and runs tables (read with plain sqlite3, not the code under test)."""
+    db = sqlite3.connect(path)
+    try:
+        return {t: db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("sessions", "runs", "meta")}
+    finally:
+        db.close()
+
+
+def copy_store(src: str, dst_dir: str) -> str:
+    """Copy a store (with its WAL files if any) into ``dst_dir``; -> the copy's path."""
+    dst = os.path.join(dst_dir, os.path.basename(src))
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(src + suffix):
+            shutil.copyfile(src + suffix, dst + suffix)
+    return dst
+
+
+@pytest.fixture
+def make_spec() -> Callable[..., Any]:
+    """Factory for a small, fast RunSpec: date task, tiny model, a few hundred examples, 2 epochs."""
+    from bench.runner import DataSpec, MeasureSpec, RunSpec
+    from bench.train import TrainConfig
+
+    def make(model: str = "attention", seed: int = 0, task: str = "date", train: int = 240, epochs: int = 2,
+             lr: float = 3e-3, **data: Any) -> RunSpec:
+        return RunSpec(
+            model=model,
+            size="tiny",
+            seed=seed,
+            data=DataSpec(task=task, seed=0, train=train, valid=40, test=40, **data),
+            train=TrainConfig(epochs=epochs, batch_size=32, lr=lr, target=None, eval_batch_size=64),
+            measure=MeasureSpec(decode_batch=16, decode_repeats=1, samples=2),
+        )
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def cli_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A store holding one finished session of one tiny run, made by ``s2sbench run`` (in-process).
+
+    Shared read-only: a test that writes to a store must work on ``copy_store(...)``.
+    """
+    d = tmp_path_factory.mktemp("cli_store")
+    path = str(d / "bench.sqlite")
+    rc, out, err = run_cli(["run", "--task", "date", "--model", "attention", "--size", "tiny", "--epochs", "1",
+                            "--train-size", "200", "--device", "cpu", "--store", path])
+    assert rc == 0, err
+    from bench.store import Store
+
+    store = Store.open_existing(path)
+    try:
+        sessions = store.sessions()
+        runs = store.runs()
+    finally:
+        store.close()
+    assert len(sessions) == 1 and len(runs) == 1
+    return {"path": path, "session": sessions[0], "runs": runs, "stdout": out, "stderr": err}
