@@ -16,7 +16,6 @@ import torch
 from bench.data import Encoded, batches
 from bench.tasks import Span
 from bench.vocab import BOS, EOS, PAD
-
 from models import Seq2Seq
 
 
@@ -93,7 +92,7 @@ class EvalResult:
         }
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all while decoding
 def evaluate(
     model: Seq2Seq,
     enc: Encoded,

@@ -195,7 +195,7 @@ class PeakRSS:
             self.peak = max(self.peak, self.rss())
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self.start = self.peak = self.rss()
         self._t.start()
         return self
@@ -220,7 +220,7 @@ def decode_latency(model: models.Seq2Seq, enc: Encoded, batch: int, device: torc
     model.eval()
 
     def run() -> None:
-        with autocast():
+        with torch.inference_mode(), autocast():
             model.generate(b.src, b.src_mask, max_len, BOS, EOS)
 
     secs = median(time_fn(run, device, repeats=repeats, warmup=1))

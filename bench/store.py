@@ -103,7 +103,7 @@ class Store:
             raise UserError(f"{path}: store schema version {v}, this s2sbench reads version {SCHEMA_VERSION}")
 
     @classmethod
-    def open_existing(cls, path: str) -> "Store":
+    def open_existing(cls, path: str) -> Store:
         """Open for reading; a missing file is an error rather than a new empty store."""
         if not os.path.exists(path):
             raise UserError(f"{path}: no results store here (run a session first)")

@@ -84,7 +84,7 @@ class Precision:
         dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
         return lambda: torch.autocast(device_type=device.type, dtype=dtype)
 
-    def scaler(self, device: torch.device) -> "torch.amp.GradScaler | None":
+    def scaler(self, device: torch.device) -> torch.amp.GradScaler | None:
         return torch.amp.GradScaler(device.type) if self.amp == "fp16" else None
 
 

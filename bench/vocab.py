@@ -20,7 +20,7 @@ class Vocab:
     chars: tuple[str, ...]  # the real characters, ids 3..
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str]) -> "Vocab":
+    def from_texts(cls, texts: Iterable[str]) -> Vocab:
         return cls(tuple(sorted(set("".join(texts)))))
 
     def __len__(self) -> int:

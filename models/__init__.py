@@ -8,8 +8,9 @@ setting and exists only for the models the book has.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from models.base import Generation, Seq2Seq
 

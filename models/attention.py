@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from models import register
 from models.base import Generation, Seq2Seq, finish_tokens, last_valid
