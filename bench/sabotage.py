@@ -1,14 +1,26 @@
 """The sabotage check: does ``compare`` catch a real slowdown, and only that, on a noisy machine?
 
     python -m bench.sabotage [--repeats 5] [--models seq2seq,attention,transformer] [--slow attention] [--factor 2]
+                             [--seeds 3] [--threads 1] [--clock wall|cpu] [--fail-on ...] [--train 1000 --epochs 3 --decode-repeats 9]
 
 Each repeat runs two short sessions on the same machine, one after the other, into a temporary store: a
 *base* session of the unchanged models, and a *new* session in which one model is sabotaged -- its
 ``forward`` and ``generate`` do the same work ``factor`` times (the logits are the mean of identical
-copies, so it learns exactly the same; only the time changes). ``bench.compare`` then judges new against
+copies, so a model without dropout, like attention, learns exactly the same; only the time changes). ``bench.compare`` then judges new against
 base with the default thresholds. The check passes when the sabotaged model is flagged "worse" on time
 in every repeat and the unchanged models are never flagged -- the false-alarm and the miss rate of the
-regression gate, measured rather than assumed. Exit code 0 when it passes, 1 when not.
+regression gate, measured rather than assumed. Exit code 0 when it passes, 1 when not. After the
+per-repeat table it prints, per metric, the worst time ratio of the unchanged models and the mildest of
+the sabotaged one: a metric separates the two at the threshold when the first is below it and the
+second above.
+
+Each model runs three seeds by default: compare takes speed medians over seeds, and a median absorbs a
+burst of load from other jobs that hits one run (with one seed such bursts caused false alarms, and once
+a miss, on a busy 2-core machine). Runs use one torch thread by default: on a shared CPU, more threads than free cores turn every
+preemption of one worker into a stall of all of them at each parallel region (tiny models run thousands
+of small ones), which multiplies noise. ``--clock cpu`` times with process CPU time instead of wall
+time (an experiment beyond the suite's method, see ``clock``) to show how much of the noise is
+preemption by other jobs.
 
 The sabotage lives only in this script: a subclass swapped into the model registry for the new session
 and removed afterwards; ``models/`` is untouched. Sessions carry a calibration (``bench.calibrate``);
@@ -126,11 +138,11 @@ def _load() -> str:
         return "n/a"
 
 
-def specs(model_names: list[str], train: int, epochs: int, decode_repeats: int) -> list[RunSpec]:
+def specs(model_names: list[str], train: int, epochs: int, decode_repeats: int, seeds: int = 1) -> list[RunSpec]:
     data = DataSpec(task="date", seed=0, train=train, valid=200, test=300)
     cfg = TrainConfig(epochs=epochs, batch_size=64, target=None, time_budget_s=None, eval_batch_size=300)
     measure = MeasureSpec(decode_batch=256, decode_repeats=decode_repeats, samples=0)
-    return [RunSpec(model=m, size="tiny", seed=0, data=data, train=cfg, measure=measure) for m in model_names]
+    return [RunSpec(model=m, size="tiny", seed=sd, data=data, train=cfg, measure=measure) for m in model_names for sd in range(seeds)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train", type=int, default=1000, help="training examples (date task)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--decode-repeats", type=int, default=9)
+    p.add_argument("--seeds", type=int, default=3, help="seeds per model: compare takes speed medians over seeds, which absorb a burst of load hitting one run")
     p.add_argument("--threads", type=int, default=1, help="torch threads, 0 for torch's default (default 1: on a shared CPU, more threads than free cores turn every preemption into a stall at each parallel region)")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall: the harness's timers as they are; cpu: process CPU time instead (an experiment, use with --threads 1)")
@@ -151,13 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     names = [m.strip() for m in a.models.split(",") if m.strip()]
     if a.slow not in names:
         p.error(f"--slow {a.slow!r} must be one of --models")
-    run_specs = specs(names, a.train, a.epochs, a.decode_repeats)
+    run_specs = specs(names, a.train, a.epochs, a.decode_repeats, a.seeds)
     sc = SessionConfig(device="cpu", threads=a.threads or None)
     folder = a.keep or tempfile.mkdtemp(prefix="s2sbench-sabotage-")
     os.makedirs(folder, exist_ok=True)
     store = Store(os.path.join(folder, "sabotage.sqlite"))
     quiet = Progress(0, stream=io.StringIO())
-    print(f"sabotage check: {a.repeats} repeats; models {', '.join(names)} (tiny, date, {a.train} examples, {a.epochs} epochs, "
+    print(f"sabotage check: {a.repeats} repeats; models {', '.join(names)} (tiny, date, {a.train} examples, {a.epochs} epochs, {a.seeds} seed(s), "
           f"cpu, {a.threads or torch.get_num_threads()} threads, {a.clock} clock); {a.slow} does its work x{a.factor} "
           f"in the new session; load average {_load()}; store {store.path}", flush=True)
     th = parse_fail_on(a.fail_on)
