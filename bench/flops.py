@@ -74,12 +74,3 @@ def train_step_flops(model: torch.nn.Module, batch: Batch) -> int:
     model.train(was)
     return int(fc.get_total_flops())
 
-
-def matmul_peak_flops(device: torch.device, n: int = 1024, repeats: int = 5) -> float:
-    """Measured fp32 matmul FLOP/s of this device: the denominator of MFU on a CPU with no spec sheet."""
-    from bench.timing import median, time_fn
-
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    secs = median(time_fn(lambda: a @ b, device, repeats=repeats, warmup=2))
-    return 2 * n**3 / secs

@@ -21,6 +21,7 @@ import torch
 
 import models
 from bench import environment, tasks
+from bench.calibrate import calibrate, peak_flops
 from bench.data import Encoded, encode_split
 from bench.errors import UserError
 from bench.evaluate import evaluate
@@ -338,17 +339,18 @@ def run_session(
     if sc.threads:
         torch.set_num_threads(sc.threads)
     set_deterministic(sc.deterministic)
-    if sc.peak_flops is None:  # MFU's denominator: this machine's measured fp32 matmul rate, kept with the session
-        from bench.flops import matmul_peak_flops
-
-        sc = replace(sc, peak_flops=matmul_peak_flops(device))
+    # A fixed workload timed now, in this process: compare divides speed by it (machine normalisation), and
+    # its matmul rate is MFU's denominator on a device without a spec-sheet peak.
+    cal = calibrate(device)
+    if sc.peak_flops is None:
+        sc = replace(sc, peak_flops=peak_flops(cal))
     if resume:
         sid = resume
         done = store.done_keys(sid)
         store.finish_session(sid, None, "running")  # type: ignore[arg-type]
     else:
         sid = session_id or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
-        env = environment.capture(device) | {"session_config": asdict(sc), "suite": suite}
+        env = environment.capture(device) | {"session_config": asdict(sc), "suite": suite, "calibration": cal}
         store.add_session(sid, now(), suite, command, env)
         done = set()
     todo = [s for s in specs if s.key() not in done]

@@ -23,8 +23,7 @@ time (an experiment beyond the suite's method, see ``clock``) to show how much o
 preemption by other jobs.
 
 The sabotage lives only in this script: a subclass swapped into the model registry for the new session
-and removed afterwards; ``models/`` is untouched. Sessions carry a calibration (``bench.calibrate``);
-where the runner does not record one yet, this script adds it to the session environment itself.
+and removed afterwards; ``models/`` is untouched. Sessions carry a calibration (``bench.calibrate``).
 """
 
 from __future__ import annotations
@@ -43,9 +42,7 @@ from dataclasses import replace
 import torch
 
 import models
-from bench import environment, timing
-from bench import runner as runner_mod
-from bench.calibrate import calibrate
+from bench import timing
 from bench.compare import SPEED, compare, parse_fail_on, side_from_store
 from bench.progress import Progress
 from bench.runner import DataSpec, MeasureSpec, RunSpec, SessionConfig, run_session
@@ -89,27 +86,6 @@ def sabotaged(name: str, factor: int) -> Iterator[None]:
         yield
     finally:
         reg[name] = original
-
-
-@contextmanager
-def with_calibration() -> Iterator[None]:
-    """Make sessions record ``env["calibration"]`` when the runner does not do it itself."""
-    if hasattr(runner_mod, "calibrate"):  # the runner already calibrates at session start
-        yield
-        return
-    orig = environment.capture
-
-    def capture(device: torch.device) -> dict:
-        env = orig(device)
-        if "calibration" not in env:
-            env["calibration"] = calibrate(device)
-        return env
-
-    environment.capture = capture
-    try:
-        yield
-    finally:
-        environment.capture = orig
 
 
 @contextmanager
@@ -179,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     hits = misses = false_alarms = 0
     cost: dict[tuple[bool, str], list[float]] = {}  # (sabotaged?, metric) -> time-equivalent ratios
     t0 = time.perf_counter()
-    with with_calibration(), clock(a.clock):
+    with clock(a.clock):
         for rep in range(1, a.repeats + 1):
             base = run_session(run_specs, store, sc, "sabotage", "bench.sabotage base", progress=quiet, session_id=f"rep{rep}-base")
             with sabotaged(a.slow, a.factor):
