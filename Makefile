@@ -11,7 +11,12 @@ TORCH_INDEX ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: bench test lint clean
+# CI's regression check: the quick suite on one CPU thread (stable timings, bit-identical accuracies)
+# compared with the committed baseline. Speed is machine-normalised; one seed, hence a generous bound.
+REGRESS_STORE ?= results/regress.sqlite
+FAIL_ON ?= time:+50%,accuracy:-0.1pt,memory:+30%
+
+.PHONY: bench test regress regress-run baseline lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,8 +32,18 @@ bench: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+regress: regress-run
+	$(PY) -m bench compare results/baselines/cpu-ci.json latest --store $(REGRESS_STORE) --fail-on "$(FAIL_ON)" --markdown results/reports/regress.md
+
+baseline: regress-run  # re-record results/baselines/cpu-ci.json (commit it with the change that moved it)
+	$(PY) -m bench baseline save cpu-ci --store $(REGRESS_STORE)
+
+regress-run: $(STAMP)
+	rm -f $(REGRESS_STORE) $(REGRESS_STORE)-wal $(REGRESS_STORE)-shm
+	$(PY) -m bench run --suite quick --device cpu --deterministic --threads 1 --store $(REGRESS_STORE)
+
 lint: $(STAMP)
 	$(PY) -m ruff check bench models tests
 
 clean:
-	rm -rf $(VENV) results/bench.sqlite results/reports
+	rm -rf $(VENV) results/bench.sqlite results/regress.sqlite results/reports

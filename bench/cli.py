@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--sessions", help="several session ids separated by commas")
     rep.add_argument("--out", help="output folder (default results/reports/<session>)")
     rep.add_argument("--reference", default="attention", help="model the speed ratios are relative to")
+    rep.add_argument("--task", help="only these tasks (comma-separated)")
+    rep.add_argument("--device", help="only sessions whose device name contains this (or 'cpu' / 'cuda')")
+    rep.add_argument("--commits", help="only sessions at these commits: a git range A..B, or commit prefixes separated by commas")
 
     ls = sub.add_parser("list", help="list tasks, models (with parameter counts), suites and stored sessions")
     ls.add_argument("--store", default=DEFAULT_PATH)
@@ -207,15 +210,33 @@ def cmd_run(a: argparse.Namespace) -> int:
 def cmd_report(a: argparse.Namespace) -> int:
     from bench import report
     from bench.store import Store
-    from bench.tidy import select_sessions
+    from bench.tidy import filter_sessions, select_sessions
 
     store = Store.open_existing(a.store)
-    ids = select_sessions(store, a.sessions or a.session)
+    filtering = a.device or a.commits
+    ids = select_sessions(store, a.sessions or ("all" if filtering and a.session == "latest" else a.session))
+    if filtering:
+        ids = filter_sessions(store, ids, a.device, commit_list(a.commits) if a.commits else None)
     out = a.out or os.path.join(os.path.dirname(os.path.abspath(a.store)), "reports", ids[-1] if len(ids) == 1 else f"{ids[0]}..{ids[-1]}")
-    paths = report.write(store, ids, out, reference=a.reference)
+    paths = report.write(store, ids, out, reference=a.reference, tasks=a.task.split(",") if a.task else None)
     print(f"report: {paths['html']}")
     print(f"markdown: {paths['md']}")
     return 0
+
+
+def commit_list(spec: str) -> list[str]:
+    """``A..B`` -> the commits of that git range (``git rev-list``); otherwise comma-separated prefixes."""
+    if ".." not in spec:
+        return [c.strip() for c in spec.split(",") if c.strip()]
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-list", spec], capture_output=True, text=True, timeout=30)
+    except OSError as e:
+        raise UserError(f"--commits {spec}: cannot run git ({e})") from None
+    if out.returncode != 0:
+        raise UserError(f"--commits {spec}: not a git range here ({out.stderr.strip().splitlines()[0] if out.stderr.strip() else 'git failed'})")
+    return out.stdout.split()
 
 
 def cmd_list(a: argparse.Namespace) -> int:
@@ -276,6 +297,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
     sys.stdout.write(md)
     if a.markdown:
         try:
+            os.makedirs(os.path.dirname(os.path.abspath(a.markdown)), exist_ok=True)
             with open(a.markdown, "w", encoding="utf-8") as f:
                 f.write(md)
         except OSError as e:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -133,29 +134,37 @@ def format_cell(table: pd.DataFrame, i: int, c: str) -> str:
     return text
 
 
-def table_rows(table: pd.DataFrame) -> tuple[list[str], list[list[tuple[str, bool]]]]:
+QUALITY_COLS = ("exact_match", "token_accuracy", "alignment")
+SPEED_COLS = ("params", "flops_per_token", "train_tokens_per_s", "s_per_epoch", "time_to_target_s", "decode_latency_b1_ms",
+              "decode_latency_batch_ms", "peak_memory_mib")
+
+
+def table_rows(table: pd.DataFrame, columns: tuple[str, ...]) -> tuple[list[str], list[list[tuple[str, bool]]]]:
+    """Headers and cells (text, is-winner) of one of the report's two tables."""
     win = winners(table)
-    cols = [c for c in COLUMNS if c in table and not table[c].isna().all()]
-    headers = ["task", "model", "size", "seeds"] + [COLUMNS[c][0] for c in cols] + ["target reached", "failed"]
+    cols = [c for c in columns if c in table and not table[c].isna().all()]
+    quality = columns == QUALITY_COLS
+    headers = ["task", "model", "size", "seeds"] + [COLUMNS[c][0] for c in cols] + (["target reached", "failed"] if quality else [])
     body = []
     for i in table.index:
         r = [(str(table.at[i, "task"]), False), (str(table.at[i, "model"]), False), (str(table.at[i, "size"]), False), (str(table.at[i, "seeds"]), False)]
         r += [(format_cell(table, i, c), win.get((i, c), False)) for c in cols]
-        r += [(str(table.at[i, "reached_target"]), False), (str(table.at[i, "failed"]), False)]
+        if quality:
+            r += [(str(table.at[i, "reached_target"]), False), (str(table.at[i, "failed"]), False)]
         body.append(r)
     return headers, body
 
 
-def markdown_table(table: pd.DataFrame) -> str:
-    headers, body = table_rows(table)
+def markdown_table(table: pd.DataFrame, columns: tuple[str, ...]) -> str:
+    headers, body = table_rows(table, columns)
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in body:
         lines.append("| " + " | ".join(f"**{t}**" if w else t for t, w in r) + " |")
     return "\n".join(lines)
 
 
-def html_table(table: pd.DataFrame) -> str:
-    headers, body = table_rows(table)
+def html_table(table: pd.DataFrame, columns: tuple[str, ...]) -> str:
+    headers, body = table_rows(table, columns)
     h = "".join(f"<th>{html.escape(x)}</th>" for x in headers)
     rows = "".join("<tr>" + "".join(f"<td class='{'win' if w else ''}'>{html.escape(t)}</td>" for t, w in r) + "</tr>" for r in body)
     return f"<table><thead><tr>{h}</tr></thead><tbody>{rows}</tbody></table>"
@@ -190,6 +199,8 @@ def fig_learning_curves(ep: pd.DataFrame, pal: dict) -> Figure | None:
             sns.lineplot(data=d, x=x, y="valid_exact_pct", hue="model", palette=pal, hue_order=[m for m in pal if m in set(d["model"])],
                          errorbar=("pi", 100) if d["seed"].nunique() > 1 else None, estimator="mean", marker="o", ax=ax, legend=(col == 1))
             ax.set(xlabel=xl, ylabel="validation exact match %", ylim=(-2, 102), title=lab)
+            if x == "epoch":
+                ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
             if col == 1 and ax.get_legend() is not None:
                 sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), frameon=False, title="model")
     fig.tight_layout()
@@ -220,6 +231,14 @@ def fig_speed_accuracy(table: pd.DataFrame, pal: dict) -> Figure | None:
                   "Each model's training throughput against its test exact match (mean over seeds, 95 % interval). Outlined points and the dashed line are the Pareto front: no other model is both faster and more accurate.")
 
 
+def bin_centres(lengths: pd.Series, bins: int = 8) -> pd.Series:
+    """Equal-width bins over a task's lengths (about ``bins`` of them), each length -> its bin's centre,
+    so each point of the length plot rests on enough examples to be more than noise."""
+    lo, hi = int(lengths.min()), int(lengths.max())
+    width = max(1, -(-(hi - lo + 1) // bins))  # ceil
+    return lo + (lengths - lo) // width * width + (width - 1) / 2
+
+
 def fig_accuracy_by_length(runs: pd.DataFrame, pal: dict) -> Figure | None:
     rows = []
     for r in runs[runs["status"] == "ok"].itertuples():
@@ -227,8 +246,10 @@ def fig_accuracy_by_length(runs: pd.DataFrame, pal: dict) -> Figure | None:
             rows.append({"task": r.task, "size": r.size, "model": r.model, "seed": r.seed, "length": int(L), "correct": c, "n": n})
     if not rows:
         return None
-    d = pd.DataFrame(rows).groupby(["task", "size", "model", "length"], as_index=False)[["correct", "n"]].sum()
-    d = d[d["n"] >= 5]  # lengths with a handful of examples are noise
+    d = pd.DataFrame(rows)
+    d["length"] = d.groupby("task")["length"].transform(bin_centres)
+    d = d.groupby(["task", "size", "model", "length"], as_index=False)[["correct", "n"]].sum()
+    d = d[d["n"] >= 10]
     d["exact_pct"] = d["correct"] / d["n"] * 100
     labels = list(dict.fromkeys(d["task"] + " · " + d["size"]))
     fig, axes = plt.subplots(1, len(labels), figsize=(5.2 * len(labels), 3.8), squeeze=False)
@@ -240,15 +261,15 @@ def fig_accuracy_by_length(runs: pd.DataFrame, pal: dict) -> Figure | None:
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, title="model")
     fig.tight_layout()
     return Figure("accuracy_by_length", "Accuracy by source length", _png(fig),
-                  "Test exact match per source length (lengths with at least 5 test examples). A fixed-length vector (plain seq2seq) loses accuracy as sources grow (book §8.1).")
+                  "Test exact match by source length (lengths binned, bins with at least 10 test examples). A fixed-length vector (plain seq2seq) loses accuracy as sources grow (book §8.1).")
 
 
-def fig_heatmaps(store: Store, sessions: list[str], pal: dict, per_task: int = 2) -> list[Figure]:
+def fig_heatmaps(store: Store, sessions: list[str], pal: dict, per_task: int = 2, tasks: list[str] | None = None) -> list[Figure]:
     """Attention heatmaps of the same test inputs across models (book §8.3)."""
     by_task: dict[str, list] = {}
     for sid in sessions:
         for r in store.runs(sid):
-            if r.status == "ok" and r.samples:
+            if r.status == "ok" and r.samples and (not tasks or r.task in tasks):
                 by_task.setdefault(r.task, []).append(r)
     figs = []
     for task, runs in by_task.items():
@@ -292,7 +313,9 @@ def environment(store: Store, sessions: list[str]) -> tuple[pd.DataFrame, list[s
     rows = []
     for sid in sessions:
         e = info[sid]["env"]
-        rows.append({"session": sid, **{k: e.get(k) for k in ENV_KEYS}, "started": info[sid]["started"], "status": info[sid]["status"]})
+        row = {"session": sid, **{k: e.get(k) for k in ENV_KEYS}, "started": info[sid]["started"], "status": info[sid]["status"]}
+        row["commit"] = (row["commit"] or "")[:10] or None
+        rows.append(row)
     env = pd.DataFrame(rows)
     warnings = []
     for k, what in (("device_name", "devices"), ("torch", "torch versions"), ("cuda", "CUDA versions"), ("threads", "thread counts")):
@@ -311,28 +334,33 @@ th{background:#f4f4f4;position:sticky;top:0} td:nth-child(-n+3),th:nth-child(-n+
 td.win{font-weight:700;background:#e8f4e8}
 .warn{background:#fff4e5;border-left:4px solid #f0a020;padding:.5rem 1rem}
 figure{margin:1rem 0} figure img{max-width:100%} figcaption{font-size:.85rem;color:#555}
-.note{font-size:.85rem;color:#555}
+.note{font-size:.85rem;color:#555} h3{font-size:1rem;margin:1rem 0 .2rem}
+table.env td,table.env th{font-size:.75rem}
 """
 
 
-def build(store: Store, sessions: list[str], reference: str | None = "attention") -> dict:
+def build(store: Store, sessions: list[str], reference: str | None = "attention", tasks: list[str] | None = None) -> dict:
     runs = runs_frame(store, sessions)
+    if tasks:
+        runs = runs[runs["task"].isin(tasks)]
     if runs.empty:
         raise UserError(f"session {', '.join(sessions)} has no runs to report")
     table = summary_table(runs, reference)
     ep = epochs_frame(store, sessions)
+    if tasks and not ep.empty:
+        ep = ep[ep["task"].isin(tasks)]
     pal = palette(sorted(set(runs["model"])))
     figs = [f for f in (fig_learning_curves(ep, pal), fig_speed_accuracy(table, pal) if not table.empty else None,
                         fig_accuracy_by_length(runs, pal)) if f is not None]
-    figs += fig_heatmaps(store, sessions, pal)
+    figs += fig_heatmaps(store, sessions, pal, tasks=tasks)
     env, warnings = environment(store, sessions)
     ok_keys = set(runs.loc[runs["status"] == "ok", "key"])
     failures = runs[(runs["status"] != "ok") & ~runs["key"].isin(ok_keys)][["task", "model", "size", "seed", "error"]]
     return {"runs": runs, "table": table, "figures": figs, "env": env, "warnings": warnings, "failures": failures, "reference": reference}
 
 
-def write(store: Store, sessions: list[str], out: str, reference: str | None = "attention") -> dict[str, str]:
-    r = build(store, sessions, reference)
+def write(store: Store, sessions: list[str], out: str, reference: str | None = "attention", tasks: list[str] | None = None) -> dict[str, str]:
+    r = build(store, sessions, reference, tasks)
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as e:
@@ -346,10 +374,18 @@ def write(store: Store, sessions: list[str], out: str, reference: str | None = "
     parts.append("<h2>Results</h2>")
     parts.append("<p class='note'>Medians over seeds for speed; mean ± 95 % interval over seeds for quality. "
                  f"Bold green: best of its task and size. {ref_note}</p>")
-    parts.append(html_table(r["table"]) if not r["table"].empty else "<p>No run finished.</p>")
+    if r["table"].empty:
+        parts.append("<p>No run finished.</p>")
+    else:
+        parts.append("<h3>Quality</h3>" + html_table(r["table"], QUALITY_COLS))
+        parts.append("<h3>Speed and cost</h3>" + html_table(r["table"], SPEED_COLS))
     if not r["failures"].empty:
         parts.append("<h2>Failed runs</h2>" + r["failures"].to_html(index=False, escape=True))
-    md = [f"# {title}", ""] + [f"> ⚠ {w}" for w in r["warnings"]] + ["", markdown_table(r["table"]) if not r["table"].empty else "No run finished.", ""]
+    md = [f"# {title}", ""] + [f"> ⚠ {w}" for w in r["warnings"]] + [""]
+    if r["table"].empty:
+        md += ["No run finished.", ""]
+    else:
+        md += ["## Quality", "", markdown_table(r["table"], QUALITY_COLS), "", "## Speed and cost", "", markdown_table(r["table"], SPEED_COLS), ""]
     for f in r["figures"]:
         with open(os.path.join(out, f.name + ".png"), "wb") as fh:
             fh.write(f.png)
@@ -357,7 +393,7 @@ def write(store: Store, sessions: list[str], out: str, reference: str | None = "
         parts.append(f"<h2>{html.escape(f.title)}</h2><figure><img alt='{html.escape(f.title)}' src='data:image/png;base64,{b64}'>"
                      f"<figcaption>{html.escape(f.caption)}</figcaption></figure>")
         md += [f"## {f.title}", "", f"![{f.title}]({f.name}.png)", "", f.caption, ""]
-    parts.append("<h2>Environment</h2>" + r["env"].to_html(index=False, escape=True, na_rep="–"))
+    parts.append("<h2>Environment</h2>" + r["env"].to_html(index=False, escape=True, na_rep="–", classes="env", border=0))
     md += ["## Environment", "", markdown_frame(r["env"])]
     parts.append("</body></html>")
     paths = {"html": os.path.join(out, "index.html"), "md": os.path.join(out, "report.md"), "csv": os.path.join(out, "runs.csv")}

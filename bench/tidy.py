@@ -31,6 +31,17 @@ def select_sessions(store: Store, ref: str) -> list[str]:
     return [store.session(r.strip())["id"] for r in ref.split(",") if r.strip()]
 
 
+def filter_sessions(store: Store, ids: list[str], device: str | None = None, commits: list[str] | None = None) -> list[str]:
+    """Keep the sessions whose device name contains ``device`` and whose commit is in ``commits``."""
+    env = {s["id"]: s["env"] for s in store.sessions()}
+    out = [i for i in ids
+           if (device is None or device.lower() in str(env[i].get("device_name", "")).lower() or device == env[i].get("device_type"))
+           and (commits is None or any(str(env[i].get("commit") or "").startswith(c) for c in commits))]
+    if not out:
+        raise UserError(f"{store.path}: no session matches the filter")
+    return out
+
+
 def runs_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
     envs = {s["id"]: s["env"] for s in store.sessions()}
     rows: list[dict[str, Any]] = []
