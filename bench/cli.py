@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 from dataclasses import replace
@@ -67,6 +68,18 @@ def _option(s: str) -> tuple[str, Any]:
     return k.strip(), val
 
 
+def _shard(s: str) -> tuple[int, int]:
+    from bench.shard import parse
+
+    return parse(s)
+
+
+def _session_id(s: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", s) or s in ("latest", "all"):
+        raise argparse.ArgumentTypeError(f"a session id is 1-64 letters, digits, '.', '_', ':' or '-' (not 'latest' or 'all'): {s!r}")
+    return s
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="s2sbench", description="Train, time and score seq2seq architectures side by side.")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
@@ -98,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--compile", action="store_true", help="torch.compile the model")
     how.add_argument("--resume", nargs="?", const="auto", help="continue an interrupted session (default: the latest unfinished one of this suite)")
     how.add_argument("--store", default=DEFAULT_PATH)
+    far = r.add_argument_group("beyond one machine (README: Beyond one machine)")
+    far.add_argument("--shard", type=_shard, metavar="K/N", help="run only shard K of N (K counts from 1): a deterministic, cost-balanced part of the runs")
+    far.add_argument("--session-id", type=_session_id, metavar="ID", help="the session's id (give every shard the same one; `merge` joins them)")
+    far.add_argument("--executor", choices=["local", "ray"], default="local", help="local: this process; ray: each run a Ray task")
+    far.add_argument("--address", help="with --executor ray: auto (the running cluster) or HOST:PORT; default: start a local Ray")
+    far.add_argument("--ddp", action="store_true", help="under torchrun: train each run DistributedDataParallel across the processes")
+
+    mg = sub.add_parser("merge", help="join results stores (e.g. the shards of a suite) into one")
+    mg.add_argument("out", metavar="OUT", help="the store merged into (created if missing)")
+    mg.add_argument("inputs", metavar="IN", nargs="+", help="stores to merge in (read only)")
 
     rep = sub.add_parser("report", help="write the HTML and Markdown report of sessions from the store")
     rep.add_argument("--store", default=DEFAULT_PATH)
@@ -193,17 +216,78 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     suite, specs = _specs_from_flags(a)
     sc = SessionConfig(device=a.device, threads=a.threads or None, deterministic=a.deterministic, compile=a.compile)
-    cache = check(specs, sc)  # bad input is refused before the store is touched
-    store = Store(a.store)
-    resume = None
-    if a.resume:
-        resume = store.resumable(suite) if a.resume == "auto" else store.session(a.resume)["id"]
-    command = "s2sbench " + " ".join(shlex.quote(x) for x in sys.argv[1:])
-    sid = run_session(specs, store, sc, suite, command, resume=resume, cache=cache)
+    env_extra: dict[str, Any] = {}
+    if a.shard:
+        from bench.shard import select
+
+        specs, env_extra["shard"] = select(specs, a.shard)
+    if a.address and a.executor != "ray":
+        raise UserError("--address goes with --executor ray")
+    if a.ddp and a.executor == "ray":
+        raise UserError("--ddp runs under torchrun, not with --executor ray")
+    executor: Any = None
+    group: Any = None
+    try:
+        if a.ddp:
+            from bench.ddp import Group
+            from bench.executor import LocalExecutor
+
+            group = Group.from_torchrun(a.device)
+            sc, executor, env_extra["ddp"] = group.session_config(sc), LocalExecutor(parallel=group), group.describe()
+        elif a.executor == "ray":
+            from bench.ray_executor import RayExecutor
+            from bench.runner import validate
+
+            for s in specs:  # the cheap refusals before starting or joining Ray
+                validate(s)
+            executor = RayExecutor(a.address, threads=a.threads)
+        cache = check(specs, sc, executor)  # bad input is refused before the store is touched
+
+        def open_store() -> tuple[Store, str | None]:
+            store = Store(a.store)
+            return store, _resume(store, a, suite)
+
+        store, resume, specs = group.open_store(open_store, specs) if group else (*open_store(), specs)
+        command = "s2sbench " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+        sid = run_session(specs, store, sc, suite, command, resume=resume, cache=cache, session_id=a.session_id, executor=executor,
+                          env_extra=env_extra, progress=group.progress() if group else None)
+    finally:
+        if hasattr(executor, "close"):
+            executor.close()
+        if group is not None:
+            group.close()
+    if group is not None and group.rank != 0:
+        return 0
+    if a.shard:
+        print(f"shard {a.shard[0]}/{a.shard[1]}: {len(specs)} of {env_extra['shard']['suite_runs']} runs")
     runs = store.runs(sid)
     failed = [r for r in runs if r.status != "ok"]
     print(f"session {sid}: {len(runs) - len(failed)} runs ok, {len(failed)} failed; stored in {a.store}")
     print(f"report: s2sbench report --store {shlex.quote(a.store)} --session {sid}")
+    return 0
+
+
+def _resume(store: Any, a: argparse.Namespace, suite: str | None) -> str | None:
+    """The session ``run`` continues, if any. With --session-id: that session when the store has it and --resume is given."""
+    if a.session_id:
+        exists = any(s["id"] == a.session_id for s in store.sessions())
+        if exists and not a.resume:
+            raise UserError(f"session {a.session_id!r} is already in {a.store}: add --resume to continue it, or choose another --session-id")
+        if a.resume not in (None, "auto", a.session_id):
+            raise UserError(f"--resume {a.resume} and --session-id {a.session_id} name different sessions")
+        return a.session_id if exists else None
+    if a.resume:
+        return store.resumable(suite) if a.resume == "auto" else store.session(a.resume)["id"]
+    return None
+
+
+def cmd_merge(a: argparse.Namespace) -> int:
+    from bench.merge import merge
+
+    res = merge(a.out, a.inputs)
+    for line in res.lines:
+        print(line)
+    print(res.summary())
     return 0
 
 
@@ -330,7 +414,7 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "export": cmd_export, "compare": cmd_compare,
+COMMANDS = {"run": cmd_run, "merge": cmd_merge, "report": cmd_report, "list": cmd_list, "export": cmd_export, "compare": cmd_compare,
             "baseline": cmd_baseline, "calibrate": cmd_calibrate}
 
 

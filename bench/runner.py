@@ -15,13 +15,13 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 import models
-from bench import environment, tasks
-from bench.calibrate import calibrate, peak_flops
+from bench import tasks
+from bench.calibrate import peak_flops
 from bench.data import Encoded, encode_split
 from bench.errors import UserError
 from bench.evaluate import evaluate
@@ -32,6 +32,10 @@ from bench.tasks import TaskData, TaskOptions, textfile
 from bench.timing import Precision, median, peak_memory_bytes, reset_peak_memory, time_fn
 from bench.train import Diverged, TrainConfig, fit
 from bench.vocab import BOS, EOS, Vocab
+
+if TYPE_CHECKING:
+    from bench.ddp import Group
+    from bench.executor import Executor
 
 
 @dataclass(frozen=True)
@@ -228,12 +232,18 @@ def decode_latency(model: models.Seq2Seq, enc: Encoded, batch: int, device: torc
     return {"seconds": secs, "tokens_per_s": len(idx) * max_len / secs}
 
 
-def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConfig, progress: Progress | None = None) -> tuple[dict, list, list]:
-    """Train, evaluate and measure one run. -> (metrics, per-epoch history, attention samples)."""
+def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConfig, progress: Progress | None = None,
+            parallel: Group | None = None) -> tuple[dict, list, list]:
+    """Train, evaluate and measure one run. -> (metrics, per-epoch history, attention samples).
+
+    ``parallel``: this process is one rank of a data-parallel run (``bench.ddp``, under torchrun).
+    """
     seed_everything(spec.seed)
     model = models.build(spec.model, len(prep.vocab), spec.size, **dict(spec.model_options)).to(device)
     params = models.count_params(model)
     runnable = torch.compile(model) if sc.compile else model
+    if parallel is not None:
+        runnable = parallel.wrap(runnable)
     from bench.data import make_batch
     from bench.flops import train_step_flops
 
@@ -252,7 +262,7 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
                 if i == n:
                     epoch_no[0] += 1
 
-        fr = fit(runnable, prep.train, prep.valid, spec.train, device, spec.seed, on_epoch=on_epoch, on_batch=on_batch)
+        fr = fit(runnable, prep.train, prep.valid, spec.train, device, spec.seed, on_epoch=on_epoch, on_batch=on_batch, parallel=parallel)
         ev = evaluate(model, prep.test, device, spec.train.eval_batch_size, with_attention=True, n_samples=spec.measure.samples, autocast=autocast)
         lat1 = decode_latency(model, prep.test, 1, device, spec.measure.decode_repeats, autocast)
         latb = decode_latency(model, prep.test, spec.measure.decode_batch, device, spec.measure.decode_repeats, autocast)
@@ -290,6 +300,8 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
         "vocab_size": len(prep.vocab),
         "train_examples": len(prep.train),
     }
+    if parallel is not None:
+        metrics |= parallel.metrics(metrics)
     samples = []
     for s in ev.samples:
         s = dict(s)
@@ -298,11 +310,11 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
     return metrics, fr.history(), samples
 
 
-def check(specs: list[RunSpec], sc: SessionConfig) -> DataCache:
+def check(specs: list[RunSpec], sc: SessionConfig, executor: Executor | None = None) -> DataCache:
     """Refuse bad input before a session exists: unknown names, impossible configs, bad data files."""
     for s in specs:
         validate(s)
-    resolve_device(sc.device)
+    (executor.resolve_device if executor is not None else resolve_device)(sc.device)
     cache = DataCache()
     for s in specs:
         cache.get(s.data)
@@ -329,19 +341,27 @@ def run_session(
     progress: Progress | None = None,
     session_id: str | None = None,
     cache: DataCache | None = None,
+    executor: Executor | None = None,
+    env_extra: dict[str, Any] | None = None,
 ) -> str:
     """Run every spec, committing each run as it ends. Returns the session id.
 
     ``resume``: the id of an earlier session to continue; its finished runs are skipped.
+    ``executor``: where runs execute (``bench.executor``; default: here, one after another). Whichever it
+    is, this process alone writes the store, one transaction per run as its result comes back.
+    ``env_extra``: recorded with the session's environment (the shard, the data-parallel world, ...).
     """
-    cache = cache or check(specs, sc)
-    device = resolve_device(sc.device)
+    from bench.executor import LocalExecutor, RunContext
+
+    ex = executor or LocalExecutor()
+    cache = cache or check(specs, sc, ex)
+    device = ex.resolve_device(sc.device)
     if sc.threads:
         torch.set_num_threads(sc.threads)
     set_deterministic(sc.deterministic)
     # A fixed workload timed now, in this process: compare divides speed by it (machine normalisation), and
     # its matmul rate is MFU's denominator on a device without a spec-sheet peak.
-    cal = calibrate(device)
+    cal = ex.calibrate(device, sc)
     if sc.peak_flops is None:
         sc = replace(sc, peak_flops=peak_flops(cal))
     if resume:
@@ -350,7 +370,7 @@ def run_session(
         store.finish_session(sid, None, "running")  # type: ignore[arg-type]
     else:
         sid = session_id or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
-        env = environment.capture(device) | {"session_config": asdict(sc), "suite": suite, "calibration": cal}
+        env = ex.environment(device) | {"session_config": asdict(sc), "suite": suite, "calibration": cal} | (env_extra or {})
         store.add_session(sid, now(), suite, command, env)
         done = set()
     todo = [s for s in specs if s.key() not in done]
@@ -358,24 +378,12 @@ def run_session(
     progress.total = len(todo)
     status = "finished"
     try:
-        for spec in todo:
-            progress.start_run(spec.label())
-            started = now()
-            try:
-                prep = cache.get(spec.data)
-                metrics, history, samples = execute(spec, prep, device, sc, progress)
-                rec_status, error = "ok", None
-                detail = f"test exact {metrics['test_exact_match']:.1%}"
-            except UserError:
-                raise
-            except Exception as e:  # noqa: BLE001 -- any failure of one run is recorded and the session goes on
-                metrics, history, samples = {}, [], []
-                rec_status, error = "failed", failure_reason(e)
-                detail = error
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
+        for o in ex.map(todo, RunContext(cache, device, sc, progress)):  # each outcome as its run ends
+            spec = o.spec
+            rec_status = "ok" if o.error is None else "failed"
+            detail = o.error or f"test exact {o.metrics['test_exact_match']:.1%}"
             store.add_run(RunRecord(sid, spec.key(), spec.data.name, spec.model, spec.size, spec.seed, spec.config(), spec.config_hash(),
-                                    rec_status, error, started, now(), metrics, history, samples))
+                                    rec_status, o.error, o.started, o.finished, o.metrics, o.history, o.samples))
             progress.end_run(rec_status, detail)
     except KeyboardInterrupt:
         status = "interrupted"

@@ -11,11 +11,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 import torch
 from torch.nn import functional as F
 
-from bench.data import Encoded, batches
+from bench.data import Batch, Encoded, batches
 from bench.evaluate import EvalResult, evaluate
 from bench.timing import Precision, Stopwatch
 from bench.vocab import PAD
@@ -63,6 +64,18 @@ class FitResult:
         return [asdict(e) for e in self.epochs]
 
 
+class Parallel(Protocol):
+    """Hooks for data-parallel training (``bench.ddp``); ``fit`` without them is one process.
+
+    The global batch list is built on every rank from the run's seed; ``split`` gives this rank its rows of
+    each global batch and the loss divisor that makes the averaged gradients the full batch's gradient.
+    """
+
+    def split(self, train: Encoded, b: Batch) -> tuple[Batch, float]: ...
+
+    def all_reduce(self, values: list[float], op: str) -> list[float]: ...  # op: sum | max | mean
+
+
 def loss_fn(logits: torch.Tensor, tgt_out: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy over non-pad targets. logits [B,T,V], tgt_out [B,T]."""
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), tgt_out.reshape(-1), ignore_index=PAD, reduction=reduction)
@@ -75,12 +88,12 @@ def make_step(model: Seq2Seq, cfg: TrainConfig, device: torch.device) -> Callabl
     autocast = prec.autocast(device)
     scaler = prec.scaler(device)
 
-    def step(b) -> torch.Tensor:
+    def step(b, denom: float | None = None) -> torch.Tensor:
         with autocast():
             logits = model(b.src, b.src_mask, b.tgt_in)
         loss_sum = loss_fn(logits, b.tgt_out, reduction="sum")
         n = (b.tgt_out != PAD).sum()
-        loss = loss_sum / n
+        loss = loss_sum / (n if denom is None else denom)
         opt.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -106,6 +119,7 @@ def fit(
     seed: int,
     on_epoch: Callable[[Epoch], None] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    parallel: Parallel | None = None,
 ) -> FitResult:
     """Train ``model`` (already on ``device``) and evaluate on ``valid`` after every epoch."""
     step = make_step(model, cfg, device)
@@ -121,17 +135,27 @@ def fit(
         loss_sum = torch.zeros((), device=device)
         tokens = 0
         for i, b in enumerate(batches(train, cfg.batch_size, shuffle=True, generator=gen)):
-            tokens += int(train.tgt_len[b.index].sum())  # from CPU lengths: no device sync
-            loss_sum += step(b.to(device))
+            if parallel is None:
+                tokens += int(train.tgt_len[b.index].sum())  # from CPU lengths: no device sync
+                loss_sum += step(b.to(device))
+            else:  # this rank's rows of the global batch
+                b, denom = parallel.split(train, b)
+                tokens += b.target_tokens
+                loss_sum += step(b.to(device), denom)
             if on_batch is not None:
                 on_batch(i + 1, n_batches)
         train_s = watch.stop()
+        if parallel is not None:  # the global loss and tokens; the slowest rank's time (every rank stops alike)
+            loss_sum, tokens_f = (torch.tensor(v) for v in parallel.all_reduce([float(loss_sum), float(tokens)], "sum"))
+            tokens, train_s = int(tokens_f), parallel.all_reduce([train_s], "max")[0]
         loss = float(loss_sum) / max(tokens, 1)
         if not math.isfinite(loss):
             raise Diverged(f"loss is {loss} in epoch {epoch}")
         t0 = time.perf_counter()
         ev: EvalResult = evaluate(model, valid, device, cfg.eval_batch_size, autocast=autocast)
         eval_s = time.perf_counter() - t0
+        if parallel is not None:  # the stop decision must be the same on every rank
+            ev.exact_match, ev.token_accuracy = parallel.all_reduce([ev.exact_match, ev.token_accuracy], "mean")
         train_cum += train_s
         wall_cum += train_s + eval_s
         rec = Epoch(epoch, train_s, eval_s, loss, tokens, len(train), ev.exact_match, ev.token_accuracy, train_cum, wall_cum)
