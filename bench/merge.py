@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError
-from bench.store import SCHEMA_VERSION, Store
+from bench.store import SCHEMA_VERSION, Store, check_sqlite_file
 
 _RUN_COLS = ("session", "key", "task", "model", "size", "seed", "config", "config_hash", "status", "error", "started", "finished",
              "metrics", "history", "samples")
@@ -50,12 +50,7 @@ def read(path: str) -> Dump:
     """Open ``path`` read-only and check it is a results store of this schema version."""
     if not os.path.exists(path):
         raise UserError(f"{path}: no such results store")
-    try:
-        with open(path, "rb") as f:
-            if f.read(16) != b"SQLite format 3\x00":
-                raise UserError(f"{path}: not a results store (not an SQLite file)")
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e})") from None
+    check_sqlite_file(path)
     try:
         if os.access(path, os.W_OK) and os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
             db = sqlite3.connect(path)  # read only by promise (query_only); closing it tidies the WAL files away

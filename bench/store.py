@@ -78,6 +78,16 @@ class RunRecord:
     id: int | None = None
 
 
+def check_sqlite_file(path: str) -> None:
+    """Refuse a file that is not SQLite at all before anything opens (and so changes) it."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise UserError(f"{path}: not a results store (not an SQLite file)")
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e})") from None
+
+
 class Store:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -107,12 +117,7 @@ class Store:
         """Open for reading; a missing file is an error rather than a new empty store."""
         if not os.path.exists(path):
             raise UserError(f"{path}: no results store here (run a session first)")
-        try:
-            with open(path, "rb") as f:
-                if f.read(16) != b"SQLite format 3\x00":
-                    raise UserError(f"{path}: not a results store (not an SQLite file)")
-        except OSError as e:
-            raise UserError(f"{path}: cannot read ({e})") from None
+        check_sqlite_file(path)
         return cls(path)
 
     def schema_version(self) -> int:

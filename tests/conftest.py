@@ -22,6 +22,23 @@ torch.set_num_threads(int(os.environ.get("S2SBENCH_TEST_THREADS", "1")))
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Three tiny runs (one model, three seeds): a suite file for session-level tests.
+TINY_SUITE = """
+description = "three tiny runs"
+[defaults]
+sizes = ["tiny"]
+train = 120
+valid = 20
+test = 20
+epochs = 1
+decode_repeats = 1
+decode_batch = 8
+[[runs]]
+tasks = ["date"]
+models = ["attention"]
+seeds = [0, 1, 2]
+"""
+
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
     """``bench.cli.main(argv)`` in this process -> (exit code, stdout, stderr); argparse exits count too."""

@@ -16,23 +16,10 @@ from bench.errors import UserError  # noqa: E402
 from bench.ray_executor import RayExecutor, run_remote  # noqa: E402
 from bench.runner import SessionConfig, run_session  # noqa: E402
 from bench.store import Store  # noqa: E402
-from tests.conftest import REPO, run_cli  # noqa: E402
+from tests.conftest import REPO, TINY_SUITE, run_cli  # noqa: E402
 
 CPU = SessionConfig(device="cpu", threads=1)
-SUITE = """
-[defaults]
-sizes = ["tiny"]
-train = 120
-valid = 20
-test = 20
-epochs = 1
-decode_repeats = 1
-decode_batch = 8
-[[runs]]
-tasks = ["date"]
-models = ["attention"]
-seeds = [0, 1, 2]
-"""
+SUITE = TINY_SUITE
 QUALITY = ("final_loss", "test_exact_match", "test_token_accuracy", "params")
 
 

@@ -20,21 +20,7 @@ from bench.timing import Stopwatch, time_fn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-TINY_SUITE = """
-description = "three tiny runs"
-[defaults]
-sizes = ["tiny"]
-train = 120
-valid = 20
-test = 20
-epochs = 1
-decode_repeats = 1
-decode_batch = 8
-[[runs]]
-tasks = ["date"]
-models = ["attention"]
-seeds = [0, 1, 2]
-"""
+from tests.conftest import TINY_SUITE  # noqa: E402
 
 
 def write(tmp_path, text: str, name: str = "s.toml") -> str:
