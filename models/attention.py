@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from models import register
-from models.base import Generation, Seq2Seq, finish_tokens, last_valid
+from models.base import Generation, Seq2Seq, greedy_decode, last_valid
 
 
 class Attention(nn.Module):
@@ -127,19 +127,13 @@ class AttentionSeq2Seq(Seq2Seq):
     def generate(self, src, src_mask, max_len, bos, eos, return_attention=False) -> Generation:
         enc, state = self.encode(src, src_mask)
         keys = self.attention.keys(enc)
-        B = src.size(0)
-        tok = torch.full((B, 1), bos, dtype=torch.long, device=src.device)
-        tokens, maps = [], []
-        for _ in range(max_len):
-            dec_h, state = self.decoder(self.embed(tok), state)  # [B,1,H]
-            logits, w = self._project(dec_h, enc, keys, src_mask)
-            tok = logits.argmax(-1)  # [B,1]
-            tokens.append(tok)
-            if return_attention:
-                maps.append(w)
-        out = finish_tokens(torch.cat(tokens, dim=1), eos)
-        return Generation(out, torch.cat(maps, dim=1) if return_attention else None)
 
+        def step(tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            nonlocal state
+            dec_h, state = self.decoder(self.embed(tok), state)  # [B,1,H]
+            return self._project(dec_h, enc, keys, src_mask)  # [B,1,V], [B,1,S]
+
+        return greedy_decode(step, src.size(0), max_len, bos, eos, src.device, return_attention)
 
 register(
     "attention",

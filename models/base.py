@@ -7,6 +7,7 @@ Annotated Transformer), so the harness treats every architecture the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -55,6 +56,31 @@ class Seq2Seq(nn.Module):
         ``return_attention=False`` lets models skip collecting attention maps on the fast path.
         """
         raise NotImplementedError
+
+
+def greedy_decode(
+    step: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]],
+    batch: int,
+    max_len: int,
+    bos: int,
+    eos: int,
+    device: torch.device,
+    return_attention: bool = False,
+) -> Generation:
+    """The greedy loop the recurrent models share: ``step(tok [B,1]) -> (logits [B,1,V], weights [B,1,S] | None)``
+    advances the model by one token (its closure carries the state). Always ``max_len`` steps: stopping when
+    every row has emitted EOS would need a host-device sync per step.
+    """
+    tok = torch.full((batch, 1), bos, dtype=torch.long, device=device)
+    tokens, maps = [], []
+    for _ in range(max_len):
+        logits, w = step(tok)
+        tok = logits.argmax(-1)  # [B,1]
+        tokens.append(tok)
+        if return_attention and w is not None:
+            maps.append(w)
+    out = finish_tokens(torch.cat(tokens, dim=1), eos)
+    return Generation(out, torch.cat(maps, dim=1) if maps else None)
 
 
 def finish_tokens(tokens: torch.Tensor, eos: int, pad: int = 0) -> torch.Tensor:

@@ -32,7 +32,7 @@ from torch import nn
 
 from models import register
 from models.attention import Attention
-from models.base import Generation, Seq2Seq, finish_tokens
+from models.base import Generation, Seq2Seq, greedy_decode
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [1,B,H]
 
@@ -134,17 +134,13 @@ class GNMT(Seq2Seq):
         enc = self.encode(src, src_mask)
         keys = self.attention.keys(enc)  # the encoder side of the scores, once per sequence
         states: list[State | None] = [None] * len(self.decoder)
-        tok = torch.full((src.size(0), 1), bos, dtype=torch.long, device=src.device)
-        tokens, maps = [], []
-        for _ in range(max_len):
-            logits, w, states = self._decode(tok, enc, keys, src_mask, states)  # [B,1,V], [B,1,S]
-            tok = logits.argmax(-1)  # [B,1]
-            tokens.append(tok)
-            if return_attention:
-                maps.append(w)
-        out = finish_tokens(torch.cat(tokens, dim=1), eos)
-        return Generation(out, torch.cat(maps, dim=1) if return_attention else None)
 
+        def step(tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            nonlocal states
+            logits, w, states = self._decode(tok, enc, keys, src_mask, states)  # [B,1,V], [B,1,S]
+            return logits, w
+
+        return greedy_decode(step, src.size(0), max_len, bos, eos, src.device, return_attention)
 
 register(
     "gnmt",

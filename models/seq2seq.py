@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from models import register
-from models.base import Generation, Seq2Seq, finish_tokens
+from models.base import Generation, Seq2Seq, greedy_decode
 
 
 @dataclass(frozen=True)
@@ -88,15 +88,14 @@ class LSTMSeq2Seq(Seq2Seq):
     def generate(self, src, src_mask, max_len, bos, eos, return_attention=False) -> Generation:
         state = self.encode(src, src_mask)
         h_enc = state[0][0]  # [B,H]
-        tok = torch.full((src.size(0), 1), bos, dtype=torch.long, device=src.device)
-        tokens = []
-        for _ in range(max_len):
-            logits, state = self._decode(tok, state, h_enc)  # [B,1,V]
-            tok = logits.argmax(-1)  # [B,1]
-            tokens.append(tok)
-        # No attention to report: the decoder only ever sees the fixed-length source vector.
-        return Generation(finish_tokens(torch.cat(tokens, dim=1), eos), None)
 
+        def step(tok: torch.Tensor) -> tuple[torch.Tensor, None]:
+            nonlocal state
+            logits, state = self._decode(tok, state, h_enc)  # [B,1,V]
+            return logits, None
+
+        # No attention to report: the decoder only ever sees the fixed-length source vector.
+        return greedy_decode(step, src.size(0), max_len, bos, eos, src.device)
 
 class PeekySeq2Seq(LSTMSeq2Seq):
     """Book §7.4.2 ``PeekySeq2seq``: the encoder's last hidden state is concatenated to every decoder input
