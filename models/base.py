@@ -34,7 +34,7 @@ class Seq2Seq(nn.Module):
     Conventions shared by all models:
       * ``src_mask`` is True on real source tokens, False on padding; padding never influences outputs.
       * ``tgt_in`` starts with BOS; position t of the logits predicts ``tgt_in[:, t + 1]`` (the next token).
-      * ``pad_id`` is 0 (``bench.vocab`` guarantees it); models use it only to embed padding as zeros.
+      * ``pad_id`` is 0 (``bench.data.vocab`` guarantees it); models use it only to embed padding as zeros.
     """
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:

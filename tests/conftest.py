@@ -74,8 +74,8 @@ def copy_store(src: str, dst_dir: str) -> str:
 @pytest.fixture
 def make_spec() -> Callable[..., Any]:
     """Factory for a small, fast RunSpec: date task, tiny model, a few hundred examples, 2 epochs."""
-    from bench.runner import DataSpec, MeasureSpec, RunSpec
-    from bench.train import TrainConfig
+    from bench.runner.session import DataSpec, MeasureSpec, RunSpec
+    from bench.train.loop import TrainConfig
 
     def make(model: str = "attention", seed: int = 0, task: str = "date", train: int = 240, epochs: int = 2,
              lr: float = 3e-3, **data: Any) -> RunSpec:
@@ -102,7 +102,7 @@ def cli_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     rc, out, err = run_cli(["run", "--task", "date", "--model", "attention", "--size", "tiny", "--epochs", "1",
                             "--train-size", "200", "--device", "cpu", "--store", path])
     assert rc == 0, err
-    from bench.store import Store
+    from bench.results.store import Store
 
     store = Store.open_existing(path)
     try:

@@ -5,7 +5,7 @@
 
 The normal test run skips them (``--benchmark-skip`` in pyproject's addopts). Shapes are fixed (batch 64,
 source 24, target 12, vocabulary 60, size tiny) and the data is a fixed random batch, so two saved runs
-time the same work. The training step is the harness's own (``bench.train.make_step``: forward, masked
+time the same work. The training step is the harness's own (``bench.train.loop.make_step``: forward, masked
 cross-entropy, backward, gradient clipping, Adam). Decoding uses an EOS id the model can never produce,
 so every row decodes the full length. On CUDA each call ends with ``torch.cuda.synchronize()`` so the
 time is the work, not the launch (DESIGN: measurement pitfalls); on CPU the thread count is recorded in
@@ -21,9 +21,9 @@ import pytest
 import torch
 
 import models
-from bench.data import Batch
-from bench.train import TrainConfig, make_step
-from bench.vocab import BOS, PAD
+from bench.data.batching import Batch
+from bench.data.vocab import BOS, PAD
+from bench.train.loop import TrainConfig, make_step
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 BATCH, SRC_LEN, TGT_LEN, VOCAB, SIZE = 64, 24, 12, models.BUDGET_VOCAB, "tiny"

@@ -1,0 +1,696 @@
+"""Regression tracking: two sessions, or a session and a committed baseline -> ratios, verdicts, exit code.
+
+Pure functions of stored data: a *side* is a session of a results store (an id, an id prefix or
+``latest``) or a baseline JSON file written by ``s2sbench baseline save``; nothing here runs a model.
+Each side becomes a per task x model x size summary built from ``bench.results.tidy.runs_frame`` (one group per
+model *and* its non-default options, so ``attention(score=general)`` is not averaged with ``attention``):
+
+* quality -- ``test_exact_match``, ``test_token_accuracy``, ``alignment``: mean, std and n over seeds;
+* speed -- ``train_tokens_per_s``, ``s_per_epoch`` (median of the epoch times after the first, which
+  carries the warm-up), ``decode_latency_batch_s``, ``decode_latency_b1_s``, ``time_to_target_s``:
+  medians over seeds (time to target only when every seed reached the target);
+* memory -- ``peak_memory_bytes``: median over seeds.
+
+**Speed is compared machine-normalised.** Sessions run at different times, on CI runners that differ
+and on machines shared with other jobs, so an absolute time mixes the code's speed with the machine's
+speed at that moment. Every session times a fixed workload in its own process at its start
+(``bench.measure.calibrate``: a matmul and an LSTM step of fixed shapes; stored as ``env["calibration"]``).
+Speed metrics are divided by that figure before the ratio is taken -- times become "calibration units",
+throughputs "tokens per calibration unit" -- so a machine (or a load) that makes everything 2x slower
+cancels out, and what is left is the code. Limits: the calibration is one point in time, so noise that
+comes and goes *during* a session is not cancelled (hence the generous default time threshold); its
+workload is a proxy (matmul + LSTM), so a machine whose attention kernels or memory bandwidth differ
+relative to it is not fully cancelled; and across device *types* (CPU vs GPU) or torch versions nothing
+is comparable -- the output warns. A side without a calibration makes the comparison fall back to raw
+speeds, and the output says so.
+
+**Verdicts** per task x model x metric: better / same / worse, under thresholds given as
+``--fail-on "time:+10%,accuracy:-0.5pt,memory:+20%"``:
+
+* ``time`` (default +25 %): the relative increase of a time (s/epoch, latency, time to target) or, for a
+  throughput, of its inverse (tokens/s 100 -> 80 is a time ratio of 1.25). 25 % because CI runners are
+  noisy even after normalisation, while the regressions worth a red build (a lost KV cache, a kernel
+  falling back to a slow path) cost 1.5x and more. A drop past 1/(1 + t) is "better". Measure before
+  trusting it on a given machine: ``python -m bench.checks.sabotage`` runs unchanged and deliberately 2x-slowed
+  models side by side and prints, per metric, the worst ratio of the unchanged ones against the mildest
+  of the slowed one. Measured on a 2-core VM shared with other jobs (tiny models, one thread): with three
+  seeds (speed is a median over seeds, which absorbs a burst of load that hits one run) unchanged models
+  stayed within 1.07x and the 2x-slowed one above 1.57x; with one seed, bursts pushed unchanged runs to
+  1.3-1.75x now and then (false alarms) and once hid the slowdown; with two threads on two busy cores,
+  OpenMP stalls made unchanged runs up to 180x slower. So: one thread per process on shared CPUs, and
+  several seeds (or a quiet runner) for a time gate worth trusting.
+* ``accuracy`` (default -0.5 pt): an absolute drop in percentage points of a quality mean. On CPU the
+  same seed gives the same numbers, so a real change shows at once; where seeds differ, a change smaller
+  than the seed-to-seed spread is noise: the band is ``max(threshold, 2 x pooled std over seeds)`` when a
+  side has at least two seeds (the pooled sample std of both sides' per-seed values).
+* ``memory`` (default +20 %): the relative increase of the peak memory median. On CPU the peak is the
+  process's RSS (interpreter and libraries included), which moves by a few percent on its own.
+
+Any category can be switched off (``time:off``) -- e.g. when comparing across machines on purpose.
+A group present on one side only is "missing" (in the base, not the new side) or "new": shown, never a
+failure. A run that failed on the new side where the base's same seed was fine is "worse" (a
+regression); a failure the base had and the new side fixed is "better". Exit code: 1 when any verdict
+is "worse", 0 otherwise; bad input (unknown session, unreadable baseline, bad ``--fail-on``) raises
+``UserError`` (exit 2 in the CLI).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import numbers
+import os
+import re
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.errors import UserError
+from bench.measure.calibrate import combined_seconds
+
+BASELINE_FORMAT = "s2sbench-baseline"
+BASELINE_VERSION = 1
+DEFAULT_BASELINE_DIR = os.path.join("results", "baselines")
+
+QUALITY = ("test_exact_match", "test_token_accuracy", "alignment")
+# speed metric -> "low" (a time: lower is better) or "high" (a throughput)
+SPEED: dict[str, str] = {
+    "train_tokens_per_s": "high",
+    "s_per_epoch": "low",
+    "decode_latency_batch_s": "low",
+    "decode_latency_b1_s": "low",
+    "time_to_target_s": "low",
+}
+MEMORY = ("peak_memory_bytes",)
+# per-seed values kept in a baseline (the metrics above plus what explains them)
+PER_SEED = QUALITY + tuple(SPEED) + MEMORY + ("params", "epochs")
+
+LABELS = {
+    "test_exact_match": "exact match %",
+    "test_token_accuracy": "token acc %",
+    "alignment": "alignment %",
+    "train_tokens_per_s": "train tok/s",
+    "s_per_epoch": "s/epoch",
+    "decode_latency_batch_s": "decode batch ms",
+    "decode_latency_b1_s": "decode b=1 ms",
+    "time_to_target_s": "time to target s",
+    "peak_memory_bytes": "peak MiB",
+    "runs": "runs ok",
+    "-": "(all metrics)",
+}
+SYMBOLS = {"better": "✅ better", "same": "➖ same", "worse": "❌ worse", "missing": "❔ missing", "new": "🆕 new",
+           "unchecked": "· unchecked"}
+ENV_WARN = (("device_name", "devices"), ("device_type", "device types"), ("torch", "torch versions"), ("cuda", "CUDA versions"),
+            ("threads", "CPU thread counts"))
+
+
+# --- thresholds ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Thresholds:
+    """``None`` switches a category off (its rows are shown as "unchecked")."""
+
+    time: float | None = 0.25  # relative increase of time-like metrics
+    accuracy: float | None = 0.5  # absolute drop, percentage points
+    memory: float | None = 0.20  # relative increase
+
+    def describe(self) -> str:
+        def f(v: float | None, fmt: str) -> str:
+            return "off" if v is None else fmt.format(v)
+
+        return (f"time {f(None if self.time is None else self.time * 100, '+{:g}%')}, "
+                f"accuracy {f(self.accuracy, '-{:g} pt')}, memory {f(None if self.memory is None else self.memory * 100, '+{:g}%')}")
+
+
+_FAIL_ON_ITEM = re.compile(r"^\s*(?P<kind>[a-z]+)\s*:\s*(?P<sign>[+-]?)\s*(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>%|pt|pp)?\s*$")
+
+
+def parse_fail_on(spec: str | None) -> Thresholds:
+    """``"time:+10%,accuracy:-0.5pt,memory:+20%"`` -> Thresholds; categories left out keep their default.
+
+    time and memory take a relative increase in % (the sign, if any, must be +); accuracy takes an
+    absolute drop in percentage points (``pt`` or ``pp``; the sign, if any, must be -). ``kind:off``
+    disables a category.
+    """
+    t = Thresholds()
+    if spec is None:
+        return t
+    if not spec.strip():
+        raise UserError("--fail-on is empty; expected e.g. 'time:+10%,accuracy:-0.5pt,memory:+20%'")
+    vals: dict[str, float | None] = {}
+    for item in spec.split(","):
+        if not item.strip():
+            continue
+        kind = item.split(":", 1)[0].strip().lower()
+        if kind not in ("time", "accuracy", "memory"):
+            raise UserError(f"--fail-on: unknown category {kind!r} in {item.strip()!r}; use time, accuracy or memory")
+        if kind in vals:
+            raise UserError(f"--fail-on: {kind} is given twice")
+        if ":" in item and item.split(":", 1)[1].strip().lower() in ("off", "none"):
+            vals[kind] = None
+            continue
+        m = _FAIL_ON_ITEM.match(item.lower())
+        if not m:
+            raise UserError(f"--fail-on: cannot read {item.strip()!r}; expected e.g. time:+10%, accuracy:-0.5pt, memory:+20% or time:off")
+        sign, num, unit = m["sign"], float(m["num"]), m["unit"]
+        if kind == "accuracy":
+            if unit not in ("pt", "pp"):
+                raise UserError(f"--fail-on: accuracy is an absolute drop in percentage points: write accuracy:-{m['num']}pt, not {item.strip()!r}")
+            if sign == "+":
+                raise UserError(f"--fail-on: accuracy threshold is a drop: write accuracy:-{m['num']}pt")
+            vals[kind] = num
+        else:
+            if unit != "%":
+                raise UserError(f"--fail-on: {kind} is a relative increase in percent: write {kind}:+{m['num']}%, not {item.strip()!r}")
+            if sign == "-":
+                raise UserError(f"--fail-on: {kind} threshold is an increase: write {kind}:+{m['num']}%")
+            vals[kind] = num / 100
+    if not vals:
+        raise UserError("--fail-on is empty; expected e.g. 'time:+10%,accuracy:-0.5pt,memory:+20%'")
+    return Thresholds(**{**{"time": t.time, "accuracy": t.accuracy, "memory": t.memory}, **vals})
+
+
+# --- sides --------------------------------------------------------------------------------------------
+@dataclass
+class Group:
+    """One task x model x size of a side: per-seed values of ok runs, and failed seeds with their reason."""
+
+    task: str
+    model: str  # model name, with its non-default options in parentheses
+    size: str
+    seeds: dict[int, dict[str, Any]] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)
+    config_hashes: set[str] = field(default_factory=set)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.task, self.model, self.size)
+
+    def values(self, metric: str) -> list[float]:
+        out = []
+        for s in sorted(self.seeds):
+            v = self.seeds[s].get(metric)
+            if v is not None and not isinstance(v, (bool, str)) and math.isfinite(float(v)):
+                out.append(float(v))
+        return out
+
+    def quality(self, metric: str) -> tuple[float, float, int] | None:
+        """(mean, sample std, n) in percent over seeds, or None when no seed has the metric."""
+        xs = [x * 100 for x in self.values(metric)]
+        if not xs:
+            return None
+        return (statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0, len(xs))
+
+    def median(self, metric: str) -> float | None:
+        xs = self.values(metric)
+        if metric == "time_to_target_s" and len(xs) < len(self.seeds):
+            return None  # some seed never reached the target: no time to target for the group
+        return statistics.median(xs) if xs else None
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"seeds_ok": len(self.seeds), "seeds_failed": len(self.failed)}
+        for m in QUALITY:
+            q = self.quality(m)
+            out[m] = None if q is None else {"mean_pct": round(q[0], 4), "std_pct": round(q[1], 4), "n": q[2]}
+        for m in (*SPEED, *MEMORY):
+            out[m] = self.median(m)
+        return out
+
+
+@dataclass
+class Side:
+    label: str  # for people: "session 2024...-ab12" or "baseline cpu-ci (results/baselines/cpu-ci.json)"
+    session: str | None
+    status: str | None  # the session's status: finished | interrupted | running
+    env: dict[str, Any]
+    calibration: dict[str, Any] | None
+    groups: dict[tuple[str, str, str], Group]
+    info: dict[str, Any] = field(default_factory=dict)  # the session's id, times, suite and command
+
+    @property
+    def cal_s(self) -> float | None:
+        return combined_seconds(self.calibration)
+
+
+def _s_per_epoch(xs: Any) -> float | None:
+    if not isinstance(xs, list) or not xs:
+        return None
+    vals = xs[1:] or xs  # the first epoch carries the warm-up
+    return float(statistics.median(vals))
+
+
+def _num(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(f):
+        return None
+    return int(f) if isinstance(v, numbers.Integral) else f
+
+
+def _model_label(model: str, options_json: Any) -> str:
+    try:
+        opts = json.loads(options_json) if isinstance(options_json, str) else (options_json or {})
+    except ValueError:
+        opts = {}
+    if not opts:
+        return model
+    return f"{model}({','.join(f'{k}={opts[k]}' for k in sorted(opts))})"
+
+
+def groups_from_frame(df: Any) -> dict[tuple[str, str, str], Group]:
+    """``runs_frame`` rows -> groups. A seed run twice (a failure retried by ``--resume``) keeps its last run."""
+    groups: dict[tuple[str, str, str], Group] = {}
+    for r in df.to_dict("records"):
+        model = _model_label(r["model"], r.get("model_options"))
+        key = (str(r["task"]), model, str(r["size"]))
+        g = groups.setdefault(key, Group(*key))
+        seed = int(r["seed"])
+        if r.get("config_hash"):
+            g.config_hashes.add(str(r["config_hash"]))
+        g.seeds.pop(seed, None)
+        g.failed.pop(seed, None)
+        if r["status"] == "ok":
+            vals = {m: _num(r.get(m)) for m in PER_SEED if m != "s_per_epoch"}
+            vals["s_per_epoch"] = _s_per_epoch(r.get("epoch_seconds"))
+            g.seeds[seed] = vals
+        else:
+            g.failed[seed] = str(r.get("error") or "failed")
+    return groups
+
+
+def side_from_store(store_path: str, ref: str) -> Side:
+    from bench.results.store import Store
+    from bench.results.tidy import runs_frame
+
+    store = Store.open_existing(store_path)
+    try:
+        s = store.session(ref)
+        df = runs_frame(store, [s["id"]])
+    finally:
+        store.close()
+    if df.empty:
+        raise UserError(f"{store_path}: session {s['id']} has no runs to compare")
+    env = dict(s["env"])
+    cal = env.pop("calibration", None)
+    info = {k: s.get(k) for k in ("id", "started", "finished", "status", "suite", "command")}
+    return Side(f"session {s['id']}", s["id"], s["status"], env, cal if isinstance(cal, dict) else None, groups_from_frame(df), info)
+
+
+def is_baseline_ref(ref: str) -> bool:
+    """A side given as a baseline file: a path ending in .json, or any existing file."""
+    return ref.lower().endswith(".json") or os.path.isfile(ref)
+
+
+def load_side(ref: str, store_path: str) -> Side:
+    return load_baseline(ref) if is_baseline_ref(ref) else side_from_store(store_path, ref)
+
+
+# --- baselines ----------------------------------------------------------------------------------------
+def baseline_doc(side: Side, name: str) -> dict[str, Any]:
+    """A side as a baseline document: environment, calibration, per-seed values and their summary."""
+    results = {}
+    for key in sorted(side.groups):
+        g = side.groups[key]
+        results["/".join(key)] = {
+            "task": g.task,
+            "model": g.model,
+            "size": g.size,
+            "config_hashes": sorted(g.config_hashes),
+            "seeds": {str(s): g.seeds[s] for s in sorted(g.seeds)},
+            "failed": {str(s): g.failed[s] for s in sorted(g.failed)},
+            "summary": g.summary(),  # for readers; compare recomputes it from the seeds
+        }
+    return {
+        "format": BASELINE_FORMAT,
+        "schema_version": BASELINE_VERSION,
+        "name": name,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "session": side.info or {"id": side.session, "status": side.status},
+        "env": side.env,
+        "calibration": side.calibration,
+        "results": results,
+    }
+
+
+def _finite(x: Any) -> Any:
+    """NaN and infinities -> None, so the file is strict JSON."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+def dumps_baseline(doc: dict[str, Any]) -> str:
+    return json.dumps(_finite(doc), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def baseline_name(name: str) -> str:
+    n = name[:-5] if name.lower().endswith(".json") else name
+    if not n or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", n):
+        raise UserError(f"baseline name {name!r}: use letters, digits, '.', '_' and '-' (it becomes NAME.json)")
+    return n
+
+
+def save_baseline(store_path: str, ref: str, name: str, directory: str = DEFAULT_BASELINE_DIR) -> tuple[str, Side]:
+    """Write ``directory/NAME.json`` from a stored session. -> (path, the side saved)."""
+    n = baseline_name(name)
+    side = side_from_store(store_path, ref)
+    doc = baseline_doc(side, n)
+    path = os.path.join(directory, n + ".json")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(dumps_baseline(doc))
+        os.replace(tmp, path)
+    except OSError as e:
+        raise UserError(f"{path}: cannot write the baseline ({e})") from None
+    return path, side
+
+
+def _bad(path: str, why: str) -> UserError:
+    return UserError(f"{path}: not a usable s2sbench baseline ({why})")
+
+
+def load_baseline(path: str) -> Side:
+    if not os.path.exists(path):
+        raise UserError(f"{path}: no such baseline file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read the baseline ({e})") from None
+    except ValueError as e:
+        raise _bad(path, f"not valid JSON: {e}") from None
+    return side_from_doc(doc, path)
+
+
+def side_from_doc(doc: Any, path: str = "<baseline>") -> Side:
+    if not isinstance(doc, dict) or doc.get("format") != BASELINE_FORMAT:
+        raise _bad(path, f"'format' is not {BASELINE_FORMAT!r}")
+    v = doc.get("schema_version")
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise _bad(path, "no schema_version")
+    if v > BASELINE_VERSION:
+        raise _bad(path, f"schema version {v}; this s2sbench reads up to version {BASELINE_VERSION}")
+    results, env, cal = doc.get("results"), doc.get("env", {}), doc.get("calibration")
+    if not isinstance(results, dict) or not isinstance(env, dict) or not (cal is None or isinstance(cal, dict)):
+        raise _bad(path, "'results' and 'env' must be objects, 'calibration' an object or null")
+    groups: dict[tuple[str, str, str], Group] = {}
+    for k, r in results.items():
+        try:
+            g = Group(str(r["task"]), str(r["model"]), str(r["size"]))
+            g.seeds = {int(s): {m: _num(x) for m, x in dict(vals).items()} for s, vals in dict(r.get("seeds", {})).items()}
+            g.failed = {int(s): str(e) for s, e in dict(r.get("failed", {})).items()}
+            g.config_hashes = {str(h) for h in r.get("config_hashes", [])}
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise _bad(path, f"result {k!r} is malformed ({type(e).__name__}: {e})") from None
+        groups[g.key] = g
+    sess = doc.get("session") if isinstance(doc.get("session"), dict) else {}
+    name = doc.get("name") or os.path.splitext(os.path.basename(path))[0]
+    label = f"baseline {name} ({path}" + (f", session {sess['id']})" if sess.get("id") else ")")
+    return Side(label, sess.get("id"), sess.get("status"), env, cal, groups, dict(sess))
+
+
+# --- comparing ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Row:
+    task: str
+    model: str
+    size: str
+    metric: str
+    kind: str  # quality | speed | memory | runs | group
+    verdict: str  # better | same | worse | missing | new | unchecked
+    base: float | str | None = None
+    new: float | str | None = None
+    change: float | None = None  # quality: delta in pt; speed (normalised) and memory: new/base ratio
+    band: float | None = None  # quality: the band (pt) a change had to leave to count
+    note: str = ""
+
+
+@dataclass
+class Comparison:
+    base: Side
+    new: Side
+    thresholds: Thresholds
+    rows: list[Row]
+    warnings: list[str]
+    notes: list[str]
+
+    @property
+    def normalised(self) -> bool:
+        return self.base.cal_s is not None and self.new.cal_s is not None
+
+    def count(self, verdict: str) -> int:
+        return sum(r.verdict == verdict for r in self.rows)
+
+    def regressions(self) -> list[Row]:
+        return [r for r in self.rows if r.verdict == "worse"]
+
+    def exit_code(self) -> int:
+        return 1 if self.regressions() else 0
+
+    def summary_line(self) -> str:
+        reg = self.regressions()
+        kinds: dict[str, int] = {}
+        for r in reg:
+            kinds[r.kind] = kinds.get(r.kind, 0) + 1
+        head = (f"❌ {len(reg)} regression{'s' if len(reg) != 1 else ''} (" + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + ")"
+                if reg else "✅ no regressions")
+        speed = "speed machine-normalised" if self.normalised else "speed compared RAW (a side has no calibration)"
+        return (f"{head}; {self.count('better')} better, {self.count('same')} same, {self.count('missing')} missing, "
+                f"{self.count('new')} new -- thresholds {self.thresholds.describe()}; {speed}.")
+
+    def markdown(self, changes_only: bool = False) -> str:
+        lines = [f"## s2sbench compare: {self.base.label} → {self.new.label}", ""]
+        for w in self.warnings:
+            lines.append(f"> ⚠️ {w}")
+        if self.warnings:
+            lines.append("")
+        rows = [r for r in self.rows if not changes_only or r.verdict not in ("same", "unchecked")]
+        if rows:
+            lines += ["| task | model | size | metric | base | new | ratio / Δ | verdict |", "|---|---|---|---|---:|---:|---:|---|"]
+            for r in rows:
+                verdict = SYMBOLS.get(r.verdict, r.verdict) + (f" ({r.note})" if r.note else "")
+                lines.append(f"| {r.task} | {r.model} | {r.size} | {LABELS.get(r.metric, r.metric)} | {_fmt(r.metric, r.base)} | "
+                             f"{_fmt(r.metric, r.new)} | {_fmt_change(r)} | {verdict} |")
+        elif changes_only:
+            lines.append("_No changes past the thresholds._")
+        lines.append("")
+        for n in self.notes:
+            lines.append(f"- {n}")
+        if self.notes:
+            lines.append("")
+        lines.append(f"**{self.summary_line()}**")
+        return "\n".join(lines) + "\n"
+
+
+def _fmt(metric: str, v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, str):
+        return v
+    if metric in QUALITY:
+        return f"{v:.1f}"
+    if metric in ("decode_latency_batch_s", "decode_latency_b1_s"):
+        return f"{v * 1000:.2f}"
+    if metric == "peak_memory_bytes":
+        return f"{v / 2**20:,.0f}"
+    if metric == "train_tokens_per_s":
+        return f"{v:,.0f}"
+    return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 1000 else f"{v:,.0f}"
+
+
+def _fmt_change(r: Row) -> str:
+    if r.change is None:
+        return ""
+    if r.kind == "quality":
+        return f"{r.change:+.1f} pt" + (f" (±{r.band:.1f})" if r.band is not None else "")
+    return f"×{r.change:.2f}"
+
+
+def _pooled_std(a: tuple[float, float, int], b: tuple[float, float, int]) -> float | None:
+    """Pooled sample std (pt) over the sides that have at least two seeds; None when neither has."""
+    num = den = 0.0
+    for _, s, n in (a, b):
+        if n >= 2:
+            num += (n - 1) * s * s
+            den += n - 1
+    return math.sqrt(num / den) if den else None
+
+
+def quality_verdict(base: tuple[float, float, int], new: tuple[float, float, int], threshold: float | None) -> tuple[str, float, float | None]:
+    """(mean %, std %, n) of each side -> (verdict, delta pt, band pt).
+
+    A change within ``max(threshold, 2 x pooled std)`` -- what reseeding alone produces -- is "same".
+    """
+    delta = new[0] - base[0]
+    if threshold is None:
+        return "unchecked", delta, None
+    sp = _pooled_std(base, new)
+    band = max(threshold, 2 * sp) if sp is not None else threshold
+    if delta < -band:
+        return "worse", delta, band
+    if delta > band:
+        return "better", delta, band
+    return "same", delta, band
+
+
+def ratio_verdict(ratio: float, threshold: float | None, higher_is_better: bool = False) -> str:
+    """new/base ratio -> verdict. For a throughput the time-equivalent ratio 1/ratio is judged."""
+    if threshold is None:
+        return "unchecked"
+    cost = 1 / ratio if higher_is_better else ratio
+    if cost > 1 + threshold:
+        return "worse"
+    if cost < 1 / (1 + threshold):
+        return "better"
+    return "same"
+
+
+NOISY_CALIBRATION = 0.5  # calibration repeats spread wider than this: the machine was busy
+IMPLAUSIBLE_CALIBRATION = 3.0  # the same device model calibrating this many times faster/slower: a measurement gone wrong
+
+
+def calibration_spread(cal: Any) -> float | None:
+    """The larger (max - min) / median of the calibration workloads, or None when not recorded."""
+    if not isinstance(cal, dict):
+        return None
+    xs = [v for k in ("matmul_spread", "lstm_spread") if isinstance(v := cal.get(k), (int, float)) and math.isfinite(v)]
+    return max(xs) if xs else None
+
+
+def _env_warnings(base: Side, new: Side) -> list[str]:
+    out = []
+    for k, what in ENV_WARN:
+        a, b = base.env.get(k), new.env.get(k)
+        if a is not None and b is not None and str(a) != str(b):
+            out.append(f"The two sides ran on different {what} (base {a}, new {b}): speed and memory ratios mix machine and code"
+                       + (" even after calibration." if k != "threads" else "."))
+    for side, which in ((base, "base"), (new, "new")):
+        spread = calibration_spread(side.calibration)
+        if spread is not None and spread > NOISY_CALIBRATION:
+            out.append(f"The {which} side's calibration repeats varied by {spread:.0%} (max - min over median): the machine was busy "
+                       "while it ran, so its speed figures are unreliable.")
+        if side.status not in (None, "finished"):
+            out.append(f"The {which} side's session is {side.status}: runs it did not get to show as missing/new.")
+    return out
+
+
+def compare(base: Side, new: Side, thresholds: Thresholds | None = None) -> Comparison:
+    th = thresholds or Thresholds()
+    rows: list[Row] = []
+    notes: list[str] = []
+    warnings = _env_warnings(base, new)
+    cb, cn = base.cal_s, new.cal_s
+    if cb is not None and cn is not None:
+        r = cn / cb
+        if max(r, 1 / r) > IMPLAUSIBLE_CALIBRATION and str(base.env.get("device_name")) == str(new.env.get("device_name")):
+            warnings.append(f"The calibrations differ ×{r:.2f} on the same device ({base.env.get('device_name')}): more than machines of one "
+                            "model differ, so one was probably taken under heavy load (or thread oversubscription) and every "
+                            "normalised speed ratio is off by that factor. Re-run the session, or read the raw base/new columns.")
+        notes.append(f"Speed ratios are machine-normalised: (new / new calibration) / (base / base calibration); calibration "
+                     f"base {cb * 1000:.1f} ms, new {cn * 1000:.1f} ms (new machine ×{cn / cb:.2f} the base's time). "
+                     "Base and new columns show raw values.")
+    else:
+        missing = "either side" if cb is None and cn is None else f"the {'base' if cb is None else 'new'} side"
+        warnings.append(f"No calibration on {missing}: speed is compared RAW (absolute times), so machine speed and load "
+                        "differences show up as speed changes.")
+    tb, tn = base.env.get("device_type"), new.env.get("device_type")
+    memory_comparable = tb is None or tn is None or tb == tn  # CUDA allocator peak vs process RSS: not one quantity
+    keys = list(base.groups) + [k for k in new.groups if k not in base.groups]
+    for key in keys:
+        gb, gn = base.groups.get(key), new.groups.get(key)
+        if gn is None:
+            rows.append(Row(*key, "-", "group", "missing", note="not in the new side"))
+            continue
+        if gb is None:
+            rows.append(Row(*key, "-", "group", "new", note="not in the base"))
+            continue
+        rows += _compare_group(gb, gn, th, cb, cn, notes, memory_comparable)
+    return Comparison(base, new, th, rows, warnings, notes)
+
+
+def _compare_group(gb: Group, gn: Group, th: Thresholds, cb: float | None, cn: float | None, notes: list[str],
+                   memory_comparable: bool = True) -> list[Row]:
+    key = gb.key
+    label = "/".join(key)
+    rows: list[Row] = []
+    # runs: a seed that fails now but ran in the base is a regression
+    broke = sorted(s for s in gn.failed if s not in gb.failed)
+    fixed = sorted(s for s in gb.failed if s not in gn.failed and s in gn.seeds)
+    if gb.failed or gn.failed:
+        nb, nn = len(gb.seeds) + len(gb.failed), len(gn.seeds) + len(gn.failed)
+        if broke:
+            verdict, note = "worse", "; ".join(f"seed {s}: {gn.failed[s]}" for s in broke)
+        elif fixed:
+            verdict, note = "better", f"fixed seed {', '.join(map(str, fixed))}"
+        else:
+            verdict, note = "same", "still failing: " + "; ".join(f"seed {s}: {gn.failed[s]}" for s in sorted(gn.failed))
+        rows.append(Row(*key, "runs", "runs", verdict, f"{len(gb.seeds)}/{nb}", f"{len(gn.seeds)}/{nn}", note=_short(note)))
+    if gb.config_hashes and gn.config_hashes and not gb.config_hashes & gn.config_hashes:
+        notes.append(f"{label}: the two sides ran different configs (hash {','.join(sorted(gb.config_hashes))} vs "
+                     f"{','.join(sorted(gn.config_hashes))}): budgets or data changed, not only the code.")
+    pb, pn = gb.values("params"), gn.values("params")
+    if pb and pn and pb[0] != pn[0]:
+        notes.append(f"{label}: parameter count changed ({pb[0]:,.0f} → {pn[0]:,.0f}).")
+    sb, sn = set(gb.seeds), set(gn.seeds)
+    if sb and sn and sb != sn:
+        notes.append(f"{label}: seeds differ (base {','.join(map(str, sorted(sb)))}; new {','.join(map(str, sorted(sn)))}).")
+    if not gb.seeds or not gn.seeds:
+        return rows  # nothing ran ok on one side: the runs row says it
+    for m in QUALITY:
+        qb, qn = gb.quality(m), gn.quality(m)
+        if qb is None and qn is None:
+            continue
+        if qb is None or qn is None:
+            rows.append(Row(*key, m, "quality", "missing" if qn is None else "new", None if qb is None else qb[0], None if qn is None else qn[0]))
+            continue
+        verdict, delta, band = quality_verdict(qb, qn, th.accuracy)
+        rows.append(Row(*key, m, "quality", verdict, qb[0], qn[0], delta, band))
+    for m, better in SPEED.items():
+        vb, vn = gb.median(m), gn.median(m)
+        if vb is None and vn is None:
+            continue
+        if m == "time_to_target_s" and (vb is None or vn is None):
+            reached_b, reached_n = vb is not None, vn is not None
+            if th.time is None:
+                verdict = "unchecked"
+            else:
+                verdict = "worse" if reached_b and not reached_n else "better" if reached_n else "same"
+            rows.append(Row(*key, m, "speed", verdict, vb if reached_b else "not reached", vn if reached_n else "not reached"))
+            continue
+        if vb is None or vn is None or vb <= 0 or vn <= 0:
+            rows.append(Row(*key, m, "speed", "missing" if vn is None else "new", vb, vn))
+            continue
+        ratio = vn / vb
+        if cb is not None and cn is not None:
+            ratio = ratio / (cn / cb) if better == "low" else ratio * (cn / cb)
+        rows.append(Row(*key, m, "speed", ratio_verdict(ratio, th.time, better == "high"), vb, vn, ratio))
+    for m in MEMORY:
+        vb, vn = gb.median(m), gn.median(m)
+        if vb is None or vn is None or vb <= 0:
+            continue
+        if not memory_comparable:
+            rows.append(Row(*key, m, "memory", "unchecked", vb, vn, vn / vb, note="CUDA peak vs process RSS"))
+            continue
+        rows.append(Row(*key, m, "memory", ratio_verdict(vn / vb, th.memory), vb, vn, vn / vb))
+    return rows
+
+
+def _short(s: str, n: int = 120) -> str:
+    s = s.replace("|", "/").replace("\n", " ")
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def compare_refs(base_ref: str, new_ref: str, store_path: str, fail_on: str | None = None) -> Comparison:
+    """The CLI's entry: two refs (session refs in ``store_path`` or baseline files) -> Comparison."""
+    th = parse_fail_on(fail_on)
+    return compare(load_side(base_ref, store_path), load_side(new_ref, store_path), th)

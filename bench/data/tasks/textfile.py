@@ -1,0 +1,60 @@
+"""Loader for any text file in the book's format: ``question_answer`` on one line, both space-padded.
+
+The source is everything before the first ``_``; the target is what follows it (the ``_`` is the book's
+start symbol, replaced here by BOS). Trailing padding spaces are stripped: masks, not padding characters,
+decide what the model sees. The split is the book's own (numpy seed 1984 shuffle, last 10 % held out as
+test) so results compare with the book's; the book scores that held-out set after every epoch, and so do
+we (``valid_is_test``), keeping the training set identical to the book's.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from bench.data.tasks import Example, TaskData
+from bench.errors import UserError
+
+BOOK_SEED = 1984
+
+
+def parse_lines(lines: list[str], path: str) -> list[Example]:
+    out = []
+    for n, raw in enumerate(lines, 1):
+        line = raw.rstrip("\n").rstrip("\r")
+        if not line.strip():
+            raise UserError(f"{path}:{n}: empty line (expected 'question_answer')")
+        i = line.find("_")
+        if i < 0:
+            raise UserError(f"{path}:{n}: no '_' separating question and answer")
+        src, tgt = line[:i].rstrip(" "), line[i + 1 :].rstrip(" ")
+        if not src or not tgt:
+            raise UserError(f"{path}:{n}: empty {'question' if not src else 'answer'}")
+        out.append(Example(src, tgt))
+    if not out:
+        raise UserError(f"{path}: no examples (empty file)")
+    return out
+
+
+def load(path: str, train_size: int | None = None) -> TaskData:
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such data file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read data file ({e})") from None
+    examples = parse_lines(lines, path)
+    if len(examples) < 10:
+        raise UserError(f"{path}: {len(examples)} examples are too few to hold out a test set")
+    rs = np.random.RandomState(BOOK_SEED)  # the book: numpy.random.seed(1984); numpy.random.shuffle(indices)
+    idx = np.arange(len(examples))
+    rs.shuffle(idx)
+    shuffled = [examples[i] for i in idx]
+    split_at = len(shuffled) - len(shuffled) // 10
+    train, test = shuffled[:split_at], shuffled[split_at:]
+    if train_size is not None:
+        train = train[:train_size]
+    name = os.path.splitext(os.path.basename(path))[0]
+    return TaskData(name, train, test, test, source=f"file:{os.path.basename(path)}", valid_is_test=True)

@@ -1,0 +1,244 @@
+"""``s2sbench merge OUT IN...``: join results stores -- the shards of one suite, stores from several
+machines -- into one, keeping every session and run.
+
+Rules (the README's "Beyond one machine" says the same):
+
+* Sessions are identified by id. Different ids stay different sessions, even when they hold the same runs
+  (the history of a run across days is the point of a store).
+* The same session id in several stores is one session: the shards of a suite run with a common
+  ``--session-id``, or a store merged twice. Its runs are the union; its start is the earliest part's, its
+  end the latest's; it is ``finished`` only when every part finished; its environment is the earliest
+  part's, plus ``parts``: each part's shard, host, device, times, status, command and calibration.
+* Within one session a run key appears once. Seen twice with different contents (a shard run twice, a
+  failed run resumed), the one that finished later wins -- the command says which it kept and which it
+  dropped; ties prefer an ``ok`` run, then the later store on the command line. An identical copy (the
+  same store merged again) is simply not added twice.
+
+Nothing is written unless everything can be: every input (and OUT, if it exists) is checked first --
+an SQLite file, a results store, this s2sbench's schema version, one suite per session id -- then all
+changes go into OUT in one transaction. Inputs are only read (``PRAGMA query_only``; ``mode=ro`` where the
+file or its folder is read-only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UserError
+from bench.results.store import SCHEMA_VERSION, Store, check_sqlite_file
+
+_RUN_COLS = ("session", "key", "task", "model", "size", "seed", "config", "config_hash", "status", "error", "started", "finished",
+             "metrics", "history", "samples")
+_SESSION_COLS = ("id", "started", "finished", "status", "suite", "command", "env")
+
+
+@dataclass
+class Dump:
+    """Every session and run of one store, as stored (JSON columns left as text)."""
+
+    path: str
+    sessions: dict[str, dict[str, Any]]
+    runs: list[dict[str, Any]]  # with "id" (its row id in that store)
+
+
+def read(path: str) -> Dump:
+    """Open ``path`` read-only and check it is a results store of this schema version."""
+    if not os.path.exists(path):
+        raise UserError(f"{path}: no such results store")
+    check_sqlite_file(path)
+    try:
+        if os.access(path, os.W_OK) and os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+            db = sqlite3.connect(path)  # read only by promise (query_only); closing it tidies the WAL files away
+            db.execute("PRAGMA query_only=ON")
+        else:  # a read-only file or folder (downloaded artifacts)
+            db = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+    except sqlite3.Error as e:
+        raise UserError(f"{path}: cannot open ({e})") from None
+    try:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"meta", "sessions", "runs"} <= tables:
+            raise UserError(f"{path}: not a results store (an SQLite database of another program)")
+        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version != SCHEMA_VERSION:
+            raise UserError(f"{path}: store schema version {version}, this s2sbench merges version {SCHEMA_VERSION}; nothing merged")
+        sessions = {r[0]: dict(zip(_SESSION_COLS, r)) for r in db.execute(f"SELECT {', '.join(_SESSION_COLS)} FROM sessions")}
+        runs = [dict(zip(("id",) + _RUN_COLS, r)) for r in db.execute(f"SELECT id, {', '.join(_RUN_COLS)} FROM runs ORDER BY id")]
+    except sqlite3.Error as e:
+        raise UserError(f"{path}: cannot read the results store ({e})") from None
+    finally:
+        db.close()
+    return Dump(path, sessions, runs)
+
+
+@dataclass
+class MergeResult:
+    out: str
+    sessions_new: int = 0
+    sessions_joined: int = 0
+    runs_added: int = 0
+    runs_identical: int = 0
+    runs_replaced: int = 0
+    lines: list[str] = field(default_factory=list)  # what was decided, one line each
+
+    def summary(self) -> str:
+        return (f"merged into {self.out}: {self.sessions_new} new session(s), {self.sessions_joined} joined; {self.runs_added} run(s) added, "
+                f"{self.runs_identical} identical copies skipped, {self.runs_replaced} duplicate(s) resolved (later finished wins)")
+
+
+def _part(s: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    env = json.loads(s["env"])
+    if "parts" in env:  # already a merge: its parts as they were
+        return list(env["parts"])
+    return [{"shard": env.get("shard"), "host": env.get("host"), "device_name": env.get("device_name"), "started": s["started"],
+             "finished": s["finished"], "status": s["status"], "command": s["command"], "calibration": env.get("calibration"), "store": where}]
+
+
+def _join_sessions(rows: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Rows of one session id from several stores (earliest first) -> one row."""
+    suites = {r["suite"] for _, r in rows}
+    if len(suites) > 1:
+        sid = rows[0][1]["id"]
+        raise UserError(f"session {sid!r} is a session of different suites in {' and '.join(w for w, _ in rows)} "
+                        f"({', '.join(sorted(map(str, suites)))}): not parts of one session; nothing merged")
+    if len(rows) == 1:
+        return dict(rows[0][1])
+    first = rows[0][1]
+    statuses = {r["status"] for _, r in rows}
+    status = "finished" if statuses == {"finished"} else "running" if "running" in statuses else "interrupted"
+    ends = [r["finished"] for _, r in rows]
+    parts: dict[str, dict[str, Any]] = {}
+    for where, r in rows:
+        for p in _part(r, where):
+            k = json.dumps({k: v for k, v in p.items() if k not in ("store", "status", "finished")}, sort_keys=True)
+            if k not in parts or (p.get("finished") or "") > (parts[k].get("finished") or ""):
+                parts[k] = p
+    if len(parts) == 1 and all("parts" not in json.loads(r["env"]) for _, r in rows):  # one session seen twice (merged again)
+        return dict(max((r for _, r in rows), key=lambda r: r["finished"] or ""))
+    env = json.loads(first["env"])
+    env.pop("shard", None)
+    env["parts"] = sorted(parts.values(), key=lambda p: ((p.get("shard") or {}).get("index", 0), p.get("started") or ""))
+    return {"id": first["id"], "started": min(r["started"] for _, r in rows), "finished": max(ends) if all(ends) else None,
+            "status": status, "suite": first["suite"], "command": first["command"], "env": json.dumps(env, sort_keys=True)}
+
+
+def _shard_note(sid: str, env: dict[str, Any], n_runs: int) -> str | None:
+    shards = [p["shard"] for p in env.get("parts", []) if p.get("shard")] or ([env["shard"]] if env.get("shard") else [])
+    if not shards:
+        return None
+    counts = {s["count"] for s in shards}
+    prints = {s.get("suite_fingerprint") for s in shards}
+    have = sorted({s["index"] for s in shards})
+    if len(counts) > 1 or len(prints) > 1:
+        return f"session {sid}: WARNING its parts are shards of different splits or suites ({', '.join(sorted(map(str, counts)))} shards)"
+    n = counts.pop()
+    missing = [k for k in range(1, n + 1) if k not in have]
+    suite_runs = shards[0].get("suite_runs")
+    runs = f", {n_runs} of the suite's {suite_runs} runs" if suite_runs is not None else ""
+    if missing:
+        return f"session {sid}: shards {', '.join(map(str, have))} of {n}; missing {', '.join(map(str, missing))}{runs}"
+    if suite_runs is not None and n_runs != suite_runs:  # e.g. shards partitioned by different s2sbench versions
+        return f"session {sid}: WARNING every shard of {n} is here, yet {n_runs} of the suite's {suite_runs} runs"
+    return f"session {sid}: shards {', '.join(map(str, have))} of {n} (complete{runs})"
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a[c] == b[c] for c in _RUN_COLS)
+
+
+def merge(out: str, inputs: list[str]) -> MergeResult:
+    if not inputs:
+        raise UserError("merge: give at least one input store")
+    out_real = os.path.realpath(out)
+    if any(os.path.realpath(p) == out_real for p in inputs):
+        raise UserError(f"{out}: the output is also an input; merge into another file")
+    dumps = [read(p) for p in inputs]  # every input checked before anything is written
+    existed = os.path.exists(out) and os.path.getsize(out) > 0
+    if existed:
+        read(out)
+    elif os.path.exists(out):
+        raise UserError(f"{out}: an empty file, not a results store")
+    # session ids: one suite each, across every input (and OUT, re-checked inside the transaction)
+    by_sid: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for d in dumps:
+        for sid, s in d.sessions.items():
+            by_sid.setdefault(sid, []).append((d.path, s))
+    for rows in by_sid.values():
+        _join_sessions(sorted(rows, key=lambda r: r[1]["started"]))
+
+    store = Store(out)
+    db = store.db
+    res = MergeResult(out)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        have = read_connection(db)
+        for sid, rows in sorted(by_sid.items()):
+            rows = sorted(([(out, have.sessions[sid])] if sid in have.sessions else []) + rows, key=lambda r: r[1]["started"])
+            joined = _join_sessions(rows)
+            if sid in have.sessions:
+                res.sessions_joined += 1
+                if any(joined[c] != have.sessions[sid][c] for c in _SESSION_COLS):
+                    db.execute("UPDATE sessions SET started=?, finished=?, status=?, suite=?, command=?, env=? WHERE id=?",
+                               (*(joined[c] for c in _SESSION_COLS[1:]), sid))
+            else:
+                res.sessions_new += 1
+                db.execute(f"INSERT INTO sessions({', '.join(_SESSION_COLS)}) VALUES (?,?,?,?,?,?,?)", tuple(joined[c] for c in _SESSION_COLS))
+            _merge_runs(db, sid, have, dumps, out, res)
+            n_runs = db.execute("SELECT COUNT(DISTINCT key) FROM runs WHERE session=?", (sid,)).fetchone()[0]
+            note = _shard_note(sid, json.loads(joined["env"]), n_runs)
+            if note:
+                res.lines.append(note)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        store.close()
+        if not existed:
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(out + suffix):
+                    os.remove(out + suffix)
+        raise
+    store.close()
+    return res
+
+
+def read_connection(db: sqlite3.Connection) -> Dump:
+    sessions = {r[0]: dict(zip(_SESSION_COLS, r)) for r in db.execute(f"SELECT {', '.join(_SESSION_COLS)} FROM sessions")}
+    runs = [dict(zip(("id",) + _RUN_COLS, r)) for r in db.execute(f"SELECT id, {', '.join(_RUN_COLS)} FROM runs ORDER BY id")]
+    return Dump("", sessions, runs)
+
+
+def _merge_runs(db: sqlite3.Connection, sid: str, have: Dump, dumps: list[Dump], out: str, res: MergeResult) -> None:
+    # candidates in order of precedence for ties: OUT first, then the inputs as given
+    cands: list[tuple[str, int, dict[str, Any]]] = [(out, 0, r) for r in have.runs if r["session"] == sid]
+    for i, d in enumerate(dumps, 1):
+        cands += [(d.path, i, r) for r in d.runs if r["session"] == sid]
+    groups: dict[str, list[tuple[str, int, dict[str, Any]]]] = {}
+    for c in cands:
+        groups.setdefault(c[2]["key"], []).append(c)
+    inserts = []
+    for key, group in sorted(groups.items()):
+        best = max(group, key=lambda c: (c[2]["finished"], c[2]["status"] == "ok", c[1]))
+        keep = next((c for c in group if c[1] == 0 and _same(c[2], best[2])), None)  # OUT's copy of the winner stays
+        for c in group:
+            if c is keep or (c is best and keep is None):
+                continue
+            if _same(c[2], best[2]):  # an identical copy: added once
+                if c[1] == 0:
+                    db.execute("DELETE FROM runs WHERE id=?", (c[2]["id"],))
+                res.runs_identical += 1
+                continue
+            res.runs_replaced += 1
+            res.lines.append(f"session {sid}: run {key} twice; kept the one finished {best[2]['finished']} ({best[2]['status']}) from "
+                             f"{best[0]}, dropped the one finished {c[2]['finished']} ({c[2]['status']}) from {c[0]}")
+            if c[1] == 0:
+                db.execute("DELETE FROM runs WHERE id=?", (c[2]["id"],))
+        if keep is None:
+            inserts.append(best[2])
+    for r in sorted(inserts, key=lambda r: (r["finished"], r["key"])):
+        db.execute(f"INSERT INTO runs({', '.join(_RUN_COLS)}) VALUES ({', '.join('?' * len(_RUN_COLS))})", tuple(r[c] for c in _RUN_COLS))
+        res.runs_added += 1

@@ -1,0 +1,71 @@
+"""The store as tidy tables: one row per run (``runs_frame``), one row per run and epoch (``epochs_frame``).
+
+Everything downstream -- export, report, compare -- starts here, so a value shows the same everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from bench.errors import UserError
+from bench.results.store import Store
+
+RUN_COLUMNS = [
+    "session", "task", "model", "size", "seed", "status", "params", "epochs", "epoch_seconds", "time_to_target_s",
+    "wall_to_target_s", "test_exact_match", "test_token_accuracy", "alignment", "train_tokens_per_s", "train_examples_per_s",
+    "decode_latency_b1_s", "decode_latency_batch_s", "decode_tokens_per_s", "peak_memory_bytes", "flops_per_token", "mfu",
+    "error", "key", "config_hash", "model_options", "device", "amp",
+]
+
+
+def select_sessions(store: Store, ref: str) -> list[str]:
+    """``latest`` | ``all`` | an id | ids joined by commas -> session ids (each must exist)."""
+    if ref == "all":
+        ids = [s["id"] for s in store.sessions()]
+        if not ids:
+            raise UserError(f"{store.path}: the store has no sessions yet")
+        return ids
+    return [store.session(r.strip())["id"] for r in ref.split(",") if r.strip()]
+
+
+def filter_sessions(store: Store, ids: list[str], device: str | None = None, commits: list[str] | None = None) -> list[str]:
+    """Keep the sessions whose device name contains ``device`` and whose commit is in ``commits``."""
+    env = {s["id"]: s["env"] for s in store.sessions()}
+    out = [i for i in ids
+           if (device is None or device.lower() in str(env[i].get("device_name", "")).lower() or device == env[i].get("device_type"))
+           and (commits is None or any(str(env[i].get("commit") or "").startswith(c) for c in commits))]
+    if not out:
+        raise UserError(f"{store.path}: no session matches the filter")
+    return out
+
+
+def runs_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
+    envs = {s["id"]: s["env"] for s in store.sessions()}
+    rows: list[dict[str, Any]] = []
+    for sid in sessions:
+        env = envs.get(sid, {})
+        for r in store.runs(sid):
+            m = r.metrics
+            row = {c: m.get(c) for c in RUN_COLUMNS}
+            row.update(session=r.session, task=r.task, model=r.model, size=r.size, seed=r.seed, status=r.status, error=r.error,
+                       key=r.key, config_hash=r.config_hash, model_options=json.dumps(r.config.get("model_options", {}), sort_keys=True),
+                       device=env.get("device_name"), amp=r.config.get("train", {}).get("amp"))
+            row["epoch_seconds"] = m.get("epoch_seconds", [])
+            row["test_by_length"] = m.get("test_by_length", {})
+            rows.append(row)
+    df = pd.DataFrame(rows, columns=RUN_COLUMNS + ["test_by_length"])
+    for c in ("seed", "params", "epochs", "peak_memory_bytes"):  # stay integers beside a failed run's empty cells
+        df[c] = df[c].astype("Int64")
+    return df
+
+
+def epochs_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
+    rows = []
+    for sid in sessions:
+        for r in store.runs(sid):
+            for e in r.history:
+                rows.append({"session": sid, "task": r.task, "model": r.model, "size": r.size, "seed": r.seed, **e})
+    return pd.DataFrame(rows)

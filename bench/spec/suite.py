@@ -1,0 +1,160 @@
+"""Suites: named TOML files saying *what* runs (tasks x models x sizes x seeds, budgets, measurement
+settings), never how. ``[defaults]`` applies to every block; each ``[[runs]]`` block is a matrix whose
+product is a list of :class:`RunSpec`. Unknown keys and bad values are errors naming the file and key.
+
+    description = "..."
+    [defaults]
+    epochs = 3
+    [[runs]]
+    tasks = ["date", "addition"]
+    models = ["attention", "transformer"]
+    sizes = ["small"]
+    seeds = [0, 1, 2]
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from dataclasses import fields, replace
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from bench.errors import UserError
+from bench.runner.session import DataSpec, MeasureSpec, RunSpec
+from bench.train.loop import TrainConfig
+
+SUITES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "suites")
+
+# key -> (where it goes, expected type)
+_DATA = {f.name for f in fields(DataSpec)} - {"task", "task_file", "seed"} | {"data_seed"}
+_TRAIN = {f.name for f in fields(TrainConfig)}
+_MEASURE = {f.name for f in fields(MeasureSpec)}
+_MATRIX = {"tasks", "task_files", "models", "sizes", "seeds", "model_options"}
+_ALLOWED = _DATA | _TRAIN | _MEASURE | _MATRIX
+_TOP = {"description", "defaults", "runs"}
+
+
+def available() -> list[str]:
+    return sorted(os.path.splitext(f)[0] for f in os.listdir(SUITES_DIR) if f.endswith(".toml"))
+
+
+def resolve(name_or_path: str) -> str:
+    if os.path.sep in name_or_path or name_or_path.endswith(".toml"):
+        if not os.path.exists(name_or_path):
+            raise UserError(f"{name_or_path}: no such suite file")
+        return name_or_path
+    p = os.path.join(SUITES_DIR, name_or_path + ".toml")
+    if not os.path.exists(p):
+        raise UserError(f"unknown suite {name_or_path!r}; known suites: {', '.join(available())} (or give a path to a .toml file)")
+    return p
+
+
+def load(name_or_path: str, overrides: dict[str, Any] | None = None, data_dir: str | None = None) -> tuple[str, str, list[RunSpec]]:
+    """-> (suite name, description, run specs). ``overrides`` (from the command line) beat the file;
+    relative ``task_files`` are looked up in ``data_dir`` (default: the suite file's folder)."""
+    path = resolve(name_or_path)
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: not valid TOML ({e})") from None
+    bad = set(doc) - _TOP
+    if bad:
+        raise UserError(f"{path}: unknown top-level key {sorted(bad)[0]!r}; allowed: {', '.join(sorted(_TOP))}")
+    defaults = doc.get("defaults", {})
+    blocks = doc.get("runs", [])
+    if not isinstance(defaults, dict) or not isinstance(blocks, list) or not blocks:
+        raise UserError(f"{path}: a suite needs a [defaults] table (optional) and at least one [[runs]] block")
+    specs: list[RunSpec] = []
+    for i, block in enumerate(blocks, 1):
+        merged = {**defaults, **block, **(overrides or {})}
+        where = f"{path}: [[runs]] block {i}"
+        specs.extend(_expand(merged, where, data_dir or os.path.dirname(os.path.abspath(path))))
+    seen = set()
+    unique = []
+    for s in specs:  # the same run listed twice runs once
+        if s.key() not in seen:
+            seen.add(s.key())
+            unique.append(s)
+    name = os.path.splitext(os.path.basename(path))[0]
+    return name, str(doc.get("description", "")), unique
+
+
+def _typed(where: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
+    if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise UserError(f"{where}: key {key!r} must be {_kind(kind)}, got {value!r}")
+    if not isinstance(value, kind):
+        raise UserError(f"{where}: key {key!r} must be {_kind(kind)}, got {value!r}")
+    return value
+
+
+def _kind(kind: type | tuple[type, ...]) -> str:
+    ks = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join({int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list", dict: "a table"}.get(k, k.__name__) for k in ks)
+
+
+def _list(where: str, key: str, v: Any, item: type) -> list:
+    v = v if isinstance(v, list) else [v]
+    for x in v:
+        _typed(where, key, x, item)
+    if not v:
+        raise UserError(f"{where}: key {key!r} is an empty list")
+    return v
+
+
+def _expand(m: dict[str, Any], where: str, data_dir: str) -> list[RunSpec]:
+    bad = set(m) - _ALLOWED
+    if bad:
+        raise UserError(f"{where}: unknown key {sorted(bad)[0]!r}")
+    if "models" not in m:
+        raise UserError(f"{where}: key 'models' is required")
+    if ("tasks" in m) == ("task_files" in m):
+        raise UserError(f"{where}: give exactly one of 'tasks' or 'task_files'")
+    models_ = _list(where, "models", m["models"], str)
+    sizes = _list(where, "sizes", m.get("sizes", ["small"]), str)
+    seeds = _list(where, "seeds", m.get("seeds", [0]), int)
+    opts = _typed(where, "model_options", m.get("model_options", {}), dict)
+    train_kw: dict[str, Any] = {}
+    for k in _TRAIN & set(m):
+        default = getattr(TrainConfig(), k)
+        kind: Any = (int, float) if isinstance(default, float) or k in ("target", "time_budget_s") else type(default) if default is not None else (int, float)
+        train_kw[k] = _typed(where, k, m[k], kind)
+    measure_kw = {k: _typed(where, k, m[k], int) for k in _MEASURE & set(m)}
+    data_kw: dict[str, Any] = {}
+    for k in _DATA & set(m):
+        v = m[k]
+        if k == "reverse_source":
+            data_kw[k] = _typed(where, k, v, bool)
+        elif k in ("train_lengths", "test_lengths"):
+            if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v) and 1 <= v[0] <= v[1]):
+                raise UserError(f"{where}: key {k!r} must be [low, high] with 1 <= low <= high, got {v!r}")
+            data_kw[k] = (v[0], v[1])
+        elif k == "data_seed":
+            data_kw["seed"] = _typed(where, k, v, int)
+        else:
+            data_kw[k] = _typed(where, k, v, int)
+    if "target" in train_kw and not 0 < train_kw["target"] <= 1:
+        raise UserError(f"{where}: key 'target' must be in (0, 1], got {train_kw['target']!r}")
+    if "amp" in train_kw and train_kw["amp"] not in ("off", "bf16", "fp16"):
+        raise UserError(f"{where}: key 'amp' must be off, bf16 or fp16, got {train_kw['amp']!r}")
+    try:
+        train = replace(TrainConfig(), **train_kw)
+        measure = replace(MeasureSpec(), **measure_kw)
+    except TypeError as e:
+        raise UserError(f"{where}: {e}") from None
+    if "tasks" in m:
+        datas = [DataSpec(task=t, **data_kw) for t in _list(where, "tasks", m["tasks"], str)]
+    else:
+        files = [f if os.path.isabs(f) else os.path.join(data_dir, f) for f in _list(where, "task_files", m["task_files"], str)]
+        datas = [DataSpec(task=os.path.splitext(os.path.basename(f))[0], task_file=f, **data_kw) for f in files]
+    model_opts = tuple(sorted(opts.items()))
+    return [
+        RunSpec(model=mo, size=sz, seed=se, data=d, train=train, model_options=model_opts, measure=measure)
+        for d, mo, sz, se in itertools.product(datas, models_, sizes, seeds)
+    ]

@@ -1,0 +1,174 @@
+"""Teacher-forced training with evaluation after every epoch, stopping at a target or a budget.
+
+The step does no host-device synchronisation: the loss is summed on the device and read once per epoch
+(which is also when divergence -- a NaN or inf loss -- is detected). Epoch times exclude evaluation; time
+to target is reported both as training time alone and as wall time with evaluation (MLPerf's metric).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import torch
+from torch.nn import functional as F
+
+from bench.data.batching import Batch, Encoded, batches
+from bench.data.vocab import PAD
+from bench.measure.timing import Precision, Stopwatch
+from bench.train.evaluate import EvalResult, evaluate
+from models import Seq2Seq
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10  # budget: at most this many passes over the training split
+    batch_size: int = 128  # the book's batch size
+    lr: float = 1e-3  # Adam, as the book
+    clip: float = 5.0  # global gradient-norm clip, as the book (max_grad=5.0)
+    target: float | None = 0.99  # stop once validation exact match reaches this (None: run all epochs)
+    time_budget_s: float | None = None  # stop after the epoch during which this much training time passed
+    eval_batch_size: int = 512  # batched greedy decoding; the book decodes one example at a time
+    amp: str = "off"  # off | bf16 | fp16
+
+
+@dataclass
+class Epoch:
+    epoch: int
+    train_s: float  # training time of this epoch (device-synchronised)
+    eval_s: float  # validation decoding and scoring
+    loss: float  # mean cross-entropy per target token
+    tokens: int  # target tokens trained on (EOS included, padding not)
+    examples: int
+    valid_exact_match: float
+    valid_token_accuracy: float
+    train_cum_s: float  # training time so far
+    wall_cum_s: float  # training + evaluation so far
+
+
+@dataclass
+class FitResult:
+    epochs: list[Epoch] = field(default_factory=list)
+    time_to_target_s: float | None = None  # training time until validation first reached the target
+    wall_to_target_s: float | None = None  # the same with evaluation time included
+    stopped: str = ""  # target | epochs | time_budget
+
+    def history(self) -> list[dict]:
+        return [asdict(e) for e in self.epochs]
+
+
+class Parallel(Protocol):
+    """Hooks for data-parallel training (``bench.runner.ddp``); ``fit`` without them is one process.
+
+    The global batch list is built on every rank from the run's seed; ``split`` gives this rank its rows of
+    each global batch and the loss divisor that makes the averaged gradients the full batch's gradient.
+    """
+
+    def split(self, train: Encoded, b: Batch) -> tuple[Batch, float]: ...
+
+    def all_reduce(self, values: list[float], op: str) -> list[float]: ...  # op: sum | max | mean
+
+
+def loss_fn(logits: torch.Tensor, tgt_out: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy over non-pad targets. logits [B,T,V], tgt_out [B,T]."""
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), tgt_out.reshape(-1), ignore_index=PAD, reduction=reduction)
+
+
+def make_step(model: Seq2Seq, cfg: TrainConfig, device: torch.device) -> Callable:
+    """One optimisation step as a closure: batch -> summed loss (a device tensor, never read here)."""
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    prec = Precision(cfg.amp)
+    autocast = prec.autocast(device)
+    scaler = prec.scaler(device)
+
+    def step(b, denom: float | None = None) -> torch.Tensor:
+        with autocast():
+            logits = model(b.src, b.src_mask, b.tgt_in)
+        loss_sum = loss_fn(logits, b.tgt_out, reduction="sum")
+        n = (b.tgt_out != PAD).sum()
+        loss = loss_sum / (n if denom is None else denom)
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            opt.step()
+        return loss_sum.detach()
+
+    return step
+
+
+def fit(
+    model: Seq2Seq,
+    train: Encoded,
+    valid: Encoded,
+    cfg: TrainConfig,
+    device: torch.device,
+    seed: int,
+    on_epoch: Callable[[Epoch], None] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+    parallel: Parallel | None = None,
+) -> FitResult:
+    """Train ``model`` (already on ``device``) and evaluate on ``valid`` after every epoch."""
+    step = make_step(model, cfg, device)
+    gen = torch.Generator().manual_seed(seed)  # batch order: a function of the run's seed alone
+    result = FitResult()
+    train_cum = wall_cum = 0.0
+    autocast = Precision(cfg.amp).autocast(device)
+    n_batches = math.ceil(len(train) / cfg.batch_size)
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        watch = Stopwatch(device)
+        watch.start()
+        loss_sum = torch.zeros((), device=device)
+        tokens = 0
+        for i, b in enumerate(batches(train, cfg.batch_size, shuffle=True, generator=gen)):
+            if parallel is None:
+                tokens += int(train.tgt_len[b.index].sum())  # from CPU lengths: no device sync
+                loss_sum += step(b.to(device))
+            else:  # this rank's rows of the global batch
+                b, denom = parallel.split(train, b)
+                tokens += b.target_tokens
+                loss_sum += step(b.to(device), denom)
+            if on_batch is not None:
+                on_batch(i + 1, n_batches)
+        train_s = watch.stop()
+        if parallel is not None:  # the global loss and tokens; the slowest rank's time (every rank stops alike)
+            loss_sum, tokens_f = (torch.tensor(v) for v in parallel.all_reduce([float(loss_sum), float(tokens)], "sum"))
+            tokens, train_s = int(tokens_f), parallel.all_reduce([train_s], "max")[0]
+        loss = float(loss_sum) / max(tokens, 1)
+        if not math.isfinite(loss):
+            raise Diverged(f"loss is {loss} in epoch {epoch}")
+        t0 = time.perf_counter()
+        ev: EvalResult = evaluate(model, valid, device, cfg.eval_batch_size, autocast=autocast)
+        eval_s = time.perf_counter() - t0
+        if parallel is not None:  # the stop decision must be the same on every rank
+            ev.exact_match, ev.token_accuracy = parallel.all_reduce([ev.exact_match, ev.token_accuracy], "mean")
+        train_cum += train_s
+        wall_cum += train_s + eval_s
+        rec = Epoch(epoch, train_s, eval_s, loss, tokens, len(train), ev.exact_match, ev.token_accuracy, train_cum, wall_cum)
+        result.epochs.append(rec)
+        if on_epoch is not None:
+            on_epoch(rec)
+        if cfg.target is not None and ev.exact_match >= cfg.target:
+            result.time_to_target_s, result.wall_to_target_s = train_cum, wall_cum
+            result.stopped = "target"
+            break
+        if cfg.time_budget_s is not None and train_cum >= cfg.time_budget_s:
+            result.stopped = "time_budget"
+            break
+    else:
+        result.stopped = "epochs"
+    return result

@@ -1,0 +1,248 @@
+"""The results store: round trips, failure isolation, divergence, bad files, interruption and resume."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+import bench.runner.session
+import bench.train.loop
+from bench.errors import UserError
+from bench.results.store import SCHEMA_VERSION, RunRecord, Store
+from bench.runner.session import SessionConfig, run_session
+from tests.conftest import snapshot
+
+CPU = SessionConfig(device="cpu")
+
+
+def _record(sid: str, key: str, status: str = "ok", **kw) -> RunRecord:
+    base = dict(session=sid, key=key, task="date", model="attention", size="tiny", seed=0,
+                config={"model": "attention", "train": {"lr": 0.001, "amp": "off"}, "model_options": {}}, config_hash="abc123",
+                status=status, error=None if status == "ok" else "RuntimeError: boom", started="2024-01-01T00:00:00+00:00",
+                finished="2024-01-01T00:01:00+00:00",
+                metrics={"test_exact_match": 0.125, "epoch_seconds": [1.5, 0.25], "time_to_target_s": None, "test_by_length": {"7": [1, 8]}},
+                history=[{"epoch": 1, "loss": 2.5}, {"epoch": 2, "loss": 1.0 / 3.0}], samples=[{"row": 0, "attention": [[0.5, 0.5]]}])
+    base.update(kw)
+    return RunRecord(**base)
+
+
+def test_session_with_runs_round_trips(tmp_path) -> None:
+    path = str(tmp_path / "sub" / "s.sqlite")  # the folder is created
+    st = Store(path)
+    env = {"device_name": "cpu", "threads": 2, "nested": {"a": [1, 2]}}
+    st.add_session("s1", "2024-01-01T00:00:00+00:00", "quick", "s2sbench run --suite quick", env)
+    recs = [_record("s1", "date/attention/tiny/0/abc123"), _record("s1", "date/seq2seq/tiny/0/abc123", status="failed", model="seq2seq", metrics={}, history=[], samples=[])]
+    ids = [st.add_run(r) for r in recs]
+    st.finish_session("s1", "2024-01-01T00:05:00+00:00", "finished")
+    st.close()
+
+    st = Store.open_existing(path)
+    assert st.schema_version() == SCHEMA_VERSION
+    (s,) = st.sessions()
+    assert s == {"id": "s1", "started": "2024-01-01T00:00:00+00:00", "finished": "2024-01-01T00:05:00+00:00", "status": "finished",
+                 "suite": "quick", "command": "s2sbench run --suite quick", "env": env, "runs": 2}
+    got = st.runs("s1")
+    assert [r.id for r in got] == ids
+    for r, want in zip(got, recs, strict=True):
+        assert r == RunRecord(**{**want.__dict__, "id": r.id})
+    assert st.runs() == got and st.runs("other") == []
+    assert st.done_keys("s1") == {"date/attention/tiny/0/abc123"}  # failed runs are not done
+    assert st.session("latest")["id"] == "s1" and st.session("s")["id"] == "s1"
+    st.close()
+
+
+def test_session_lookup_errors(tmp_path) -> None:
+    st = Store(str(tmp_path / "s.sqlite"))
+    with pytest.raises(UserError, match="no sessions"):
+        st.session("latest")
+    st.add_session("2024-a", "2024-01-01T00:00:00+00:00", None, "c", {})
+    st.add_session("2024-b", "2024-01-02T00:00:00+00:00", None, "c", {})
+    assert st.session("latest")["id"] == "2024-b"
+    with pytest.raises(UserError, match="more than one"):
+        st.session("2024")
+    with pytest.raises(UserError, match="no session matches"):
+        st.session("zzz")
+    st.close()
+
+
+def test_resumable_finds_the_latest_unfinished_session_of_a_suite(tmp_path) -> None:
+    st = Store(str(tmp_path / "s.sqlite"))
+    for sid, started, suite, status in [
+        ("a", "2024-01-01T00:00:00+00:00", "quick", "interrupted"),
+        ("b", "2024-01-02T00:00:00+00:00", "quick", "running"),
+        ("c", "2024-01-03T00:00:00+00:00", "quick", "finished"),
+        ("d", "2024-01-04T00:00:00+00:00", "full", "interrupted"),
+        ("e", "2024-01-05T00:00:00+00:00", None, "interrupted"),
+    ]:
+        st.add_session(sid, started, suite, "c", {})
+        if status != "running":
+            st.finish_session(sid, started, status)
+    assert st.resumable("quick") == "b"
+    assert st.resumable("full") == "d"
+    assert st.resumable(None) == "e"
+    with pytest.raises(UserError, match="book"):
+        st.resumable("book")
+    st.close()
+
+
+@pytest.mark.parametrize("content", [b"hello, I am a text file\n" * 10, b"\x00\x01binary" * 100])
+def test_a_file_that_is_not_a_store_is_a_user_error_and_stays_untouched(tmp_path, content) -> None:
+    p = tmp_path / "notes.sqlite"
+    p.write_bytes(content)
+    with pytest.raises(UserError, match="notes.sqlite"):
+        Store.open_existing(str(p))
+    with pytest.raises(UserError, match="notes.sqlite"):
+        Store(str(p))
+    assert p.read_bytes() == content
+
+
+def test_a_missing_store_is_not_created_by_readers(tmp_path) -> None:
+    p = tmp_path / "none.sqlite"
+    with pytest.raises(UserError, match="none.sqlite"):
+        Store.open_existing(str(p))
+    assert not p.exists()
+
+
+# --- sessions through the runner --------------------------------------------------------------------
+
+
+def test_a_failing_run_is_recorded_and_the_session_goes_on(tmp_path, monkeypatch, make_spec) -> None:
+    real = bench.runner.session.execute
+
+    def execute(spec, *a, **kw):
+        if spec.model == "seq2seq":
+            raise RuntimeError("boom in the middle")
+        return real(spec, *a, **kw)
+
+    monkeypatch.setattr(bench.runner.session, "execute", execute)
+    specs = [make_spec("attention", seed=0), make_spec("seq2seq", seed=0), make_spec("attention", seed=1)]
+    store = Store(str(tmp_path / "s.sqlite"))
+    sid = run_session(specs, store, CPU, "mini", "test")
+    store.close()
+
+    store = Store.open_existing(str(tmp_path / "s.sqlite"))
+    runs = store.runs(sid)
+    assert [(r.model, r.seed, r.status) for r in runs] == [("attention", 0, "ok"), ("seq2seq", 0, "failed"), ("attention", 1, "ok")]
+    first, failed, third = runs
+    assert len(first.history) == 2 and first.metrics["epochs"] == 2
+    assert 0.0 <= first.metrics["test_exact_match"] <= 1.0 and first.metrics["test_n"] == 40
+    assert first.key == specs[0].key() and first.config == specs[0].config()
+    assert failed.error.startswith("RuntimeError: boom in the middle")
+    assert failed.metrics == {} and failed.history == [] and failed.key == specs[1].key()
+    assert third.metrics["params"] == first.metrics["params"]
+    (s,) = store.sessions()
+    assert s["status"] == "finished" and s["finished"] is not None and s["runs"] == 3 and s["suite"] == "mini"
+    store.close()
+
+
+def _nan_loss(real):
+    def loss(logits, tgt_out, reduction="mean"):
+        return real(logits, tgt_out, reduction) * float("nan")
+
+    return loss
+
+
+def test_a_nan_loss_is_recorded_as_diverged(tmp_path, monkeypatch, make_spec) -> None:
+    monkeypatch.setattr(bench.train.loop, "loss_fn", _nan_loss(bench.train.loop.loss_fn))
+    store = Store(str(tmp_path / "s.sqlite"))
+    sid = run_session([make_spec("attention", epochs=2)], store, CPU, None, "test")
+    (r,) = store.runs(sid)
+    assert r.status == "failed"
+    assert r.error.startswith("diverged") and "nan" in r.error.lower()
+    assert store.sessions()[0]["status"] == "finished"
+    store.close()
+
+
+def test_an_infinite_loss_is_recorded_as_diverged(tmp_path, monkeypatch, make_spec) -> None:
+    real = bench.train.loop.loss_fn
+    monkeypatch.setattr(bench.train.loop, "loss_fn", lambda lg, t, reduction="mean": real(lg, t, reduction) + float("inf"))
+    store = Store(str(tmp_path / "s.sqlite"))
+    sid = run_session([make_spec("attention", epochs=1), make_spec("attention", seed=3, epochs=1)], store, CPU, None, "test")
+    assert [(r.status, r.error.split(":")[0]) for r in store.runs(sid)] == [("failed", "diverged")] * 2
+    store.close()
+
+
+def test_interrupted_session_keeps_finished_runs_and_resumes(tmp_path, monkeypatch, make_spec) -> None:
+    calls: list[str] = []
+
+    def fake(spec, prep, device, sc, progress=None):
+        calls.append(spec.key())
+        if spec.seed == 1 and len(calls) == 2:
+            raise KeyboardInterrupt
+        return {"test_exact_match": 0.5, "params": 1}, [{"epoch": 1, "loss": 1.0}], []
+
+    monkeypatch.setattr(bench.runner.session, "execute", fake)
+    specs = [make_spec(seed=s) for s in range(3)]
+    path = str(tmp_path / "s.sqlite")
+    store = Store(path)
+    with pytest.raises(KeyboardInterrupt):
+        run_session(specs, store, CPU, "mini", "test", session_id="sess-1")
+    before = snapshot(path)
+    assert [r.seed for r in store.runs("sess-1")] == [0]
+    assert store.sessions()[0]["status"] == "interrupted"
+    assert store.resumable("mini") == "sess-1"
+
+    calls.clear()
+    sid = run_session(specs, store, CPU, "mini", "test", resume=store.resumable("mini"))
+    assert sid == "sess-1"
+    assert calls == [specs[1].key(), specs[2].key()]  # the finished run is skipped
+    assert [r.seed for r in store.runs(sid)] == [0, 1, 2]
+    assert snapshot(path)["runs"][0] == before["runs"][0]  # the first run's row is untouched
+    assert store.sessions()[0]["status"] == "finished"
+    with pytest.raises(UserError):
+        store.resumable("mini")
+    store.close()
+
+
+def test_bad_input_leaves_the_store_untouched(tmp_path, make_spec) -> None:
+    path = str(tmp_path / "s.sqlite")
+    store = Store(path)
+    store.add_session("old", "2024-01-01T00:00:00+00:00", None, "c", {})
+    store.add_run(_record("old", "k"))
+    before = snapshot(path)
+    for spec in (make_spec(model="nosuch"), make_spec(task="nosuch")):
+        with pytest.raises(UserError, match="nosuch"):
+            run_session([make_spec(), spec], store, CPU, None, "test")
+    assert snapshot(path) == before
+    store.close()
+
+
+def test_the_store_is_sqlite_with_one_row_per_run(tmp_path) -> None:
+    # Other tools (sqlite3 CLI, pandas.read_sql) read the store directly: check its shape with plain sqlite3.
+    path = str(tmp_path / "s.sqlite")
+    st = Store(path)
+    st.add_session("s1", "2024-01-01T00:00:00+00:00", None, "c", {})
+    st.add_run(_record("s1", "k1"))
+    st.close()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+    assert db.execute("SELECT session, key, status FROM runs").fetchall() == [("s1", "k1", "ok")]
+    db.close()
+
+
+def test_a_store_of_another_schema_version_is_refused(tmp_path) -> None:
+    path = str(tmp_path / "s.sqlite")
+    Store(path).close()
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    db.close()
+    with pytest.raises(UserError, match="99"):
+        Store(path)
+
+
+def test_another_programs_sqlite_file_is_refused_and_untouched(tmp_path) -> None:
+    # Readers (list, export, report) must not add s2sbench's tables to someone else's database.
+    path = str(tmp_path / "notes.db")
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("CREATE TABLE notes (t TEXT)")
+        db.execute("INSERT INTO notes VALUES ('keep me')")
+    db.close()
+    with pytest.raises(UserError, match="notes.db"):
+        Store.open_existing(path)
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall() == [("notes",)]
+    assert db.execute("SELECT t FROM notes").fetchall() == [("keep me",)]
+    db.close()
