@@ -20,19 +20,43 @@ BUDGET_VOCAB = 60
 
 
 @dataclass(frozen=True)
+class ModelMeta:
+    """What the harness needs to know about a model without special-casing its name.
+
+    ``cost``: relative time of one training step at an equal parameter budget, in tenths (integers, so
+    that shard balancing is exact on every machine), measured on a 2-core CPU at size small, batch 64,
+    date-length sequences. ``attention``: ``generate`` returns cross-attention maps (alignment is scored).
+    ``reference``: the model speed ratios in a report are relative to by default (the book's answer to the
+    fixed-length vector, ch. 8). ``order`` (the story's order) is set by the registry.
+    """
+
+    cost: int = 20
+    attention: bool = False
+    reference: bool = False
+    order: int = 0
+
+    def record(self) -> dict[str, Any]:
+        """The metadata as stored with each run, so reports can order and colour models without importing them."""
+        return {"order": self.order, "attention": self.attention, "reference": self.reference, "cost": self.cost}
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str
     cls: type[Seq2Seq]
     config_cls: type
     sizes: dict[str, Any]  # size name -> frozen config (without vocab_size)
     summary: str
+    meta: ModelMeta = ModelMeta()
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+_STORY = ("seq2seq", "peeky", "attention", "gnmt", "transformer", "ntm")  # book ch. 7 -> ch. 8 -> GNMT -> Transformer -> NTM
 
 
-def register(name: str, cls: type[Seq2Seq], config_cls: type, sizes: dict[str, Any], summary: str) -> None:
-    _REGISTRY[name] = ModelEntry(name, cls, config_cls, sizes, summary)
+def register(name: str, cls: type[Seq2Seq], config_cls: type, sizes: dict[str, Any], summary: str, meta: ModelMeta | None = None) -> None:
+    order = _STORY.index(name) if name in _STORY else len(_STORY) + len(_REGISTRY)
+    _REGISTRY[name] = ModelEntry(name, cls, config_cls, sizes, summary, replace(meta or ModelMeta(), order=order))
 
 
 def _load() -> None:
@@ -40,7 +64,7 @@ def _load() -> None:
     # Import for their registration side effect; order is the order of the story (book ch. 7 -> 8 -> NTM).
     import importlib
 
-    for mod in ("seq2seq", "attention", "gnmt", "transformer", "ntm"):
+    for mod in ("seq2seq", "attention", "gnmt", "transformer", "ntm"):  # registration order is irrelevant: ``names`` sorts by story
         try:
             importlib.import_module(f"models.{mod}")
         except ModuleNotFoundError as e:  # a model file not written yet
@@ -49,8 +73,14 @@ def _load() -> None:
 
 
 def names() -> list[str]:
+    """Every registered model, in the story's order."""
     _load()
-    return list(_REGISTRY)
+    return sorted(_REGISTRY, key=lambda n: _REGISTRY[n].meta.order)
+
+
+def reference() -> str:
+    """The model a report's speed ratios are relative to by default."""
+    return next(n for n in names() if _REGISTRY[n].meta.reference)
 
 
 def entry(name: str) -> ModelEntry:
@@ -87,4 +117,4 @@ def count_params(model: Seq2Seq) -> int:
 
 Factory = Callable[..., Seq2Seq]
 
-__all__ = ["BUDGETS", "BUDGET_VOCAB", "Generation", "Seq2Seq", "build", "config", "count_params", "entry", "names", "register", "sizes"]
+__all__ = ["BUDGETS", "BUDGET_VOCAB", "Generation", "ModelMeta", "reference", "Seq2Seq", "build", "config", "count_params", "entry", "names", "register", "sizes"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models import register
+from models import ModelMeta, register
 from models.base import Generation, Seq2Seq, greedy_decode, last_valid
 
 
@@ -146,4 +146,5 @@ register(
         "book": AttentionConfig(embed=16, hidden=256),
     },
     "LSTM encoder-decoder with attention over all encoder states (book ch. 8)",
+    ModelMeta(cost=10, attention=True, reference=True),
 )

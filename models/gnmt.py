@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models import register
+from models import ModelMeta, register
 from models.attention import Attention
 from models.base import Generation, Seq2Seq, greedy_decode
 
@@ -152,4 +152,5 @@ register(
         "base": GNMTConfig(embed=64, hidden=140, enc_layers=8, dec_layers=8),
     },
     "deep residual LSTM, bidirectional bottom encoder layer, attention fed to the decoder stack (GNMT)",
+    ModelMeta(cost=15, attention=True),
 )

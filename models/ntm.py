@@ -48,7 +48,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models import register
+from models import ModelMeta, register
 from models.base import Generation, Seq2Seq, finish_tokens
 
 EPS = 1e-8  # cosine-similarity denominator, attention renormalisation
@@ -295,4 +295,5 @@ register(
         "base": NTMConfig(embed=64, hidden=768, slots=128, width=64),
     },
     "Neural Turing Machine: LSTM controller with content + location addressed memory (Graves et al. 2014)",
+    ModelMeta(cost=45, attention=True),
 )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models import register
+from models import ModelMeta, register
 from models.base import Generation, Seq2Seq, greedy_decode
 
 
@@ -117,6 +117,7 @@ register(
         "book": Seq2SeqConfig(embed=16, hidden=128),
     },
     "LSTM encoder-decoder; the encoder's last state is all the decoder sees (book §7.3)",
+    ModelMeta(cost=10),
 )
 
 register(
@@ -130,4 +131,5 @@ register(
         "book": Seq2SeqConfig(embed=16, hidden=128),
     },
     "seq2seq whose encoder vector also feeds every decoder step and the output layer (book §7.4.2)",
+    ModelMeta(cost=10),
 )

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models import register
+from models import ModelMeta, register
 from models.base import Generation, Seq2Seq, finish_tokens
 
 
@@ -284,4 +284,5 @@ register(
         "base": TransformerConfig(d_model=192, heads=6, enc_layers=3, dec_layers=3, ff=768),
     },
     "pre-norm encoder-decoder Transformer, SDPA attention, KV-cached greedy decoding",
+    ModelMeta(cost=20, attention=True),
 )

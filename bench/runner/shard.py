@@ -24,12 +24,6 @@ from typing import Any
 import models
 from bench.runner.session import RunSpec
 
-# Relative time of one training step at an equal parameter budget, measured on a 2-core CPU (small size,
-# batch 64, date-length sequences): the LSTM models are about equal, GNMT's deeper stack ~1.5x, the
-# Transformer ~2x (on CPU; it is relatively cheaper on a GPU), the NTM's per-step memory addressing ~4.5x.
-# In tenths, so that costs stay integers. An unknown model counts as 2x.
-MODEL_COST = {"seq2seq": 10, "peeky": 10, "attention": 10, "gnmt": 15, "transformer": 20, "ntm": 45}
-DEFAULT_MODEL_COST = 20
 
 
 def parse(text: str) -> tuple[int, int]:
@@ -93,7 +87,7 @@ def cost(spec: RunSpec, _cache: dict[tuple, int] | None = None) -> int:
     p34 = math.isqrt(p) * math.isqrt(math.isqrt(p))
     t = spec.train
     work = t.epochs * (_train_examples(spec) + spec.data.valid // 2) + spec.data.test // 2
-    return MODEL_COST.get(spec.model, DEFAULT_MODEL_COST) * p34 * (cache[lk] + 4) * max(work, 1)
+    return models.entry(spec.model).meta.cost * p34 * (cache[lk] + 4) * max(work, 1)
 
 
 def partition(specs: Sequence[RunSpec], n: int) -> list[list[RunSpec]]:

@@ -20,7 +20,6 @@ from bench.data.vocab import BOS, EOS, Vocab
 NAMES = models.names()
 V = models.BUDGET_VOCAB
 # Models whose Generation.attention is known; a model not listed may return either (checked if returned).
-HAS_ATTENTION = {"seq2seq": False, "peeky": False, "attention": True, "gnmt": True, "transformer": True}
 # Non-default variants that take other code paths; they join the mask and leakage checks.
 VARIANTS = [(n, {}) for n in NAMES] + [
     ("gnmt", {"attention_feed": "output"}),
@@ -155,12 +154,10 @@ def test_generate_attention(name: str) -> None:
     plain = model.generate(src, mask, 6, BOS, EOS)
     assert plain.attention is None  # not asked, not computed
     assert torch.equal(plain.tokens, gen.tokens)  # asking for maps does not change the decoding
-    expected = HAS_ATTENTION.get(name)
-    if expected is False:
+    if not models.entry(name).meta.attention:  # the registry's word, checked against what generate returns
         assert gen.attention is None
         return
-    if expected is True:
-        assert gen.attention is not None
+    assert gen.attention is not None
     if gen.attention is not None:
         a = gen.attention
         assert a.shape == (4, 6, 8)
