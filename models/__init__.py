@@ -8,62 +8,22 @@ setting and exists only for the models the book has.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from models.base import Generation, Seq2Seq
+from models.registry import _REGISTRY, ModelEntry, ModelMeta, register
 
 # Parameter budget per size, for a character vocabulary of about 60 symbols.
 BUDGETS: dict[str, int] = {"tiny": 50_000, "small": 400_000, "base": 3_000_000}
 BUDGET_VOCAB = 60
 
 
-@dataclass(frozen=True)
-class ModelMeta:
-    """What the harness needs to know about a model without special-casing its name.
-
-    ``cost``: relative time of one training step at an equal parameter budget, in tenths (integers, so
-    that shard balancing is exact on every machine), measured on a 2-core CPU at size small, batch 64,
-    date-length sequences. ``attention``: ``generate`` returns cross-attention maps (alignment is scored).
-    ``reference``: the model speed ratios in a report are relative to by default (the book's answer to the
-    fixed-length vector, ch. 8). ``order`` (the story's order) is set by the registry.
-    """
-
-    cost: int = 20
-    attention: bool = False
-    reference: bool = False
-    order: int = 0
-
-    def record(self) -> dict[str, Any]:
-        """The metadata as stored with each run, so reports can order and colour models without importing them."""
-        return {"order": self.order, "attention": self.attention, "reference": self.reference, "cost": self.cost}
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    cls: type[Seq2Seq]
-    config_cls: type
-    sizes: dict[str, Any]  # size name -> frozen config (without vocab_size)
-    summary: str
-    meta: ModelMeta = ModelMeta()
-
-
-_REGISTRY: dict[str, ModelEntry] = {}
-_STORY = ("seq2seq", "peeky", "attention", "gnmt", "transformer", "ntm")  # book ch. 7 -> ch. 8 -> GNMT -> Transformer -> NTM
-
-
-def register(name: str, cls: type[Seq2Seq], config_cls: type, sizes: dict[str, Any], summary: str, meta: ModelMeta | None = None) -> None:
-    order = _STORY.index(name) if name in _STORY else len(_STORY) + len(_REGISTRY)
-    _REGISTRY[name] = ModelEntry(name, cls, config_cls, sizes, summary, replace(meta or ModelMeta(), order=order))
-
-
 def _load() -> None:
     """Import every module of the family (cached after the first time), whichever was imported first."""
-    # Import for their registration side effect; order is the order of the story (book ch. 7 -> 8 -> NTM).
-    import importlib
-
+    # Imported for their registration side effect.
     for mod in ("seq2seq", "attention", "gnmt", "transformer", "ntm"):  # registration order is irrelevant: ``names`` sorts by story
         try:
             importlib.import_module(f"models.{mod}")

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models import ModelMeta, register
 from models.base import Generation, Seq2Seq, greedy_decode, last_valid
+from models.registry import ModelMeta, register
 
 
 class Attention(nn.Module):

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models import ModelMeta, register
 from models.attention import Attention
 from models.base import Generation, Seq2Seq, greedy_decode
+from models.registry import ModelMeta, register
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [1,B,H]
 

@@ -48,8 +48,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models import ModelMeta, register
 from models.base import Generation, Seq2Seq, finish_tokens
+from models.registry import ModelMeta, register
 
 EPS = 1e-8  # cosine-similarity denominator, attention renormalisation
 W_FLOOR = 1e-12  # weightings are floored before the sharpening's log: d(w^gamma)/d(gamma) = w^gamma log w

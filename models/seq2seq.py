@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models import ModelMeta, register
 from models.base import Generation, Seq2Seq, greedy_decode
+from models.registry import ModelMeta, register
 
 
 @dataclass(frozen=True)

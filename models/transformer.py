@@ -34,8 +34,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models import ModelMeta, register
 from models.base import Generation, Seq2Seq, finish_tokens
+from models.registry import ModelMeta, register
 
 
 @dataclass(frozen=True)

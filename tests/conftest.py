@@ -74,8 +74,7 @@ def copy_store(src: str, dst_dir: str) -> str:
 @pytest.fixture
 def make_spec() -> Callable[..., Any]:
     """Factory for a small, fast RunSpec: date task, tiny model, a few hundred examples, 2 epochs."""
-    from bench.runner.session import DataSpec, MeasureSpec, RunSpec
-    from bench.train.loop import TrainConfig
+    from bench.spec.run import DataSpec, MeasureSpec, RunSpec, TrainConfig
 
     def make(model: str = "attention", seed: int = 0, task: str = "date", train: int = 240, epochs: int = 2,
              lr: float = 3e-3, **data: Any) -> RunSpec:

@@ -66,43 +66,22 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.analysis.environment import differences
 from bench.errors import UserError
-from bench.measure.calibrate import combined_seconds
+from bench.results import baseline
+from bench.results.calibration import combined_seconds
+from bench.results.metrics import BY_NAME, of_kind
+from bench.results.store import Store
+from bench.results.tidy import runs_frame
 
-BASELINE_FORMAT = "s2sbench-baseline"
-BASELINE_VERSION = 1
-DEFAULT_BASELINE_DIR = os.path.join("results", "baselines")
-
-QUALITY = ("test_exact_match", "test_token_accuracy", "alignment")
-# speed metric -> "low" (a time: lower is better) or "high" (a throughput)
-SPEED: dict[str, str] = {
-    "train_tokens_per_s": "high",
-    "s_per_epoch": "low",
-    "decode_latency_batch_s": "low",
-    "decode_latency_b1_s": "low",
-    "time_to_target_s": "low",
-}
-MEMORY = ("peak_memory_bytes",)
+# The metrics compared, from the one catalogue: quality (mean over seeds), speed and memory (medians).
+QUALITY = tuple(m.name for m in of_kind("quality"))
+SPEED: dict[str, str] = {m.name: m.better for m in of_kind("speed")}  # "low": a time; "high": a throughput
+MEMORY = tuple(m.name for m in of_kind("memory"))
 # per-seed values kept in a baseline (the metrics above plus what explains them)
 PER_SEED = QUALITY + tuple(SPEED) + MEMORY + ("params", "epochs")
-
-LABELS = {
-    "test_exact_match": "exact match %",
-    "test_token_accuracy": "token acc %",
-    "alignment": "alignment %",
-    "train_tokens_per_s": "train tok/s",
-    "s_per_epoch": "s/epoch",
-    "decode_latency_batch_s": "decode batch ms",
-    "decode_latency_b1_s": "decode b=1 ms",
-    "time_to_target_s": "time to target s",
-    "peak_memory_bytes": "peak MiB",
-    "runs": "runs ok",
-    "-": "(all metrics)",
-}
 SYMBOLS = {"better": "✅ better", "same": "➖ same", "worse": "❌ worse", "missing": "❔ missing", "new": "🆕 new",
            "unchecked": "· unchecked"}
-ENV_WARN = (("device_name", "devices"), ("device_type", "device types"), ("torch", "torch versions"), ("cuda", "CUDA versions"),
-            ("threads", "CPU thread counts"))
 
 
 # --- thresholds ---------------------------------------------------------------------------------------
@@ -232,13 +211,6 @@ class Side:
         return combined_seconds(self.calibration)
 
 
-def _s_per_epoch(xs: Any) -> float | None:
-    if not isinstance(xs, list) or not xs:
-        return None
-    vals = xs[1:] or xs  # the first epoch carries the warm-up
-    return float(statistics.median(vals))
-
-
 def _num(v: Any) -> Any:
     if v is None or isinstance(v, (bool, str)):
         return v
@@ -274,18 +246,13 @@ def groups_from_frame(df: Any) -> dict[tuple[str, str, str], Group]:
         g.seeds.pop(seed, None)
         g.failed.pop(seed, None)
         if r["status"] == "ok":
-            vals = {m: _num(r.get(m)) for m in PER_SEED if m != "s_per_epoch"}
-            vals["s_per_epoch"] = _s_per_epoch(r.get("epoch_seconds"))
-            g.seeds[seed] = vals
+            g.seeds[seed] = {m: _num(r.get(m)) for m in PER_SEED}
         else:
             g.failed[seed] = str(r.get("error") or "failed")
     return groups
 
 
 def side_from_store(store_path: str, ref: str) -> Side:
-    from bench.results.store import Store
-    from bench.results.tidy import runs_frame
-
     store = Store.open_existing(store_path)
     try:
         s = store.session(ref)
@@ -325,8 +292,8 @@ def baseline_doc(side: Side, name: str) -> dict[str, Any]:
             "summary": g.summary(),  # for readers; compare recomputes it from the seeds
         }
     return {
-        "format": BASELINE_FORMAT,
-        "schema_version": BASELINE_VERSION,
+        "format": baseline.FORMAT,
+        "schema_version": baseline.VERSION,
         "name": name,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "session": side.info or {"id": side.session, "status": side.status},
@@ -336,73 +303,22 @@ def baseline_doc(side: Side, name: str) -> dict[str, Any]:
     }
 
 
-def _finite(x: Any) -> Any:
-    """NaN and infinities -> None, so the file is strict JSON."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {str(k): _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
-
-
-def dumps_baseline(doc: dict[str, Any]) -> str:
-    return json.dumps(_finite(doc), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def baseline_name(name: str) -> str:
-    n = name[:-5] if name.lower().endswith(".json") else name
-    if not n or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", n):
-        raise UserError(f"baseline name {name!r}: use letters, digits, '.', '_' and '-' (it becomes NAME.json)")
-    return n
-
-
-def save_baseline(store_path: str, ref: str, name: str, directory: str = DEFAULT_BASELINE_DIR) -> tuple[str, Side]:
+def save_baseline(store_path: str, ref: str, name: str, directory: str = baseline.DEFAULT_DIR) -> tuple[str, Side]:
     """Write ``directory/NAME.json`` from a stored session. -> (path, the side saved)."""
-    n = baseline_name(name)
+    n = baseline.name(name)
     side = side_from_store(store_path, ref)
-    doc = baseline_doc(side, n)
     path = os.path.join(directory, n + ".json")
-    try:
-        os.makedirs(directory, exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(dumps_baseline(doc))
-        os.replace(tmp, path)
-    except OSError as e:
-        raise UserError(f"{path}: cannot write the baseline ({e})") from None
+    baseline.write(path, baseline_doc(side, n))
     return path, side
 
 
-def _bad(path: str, why: str) -> UserError:
-    return UserError(f"{path}: not a usable s2sbench baseline ({why})")
-
-
 def load_baseline(path: str) -> Side:
-    if not os.path.exists(path):
-        raise UserError(f"{path}: no such baseline file")
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read the baseline ({e})") from None
-    except ValueError as e:
-        raise _bad(path, f"not valid JSON: {e}") from None
-    return side_from_doc(doc, path)
+    return side_from_doc(baseline.read(path), path)
 
 
 def side_from_doc(doc: Any, path: str = "<baseline>") -> Side:
-    if not isinstance(doc, dict) or doc.get("format") != BASELINE_FORMAT:
-        raise _bad(path, f"'format' is not {BASELINE_FORMAT!r}")
-    v = doc.get("schema_version")
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise _bad(path, "no schema_version")
-    if v > BASELINE_VERSION:
-        raise _bad(path, f"schema version {v}; this s2sbench reads up to version {BASELINE_VERSION}")
-    results, env, cal = doc.get("results"), doc.get("env", {}), doc.get("calibration")
-    if not isinstance(results, dict) or not isinstance(env, dict) or not (cal is None or isinstance(cal, dict)):
-        raise _bad(path, "'results' and 'env' must be objects, 'calibration' an object or null")
+    doc = baseline.check(doc, path)
+    results, env, cal = doc["results"], doc.get("env", {}), doc.get("calibration")
     groups: dict[tuple[str, str, str], Group] = {}
     for k, r in results.items():
         try:
@@ -411,7 +327,7 @@ def side_from_doc(doc: Any, path: str = "<baseline>") -> Side:
             g.failed = {int(s): str(e) for s, e in dict(r.get("failed", {})).items()}
             g.config_hashes = {str(h) for h in r.get("config_hashes", [])}
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise _bad(path, f"result {k!r} is malformed ({type(e).__name__}: {e})") from None
+            raise baseline.bad(path, f"result {k!r} is malformed ({type(e).__name__}: {e})") from None
         groups[g.key] = g
     sess = doc.get("session") if isinstance(doc.get("session"), dict) else {}
     name = doc.get("name") or os.path.splitext(os.path.basename(path))[0]
@@ -479,7 +395,7 @@ class Comparison:
             lines += ["| task | model | size | metric | base | new | ratio / Δ | verdict |", "|---|---|---|---|---:|---:|---:|---|"]
             for r in rows:
                 verdict = SYMBOLS.get(r.verdict, r.verdict) + (f" ({r.note})" if r.note else "")
-                lines.append(f"| {r.task} | {r.model} | {r.size} | {LABELS.get(r.metric, r.metric)} | {_fmt(r.metric, r.base)} | "
+                lines.append(f"| {r.task} | {r.model} | {r.size} | {_label(r.metric)} | {_fmt(r.metric, r.base)} | "
                              f"{_fmt(r.metric, r.new)} | {_fmt_change(r)} | {verdict} |")
         elif changes_only:
             lines.append("_No changes past the thresholds._")
@@ -492,19 +408,18 @@ class Comparison:
         return "\n".join(lines) + "\n"
 
 
+def _label(metric: str) -> str:
+    return BY_NAME[metric].label if metric in BY_NAME else {"runs": "runs ok", "-": "(all metrics)"}.get(metric, metric)
+
+
 def _fmt(metric: str, v: Any) -> str:
     if v is None:
         return "—"
     if isinstance(v, str):
         return v
-    if metric in QUALITY:
-        return f"{v:.1f}"
-    if metric in ("decode_latency_batch_s", "decode_latency_b1_s"):
-        return f"{v * 1000:.2f}"
-    if metric == "peak_memory_bytes":
-        return f"{v / 2**20:,.0f}"
-    if metric == "train_tokens_per_s":
-        return f"{v:,.0f}"
+    if metric in BY_NAME:
+        m = BY_NAME[metric]
+        return m.format(v if m.kind == "quality" else m.display(v))  # quality values are already in %
     return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 1000 else f"{v:,.0f}"
 
 
@@ -569,11 +484,9 @@ def calibration_spread(cal: Any) -> float | None:
 
 def _env_warnings(base: Side, new: Side) -> list[str]:
     out = []
-    for k, what in ENV_WARN:
-        a, b = base.env.get(k), new.env.get(k)
-        if a is not None and b is not None and str(a) != str(b):
-            out.append(f"The two sides ran on different {what} (base {a}, new {b}): speed and memory ratios mix machine and code"
-                       + (" even after calibration." if k != "threads" else "."))
+    for k, what, (a, b) in differences([base.env, new.env]):
+        out.append(f"The two sides ran on different {what} (base {a}, new {b}): speed and memory ratios mix machine and code"
+                   + (" even after calibration." if k != "threads" else "."))
     for side, which in ((base, "base"), (new, "new")):
         spread = calibration_spread(side.calibration)
         if spread is not None and spread > NOISY_CALIBRATION:

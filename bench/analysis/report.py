@@ -1,7 +1,7 @@
 """Store -> pandas -> tables + seaborn figures -> a self-contained HTML page, Markdown and CSV.
 
 A pure function of the store: the same sessions always give the same report. Colours are fixed per model
-across every figure (the registry's order), so a model is the same colour in the curve, the
+across every figure (the story's order, recorded with each run from the registry), so a model is the same colour in the curve, the
 speed-accuracy plane and the length plot.
 """
 
@@ -24,69 +24,61 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from bench.analysis.environment import differences  # noqa: E402
 from bench.analysis.stats import pareto_front, summarize  # noqa: E402
 from bench.errors import UserError  # noqa: E402
+from bench.results.metrics import metric, of_kind  # noqa: E402
 from bench.results.store import Store  # noqa: E402
 from bench.results.tidy import epochs_frame, runs_frame  # noqa: E402
 
-# Column -> (header, better: "high" | "low" | None, format). Order is the table's order.
-COLUMNS: dict[str, tuple[str, str | None, str]] = {
-    "params": ("params", None, "{:,.0f}"),
-    "flops_per_token": ("FLOPs/token", None, "{:,.3g}"),
-    "train_tokens_per_s": ("train tok/s", "high", "{:,.0f}"),
-    "s_per_epoch": ("s/epoch", "low", "{:.2f}"),
-    "time_to_target_s": ("time to target s", "low", "{:.1f}"),
-    "decode_latency_b1_ms": ("decode b=1 ms", "low", "{:.1f}"),
-    "decode_latency_batch_ms": ("decode batch ms", "low", "{:.1f}"),
-    "peak_memory_mib": ("peak MiB", "low", "{:,.0f}"),
-    "exact_match": ("exact match %", "high", "{:.1f}"),
-    "token_accuracy": ("token acc %", "high", "{:.1f}"),
-    "alignment": ("alignment %", "high", "{:.1f}"),
-}
-_PCT = {"exact_match", "token_accuracy", "alignment"}
+# The report's two tables, in order; headers, directions and formats come from the catalogue.
+QUALITY_COLS = tuple(m.name for m in of_kind("quality"))
+SPEED_COLS = ("params", "flops_per_token", "train_tokens_per_s", "s_per_epoch", "time_to_target_s", "decode_latency_b1_s",
+              "decode_latency_batch_s", "peak_memory_bytes")
+RATIO_COLS = ("train_tokens_per_s", "s_per_epoch", "time_to_target_s", "decode_latency_batch_s")  # shown as ratios to the reference
 
 
-def model_order(names: list[str]) -> list[str]:
-    try:
-        import models
-
-        known = models.names()
-    except Exception:  # noqa: BLE001 -- reports must not depend on the model code working
-        known = []
-    return [m for m in known if m in names] + sorted(m for m in names if m not in known)
+def model_order(runs: pd.DataFrame) -> list[str]:
+    """Models in the story's order as the runs recorded it (registry metadata stored with each run), then by name."""
+    order = runs.groupby("model")["model_order"].min() if "model_order" in runs else pd.Series(dtype=float)
+    return sorted(set(runs["model"]), key=lambda m: (pd.isna(order.get(m)), order.get(m) if pd.notna(order.get(m)) else 0, m))
 
 
-def palette(names: list[str]) -> dict[str, tuple]:
-    order = model_order(names)
+def default_reference(runs: pd.DataFrame) -> str | None:
+    """The model the registry marks as the reference, as recorded with the runs; None when no run says."""
+    refs = runs.loc[runs["model_is_reference"].astype(bool), "model"] if "model_is_reference" in runs else []
+    return str(refs.iloc[0]) if len(refs) else None
+
+
+def palette(order: list[str]) -> dict[str, tuple]:
     colours = sns.color_palette("tab10", max(len(order), 1))
     return {m: colours[i % len(colours)] for i, m in enumerate(order)}
 
 
-def summary_table(runs: pd.DataFrame, reference: str | None = "attention") -> pd.DataFrame:
+def summary_table(runs: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
     """One row per task x model x size: medians of speed, mean and 95 % interval over seeds of quality.
 
-    Quality columns ``<metric>`` hold the mean (in %), ``<metric>_ci`` the interval half-width (nan for a
-    single seed), ``<metric>_n`` the number of seeds. Failed runs are counted, not averaged.
+    Every value is in the unit people read (the catalogue's ``display``). Quality columns ``<metric>`` hold
+    the mean (in %), ``<metric>_ci`` the interval half-width (nan for a single seed), ``<metric>_n`` the
+    number of seeds. Failed runs are counted, not averaged.
     """
     ok = runs[runs["status"] == "ok"].copy()
-    ok["s_per_epoch"] = ok["epoch_seconds"].map(lambda xs: float(np.median(xs[1:] or xs)) if xs else math.nan)
-    ok["decode_latency_b1_ms"] = ok["decode_latency_b1_s"].astype(float) * 1000
-    ok["decode_latency_batch_ms"] = ok["decode_latency_batch_s"].astype(float) * 1000
-    ok["peak_memory_mib"] = ok["peak_memory_bytes"].astype(float) / 2**20
-    ok["exact_match"] = ok["test_exact_match"].astype(float) * 100
-    ok["token_accuracy"] = ok["test_token_accuracy"].astype(float) * 100
-    ok["alignment"] = ok["alignment"].astype(float) * 100
+    for c in QUALITY_COLS + SPEED_COLS:
+        m = metric(c)
+        ok[c] = [math.nan if (v := m.display(x)) is None else v for x in ok[c]]
     rows = []
     keys = ["task", "model", "size"]
     for (task, model, size), g in ok.groupby(keys, sort=False):
         row: dict = {"task": task, "model": model, "size": size, "seeds": len(g)}
-        for c in ("params", "flops_per_token", "train_tokens_per_s", "s_per_epoch", "decode_latency_b1_ms", "decode_latency_batch_ms", "peak_memory_mib"):
-            v = pd.to_numeric(g[c], errors="coerce").dropna()
-            row[c] = float(v.median()) if len(v) else math.nan
+        for c in SPEED_COLS:
+            v = pd.to_numeric(g[c], errors="coerce")
+            if metric(c).all_seeds and v.isna().any():  # e.g. time to target: every seed must reach it
+                row[c] = math.nan
+            else:
+                row[c] = float(v.dropna().median()) if v.notna().any() else math.nan
         ttt = pd.to_numeric(g["time_to_target_s"], errors="coerce")
-        row["time_to_target_s"] = float(ttt.median()) if ttt.notna().all() and len(ttt) else math.nan  # every seed must reach it
         row["reached_target"] = f"{int(ttt.notna().sum())}/{len(g)}"
-        for c in _PCT:
+        for c in QUALITY_COLS:
             s = summarize(g[c].dropna().tolist())
             row[c], row[c + "_ci"], row[c + "_n"] = s.mean, s.half_width, s.n
         rows.append(row)
@@ -98,7 +90,7 @@ def summary_table(runs: pd.DataFrame, reference: str | None = "attention") -> pd
         return table
     table["failed"] = [int(failed.get((r.task, r.model, r.size), 0)) for r in table.itertuples()]
     if reference:
-        for c in ("train_tokens_per_s", "s_per_epoch", "time_to_target_s", "decode_latency_batch_ms"):
+        for c in RATIO_COLS:
             ref = table[table["model"] == reference].set_index(["task", "size"])[c]
             table[c + "_vs_ref"] = [r[c] / ref.get((r["task"], r["size"]), math.nan) if (r["task"], r["size"]) in ref.index else math.nan
                                     for _, r in table.iterrows()]
@@ -109,7 +101,8 @@ def winners(table: pd.DataFrame) -> dict[tuple[int, str], bool]:
     """(row index, column) -> True where the row is the best of its task x size group in that column."""
     out = {}
     for _, g in table.groupby(["task", "size"], sort=False):
-        for c, (_, better, _) in COLUMNS.items():
+        for c in QUALITY_COLS + SPEED_COLS:
+            better = metric(c).better
             if better is None or c not in g or g[c].isna().all() or len(g) < 2:
                 continue
             best = g[c].max() if better == "high" else g[c].min()
@@ -122,8 +115,8 @@ def format_cell(table: pd.DataFrame, i: int, c: str) -> str:
     v = table.at[i, c]
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
-    text = COLUMNS[c][2].format(v)
-    if c in _PCT:
+    text = metric(c).format(v)
+    if c in QUALITY_COLS:
         hw = table.at[i, c + "_ci"]
         if not math.isnan(hw):
             text += f" ± {hw:.1f}"
@@ -134,17 +127,12 @@ def format_cell(table: pd.DataFrame, i: int, c: str) -> str:
     return text
 
 
-QUALITY_COLS = ("exact_match", "token_accuracy", "alignment")
-SPEED_COLS = ("params", "flops_per_token", "train_tokens_per_s", "s_per_epoch", "time_to_target_s", "decode_latency_b1_ms",
-              "decode_latency_batch_ms", "peak_memory_mib")
-
-
 def table_rows(table: pd.DataFrame, columns: tuple[str, ...]) -> tuple[list[str], list[list[tuple[str, bool]]]]:
     """Headers and cells (text, is-winner) of one of the report's two tables."""
     win = winners(table)
     cols = [c for c in columns if c in table and not table[c].isna().all()]
     quality = columns == QUALITY_COLS
-    headers = ["task", "model", "size", "seeds"] + [COLUMNS[c][0] for c in cols] + (["target reached", "failed"] if quality else [])
+    headers = ["task", "model", "size", "seeds"] + [metric(c).label for c in cols] + (["target reached", "failed"] if quality else [])
     body = []
     for i in table.index:
         r = [(str(table.at[i, "task"]), False), (str(table.at[i, "model"]), False), (str(table.at[i, "size"]), False), (str(table.at[i, "seeds"]), False)]
@@ -209,18 +197,18 @@ def fig_learning_curves(ep: pd.DataFrame, pal: dict) -> Figure | None:
 
 
 def fig_speed_accuracy(table: pd.DataFrame, pal: dict) -> Figure | None:
-    t = table.dropna(subset=["train_tokens_per_s", "exact_match"])
+    t = table.dropna(subset=["train_tokens_per_s", "test_exact_match"])
     if t.empty:
         return None
     labels = list(dict.fromkeys(t["task"] + " · " + t["size"]))
     fig, axes = plt.subplots(1, len(labels), figsize=(5.2 * len(labels), 4), squeeze=False)
     for ax, lab in zip(axes[0], labels):
         d = t[(t["task"] + " · " + t["size"]) == lab]
-        front = pareto_front([(-r.train_tokens_per_s, r.exact_match) for r in d.itertuples()])
+        front = pareto_front([(-r.train_tokens_per_s, r.test_exact_match) for r in d.itertuples()])
         for r, on in zip(d.itertuples(), front):
-            ax.errorbar(r.train_tokens_per_s, r.exact_match, yerr=0 if math.isnan(r.exact_match_ci) else r.exact_match_ci,
+            ax.errorbar(r.train_tokens_per_s, r.test_exact_match, yerr=0 if math.isnan(r.test_exact_match_ci) else r.test_exact_match_ci,
                         fmt="o", ms=9 if on else 6, color=pal.get(r.model), mec="black" if on else "none", label=r.model, capsize=3)
-        pts = sorted((r.train_tokens_per_s, r.exact_match) for r, on in zip(d.itertuples(), front) if on)
+        pts = sorted((r.train_tokens_per_s, r.test_exact_match) for r, on in zip(d.itertuples(), front) if on)
         if len(pts) > 1:
             ax.plot(*zip(*pts), ls="--", color="grey", lw=1, zorder=0)
         ax.set(xscale="log", xlabel="training throughput (target tokens/s, log)", ylabel="test exact match %", title=lab, ylim=(-2, 102))
@@ -317,10 +305,8 @@ def environment(store: Store, sessions: list[str]) -> tuple[pd.DataFrame, list[s
         row["commit"] = (row["commit"] or "")[:10] or None
         rows.append(row)
     env = pd.DataFrame(rows)
-    warnings = []
-    for k, what in (("device_name", "devices"), ("torch", "torch versions"), ("cuda", "CUDA versions"), ("threads", "thread counts")):
-        if env[k].astype(str).nunique() > 1:
-            warnings.append(f"The sessions compared ran on different {what} ({', '.join(map(str, env[k].unique()))}): speed differences mix machine and model.")
+    warnings = [f"The sessions compared ran on different {what} ({', '.join(vals)}): speed differences mix machine and model."
+                for _, what, vals in differences([info[sid]["env"] for sid in sessions])]
     return env, warnings
 
 
@@ -339,17 +325,22 @@ table.env td,table.env th{font-size:.75rem}
 """
 
 
-def build(store: Store, sessions: list[str], reference: str | None = "attention", tasks: list[str] | None = None) -> dict:
+def build(store: Store, sessions: list[str], reference: str | None = None, tasks: list[str] | None = None) -> dict:
+    """``reference``: the model speed ratios are relative to (default: the one the registry marks, as stored)."""
     runs = runs_frame(store, sessions)
     if tasks:
         runs = runs[runs["task"].isin(tasks)]
     if runs.empty:
         raise UserError(f"session {', '.join(sessions)} has no runs to report")
+    if reference is None:
+        reference = default_reference(runs)
+    elif reference not in set(runs["model"]):
+        raise UserError(f"--reference {reference}: no such model in these sessions (models: {', '.join(model_order(runs))})")
     table = summary_table(runs, reference)
     ep = epochs_frame(store, sessions)
     if tasks and not ep.empty:
         ep = ep[ep["task"].isin(tasks)]
-    pal = palette(sorted(set(runs["model"])))
+    pal = palette(model_order(runs))
     figs = [f for f in (fig_learning_curves(ep, pal), fig_speed_accuracy(table, pal) if not table.empty else None,
                         fig_accuracy_by_length(runs, pal)) if f is not None]
     figs += fig_heatmaps(store, sessions, pal, tasks=tasks)
@@ -359,7 +350,7 @@ def build(store: Store, sessions: list[str], reference: str | None = "attention"
     return {"runs": runs, "table": table, "figures": figs, "env": env, "warnings": warnings, "failures": failures, "reference": reference}
 
 
-def write(store: Store, sessions: list[str], out: str, reference: str | None = "attention", tasks: list[str] | None = None) -> dict[str, str]:
+def write(store: Store, sessions: list[str], out: str, reference: str | None = None, tasks: list[str] | None = None) -> dict[str, str]:
     r = build(store, sessions, reference, tasks)
     try:
         os.makedirs(out, exist_ok=True)

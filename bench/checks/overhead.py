@@ -20,8 +20,9 @@ import torch
 
 import models
 from bench.data.batching import batches
-from bench.runner.session import DataCache, DataSpec
-from bench.train.loop import TrainConfig, fit, loss_fn
+from bench.runner.cache import DataCache
+from bench.spec.run import DataSpec, TrainConfig
+from bench.train.loop import fit, loss_fn
 from bench.train.seeding import seed_everything
 
 

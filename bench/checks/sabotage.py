@@ -46,8 +46,8 @@ from bench.analysis.compare import SPEED, compare, parse_fail_on, side_from_stor
 from bench.measure import timing
 from bench.results.store import Store
 from bench.runner.progress import Progress
-from bench.runner.session import DataSpec, MeasureSpec, RunSpec, SessionConfig, run_session
-from bench.train.loop import TrainConfig
+from bench.runner.session import run_session
+from bench.spec.run import DataSpec, MeasureSpec, RunSpec, SessionConfig, TrainConfig
 
 TIME_METRICS = tuple(SPEED)
 SHOWN = (("train_tokens_per_s", "tok/s"), ("s_per_epoch", "s/epoch"), ("decode_latency_batch_s", "dec batch"), ("decode_latency_b1_s", "dec b=1"))

@@ -19,8 +19,9 @@ import sys
 
 import torch
 
-from bench.runner.session import DataCache, DataSpec, RunSpec, SessionConfig, execute
-from bench.train.loop import TrainConfig
+from bench.runner.cache import DataCache
+from bench.runner.execute import execute
+from bench.spec.run import DataSpec, RunSpec, SessionConfig, TrainConfig
 
 
 def run_book(book_code: str, data_dir: str, epochs: int, unset: bool) -> list[dict]:

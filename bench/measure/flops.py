@@ -1,4 +1,4 @@
-"""FLOPs of one training step, with the fused LSTM kernels counted.
+"""A FLOP counter that counts the fused LSTM kernels.
 
 ``torch.utils.flop_counter.FlopCounterMode`` has no formula for the fused RNN kernels
 (``aten.mkldnn_rnn_layer`` and its backward on CPU, ``aten._cudnn_rnn`` and its backward on CUDA) and
@@ -16,9 +16,6 @@ from collections.abc import Sequence
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-
-from bench.data.batching import Batch
-from bench.train.loop import loss_fn
 
 
 def _tokens(input_shape: Sequence[int]) -> int:
@@ -61,16 +58,3 @@ def rnn_mapping() -> dict:
 
 def counter() -> FlopCounterMode:
     return FlopCounterMode(display=False, custom_mapping=rnn_mapping())
-
-
-def train_step_flops(model: torch.nn.Module, batch: Batch) -> int:
-    """FLOPs of forward + loss + backward on ``batch`` (the optimizer's elementwise update is not counted)."""
-    was = model.training
-    model.train()
-    with counter() as fc:
-        logits = model(batch.src, batch.src_mask, batch.tgt_in)
-        loss_fn(logits, batch.tgt_out).backward()
-    model.zero_grad(set_to_none=True)
-    model.train(was)
-    return int(fc.get_total_flops())
-

@@ -1,4 +1,4 @@
-"""Device-synchronised timing, the autocast context, and peak memory.
+"""Device-synchronised timing and the autocast context.
 
 CUDA work is asynchronous: a host clock read without synchronising times the kernel *launches*, not the
 work. Every timer here synchronises the device before reading the clock (or uses CUDA events), and
@@ -86,15 +86,3 @@ class Precision:
 
     def scaler(self, device: torch.device) -> torch.amp.GradScaler | None:
         return torch.amp.GradScaler(device.type) if self.amp == "fp16" else None
-
-
-def reset_peak_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_memory_bytes(device: torch.device) -> int | None:
-    """CUDA: peak bytes allocated since the last reset. CPU: None here (the runner samples the process)."""
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    return None

@@ -24,56 +24,15 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError
-from bench.results.store import SCHEMA_VERSION, Store, check_sqlite_file
-
-_RUN_COLS = ("session", "key", "task", "model", "size", "seed", "config", "config_hash", "status", "error", "started", "finished",
-             "metrics", "history", "samples")
-_SESSION_COLS = ("id", "started", "finished", "status", "suite", "command", "env")
-
-
-@dataclass
-class Dump:
-    """Every session and run of one store, as stored (JSON columns left as text)."""
-
-    path: str
-    sessions: dict[str, dict[str, Any]]
-    runs: list[dict[str, Any]]  # with "id" (its row id in that store)
+from bench.results.store import RUN_COLS, SESSION_COLS, BulkWriter, Dump, Store
 
 
 def read(path: str) -> Dump:
-    """Open ``path`` read-only and check it is a results store of this schema version."""
-    if not os.path.exists(path):
-        raise UserError(f"{path}: no such results store")
-    check_sqlite_file(path)
-    try:
-        if os.access(path, os.W_OK) and os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
-            db = sqlite3.connect(path)  # read only by promise (query_only); closing it tidies the WAL files away
-            db.execute("PRAGMA query_only=ON")
-        else:  # a read-only file or folder (downloaded artifacts)
-            db = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
-    except sqlite3.Error as e:
-        raise UserError(f"{path}: cannot open ({e})") from None
-    try:
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not {"meta", "sessions", "runs"} <= tables:
-            raise UserError(f"{path}: not a results store (an SQLite database of another program)")
-        row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        version = int(row[0]) if row else 0
-        if version != SCHEMA_VERSION:
-            raise UserError(f"{path}: store schema version {version}, this s2sbench merges version {SCHEMA_VERSION}; nothing merged")
-        sessions = {r[0]: dict(zip(_SESSION_COLS, r)) for r in db.execute(f"SELECT {', '.join(_SESSION_COLS)} FROM sessions")}
-        runs = [dict(zip(("id",) + _RUN_COLS, r)) for r in db.execute(f"SELECT id, {', '.join(_RUN_COLS)} FROM runs ORDER BY id")]
-    except sqlite3.Error as e:
-        raise UserError(f"{path}: cannot read the results store ({e})") from None
-    finally:
-        db.close()
-    return Dump(path, sessions, runs)
+    return Store.read_dump(path)
 
 
 @dataclass
@@ -148,7 +107,7 @@ def _shard_note(sid: str, env: dict[str, Any], n_runs: int) -> str | None:
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return all(a[c] == b[c] for c in _RUN_COLS)
+    return all(a[c] == b[c] for c in RUN_COLS)
 
 
 def merge(out: str, inputs: list[str]) -> MergeResult:
@@ -172,30 +131,25 @@ def merge(out: str, inputs: list[str]) -> MergeResult:
         _join_sessions(sorted(rows, key=lambda r: r[1]["started"]))
 
     store = Store(out)
-    db = store.db
     res = MergeResult(out)
     try:
-        db.execute("BEGIN IMMEDIATE")
-        have = read_connection(db)
-        for sid, rows in sorted(by_sid.items()):
-            rows = sorted(([(out, have.sessions[sid])] if sid in have.sessions else []) + rows, key=lambda r: r[1]["started"])
-            joined = _join_sessions(rows)
-            if sid in have.sessions:
-                res.sessions_joined += 1
-                if any(joined[c] != have.sessions[sid][c] for c in _SESSION_COLS):
-                    db.execute("UPDATE sessions SET started=?, finished=?, status=?, suite=?, command=?, env=? WHERE id=?",
-                               (*(joined[c] for c in _SESSION_COLS[1:]), sid))
-            else:
-                res.sessions_new += 1
-                db.execute(f"INSERT INTO sessions({', '.join(_SESSION_COLS)}) VALUES (?,?,?,?,?,?,?)", tuple(joined[c] for c in _SESSION_COLS))
-            _merge_runs(db, sid, have, dumps, out, res)
-            n_runs = db.execute("SELECT COUNT(DISTINCT key) FROM runs WHERE session=?", (sid,)).fetchone()[0]
-            note = _shard_note(sid, json.loads(joined["env"]), n_runs)
-            if note:
-                res.lines.append(note)
-        db.commit()
+        with store.bulk() as w:
+            have = w.dump()
+            for sid, rows in sorted(by_sid.items()):
+                rows = sorted(([(out, have.sessions[sid])] if sid in have.sessions else []) + rows, key=lambda r: r[1]["started"])
+                joined = _join_sessions(rows)
+                if sid in have.sessions:
+                    res.sessions_joined += 1
+                    if any(joined[c] != have.sessions[sid][c] for c in SESSION_COLS):
+                        w.put_session(joined, exists=True)
+                else:
+                    res.sessions_new += 1
+                    w.put_session(joined, exists=False)
+                _merge_runs(w, sid, have, dumps, out, res)
+                note = _shard_note(sid, json.loads(joined["env"]), w.distinct_keys(sid))
+                if note:
+                    res.lines.append(note)
     except BaseException:
-        db.rollback()
         store.close()
         if not existed:
             for suffix in ("", "-wal", "-shm"):
@@ -206,13 +160,7 @@ def merge(out: str, inputs: list[str]) -> MergeResult:
     return res
 
 
-def read_connection(db: sqlite3.Connection) -> Dump:
-    sessions = {r[0]: dict(zip(_SESSION_COLS, r)) for r in db.execute(f"SELECT {', '.join(_SESSION_COLS)} FROM sessions")}
-    runs = [dict(zip(("id",) + _RUN_COLS, r)) for r in db.execute(f"SELECT id, {', '.join(_RUN_COLS)} FROM runs ORDER BY id")]
-    return Dump("", sessions, runs)
-
-
-def _merge_runs(db: sqlite3.Connection, sid: str, have: Dump, dumps: list[Dump], out: str, res: MergeResult) -> None:
+def _merge_runs(w: BulkWriter, sid: str, have: Dump, dumps: list[Dump], out: str, res: MergeResult) -> None:
     # candidates in order of precedence for ties: OUT first, then the inputs as given
     cands: list[tuple[str, int, dict[str, Any]]] = [(out, 0, r) for r in have.runs if r["session"] == sid]
     for i, d in enumerate(dumps, 1):
@@ -229,16 +177,16 @@ def _merge_runs(db: sqlite3.Connection, sid: str, have: Dump, dumps: list[Dump],
                 continue
             if _same(c[2], best[2]):  # an identical copy: added once
                 if c[1] == 0:
-                    db.execute("DELETE FROM runs WHERE id=?", (c[2]["id"],))
+                    w.delete_run(c[2]["id"])
                 res.runs_identical += 1
                 continue
             res.runs_replaced += 1
             res.lines.append(f"session {sid}: run {key} twice; kept the one finished {best[2]['finished']} ({best[2]['status']}) from "
                              f"{best[0]}, dropped the one finished {c[2]['finished']} ({c[2]['status']}) from {c[0]}")
             if c[1] == 0:
-                db.execute("DELETE FROM runs WHERE id=?", (c[2]["id"],))
+                w.delete_run(c[2]["id"])
         if keep is None:
             inserts.append(best[2])
     for r in sorted(inserts, key=lambda r: (r["finished"], r["key"])):
-        db.execute(f"INSERT INTO runs({', '.join(_RUN_COLS)}) VALUES ({', '.join('?' * len(_RUN_COLS))})", tuple(r[c] for c in _RUN_COLS))
+        w.insert_run(r)
         res.runs_added += 1

@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError
@@ -56,6 +57,20 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_session ON runs(session);
 CREATE INDEX IF NOT EXISTS runs_key ON runs(key);
 """
+
+
+RUN_COLS = ("session", "key", "task", "model", "size", "seed", "config", "config_hash", "status", "error", "started", "finished",
+            "metrics", "history", "samples")
+SESSION_COLS = ("id", "started", "finished", "status", "suite", "command", "env")
+
+
+@dataclass
+class Dump:
+    """Every session and run of one store, as stored (JSON columns left as text): what ``merge`` works on."""
+
+    path: str
+    sessions: dict[str, dict[str, Any]]
+    runs: list[dict[str, Any]]  # with "id" (its row id in that store)
 
 
 @dataclass(frozen=True)
@@ -201,5 +216,78 @@ class Store:
                                  json.loads(met), json.loads(hist), json.loads(samp), id=rid))
         return out
 
+    # raw rows, for merge ----------------------------------------------------------------------------------
+    @staticmethod
+    def read_dump(path: str) -> Dump:
+        """Every row of the store at ``path``, read only; the store must be this schema version."""
+        if not os.path.exists(path):
+            raise UserError(f"{path}: no such results store")
+        check_sqlite_file(path)
+        try:
+            if os.access(path, os.W_OK) and os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+                db = sqlite3.connect(path)  # read only by promise (query_only); closing it tidies the WAL files away
+                db.execute("PRAGMA query_only=ON")
+            else:  # a read-only file or folder (downloaded artifacts)
+                db = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+        except sqlite3.Error as e:
+            raise UserError(f"{path}: cannot open ({e})") from None
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not {"meta", "sessions", "runs"} <= tables:
+                raise UserError(f"{path}: not a results store (an SQLite database of another program)")
+            row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version != SCHEMA_VERSION:
+                raise UserError(f"{path}: store schema version {version}, this s2sbench merges version {SCHEMA_VERSION}; nothing merged")
+            return _dump(db, path)
+        except sqlite3.Error as e:
+            raise UserError(f"{path}: cannot read the results store ({e})") from None
+        finally:
+            db.close()
+
+    @contextmanager
+    def bulk(self) -> Iterator[BulkWriter]:
+        """One transaction for many raw writes (merge): all of them land, or none."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield BulkWriter(self.db, self.path)
+            self.db.commit()
+        except BaseException:
+            self.db.rollback()
+            raise
+
     def done_keys(self, session: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT key FROM runs WHERE session=? AND status='ok'", (session,))}
+
+
+def _dump(db: sqlite3.Connection, path: str) -> Dump:
+    sessions = {r[0]: dict(zip(SESSION_COLS, r)) for r in db.execute(f"SELECT {', '.join(SESSION_COLS)} FROM sessions")}
+    runs = [dict(zip(("id",) + RUN_COLS, r)) for r in db.execute(f"SELECT id, {', '.join(RUN_COLS)} FROM runs ORDER BY id")]
+    return Dump(path, sessions, runs)
+
+
+class BulkWriter:
+    """Raw row operations inside ``Store.bulk``'s transaction."""
+
+    def __init__(self, db: sqlite3.Connection, path: str) -> None:
+        self.db, self.path = db, path
+
+    def dump(self) -> Dump:
+        return _dump(self.db, self.path)
+
+    def put_session(self, row: dict[str, Any], exists: bool) -> None:
+        if exists:
+            self.db.execute("UPDATE sessions SET started=?, finished=?, status=?, suite=?, command=?, env=? WHERE id=?",
+                            (*(row[c] for c in SESSION_COLS[1:]), row["id"]))
+        else:
+            self.db.execute(f"INSERT INTO sessions({', '.join(SESSION_COLS)}) VALUES ({', '.join('?' * len(SESSION_COLS))})",
+                            tuple(row[c] for c in SESSION_COLS))
+
+    def delete_run(self, run_id: int) -> None:
+        self.db.execute("DELETE FROM runs WHERE id=?", (run_id,))
+
+    def insert_run(self, row: dict[str, Any]) -> None:
+        self.db.execute(f"INSERT INTO runs({', '.join(RUN_COLS)}) VALUES ({', '.join('?' * len(RUN_COLS))})", tuple(row[c] for c in RUN_COLS))
+
+    def distinct_keys(self, session: str) -> int:
+        return int(self.db.execute("SELECT COUNT(DISTINCT key) FROM runs WHERE session=?", (session,)).fetchone()[0])

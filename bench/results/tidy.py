@@ -11,13 +11,15 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import UserError
+from bench.results.metrics import CATALOGUE, s_per_epoch
 from bench.results.store import Store
 
+# Identity and status, then every catalogued metric, then what explains them.
 RUN_COLUMNS = [
-    "session", "task", "model", "size", "seed", "status", "params", "epochs", "epoch_seconds", "time_to_target_s",
-    "wall_to_target_s", "test_exact_match", "test_token_accuracy", "alignment", "train_tokens_per_s", "train_examples_per_s",
-    "decode_latency_b1_s", "decode_latency_batch_s", "decode_tokens_per_s", "peak_memory_bytes", "flops_per_token", "mfu",
-    "error", "key", "config_hash", "model_options", "device", "amp",
+    "session", "task", "model", "size", "seed", "status", "epochs", "epoch_seconds",
+    *(m.name for m in CATALOGUE),
+    "wall_to_target_s", "train_examples_per_s", "decode_tokens_per_s",
+    "error", "key", "config_hash", "model_options", "device", "amp", "model_order", "model_is_reference",
 ]
 
 
@@ -54,6 +56,9 @@ def runs_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
                        key=r.key, config_hash=r.config_hash, model_options=json.dumps(r.config.get("model_options", {}), sort_keys=True),
                        device=env.get("device_name"), amp=r.config.get("train", {}).get("amp"))
             row["epoch_seconds"] = m.get("epoch_seconds", [])
+            row["s_per_epoch"] = s_per_epoch(row["epoch_seconds"])
+            meta = m.get("model_meta") or {}  # the registry's metadata, stored with the run (reports never import models)
+            row["model_order"], row["model_is_reference"] = meta.get("order"), bool(meta.get("reference"))
             row["test_by_length"] = m.get("test_by_length", {})
             rows.append(row)
     df = pd.DataFrame(rows, columns=RUN_COLUMNS + ["test_by_length"])

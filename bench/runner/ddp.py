@@ -36,6 +36,8 @@ from torch.nn.parallel import DistributedDataParallel
 from bench.data.batching import Batch, Encoded, make_batch
 from bench.data.vocab import PAD
 from bench.errors import UserError
+from bench.results.store import Store
+from bench.runner.progress import Progress
 
 
 class _DDP(DistributedDataParallel):
@@ -93,8 +95,6 @@ class Group:
     def open_store(self, opener: Callable[[], tuple[Any, str | None]], specs: list) -> tuple[Any, str | None, list]:
         """Rank 0 opens the real store (``opener`` -> store, session to resume); every rank then runs the same
         runs: the others skip what rank 0's resumed session already holds and write to memory only."""
-        from bench.results.store import Store
-
         msg: tuple[str, Any] | None = None
         store = resume = err = None
         if self.rank == 0:
@@ -118,8 +118,6 @@ class Group:
 
     def progress(self) -> Any:
         """Rank 0 shows progress; the others are silent."""
-        from bench.runner.progress import Progress
-
         return None if self.rank == 0 else Progress(0, stream=open(os.devnull, "w"))  # noqa: SIM115 -- lives as long as the session
 
     # train.Parallel ---------------------------------------------------------------------------------

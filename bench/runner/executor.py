@@ -10,18 +10,23 @@ one run after another; ``bench.runner.ray_executor.RayExecutor`` hands runs to a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from bench.errors import UserError
+from bench.measure import environment
+from bench.measure.calibrate import calibrate
+from bench.measure.device import resolve_device
+from bench.runner.cache import DataCache
+from bench.runner.execute import execute, failure_reason, now
+from bench.runner.progress import Progress
+from bench.spec.run import RunSpec, SessionConfig
 
 if TYPE_CHECKING:
     from bench.runner.ddp import Group
-    from bench.runner.progress import Progress
-    from bench.runner.session import DataCache, RunSpec, SessionConfig
 
 
 @dataclass(frozen=True)
@@ -61,42 +66,36 @@ class LocalExecutor:
     """Every run in this process, one after another (a session's behaviour before executors existed).
 
     ``parallel``: this process is one rank of a data-parallel group (``bench.runner.ddp``): each run is trained
-    DistributedDataParallel across the group's processes.
+    DistributedDataParallel across the group's processes. ``run``: what executes one run (tests pass a
+    replacement here rather than patching a module).
     """
 
-    def __init__(self, parallel: Group | None = None) -> None:
+    def __init__(self, parallel: Group | None = None, run: Callable[..., tuple[dict, list, list]] = execute) -> None:
         self.parallel = parallel
+        self.run = run
 
     def resolve_device(self, name: str) -> torch.device:
-        from bench.runner.session import resolve_device
-
         return resolve_device(name)
 
     def calibrate(self, device: torch.device, sc: SessionConfig) -> dict[str, Any]:
-        from bench.measure.calibrate import calibrate
-
         return calibrate(device)
 
     def environment(self, device: torch.device) -> dict[str, Any]:
-        from bench.measure import environment
-
         return environment.capture(device) | {"executor": "local"}
 
     def map(self, specs: list[RunSpec], ctx: RunContext) -> Iterator[Outcome]:
-        from bench.runner import session as runner  # looked up per call: tests replace runner.execute
-
         kw = {"parallel": self.parallel} if self.parallel is not None else {}
         for spec in specs:
             ctx.progress.start_run(spec.label())
-            started = runner.now()
+            started = now()
             try:
                 prep = ctx.cache.get(spec.data)
-                metrics, history, samples = runner.execute(spec, prep, ctx.device, ctx.sc, ctx.progress, **kw)
-                outcome = Outcome(spec, started, runner.now(), None, metrics, history, samples)
+                metrics, history, samples = self.run(spec, prep, ctx.device, ctx.sc, ctx.progress, **kw)
+                outcome = Outcome(spec, started, now(), None, metrics, history, samples)
             except UserError:
                 raise
             except Exception as e:  # noqa: BLE001 -- any failure of one run is recorded and the session goes on
-                outcome = Outcome(spec, started, runner.now(), runner.failure_reason(e))
+                outcome = Outcome(spec, started, now(), failure_reason(e))
                 if ctx.device.type == "cuda":
                     torch.cuda.empty_cache()
             yield outcome

@@ -3,7 +3,7 @@
 Each run is one task asking for what it needs -- ``num_gpus=1`` (and one CPU) for a CUDA run,
 ``num_cpus=--threads`` (default 1) for a CPU run -- so Ray packs as many runs onto each node as its
 resources allow. The task (:func:`run_remote`) builds the run's data in the worker (``DataCache``: data
-is a pure function of its spec, so nothing large travels), calls ``bench.runner.session.execute`` and returns
+is a pure function of its spec, so nothing large travels), calls ``bench.runner.execute.execute`` and returns
 plain data; the driver records every result as it comes back (``ray.wait``), in one transaction per run,
 so ``--resume``, failure records and progress work as in a local session.
 
@@ -30,8 +30,14 @@ from typing import Any
 import torch
 
 from bench.errors import UserError
+from bench.measure import environment
+from bench.measure.calibrate import calibrate
+from bench.runner.cache import DataCache
+from bench.runner.execute import execute, failure_reason, now
 from bench.runner.executor import Outcome, RunContext
-from bench.runner.session import RunSpec, SessionConfig
+from bench.runner.shard import cost
+from bench.spec.run import RunSpec, SessionConfig
+from bench.train.seeding import set_deterministic
 
 
 def _import_ray() -> Any:
@@ -74,31 +80,24 @@ def resolve_address(ray: Any, address: str) -> str:
 
 
 def run_remote(spec: RunSpec, sc: SessionConfig, device_type: str, cpus: int) -> dict[str, Any]:
-    """In a Ray worker: build the data, run ``bench.runner.session.execute``, return plain data (never raises)."""
-    from bench.runner import session as runner
-    from bench.train.seeding import set_deterministic
-
-    started = runner.now()
+    """In a Ray worker: build the data, run ``bench.runner.execute.execute``, return plain data (never raises)."""
+    started = now()
     torch.set_num_threads(sc.threads or cpus)
     set_deterministic(sc.deterministic)
     device = torch.device("cuda" if device_type == "cuda" else "cpu")  # Ray gives the task its GPU as cuda:0
     host = socket.gethostname()
     try:
-        prep = runner.DataCache().get(spec.data)
-        metrics, history, samples = runner.execute(spec, prep, device, sc)
+        prep = DataCache().get(spec.data)
+        metrics, history, samples = execute(spec, prep, device, sc)
         metrics["worker_host"] = host
         error = None
     except Exception as e:  # noqa: BLE001 -- recorded as the run's failure, as in a local session
-        metrics, history, samples, error = {}, [], [], f"{runner.failure_reason(e)} [on {host}]"
-    return {"started": started, "finished": runner.now(), "error": error, "metrics": metrics, "history": history, "samples": samples}
+        metrics, history, samples, error = {}, [], [], f"{failure_reason(e)} [on {host}]"
+    return {"started": started, "finished": now(), "error": error, "metrics": metrics, "history": history, "samples": samples}
 
 
 def probe_remote(sc: SessionConfig, device_type: str, cpus: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """In a Ray worker: the calibration and the environment of a worker like the ones the runs get."""
-    from bench.measure import environment
-    from bench.measure.calibrate import calibrate
-    from bench.train.seeding import set_deterministic
-
     torch.set_num_threads(sc.threads or cpus)
     set_deterministic(sc.deterministic)
     device = torch.device("cuda" if device_type == "cuda" else "cpu")
@@ -171,8 +170,6 @@ class RayExecutor:
         return cal
 
     def environment(self, device: torch.device) -> dict[str, Any]:
-        from bench.measure import environment
-
         env = dict(self._env) if self._env else environment.capture(torch.device("cpu"))
         res = self.ray.cluster_resources()
         return env | {"executor": "ray", "ray_address": self.address or "local", "driver_host": socket.gethostname(),
@@ -180,9 +177,6 @@ class RayExecutor:
                       "ray_resources": {k: res[k] for k in ("CPU", "GPU") if k in res}}
 
     def map(self, specs: list[RunSpec], ctx: RunContext) -> Iterator[Outcome]:
-        from bench.runner import session as runner
-        from bench.runner.shard import cost
-
         ray = self.ray
         res = self._resources(ctx.device)
         remote = ray.remote(self.task).options(max_retries=0, **res)
@@ -190,7 +184,7 @@ class RayExecutor:
         order = sorted(specs, key=lambda s: (-cost(s, cache), s.key()))
         pending: dict[Any, tuple[RunSpec, str]] = {}
         for spec in order:
-            pending[remote.remote(spec, ctx.sc, ctx.device.type, res["num_cpus"])] = (spec, runner.now())
+            pending[remote.remote(spec, ctx.sc, ctx.device.type, res["num_cpus"])] = (spec, now())
         try:
             while pending:
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
@@ -201,7 +195,7 @@ class RayExecutor:
                     outcome = Outcome(spec, r["started"], r["finished"], r["error"], r["metrics"], r["history"], r["samples"])
                 except ray.exceptions.RayError as e:  # the worker died, or its node: this run only
                     first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
-                    outcome = Outcome(spec, submitted, runner.now(), f"worker lost: {type(e).__name__}: {first}")
+                    outcome = Outcome(spec, submitted, now(), f"worker lost: {type(e).__name__}: {first}")
                 yield outcome
         finally:  # interrupted (Ctrl-C) or failed: nothing left running on the cluster
             for ref in pending:

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import models
-from bench.runner.session import RunSpec
-
+from bench.data import tasks
+from bench.spec.run import RunSpec
 
 
 def parse(text: str) -> tuple[int, int]:
@@ -57,8 +57,6 @@ def _example_length(spec: RunSpec) -> int:
             with open(d.task_file, encoding="utf-8", errors="replace") as f:
                 lines = [ln.rstrip("\n") for _, ln in zip(range(256), f)]
             return max(1, sum(map(len, lines)) // max(len(lines), 1))
-        from bench.data import tasks
-
         data = tasks.make(d.task, tasks.TaskOptions(seed=d.seed, train=64, valid=1, test=1, train_lengths=d.train_lengths,
                                                     test_lengths=d.test_lengths))
         return max(1, sum(len(e.src) + len(e.tgt) for e in data.train) // max(len(data.train), 1))

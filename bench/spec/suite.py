@@ -26,8 +26,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from bench.errors import UserError
-from bench.runner.session import DataSpec, MeasureSpec, RunSpec
-from bench.train.loop import TrainConfig
+from bench.spec.run import DataSpec, MeasureSpec, RunSpec, SpecError, TrainConfig
 
 SUITES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "suites")
 
@@ -86,6 +85,10 @@ def load(name_or_path: str, overrides: dict[str, Any] | None = None, data_dir: s
     return name, str(doc.get("description", "")), unique
 
 
+FLAGS = "command line"
+_FLAG_NAMES = {"time_budget_s": "--time-budget", "model_options": "--option"}
+
+
 def _typed(where: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
     if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,)):
         raise UserError(f"{where}: key {key!r} must be {_kind(kind)}, got {value!r}")
@@ -139,22 +142,36 @@ def _expand(m: dict[str, Any], where: str, data_dir: str) -> list[RunSpec]:
             data_kw["seed"] = _typed(where, k, v, int)
         else:
             data_kw[k] = _typed(where, k, v, int)
-    if "target" in train_kw and not 0 < train_kw["target"] <= 1:
-        raise UserError(f"{where}: key 'target' must be in (0, 1], got {train_kw['target']!r}")
-    if "amp" in train_kw and train_kw["amp"] not in ("off", "bf16", "fp16"):
-        raise UserError(f"{where}: key 'amp' must be off, bf16 or fp16, got {train_kw['amp']!r}")
-    try:
+    try:  # the dataclasses check every value (bench.spec.run); here their message gets the file and block
         train = replace(TrainConfig(), **train_kw)
         measure = replace(MeasureSpec(), **measure_kw)
+        if "tasks" in m:
+            datas = [DataSpec(task=t, **data_kw) for t in _list(where, "tasks", m["tasks"], str)]
+        else:
+            files = [f if os.path.isabs(f) else os.path.join(data_dir, f) for f in _list(where, "task_files", m["task_files"], str)]
+            datas = [DataSpec(task=os.path.splitext(os.path.basename(f))[0], task_file=f, **data_kw) for f in files]
+        model_opts = tuple(sorted(opts.items()))
+        return [
+            RunSpec(model=mo, size=sz, seed=se, data=d, train=train, model_options=model_opts, measure=measure)
+            for d, mo, sz, se in itertools.product(datas, models_, sizes, seeds)
+        ]
     except TypeError as e:
         raise UserError(f"{where}: {e}") from None
-    if "tasks" in m:
-        datas = [DataSpec(task=t, **data_kw) for t in _list(where, "tasks", m["tasks"], str)]
-    else:
-        files = [f if os.path.isabs(f) else os.path.join(data_dir, f) for f in _list(where, "task_files", m["task_files"], str)]
-        datas = [DataSpec(task=os.path.splitext(os.path.basename(f))[0], task_file=f, **data_kw) for f in files]
-    model_opts = tuple(sorted(opts.items()))
-    return [
-        RunSpec(model=mo, size=sz, seed=se, data=d, train=train, model_options=model_opts, measure=measure)
-        for d, mo, sz, se in itertools.product(datas, models_, sizes, seeds)
-    ]
+    except SpecError as e:
+        key = "data_seed" if e.key == "seed" and e.args[0].startswith("data:") else e.key
+        if where == FLAGS:  # the flag the user typed, e.g. --train-size
+            raise UserError(f"{_FLAG_NAMES.get(key, '--' + key.replace('_', '-'))} {e.rule}") from None
+        raise UserError(f"{where}: key {key!r} {e.rule}") from None
+
+
+def from_flags(what: dict[str, Any], overrides: dict[str, Any]) -> list[RunSpec]:
+    """One matrix given on the command line (``tasks`` or ``task_files``, ``models``, ``sizes``, ...), expanded
+    exactly as a suite's ``[[runs]]`` block is: one path from flags and from files to run specs."""
+    return _expand({**what, **overrides}, FLAGS, "")
+
+
+def check_files(name: str, specs: list[RunSpec]) -> None:
+    """Every data file a suite names exists (before anything runs)."""
+    for s in specs:
+        if s.data.task_file and not os.path.exists(s.data.task_file):
+            raise UserError(f"suite {name}: data file {s.data.task_file} not found; give --data-dir with the folder that holds it")

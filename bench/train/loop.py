@@ -18,25 +18,15 @@ from torch.nn import functional as F
 
 from bench.data.batching import Batch, Encoded, batches
 from bench.data.vocab import PAD
+from bench.measure.flops import counter
 from bench.measure.timing import Precision, Stopwatch
+from bench.spec.run import TrainConfig
 from bench.train.evaluate import EvalResult, evaluate
 from models import Seq2Seq
 
 
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 10  # budget: at most this many passes over the training split
-    batch_size: int = 128  # the book's batch size
-    lr: float = 1e-3  # Adam, as the book
-    clip: float = 5.0  # global gradient-norm clip, as the book (max_grad=5.0)
-    target: float | None = 0.99  # stop once validation exact match reaches this (None: run all epochs)
-    time_budget_s: float | None = None  # stop after the epoch during which this much training time passed
-    eval_batch_size: int = 512  # batched greedy decoding; the book decodes one example at a time
-    amp: str = "off"  # off | bf16 | fp16
 
 
 @dataclass
@@ -172,3 +162,16 @@ def fit(
     else:
         result.stopped = "epochs"
     return result
+
+
+def train_step_flops(model: torch.nn.Module, batch: Batch) -> int:
+    """FLOPs of forward + loss + backward on ``batch`` (the optimizer's elementwise update is not counted)."""
+    was = model.training
+    model.train()
+    with counter() as fc:
+        logits = model(batch.src, batch.src_mask, batch.tgt_in)
+        loss_fn(logits, batch.tgt_out).backward()
+    model.zero_grad(set_to_none=True)
+    model.train(was)
+    return int(fc.get_total_flops())
+

@@ -25,7 +25,8 @@ from bench.analysis.compare import (
     side_from_store,
 )
 from bench.errors import UserError
-from bench.measure.calibrate import calibrate, combined_seconds
+from bench.measure.calibrate import calibrate
+from bench.results.calibration import combined_seconds
 from bench.results.store import RunRecord, Store
 
 ENV = {"device_name": "Test CPU", "device_type": "cpu", "torch": "2.13.0+cpu", "threads": 2, "cuda": None}

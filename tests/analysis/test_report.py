@@ -45,13 +45,13 @@ def test_summary_table_equals_the_stores_numbers_with_intervals_over_seeds(store
     t = report.summary_table(runs, reference="attention").set_index("model")
     att = t.loc["attention"]
     assert att["params"] == 1000 and att["seeds"] == 3
-    assert att["exact_match"] == pytest.approx(93.0)
+    assert att["test_exact_match"] == pytest.approx(93.0)
     std = math.sqrt(((90 - 93) ** 2 + (92 - 93) ** 2 + (97 - 93) ** 2) / 2)
-    assert att["exact_match_ci"] == pytest.approx(t95(2) * std / math.sqrt(3))
+    assert att["test_exact_match_ci"] == pytest.approx(t95(2) * std / math.sqrt(3))
     assert att["train_tokens_per_s"] == pytest.approx(1001.0)  # median over seeds
     assert att["s_per_epoch"] == pytest.approx(2.0)  # median of the epochs after the first
-    assert att["peak_memory_mib"] == pytest.approx(1.0)
-    assert t.loc["seq2seq", "exact_match"] == pytest.approx(60.0)
+    assert att["peak_memory_bytes"] == pytest.approx(1.0)
+    assert t.loc["seq2seq", "test_exact_match"] == pytest.approx(60.0)
     assert t.loc["seq2seq", "train_tokens_per_s_vs_ref"] == pytest.approx(3000.0 / 1001.0)
     assert t.loc["attention", "reached_target"] == "3/3"
 
@@ -60,8 +60,8 @@ def test_winners_are_the_best_of_each_column(store):
     t = report.summary_table(report.runs_frame(store, ["s1"]))
     win = report.winners(t)
     by_model = dict(zip(t["model"], t.index))
-    assert win.get((by_model["attention"], "exact_match"))
-    assert not win.get((by_model["seq2seq"], "exact_match"))
+    assert win.get((by_model["attention"], "test_exact_match"))
+    assert not win.get((by_model["seq2seq"], "test_exact_match"))
     assert win.get((by_model["seq2seq"], "train_tokens_per_s"))
     md = report.markdown_table(t, report.QUALITY_COLS)
     assert "**93.0 ±" in md

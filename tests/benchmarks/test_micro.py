@@ -23,7 +23,8 @@ import torch
 import models
 from bench.data.batching import Batch
 from bench.data.vocab import BOS, PAD
-from bench.train.loop import TrainConfig, make_step
+from bench.spec.run import TrainConfig
+from bench.train.loop import make_step
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 BATCH, SRC_LEN, TGT_LEN, VOCAB, SIZE = 64, 24, 12, models.BUDGET_VOCAB, "tiny"

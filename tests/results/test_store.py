@@ -6,11 +6,13 @@ import sqlite3
 
 import pytest
 
-import bench.runner.session
 import bench.train.loop
 from bench.errors import UserError
 from bench.results.store import SCHEMA_VERSION, RunRecord, Store
-from bench.runner.session import SessionConfig, run_session
+from bench.runner.execute import execute as real_execute
+from bench.runner.executor import LocalExecutor
+from bench.runner.session import run_session
+from bench.spec.run import SessionConfig
 from tests.conftest import snapshot
 
 CPU = SessionConfig(device="cpu")
@@ -108,17 +110,14 @@ def test_a_missing_store_is_not_created_by_readers(tmp_path) -> None:
 
 
 def test_a_failing_run_is_recorded_and_the_session_goes_on(tmp_path, monkeypatch, make_spec) -> None:
-    real = bench.runner.session.execute
-
     def execute(spec, *a, **kw):
         if spec.model == "seq2seq":
             raise RuntimeError("boom in the middle")
-        return real(spec, *a, **kw)
+        return real_execute(spec, *a, **kw)
 
-    monkeypatch.setattr(bench.runner.session, "execute", execute)
     specs = [make_spec("attention", seed=0), make_spec("seq2seq", seed=0), make_spec("attention", seed=1)]
     store = Store(str(tmp_path / "s.sqlite"))
-    sid = run_session(specs, store, CPU, "mini", "test")
+    sid = run_session(specs, store, CPU, "mini", "test", executor=LocalExecutor(run=execute))
     store.close()
 
     store = Store.open_existing(str(tmp_path / "s.sqlite"))
@@ -172,19 +171,18 @@ def test_interrupted_session_keeps_finished_runs_and_resumes(tmp_path, monkeypat
             raise KeyboardInterrupt
         return {"test_exact_match": 0.5, "params": 1}, [{"epoch": 1, "loss": 1.0}], []
 
-    monkeypatch.setattr(bench.runner.session, "execute", fake)
     specs = [make_spec(seed=s) for s in range(3)]
     path = str(tmp_path / "s.sqlite")
     store = Store(path)
     with pytest.raises(KeyboardInterrupt):
-        run_session(specs, store, CPU, "mini", "test", session_id="sess-1")
+        run_session(specs, store, CPU, "mini", "test", session_id="sess-1", executor=LocalExecutor(run=fake))
     before = snapshot(path)
     assert [r.seed for r in store.runs("sess-1")] == [0]
     assert store.sessions()[0]["status"] == "interrupted"
     assert store.resumable("mini") == "sess-1"
 
     calls.clear()
-    sid = run_session(specs, store, CPU, "mini", "test", resume=store.resumable("mini"))
+    sid = run_session(specs, store, CPU, "mini", "test", resume=store.resumable("mini"), executor=LocalExecutor(run=fake))
     assert sid == "sess-1"
     assert calls == [specs[1].key(), specs[2].key()]  # the finished run is skipped
     assert [r.seed for r in store.runs(sid)] == [0, 1, 2]

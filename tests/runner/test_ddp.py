@@ -15,9 +15,10 @@ import torch.multiprocessing as mp
 import models
 from bench.data.batching import batches
 from bench.results.store import Store
+from bench.runner.cache import DataCache
 from bench.runner.ddp import Group
-from bench.runner.session import DataCache, DataSpec
-from bench.train.loop import TrainConfig, fit
+from bench.spec.run import DataSpec, TrainConfig
+from bench.train.loop import fit
 from bench.train.seeding import seed_everything
 from tests.conftest import REPO, run_cli
 

@@ -15,7 +15,8 @@ ray = pytest.importorskip("ray")
 from bench.errors import UserError  # noqa: E402
 from bench.results.store import Store  # noqa: E402
 from bench.runner.ray_executor import RayExecutor, run_remote  # noqa: E402
-from bench.runner.session import SessionConfig, run_session  # noqa: E402
+from bench.runner.session import run_session  # noqa: E402
+from bench.spec.run import SessionConfig  # noqa: E402
 from tests.conftest import REPO, TINY_SUITE, run_cli  # noqa: E402
 
 CPU = SessionConfig(device="cpu", threads=1)

@@ -12,9 +12,10 @@ from bench.data.batching import encode_split
 from bench.data.tasks import Example
 from bench.data.vocab import BOS, EOS, PAD, Vocab
 from bench.results.store import Store
-from bench.runner.session import SessionConfig, run_session
+from bench.runner.session import run_session
+from bench.spec.run import SessionConfig, TrainConfig
 from bench.train.evaluate import evaluate
-from bench.train.loop import TrainConfig, fit, loss_fn
+from bench.train.loop import fit, loss_fn
 from bench.train.seeding import seed_everything
 
 CPU = torch.device("cpu")

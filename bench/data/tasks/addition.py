@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from bench.data.tasks import Example, TaskData, TaskOptions, register, unique_split
+from bench.data.tasks.base import Example, TaskData, TaskOptions, register, unique_split
 
 MAX_OPERAND = 999
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from bench.data.tasks import Example, TaskData, TaskOptions, register
+from bench.data.tasks.base import Example, TaskData, TaskOptions, register
 from bench.errors import UserError
 
 DEFAULT_ALPHABET = "0123456789"

@@ -12,7 +12,7 @@ import calendar
 import datetime as dt
 import random
 
-from bench.data.tasks import Example, Span, TaskData, TaskOptions, register, unique_split
+from bench.data.tasks.base import Example, Span, TaskData, TaskOptions, register, unique_split
 
 FIRST, LAST = dt.date(1970, 1, 1), dt.date(2029, 12, 31)
 MONTHS = [calendar.month_name[i] for i in range(1, 13)]

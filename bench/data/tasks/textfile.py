@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from bench.data.tasks import Example, TaskData
+from bench.data.tasks.base import Example, TaskData
 from bench.errors import UserError
 
 BOOK_SEED = 1984

@@ -1,0 +1,62 @@
+"""Argument types shared by the sub-commands: each turns one string into one value or an argparse error."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 -- not usage plus traceback
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def nonneg_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {s!r}")
+    return v
+
+
+def seeds(s: str) -> list[int]:
+    try:
+        return [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas: {s!r}") from None
+
+
+def fraction(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+    if v > 1:
+        v /= 100  # "99" means 99 %
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"target accuracy must be in (0, 1] or (0, 100] %: {s!r}")
+    return v
+
+
+def option(s: str) -> tuple[str, Any]:
+    if "=" not in s:
+        raise argparse.ArgumentTypeError(f"model option must be key=value: {s!r}")
+    k, v = s.split("=", 1)
+    low = v.lower()
+    val: Any = True if low == "true" else False if low == "false" else v
+    for conv in (int, float):
+        try:
+            val = conv(v)
+            break
+        except ValueError:
+            pass
+    return k.strip(), val
+
+
+def session_id(s: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", s) or s in ("latest", "all"):
+        raise argparse.ArgumentTypeError(f"a session id is 1-64 letters, digits, '.', '_', ':' or '-' (not 'latest' or 'all'): {s!r}")
+    return s

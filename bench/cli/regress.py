@@ -1,0 +1,81 @@
+"""``s2sbench compare | baseline | calibrate``: regression tracking against a session or a committed baseline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from bench.cli import args
+from bench.errors import UserError
+from bench.results.store import DEFAULT_PATH
+
+
+def add(sub: Any) -> None:
+    cmp_ = sub.add_parser("compare", help="compare two sessions, or a baseline and a session: ratios, verdicts; exit 1 on regression")
+    cmp_.add_argument("base", metavar="BASE", help="session id / prefix / 'latest', or a baseline file (.json)")
+    cmp_.add_argument("new", metavar="NEW", help="session id / prefix / 'latest', or a baseline file (.json)")
+    cmp_.add_argument("--store", default=DEFAULT_PATH)
+    cmp_.add_argument("--fail-on", help="thresholds, e.g. 'time:+25%%,accuracy:-0.5pt,memory:+20%%' (the defaults); 'time:off' disables one")
+    cmp_.add_argument("--markdown", metavar="FILE", help="also write the Markdown table to FILE (e.g. for a pull-request comment)")
+    cmp_.add_argument("--changes-only", action="store_true", help="list only rows whose verdict is not 'same'")
+
+    cmp_.set_defaults(func=cmd_compare)
+
+    bl = sub.add_parser("baseline", help="save a session as a committed baseline file")
+    bl_sub = bl.add_subparsers(dest="baseline_cmd", required=True, parser_class=args.Parser)
+    bls = bl_sub.add_parser("save", help="write DIR/NAME.json from a stored session")
+    bls.add_argument("name", metavar="NAME")
+    bls.add_argument("--store", default=DEFAULT_PATH)
+    bls.add_argument("--session", default="latest", help="session id, prefix or 'latest'")
+    bls.add_argument("--dir", default=os.path.join("results", "baselines"))
+
+    bls.set_defaults(func=cmd_baseline)
+
+    cal = sub.add_parser("calibrate", help="time the fixed calibration workload on a device (what sessions record)")
+    cal.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    cal.add_argument("--threads", type=args.nonneg_int, help="CPU threads (torch.set_num_threads)")
+    cal.set_defaults(func=cmd_calibrate)
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    from bench.analysis.compare import compare_refs
+
+    c = compare_refs(a.base, a.new, a.store, a.fail_on)
+    md = c.markdown(changes_only=a.changes_only)
+    sys.stdout.write(md)
+    if a.markdown:
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(a.markdown)), exist_ok=True)
+            with open(a.markdown, "w", encoding="utf-8") as f:
+                f.write(md)
+        except OSError as e:
+            raise UserError(f"{a.markdown}: cannot write ({e})") from None
+    return c.exit_code()
+
+
+def cmd_baseline(a: argparse.Namespace) -> int:
+    from bench.analysis.compare import save_baseline
+
+    path, side = save_baseline(a.store, a.session, a.name, a.dir)
+    failed = sum(len(g.failed) for g in side.groups.values())
+    ok = sum(len(g.seeds) for g in side.groups.values())
+    print(f"baseline {path}: session {side.session}, {len(side.groups)} task/model/size groups, {ok} runs ok, {failed} failed")
+    if side.calibration is None:
+        print("note: the session has no calibration; comparisons against this baseline will compare raw speed")
+    return 0
+
+
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    import torch
+
+    from bench.measure.calibrate import calibrate
+    from bench.measure.device import resolve_device
+
+    dev = resolve_device(a.device)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    print(json.dumps(calibrate(dev), indent=2, sort_keys=True))
+    return 0

@@ -1,0 +1,174 @@
+"""``s2sbench run``: a suite, or one matrix from flags, as a session (locally, on Ray, sharded or under torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Any
+
+from bench.cli import args
+from bench.errors import UserError
+from bench.results.store import DEFAULT_PATH
+
+
+def shard_parse(s: str) -> tuple[int, int]:
+    from bench.runner.shard import parse
+
+    return parse(s)
+
+
+def add(sub: Any) -> None:
+    r = sub.add_parser("run", help="run a benchmark session (a suite, or one configuration)")
+    what = r.add_argument_group("what runs (a suite, or one matrix from these flags)")
+    what.add_argument("--suite", help="suite name (see `s2sbench list --suites`) or path to a .toml file")
+    what.add_argument("--data-dir", help="folder holding the data files a suite names (e.g. the book's date.txt, addition.txt)")
+    what.add_argument("--task", help="registered task (date, addition, ...)")
+    what.add_argument("--task-file", help="a data file in the book's format (question_answer per line)")
+    what.add_argument("--model", help="model name, or several separated by commas")
+    what.add_argument("--size", help="model size (tiny, small, base, book), or several separated by commas")
+    what.add_argument("--seed", type=args.nonneg_int, help="model seed")
+    what.add_argument("--seeds", type=args.seeds, help="several model seeds, e.g. 0,1,2")
+    what.add_argument("--option", type=args.option, action="append", default=[], metavar="KEY=VALUE", help="model option, e.g. bidirectional=true, score=general")
+    budget = r.add_argument_group("budget and training")
+    budget.add_argument("--epochs", type=args.nonneg_int)
+    budget.add_argument("--target", type=args.fraction, help="stop at this validation exact match (0.99 or 99)")
+    budget.add_argument("--time-budget", type=float, dest="time_budget_s", help="stop after this many seconds of training")
+    budget.add_argument("--batch-size", type=args.nonneg_int)
+    budget.add_argument("--lr", type=float)
+    budget.add_argument("--train-size", type=args.nonneg_int, help="cap the number of training examples")
+    budget.add_argument("--reverse-source", action="store_true", default=None, help="reverse each source (book ch. 7)")
+    how = r.add_argument_group("how it runs")
+    how.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    how.add_argument("--amp", choices=["off", "bf16", "fp16"], help="mixed precision (bf16 also on CPUs with bf16 instructions)")
+    how.add_argument("--threads", type=args.nonneg_int, help="CPU threads (torch.set_num_threads)")
+    how.add_argument("--deterministic", action="store_true", help="deterministic kernels (GPU), cuDNN benchmark off")
+    how.add_argument("--compile", action="store_true", help="torch.compile the model")
+    how.add_argument("--resume", nargs="?", const="auto", help="continue an interrupted session (default: the latest unfinished one of this suite)")
+    how.add_argument("--store", default=DEFAULT_PATH)
+    far = r.add_argument_group("beyond one machine (README: Beyond one machine)")
+    far.add_argument("--shard", type=shard_parse, metavar="K/N", help="run only shard K of N (K counts from 1): a deterministic, cost-balanced part of the runs")
+    far.add_argument("--session-id", type=args.session_id, metavar="ID", help="the session's id (give every shard the same one; `merge` joins them)")
+    far.add_argument("--executor", choices=["local", "ray"], default="local", help="local: this process; ray: each run a Ray task")
+    far.add_argument("--address", help="with --executor ray: auto (the running cluster) or HOST:PORT; default: start a local Ray")
+    far.add_argument("--ddp", action="store_true", help="under torchrun: train each run DistributedDataParallel across the processes")
+    r.set_defaults(func=cmd_run)
+
+
+_TRAIN_FLAGS = ("epochs", "target", "time_budget_s", "batch_size", "lr", "amp")
+_DATA_FLAGS = ("train_size", "reverse_source")
+
+
+def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
+    from bench.spec import suite as suite_mod
+
+    overrides: dict[str, Any] = {k: getattr(a, k) for k in _TRAIN_FLAGS + _DATA_FLAGS if getattr(a, k) is not None}
+    if a.model:
+        overrides["models"] = a.model.split(",")
+    if a.size:
+        overrides["sizes"] = a.size.split(",")
+    if a.seeds is not None or a.seed is not None:
+        overrides["seeds"] = a.seeds if a.seeds is not None else [a.seed]
+    if a.option:
+        overrides["model_options"] = dict(a.option)
+    if a.suite:
+        if a.task or a.task_file:
+            raise UserError("give either --suite or --task/--task-file, not both")
+        name, _, specs = suite_mod.load(a.suite, overrides, data_dir=a.data_dir)
+        suite_mod.check_files(name, specs)
+        return name, specs
+    if not (a.task or a.task_file):
+        raise UserError("nothing to run: give --suite NAME, or --task NAME / --task-file PATH with --model")
+    if a.task and a.task_file:
+        raise UserError("give --task or --task-file, not both")
+    if not a.model:
+        raise UserError("--model is required with --task/--task-file (see `s2sbench list --models`)")
+    what = {"task_files": [a.task_file]} if a.task_file else {"tasks": [a.task]}
+    return None, suite_mod.from_flags(what, overrides)
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from bench.results.store import Store
+    from bench.runner.session import check, run_session
+    from bench.spec.run import SessionConfig
+
+    suite, specs = specs_from_flags(a)
+    sc = SessionConfig(device=a.device, threads=a.threads or None, deterministic=a.deterministic, compile=a.compile)
+    env_extra: dict[str, Any] = {}
+    if a.shard:
+        from bench.runner.shard import select
+
+        specs, env_extra["shard"] = select(specs, a.shard)
+    if a.address and a.executor != "ray":
+        raise UserError("--address goes with --executor ray")
+    if a.ddp and a.executor == "ray":
+        raise UserError("--ddp runs under torchrun, not with --executor ray")
+    executor: Any = None
+    group: Any = None
+    try:
+        if a.ddp:
+            from bench.runner.ddp import Group
+            from bench.runner.executor import LocalExecutor
+
+            group = Group.from_torchrun(a.device)
+            sc, executor, env_extra["ddp"] = group.session_config(sc), LocalExecutor(parallel=group), group.describe()
+        elif a.executor == "ray":
+            from bench.runner.ray_executor import RayExecutor
+            from bench.runner.session import validate
+
+            for s in specs:  # the cheap refusals before starting or joining Ray
+                validate(s)
+            executor = RayExecutor(a.address, threads=a.threads)
+        cache = check(specs, sc, executor)  # bad input is refused before the store is touched
+
+        def open_store() -> tuple[Store, str | None]:
+            store = Store(a.store)
+            return store, _resume(store, a, suite)
+
+        store, resume, specs = group.open_store(open_store, specs) if group else (*open_store(), specs)
+        command = "s2sbench " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+        sid = run_session(specs, store, sc, suite, command, resume=resume, cache=cache, session_id=a.session_id, executor=executor,
+                          env_extra=env_extra, progress=group.progress() if group else None)
+    finally:
+        if hasattr(executor, "close"):
+            executor.close()
+        if group is not None:
+            group.close()
+    if group is not None and group.rank != 0:
+        return 0
+    if a.shard:
+        print(f"shard {a.shard[0]}/{a.shard[1]}: {len(specs)} of {env_extra['shard']['suite_runs']} runs")
+    runs = store.runs(sid)
+    failed = [r for r in runs if r.status != "ok"]
+    print(f"session {sid}: {len(runs) - len(failed)} runs ok, {len(failed)} failed; stored in {a.store}")
+    print(f"report: s2sbench report --store {shlex.quote(a.store)} --session {sid}")
+    return 0
+
+
+def _resume(store: Any, a: argparse.Namespace, suite: str | None) -> str | None:
+    """The session ``run`` continues, if any. With --session-id: that session when the store has it and --resume is given."""
+    if a.session_id:
+        exists = any(s["id"] == a.session_id for s in store.sessions())
+        if exists and not a.resume:
+            raise UserError(f"session {a.session_id!r} is already in {a.store}: add --resume to continue it, or choose another --session-id")
+        if a.resume not in (None, "auto", a.session_id):
+            raise UserError(f"--resume {a.resume} and --session-id {a.session_id} name different sessions")
+        return a.session_id if exists else None
+    if a.resume:
+        return store.resumable(suite) if a.resume == "auto" else store.session(a.resume)["id"]
+    return None
+
+
+
+def _resume(store: Any, a: argparse.Namespace, suite: str | None) -> str | None:
+    """The session ``run`` continues, if any. With --session-id: that session when the store has it and --resume is given."""
+    if a.session_id:
+        exists = any(s["id"] == a.session_id for s in store.sessions())
+        if exists and not a.resume:
+            raise UserError(f"session {a.session_id!r} is already in {a.store}: add --resume to continue it, or choose another --session-id")
+        if a.resume not in (None, "auto", a.session_id):
+            raise UserError(f"--resume {a.resume} and --session-id {a.session_id} name different sessions")
+        return a.session_id if exists else None
+    if a.resume:
+        return store.resumable(suite) if a.resume == "auto" else store.session(a.resume)["id"]
+    return None

@@ -1,0 +1,95 @@
+"""The task family's shared parts: examples, options, splits, and the registry the task modules fill."""
+
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from bench.errors import UserError
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Example:
+    src: str
+    tgt: str
+    align: tuple[Span | None, ...] | None = None  # one entry per target character, or None: no alignment
+
+    def __post_init__(self) -> None:
+        if self.align is not None and len(self.align) != len(self.tgt):
+            raise ValueError(f"alignment has {len(self.align)} entries for a {len(self.tgt)}-character target")
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """What to generate. The data seed is separate from the model seed (DESIGN: seeds)."""
+
+    seed: int = 0  # data seed: same seed, same examples, on every machine
+    train: int = 20_000  # examples per split (generators); capped by --train-size for files
+    valid: int = 1_000
+    test: int = 2_000
+    # Length split (algorithmic tasks): train/valid on lengths in train_lengths, test also on test_lengths.
+    train_lengths: tuple[int, int] | None = None
+    test_lengths: tuple[int, int] | None = None
+    extra: dict[str, object] = field(default_factory=dict)  # task-specific knobs, e.g. alphabet
+
+
+@dataclass(frozen=True)
+class TaskData:
+    name: str
+    train: list[Example]
+    valid: list[Example]
+    test: list[Example]
+    source: str  # "generator:<name>" or "file:<basename>"
+    valid_is_test: bool = False  # book files: the book scores its held-out 10 % each epoch
+
+    def texts(self) -> Iterator[str]:
+        for split in (self.train, self.valid, self.test):
+            for ex in split:
+                yield ex.src
+                yield ex.tgt
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    name: str
+    make: Callable[[TaskOptions], TaskData]
+    summary: str
+    aligned: bool  # does the task define alignments?
+
+
+_REGISTRY: dict[str, TaskEntry] = {}
+
+
+def register(name: str, summary: str, aligned: bool) -> Callable:
+    def deco(fn: Callable[[TaskOptions], TaskData]) -> Callable[[TaskOptions], TaskData]:
+        _REGISTRY[name] = TaskEntry(name, fn, summary, aligned)
+        return fn
+
+    return deco
+
+
+def unique_split(name: str, gen: Callable[[random.Random], Example], opts: TaskOptions, max_tries: int = 50) -> TaskData:
+    """Draw examples from ``gen`` with a seeded RNG until the three splits are full of *distinct* sources.
+
+    Disjointness is by source string, so no test question was seen in training.
+    """
+    rng = random.Random(opts.seed)
+    want = opts.train + opts.valid + opts.test
+    seen: set[str] = set()
+    out: list[Example] = []
+    tries = 0
+    while len(out) < want:
+        ex = gen(rng)
+        if ex.src in seen:
+            tries += 1
+            if tries > max_tries * want:
+                raise UserError(f"task {name}: only {len(out)} distinct examples exist, {want} were asked for")
+            continue
+        seen.add(ex.src)
+        out.append(ex)
+    a, b = opts.train, opts.train + opts.valid
+    return TaskData(name, out[:a], out[a:b], out[b:], source=f"generator:{name}")

@@ -1,0 +1,130 @@
+"""One run: build the model, train it, score it, time its decoding. -> metrics, per-epoch history, samples.
+
+Knows nothing of the store or of other runs; ``bench.runner.session`` records what this returns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+import models
+from bench.data.batching import Encoded, make_batch
+from bench.data.vocab import BOS, EOS
+from bench.measure.latency import call_latency
+from bench.measure.memory import PeakRSS, reset_peak_memory, run_peak
+from bench.measure.timing import Precision
+from bench.results.metrics import mfu, steady_rates
+from bench.runner.cache import Prepared
+from bench.spec.run import RunSpec, SessionConfig
+from bench.train.evaluate import evaluate
+from bench.train.loop import Diverged, fit, train_step_flops
+from bench.train.seeding import seed_everything
+
+if TYPE_CHECKING:
+    from bench.runner.ddp import Group
+    from bench.runner.progress import Progress
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def decode_latency(model: models.Seq2Seq, enc: Encoded, batch: int, device: torch.device, repeats: int, autocast: Callable) -> dict[str, float]:
+    """Median seconds of one greedy decode of ``batch`` test inputs, and decoded tokens per second."""
+    idx = torch.arange(min(batch, len(enc)))
+    b = make_batch(enc, idx).to(device)
+    max_len = int(enc.tgt_len.max()) + 1
+    model.eval()
+
+    def run() -> None:
+        with torch.inference_mode(), autocast():
+            model.generate(b.src, b.src_mask, max_len, BOS, EOS)
+
+    secs = call_latency(run, device, repeats)
+    return {"seconds": secs, "tokens_per_s": len(idx) * max_len / secs}
+
+
+def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConfig, progress: Progress | None = None,
+            parallel: Group | None = None) -> tuple[dict, list, list]:
+    """Train, evaluate and measure one run. -> (metrics, per-epoch history, attention samples).
+
+    ``parallel``: this process is one rank of a data-parallel run (``bench.runner.ddp``, under torchrun).
+    """
+    seed_everything(spec.seed)
+    model = models.build(spec.model, len(prep.vocab), spec.size, **dict(spec.model_options)).to(device)
+    params = models.count_params(model)
+    runnable = torch.compile(model) if sc.compile else model
+    if parallel is not None:
+        runnable = parallel.wrap(runnable)
+    probe = make_batch(prep.train, torch.arange(min(spec.train.batch_size, len(prep.train)))).to(device)
+    flops_per_token = train_step_flops(model, probe) / max(probe.target_tokens, 1)
+    reset_peak_memory(device)
+    autocast = Precision(spec.train.amp).autocast(device)
+    with PeakRSS() as mem:
+        on_epoch = (lambda e: progress.epoch(e.epoch, e.valid_exact_match, e.train_s)) if progress else None
+        on_batch = None
+        if progress is not None:
+            epoch_no = [1]
+
+            def on_batch(i: int, n: int) -> None:
+                progress.batch(i, n, epoch_no[0])
+                if i == n:
+                    epoch_no[0] += 1
+
+        fr = fit(runnable, prep.train, prep.valid, spec.train, device, spec.seed, on_epoch=on_epoch, on_batch=on_batch, parallel=parallel)
+        ev = evaluate(model, prep.test, device, spec.train.eval_batch_size, with_attention=True, n_samples=spec.measure.samples, autocast=autocast)
+        lat1 = decode_latency(model, prep.test, 1, device, spec.measure.decode_repeats, autocast)
+        latb = decode_latency(model, prep.test, spec.measure.decode_batch, device, spec.measure.decode_repeats, autocast)
+    rates = steady_rates(fr.epochs)
+    metrics: dict[str, Any] = {
+        "params": params,
+        "flops_per_token": flops_per_token,  # one training step (forward + backward), per target token
+        "mfu": mfu(flops_per_token, rates["train_tokens_per_s"], sc.peak_flops),
+        "epochs": len(fr.epochs),
+        "stopped": fr.stopped,
+        "epoch_seconds": [e.train_s for e in fr.epochs],
+        "eval_seconds": [e.eval_s for e in fr.epochs],
+        **rates,
+        "time_to_target_s": fr.time_to_target_s,
+        "wall_to_target_s": fr.wall_to_target_s,
+        "target": spec.train.target,
+        "final_loss": fr.epochs[-1].loss,
+        "valid_exact_match": fr.epochs[-1].valid_exact_match,
+        "test_exact_match": ev.exact_match,
+        "test_token_accuracy": ev.token_accuracy,
+        "test_n": ev.n,
+        "test_by_length": ev.summary()["by_length"],
+        "alignment": ev.alignment,
+        "decode_latency_b1_s": lat1["seconds"],
+        "decode_latency_batch_s": latb["seconds"],
+        "decode_batch": min(spec.measure.decode_batch, len(prep.test)),
+        "decode_tokens_per_s": latb["tokens_per_s"],
+        **run_peak(device, mem),
+        "vocab_size": len(prep.vocab),
+        "train_examples": len(prep.train),
+        "model_meta": models.entry(spec.model).meta.record(),
+    }
+    if parallel is not None:
+        metrics |= parallel.metrics(metrics)
+    samples = []
+    for s in ev.samples:
+        s = dict(s)
+        s["pred"] = [prep.vocab.token(i) for i in s["pred"]]
+        samples.append(s)
+    return metrics, fr.history(), samples
+
+
+def failure_reason(e: BaseException) -> str:
+    if isinstance(e, Diverged):
+        return f"diverged: {e}"
+    if isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower():
+        return f"out of memory: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    tb = traceback.extract_tb(e.__traceback__)
+    where = f" at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else ""
+    return f"{type(e).__name__}: {e}{where}"

@@ -1,0 +1,177 @@
+"""What runs and how, as frozen dataclasses: validated once, here, where they are built.
+
+A run is (data, model, size, seed, training settings, model options, measurement settings); a session
+adds how it runs (device, threads, determinism). Every value is checked in ``__post_init__``, so a spec
+that exists is a valid one, whichever door it came in by -- command-line flags, a suite file, a Ray worker,
+a torchrun rank. What needs the model code to check (does the model exist, does it take this option) is
+checked by the runner against the registry (``bench.runner.session.check``); nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.errors import UserError
+
+AMP = ("off", "bf16", "fp16")  # autocast precisions (bf16 also on CPUs with bf16 instructions)
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+class SpecError(UserError):
+    """A value of a spec refused: ``key`` names the field, ``rule`` says what it must be.
+
+    The message reads ``<owner>: <key> <rule>``; a suite file re-words it as ``<file>: key '<key>' <rule>``.
+    """
+
+    def __init__(self, owner: str, key: str, rule: str) -> None:
+        super().__init__(f"{owner}: {key} {rule}")
+        self.key, self.rule = key, rule
+
+
+def _number(owner: str, name: str, v: Any, *, low: float | None = None, low_open: bool = True, high: float | None = None,
+            integer: bool = False) -> None:
+    """One range check, one message: ``owner: name must be ...``."""
+    kind = "an integer" if integer else "a number"
+    if low is not None and high is not None:
+        want = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+    elif low is not None:
+        want = f"{'>' if low_open else '>='} {low:g}"
+    else:
+        want = "finite"
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+        raise SpecError(owner, name, f"must be {kind} {want}, got {v!r}")
+    if not math.isfinite(v) or (low is not None and (v <= low if low_open else v < low)) or (high is not None and v > high):
+        raise SpecError(owner, name, f"must be {want}, got {v!r}")
+
+
+def parse_device(name: str) -> str:
+    """``auto | cpu | cuda | cuda:N`` -> the same string; anything else is refused (the one device parser)."""
+    if not isinstance(name, str) or not _DEVICE.match(name):
+        raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    return name
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10  # budget: at most this many passes over the training split
+    batch_size: int = 128  # the book's batch size
+    lr: float = 1e-3  # Adam, as the book
+    clip: float = 5.0  # global gradient-norm clip, as the book (max_grad=5.0)
+    target: float | None = 0.99  # stop once validation exact match reaches this (None: run all epochs)
+    time_budget_s: float | None = None  # stop after the epoch during which this much training time passed
+    eval_batch_size: int = 512  # batched greedy decoding; the book decodes one example at a time
+    amp: str = "off"  # off | bf16 | fp16
+
+    def __post_init__(self) -> None:
+        w = "training"
+        _number(w, "epochs", self.epochs, low=1, low_open=False, integer=True)
+        _number(w, "batch_size", self.batch_size, low=1, low_open=False, integer=True)
+        _number(w, "eval_batch_size", self.eval_batch_size, low=1, low_open=False, integer=True)
+        _number(w, "lr", self.lr, low=0)
+        _number(w, "clip", self.clip, low=0)
+        if self.target is not None:
+            _number(w, "target", self.target, low=0, high=1)
+        if self.time_budget_s is not None:
+            _number(w, "time_budget_s", self.time_budget_s, low=0)
+        if self.amp not in AMP:
+            raise SpecError(w, "amp", f"must be {', '.join(AMP)}, got {self.amp!r}")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    task: str = "date"  # a registered task, or a path to a book-format file (task_file)
+    task_file: str | None = None
+    seed: int = 0  # data seed, separate from the model seed
+    train: int = 20_000
+    valid: int = 1_000
+    test: int = 2_000
+    train_size: int | None = None  # cap on training examples (files)
+    reverse_source: bool = False  # book ch. 7: reversing the source shortens the paths that matter
+    train_lengths: tuple[int, int] | None = None
+    test_lengths: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        w = "data"
+        for k in ("train", "valid", "test"):
+            _number(w, k, getattr(self, k), low=1, low_open=False, integer=True)
+        _number(w, "seed", self.seed, low=0, low_open=False, integer=True)
+        if self.train_size is not None:
+            _number(w, "train_size", self.train_size, low=1, low_open=False, integer=True)
+        for k in ("train_lengths", "test_lengths"):
+            v = getattr(self, k)
+            if v is not None and not (len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v) and 1 <= v[0] <= v[1]):
+                raise SpecError(w, k, f"must be [low, high] with 1 <= low <= high, got {list(v)!r}")
+
+    @property
+    def name(self) -> str:
+        return os.path.splitext(os.path.basename(self.task_file))[0] if self.task_file else self.task
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    decode_batch: int = 256  # the "large batch" of the decode-latency figure
+    decode_repeats: int = 5  # median over repeats, after one warm-up call
+    samples: int = 4  # attention maps of the first test inputs kept for the report
+
+    def __post_init__(self) -> None:
+        _number("measure", "decode_batch", self.decode_batch, low=1, low_open=False, integer=True)
+        _number("measure", "decode_repeats", self.decode_repeats, low=1, low_open=False, integer=True)
+        _number("measure", "samples", self.samples, low=0, low_open=False, integer=True)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    model: str
+    size: str
+    seed: int
+    data: DataSpec = field(default_factory=DataSpec)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    model_options: tuple[tuple[str, Any], ...] = ()  # e.g. (("bidirectional", True),)
+    measure: MeasureSpec = field(default_factory=MeasureSpec)
+
+    def __post_init__(self) -> None:
+        _number("run", "seed", self.seed, low=0, low_open=False, integer=True)
+        for k, v in self.model_options:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise SpecError("model option", k, f"must be finite, got {v!r}")
+
+    def config(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["model_options"] = dict(self.model_options)
+        return d
+
+    def config_hash(self) -> str:
+        c = self.config()
+        c.pop("seed")
+        return hashlib.sha256(json.dumps(c, sort_keys=True).encode()).hexdigest()[:12]
+
+    def key(self) -> str:
+        return f"{self.data.name}/{self.model}/{self.size}/{self.seed}/{self.config_hash()}"
+
+    def label(self) -> str:
+        opts = ",".join(f"{k}={v}" for k, v in self.model_options)
+        return f"{self.data.name} {self.model}{'(' + opts + ')' if opts else ''} {self.size} seed={self.seed}"
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How (not what) a session runs; recorded with the session."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int | None = None  # CPU intra-op threads (torch.set_num_threads); None: torch's default
+    deterministic: bool = False
+    compile: bool = False
+    peak_flops: float | None = None  # the device's FLOP/s for MFU; measured at session start when not given
+
+    def __post_init__(self) -> None:
+        parse_device(self.device)
+        if self.threads is not None:
+            _number("session", "threads", self.threads, low=1, low_open=False, integer=True)
+        if self.peak_flops is not None:
+            _number("session", "peak_flops", self.peak_flops, low=0)

@@ -1,0 +1,54 @@
+"""The registry the architecture modules fill: each registers a class, its config table by size, and metadata.
+
+Kept apart from ``models/__init__`` (which loads every architecture module and answers lookups) so that
+the architecture modules import this, not the package that imports them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from models.base import Seq2Seq
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What the harness needs to know about a model without special-casing its name.
+
+    ``cost``: relative time of one training step at an equal parameter budget, in tenths (integers, so
+    that shard balancing is exact on every machine), measured on a 2-core CPU at size small, batch 64,
+    date-length sequences. ``attention``: ``generate`` returns cross-attention maps (alignment is scored).
+    ``reference``: the model speed ratios in a report are relative to by default (the book's answer to the
+    fixed-length vector, ch. 8). ``order`` (the story's order) is set by the registry.
+    """
+
+    cost: int = 20
+    attention: bool = False
+    reference: bool = False
+    order: int = 0
+
+    def record(self) -> dict[str, Any]:
+        """The metadata as stored with each run, so reports can order and colour models without importing them."""
+        return {"order": self.order, "attention": self.attention, "reference": self.reference, "cost": self.cost}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    cls: type[Seq2Seq]
+    config_cls: type
+    sizes: dict[str, Any]  # size name -> frozen config (without vocab_size)
+    summary: str
+    meta: ModelMeta = ModelMeta()
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+_STORY = ("seq2seq", "peeky", "attention", "gnmt", "transformer", "ntm")  # book ch. 7 -> ch. 8 -> GNMT -> Transformer -> NTM
+
+
+def register(name: str, cls: type[Seq2Seq], config_cls: type, sizes: dict[str, Any], summary: str, meta: ModelMeta | None = None) -> None:
+    order = _STORY.index(name) if name in _STORY else len(_STORY) + len(_REGISTRY)
+    _REGISTRY[name] = ModelEntry(name, cls, config_cls, sizes, summary, replace(meta or ModelMeta(), order=order))
+
+

@@ -1,0 +1,52 @@
+"""The metric catalogue and the derivations every consumer shares, on hand-computed inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.results.metrics import BY_NAME, CATALOGUE, mfu, of_kind, s_per_epoch, steady, steady_rates
+
+
+def test_the_first_epoch_is_warm_up_and_is_left_out():
+    assert steady([9.0, 2.0, 3.0]) == [2.0, 3.0]
+    assert steady([9.0]) == [9.0]  # one epoch: the only figure there is
+    assert steady([]) == []
+
+
+def test_seconds_per_epoch_is_the_median_of_the_steady_epochs():
+    assert s_per_epoch([100.0, 2.0, 4.0, 3.0]) == 3.0  # the 100 s warm-up epoch does not count
+    assert s_per_epoch([5.0]) == 5.0
+    assert s_per_epoch([]) is None and s_per_epoch(None) is None
+
+
+def test_steady_rates_divide_steady_tokens_by_steady_time():
+    hist = [{"train_s": 10.0, "tokens": 100, "examples": 10},  # warm-up: 10 tok/s, excluded
+            {"train_s": 2.0, "tokens": 400, "examples": 40},
+            {"train_s": 2.0, "tokens": 600, "examples": 60}]
+    r = steady_rates(hist)
+    assert r["train_tokens_per_s"] == pytest.approx(1000 / 4)
+    assert r["train_examples_per_s"] == pytest.approx(100 / 4)
+    assert steady_rates([]) == {"train_tokens_per_s": None, "train_examples_per_s": None}
+
+
+def test_mfu_is_achieved_over_peak_flops():
+    assert mfu(6e6, 1e3, 1.2e10) == pytest.approx(0.5)
+    assert mfu(None, 1e3, 1e10) is None and mfu(6e6, 1e3, None) is None and mfu(6e6, None, 1e10) is None
+
+
+def test_every_metric_is_declared_once_with_a_direction_and_a_format():
+    names = [m.name for m in CATALOGUE]
+    assert len(names) == len(set(names))
+    for m in CATALOGUE:
+        assert m.better in ("high", "low", None) and m.kind in ("quality", "speed", "memory", "cost")
+        assert m.format(m.display(1.0)) != "–"
+    assert {m.name for m in of_kind("quality")} == {"test_exact_match", "test_token_accuracy", "alignment"}
+
+
+def test_display_converts_to_the_unit_people_read():
+    assert BY_NAME["test_exact_match"].display(0.931) == pytest.approx(93.1)
+    assert BY_NAME["decode_latency_b1_s"].display(0.0025) == pytest.approx(2.5)
+    assert BY_NAME["peak_memory_bytes"].display(3 * 2**20) == pytest.approx(3.0)
+    assert BY_NAME["params"].format(BY_NAME["params"].display(1234567)) == "1,234,567"
+    assert BY_NAME["alignment"].display(None) is None and BY_NAME["alignment"].display("x") is None
+    assert BY_NAME["alignment"].format(None) == "–"

@@ -1,0 +1,71 @@
+"""Suite files: expansion, overrides, and errors that name the file and key."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.errors import UserError
+from bench.spec import suite
+from tests.conftest import TINY_SUITE
+
+
+def write(tmp_path, text: str, name: str = "s.toml") -> str:
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+# --- suites ------------------------------------------------------------------------------------------
+def test_quick_suite_expands_to_every_model_on_date_and_addition():
+    name, _, specs = suite.load("quick")
+    assert name == "quick"
+    pairs = {(s.data.task, s.model) for s in specs}
+    import models
+
+    assert pairs == {(t, m) for t in ("date", "addition") for m in models.names()}
+    assert all(s.data.reverse_source for s in specs if s.data.task == "addition")
+
+
+def test_every_shipped_suite_parses():
+    for n in suite.available():
+        _, _, specs = suite.load(n)
+        assert specs, n
+        assert len({s.key() for s in specs}) == len(specs)
+
+
+def test_matrix_product_and_overrides(tmp_path):
+    p = write(tmp_path, TINY_SUITE)
+    _, _, specs = suite.load(p)
+    assert [s.seed for s in specs] == [0, 1, 2]
+    _, _, specs = suite.load(p, {"seeds": [7], "epochs": 3})
+    assert [(s.seed, s.train.epochs) for s in specs] == [(7, 3)]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[[runs]]\ntasks=['date']\nmodels=['attention']\nbogus=1\n", "unknown key 'bogus'"),
+        ("[[runs]]\ntasks=['date']\nmodels=['attention']\nepochs='ten'\n", "key 'epochs' must be an integer"),
+        ("[[runs]]\ntasks=['date']\nmodels=['attention']\ntarget=5\n", "key 'target' must be in (0, 1]"),
+        ("[[runs]]\ntasks=['date']\n", "key 'models' is required"),
+        ("[[runs]]\nmodels=['attention']\n", "exactly one of 'tasks' or 'task_files'"),
+        ("[[runs]]\ntasks=['date']\nmodels=['attention']\ntrain_lengths=[5,2]\n", "train_lengths"),
+        ("colour='red'\n[[runs]]\ntasks=['date']\nmodels=['x']\n", "unknown top-level key 'colour'"),
+        ("[[runs]\n", "not valid TOML"),
+        ("description='no runs'\n", "at least one [[runs]] block"),
+    ],
+)
+def test_bad_suites_name_file_and_key(tmp_path, text, message):
+    p = write(tmp_path, text)
+    with pytest.raises(UserError) as e:
+        suite.load(p)
+    assert message in str(e.value)
+    assert p in str(e.value)
+
+
+def test_unknown_suite_name_lists_the_known_ones():
+    with pytest.raises(UserError, match="known suites: .*quick"):
+        suite.load("no-such-suite")
+
+
+# --- reliability ---------------------------------------------------------------------------------------
