@@ -36,6 +36,9 @@ def add(sub: Any) -> None:
     budget.add_argument("--time-budget", type=float, dest="time_budget_s", help="stop after this many seconds of training")
     budget.add_argument("--batch-size", type=args.nonneg_int)
     budget.add_argument("--lr", type=float)
+    budget.add_argument("--steps", type=args.nonneg_int, help="a throughput run: this many timed training steps on fixed-shape batches (no evaluation)")
+    budget.add_argument("--warmup-steps", type=args.nonneg_int, dest="warmup_steps", help="untimed steps before a throughput run's clock (default 10)")
+    budget.add_argument("--length", type=args.nonneg_int, dest="lengths", help="every example of this source length (generated tasks): a sweep point")
     budget.add_argument("--train-size", type=args.nonneg_int, help="cap the number of training examples")
     budget.add_argument("--reverse-source", action="store_true", default=None, help="reverse each source (book ch. 7)")
     how = r.add_argument_group("how it runs")
@@ -43,7 +46,9 @@ def add(sub: Any) -> None:
     how.add_argument("--amp", choices=["off", "bf16", "fp16"], help="mixed precision (bf16 also on CPUs with bf16 instructions)")
     how.add_argument("--threads", type=args.nonneg_int, help="CPU threads (torch.set_num_threads)")
     how.add_argument("--deterministic", action="store_true", help="deterministic kernels (GPU), cuDNN benchmark off")
-    how.add_argument("--compile", action="store_true", help="torch.compile the model")
+    how.add_argument("--capture", choices=["eager", "compile", "cudagraph"],
+                     help="how steps are launched: eager, torch.compile, or captured CUDA graphs (CUDA only)")
+    how.add_argument("--compile", action="store_true", help="the same as --capture compile")
     how.add_argument("--resume", nargs="?", const="auto", help="continue an interrupted session (default: the latest unfinished one of this suite)")
     how.add_argument("--store", default=DEFAULT_PATH)
     far = r.add_argument_group("beyond one machine (README: Beyond one machine)")
@@ -55,7 +60,7 @@ def add(sub: Any) -> None:
     r.set_defaults(func=cmd_run)
 
 
-_TRAIN_FLAGS = ("epochs", "target", "time_budget_s", "batch_size", "lr", "amp")
+_TRAIN_FLAGS = ("epochs", "target", "time_budget_s", "batch_size", "lr", "amp", "capture", "steps", "warmup_steps")
 _DATA_FLAGS = ("train_size", "reverse_source")
 
 
@@ -71,6 +76,12 @@ def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
         overrides["seeds"] = a.seeds if a.seeds is not None else [a.seed]
     if a.option:
         overrides["model_options"] = dict(a.option)
+    if a.compile:
+        if a.capture not in (None, "compile"):
+            raise UserError(f"--compile and --capture {a.capture} contradict each other")
+        overrides["capture"] = "compile"
+    if a.lengths is not None:
+        overrides["lengths"] = [a.lengths]
     if a.suite:
         if a.task or a.task_file:
             raise UserError("give either --suite or --task/--task-file, not both")
@@ -93,7 +104,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from bench.spec.run import SessionConfig
 
     suite, specs = specs_from_flags(a)
-    sc = SessionConfig(device=a.device, threads=a.threads or None, deterministic=a.deterministic, compile=a.compile)
+    sc = SessionConfig(device=a.device, threads=a.threads or None, deterministic=a.deterministic)
     env_extra: dict[str, Any] = {}
     if a.shard:
         from bench.runner.shard import select

@@ -74,6 +74,10 @@ class Batch:
     tgt_in: torch.Tensor  # [B,T']
     tgt_out: torch.Tensor  # [B,T'] PAD after EOS
 
+    def pin(self) -> Batch:
+        """Page-locked copies, so that ``to(cuda)`` copies asynchronously."""
+        return Batch(*(t.pin_memory() for t in (self.index, self.src, self.src_mask, self.tgt_in, self.tgt_out)))
+
     def to(self, device: torch.device | str) -> Batch:
         nb = torch.device(device).type == "cuda"
         return Batch(*(t.to(device, non_blocking=nb) for t in (self.index, self.src, self.src_mask, self.tgt_in, self.tgt_out)))

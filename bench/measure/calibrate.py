@@ -67,6 +67,38 @@ def _lstm_workload(device: torch.device, gen: torch.Generator):
     return run
 
 
+PEAK_N = {"cpu": 512, "cuda": 4096}  # square matmul for the peak rate: large enough to fill the device
+PEAK_DTYPES = {"off": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def peak_matmul_gflops(device: torch.device, repeats: int = 5) -> dict[str, float]:
+    """Measured matmul GFLOP/s per precision (``off`` = fp32): MFU's denominator in the precision a run uses.
+
+    A run under bf16 autocast is measured against the bf16 matmul rate, not the fp32 one (on a GPU the two
+    differ by an order of magnitude). fp16 is measured on CUDA only (CPUs rarely have fast fp16 matmuls).
+    """
+    n = PEAK_N.get(device.type, 512)
+    out: dict[str, float] = {}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        gen = torch.Generator().manual_seed(4321)
+        for amp, dtype in PEAK_DTYPES.items():
+            if amp == "fp16" and device.type != "cuda":
+                continue
+            a = torch.randn(n, n, generator=gen).to(device, dtype)
+            b = torch.randn(n, n, generator=gen).to(device, dtype)
+            c = torch.empty(n, n, device=device, dtype=dtype)
+
+            @torch.no_grad()
+            def run(a=a, b=b, c=c) -> None:
+                for _ in range(MATMUL_PER_CALL):
+                    torch.mm(a, b, out=c)
+                sync(device)
+
+            secs = median(time_fn(run, device, repeats=repeats, warmup=2))
+            out[amp] = 2 * n**3 * MATMUL_PER_CALL / secs / 1e9
+    return out
+
+
 def _spread(xs: list[float]) -> float:
     m = median(xs)
     return (max(xs) - min(xs)) / m if xs and m > 0 else math.nan
@@ -84,6 +116,7 @@ def calibrate(device: torch.device | str = "cpu", repeats: int = 7, warmup: int 
         gen = torch.Generator().manual_seed(1234)
         mm = time_fn(_matmul_workload(device, gen), device, repeats=repeats, warmup=warmup)
         ls = time_fn(_lstm_workload(device, gen), device, repeats=repeats, warmup=warmup)
+        peaks = peak_matmul_gflops(device)
     matmul_s, lstm_s = median(mm), median(ls)
     flops = 2 * MATMUL_N**3 * MATMUL_PER_CALL
     return {
@@ -95,6 +128,7 @@ def calibrate(device: torch.device | str = "cpu", repeats: int = 7, warmup: int 
         "lstm_s": lstm_s,
         "combined_s": math.sqrt(matmul_s * lstm_s),
         "matmul_gflops": flops / matmul_s / 1e9,
+        "peak_gflops": peaks,  # per precision (off = fp32), the peak MFU is measured against
         "matmul_spread": _spread(mm),
         "lstm_spread": _spread(ls),
         "workload": {

@@ -22,7 +22,13 @@ def combined_seconds(cal: Any) -> float | None:
     return _positive(cal, "combined_s")
 
 
-def peak_flops(cal: Any) -> float | None:
-    """Measured fp32 matmul FLOP/s of a calibration (a practical CPU peak for MFU), or None."""
-    g = _positive(cal, "matmul_gflops")
+def peak_flops(cal: Any, amp: str = "off") -> float | None:
+    """Measured matmul FLOP/s of a calibration in the precision ``amp`` (off = fp32), or None.
+
+    Calibrations before per-precision peaks carry only the fp32 ``matmul_gflops``: it serves for ``off``.
+    """
+    peaks = cal.get("peak_gflops") if isinstance(cal, dict) else None
+    g = _positive(peaks, amp) if isinstance(peaks, dict) else None
+    if g is None and amp == "off":
+        g = _positive(cal, "matmul_gflops")
     return None if g is None else g * 1e9

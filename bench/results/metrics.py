@@ -59,7 +59,12 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("decode_latency_b1_s", "decode b=1 ms", "ms", "low", "speed", "{:.2f}", 1000),
     Metric("decode_latency_batch_s", "decode batch ms", "ms", "low", "speed", "{:.2f}", 1000),
     Metric("peak_memory_bytes", "peak MiB", "MiB", "low", "memory", "{:,.0f}", 1 / 2**20),
+    # throughput runs (fixed-shape steps after warm-up; bench.train.throughput)
+    Metric("step_s", "step ms", "ms", "low", "speed", "{:.2f}", 1000),
+    Metric("decode_s_per_token_b1", "decode b=1 ms/token", "ms", "low", "speed", "{:.3f}", 1000),
+    Metric("decode_s_per_token_batch", "decode batch ms/token", "ms", "low", "speed", "{:.3f}", 1000),
 )
+MODES = ("quality", "throughput")  # time-to-quality runs and throughput runs: never in one table or one average
 BY_NAME: dict[str, Metric] = {m.name: m for m in CATALOGUE}
 
 

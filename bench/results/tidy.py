@@ -18,7 +18,7 @@ from bench.results.store import Store
 RUN_COLUMNS = [
     "session", "task", "model", "size", "seed", "status", "epochs", "epoch_seconds",
     *(m.name for m in CATALOGUE),
-    "wall_to_target_s", "train_examples_per_s", "decode_tokens_per_s",
+    "wall_to_target_s", "train_examples_per_s", "decode_tokens_per_s", "mode", "capture", "src_len", "tgt_len", "batch_size",
     "error", "key", "config_hash", "model_options", "device", "amp", "model_order", "model_is_reference",
 ]
 
@@ -54,7 +54,8 @@ def runs_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
             row = {c: m.get(c) for c in RUN_COLUMNS}
             row.update(session=r.session, task=r.task, model=r.model, size=r.size, seed=r.seed, status=r.status, error=r.error,
                        key=r.key, config_hash=r.config_hash, model_options=json.dumps(r.config.get("model_options", {}), sort_keys=True),
-                       device=env.get("device_name"), amp=r.config.get("train", {}).get("amp"))
+                       device=env.get("device_name"), amp=r.config.get("train", {}).get("amp"),
+                       capture=r.config.get("train", {}).get("capture", "eager"), mode="throughput" if "throughput" in r.config else "quality")
             row["epoch_seconds"] = m.get("epoch_seconds", [])
             row["s_per_epoch"] = s_per_epoch(row["epoch_seconds"])
             meta = m.get("model_meta") or {}  # the registry's metadata, stored with the run (reports never import models)

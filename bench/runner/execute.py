@@ -23,8 +23,9 @@ from bench.results.metrics import mfu, steady_rates
 from bench.runner.cache import Prepared
 from bench.spec.run import RunSpec, SessionConfig
 from bench.train.evaluate import evaluate
-from bench.train.loop import Diverged, fit, train_step_flops
+from bench.train.loop import Diverged, fit, make_step, train_step_flops
 from bench.train.seeding import seed_everything
+from bench.train.throughput import fixed_batches, time_steps
 
 if TYPE_CHECKING:
     from bench.runner.ddp import Group
@@ -35,11 +36,12 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def decode_latency(model: models.Seq2Seq, enc: Encoded, batch: int, device: torch.device, repeats: int, autocast: Callable) -> dict[str, float]:
-    """Median seconds of one greedy decode of ``batch`` test inputs, and decoded tokens per second."""
+def decode_latency(model: models.Seq2Seq, enc: Encoded, batch: int, device: torch.device, repeats: int, autocast: Callable,
+                   max_len: int | None = None) -> dict[str, float]:
+    """Median seconds of one greedy decode of ``batch`` inputs of ``enc``, and decoded tokens per second."""
     idx = torch.arange(min(batch, len(enc)))
     b = make_batch(enc, idx).to(device)
-    max_len = int(enc.tgt_len.max()) + 1
+    max_len = max_len or int(enc.tgt_len.max()) + 1
     model.eval()
 
     def run() -> None:
@@ -56,10 +58,12 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
 
     ``parallel``: this process is one rank of a data-parallel run (``bench.runner.ddp``, under torchrun).
     """
+    if spec.throughput.enabled:
+        return execute_throughput(spec, prep, device, sc, progress)
     seed_everything(spec.seed)
     model = models.build(spec.model, len(prep.vocab), spec.size, **dict(spec.model_options)).to(device)
     params = models.count_params(model)
-    runnable = torch.compile(model) if sc.compile else model
+    runnable = model
     if parallel is not None:
         runnable = parallel.wrap(runnable)
     probe = make_batch(prep.train, torch.arange(min(spec.train.batch_size, len(prep.train)))).to(device)
@@ -83,9 +87,10 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
         latb = decode_latency(model, prep.test, spec.measure.decode_batch, device, spec.measure.decode_repeats, autocast)
     rates = steady_rates(fr.epochs)
     metrics: dict[str, Any] = {
+        "mode": "quality",
         "params": params,
         "flops_per_token": flops_per_token,  # one training step (forward + backward), per target token
-        "mfu": mfu(flops_per_token, rates["train_tokens_per_s"], sc.peak_flops),
+        "mfu": mfu(flops_per_token, rates["train_tokens_per_s"], sc.peak(spec.train.amp)),
         "epochs": len(fr.epochs),
         "stopped": fr.stopped,
         "epoch_seconds": [e.train_s for e in fr.epochs],
@@ -118,6 +123,60 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
         s["pred"] = [prep.vocab.token(i) for i in s["pred"]]
         samples.append(s)
     return metrics, fr.history(), samples
+
+
+def execute_throughput(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConfig,
+                       progress: Progress | None = None) -> tuple[dict, list, list]:
+    """A throughput run (``bench.train.throughput``): timed steps on fixed shapes, then decode time per token.
+
+    -> (metrics, [], []): no epochs, no evaluation. Quality metrics are absent on purpose; a throughput run
+    is never pooled with time-to-quality runs (its mode is part of its config).
+    """
+    seed_everything(spec.seed)
+    tp = spec.throughput
+    model = models.build(spec.model, len(prep.vocab), spec.size, **dict(spec.model_options)).to(device)
+    params = models.count_params(model)
+    todo = fixed_batches(prep.train, spec.train.batch_size, tp.batches, torch.Generator().manual_seed(spec.seed))
+    flops_per_token = train_step_flops(model, todo[0]) / max(todo[0].target_tokens, 1)
+    todo = [b.pin().to(device) if device.type == "cuda" else b for b in todo]
+    reset_peak_memory(device)
+    autocast = Precision(spec.train.amp).autocast(device)
+    with PeakRSS() as mem:
+        model.train()
+        step = make_step(model, spec.train, device, rows=spec.train.batch_size)
+        times = time_steps(step, todo, device, tp.warmup, tp.steps)
+        dec_len = int(prep.train.tgt_len.max()) + 1
+        lat1 = decode_latency(model, prep.train, 1, device, spec.measure.decode_repeats, autocast, max_len=dec_len)
+        latb = decode_latency(model, prep.train, spec.measure.decode_batch, device, spec.measure.decode_repeats, autocast, max_len=dec_len)
+    tok_s = times.tokens_per_s
+    metrics: dict[str, Any] = {
+        "mode": "throughput",
+        "params": params,
+        "flops_per_token": flops_per_token,
+        "mfu": mfu(flops_per_token, tok_s, sc.peak(spec.train.amp)),
+        "peak_flops": sc.peak(spec.train.amp),
+        "steps": tp.steps,
+        "step_s": times.median,
+        "step_s_p10": times.quantile(0.1),
+        "step_s_p90": times.quantile(0.9),
+        "step_seconds": times.seconds,
+        "train_tokens_per_s": tok_s,
+        "batch_size": spec.train.batch_size,
+        "src_len": int(todo[0].src.size(1)),
+        "tgt_len": int(todo[0].tgt_in.size(1)),
+        "tokens_per_step": times.tokens_per_step,
+        "decode_len": dec_len,
+        "decode_latency_b1_s": lat1["seconds"],
+        "decode_latency_batch_s": latb["seconds"],
+        "decode_s_per_token_b1": lat1["seconds"] / dec_len,
+        "decode_s_per_token_batch": latb["seconds"] / dec_len,
+        "decode_batch": min(spec.measure.decode_batch, len(prep.train)),
+        "decode_tokens_per_s": latb["tokens_per_s"],
+        **run_peak(device, mem),
+        "vocab_size": len(prep.vocab),
+        "model_meta": models.entry(spec.model).meta.record(),
+    }
+    return metrics, [], []
 
 
 def failure_reason(e: BaseException) -> str:

@@ -24,7 +24,7 @@ from bench.runner.cache import DataCache
 from bench.runner.execute import now
 from bench.runner.executor import Executor, LocalExecutor, RunContext
 from bench.runner.progress import Progress
-from bench.spec.run import RunSpec, SessionConfig
+from bench.spec.run import AMP, RunSpec, SessionConfig
 from bench.train.seeding import set_deterministic
 
 
@@ -85,8 +85,7 @@ def run_session(
     # A fixed workload timed now, in this process: compare divides speed by it (machine normalisation), and
     # its matmul rate is MFU's denominator on a device without a spec-sheet peak.
     cal = ex.calibrate(device, sc)
-    if sc.peak_flops is None:
-        sc = replace(sc, peak_flops=peak_flops(cal))
+    sc = replace(sc, peaks=tuple((amp, f) for amp in AMP if (f := peak_flops(cal, amp)) is not None))
     if resume:
         sid = resume
         done = store.done_keys(sid)
@@ -104,7 +103,8 @@ def run_session(
         for o in ex.map(todo, RunContext(cache, device, sc, progress)):  # each outcome as its run ends
             spec = o.spec
             rec_status = "ok" if o.error is None else "failed"
-            detail = o.error or f"test exact {o.metrics['test_exact_match']:.1%}"
+            detail = o.error or (f"{o.metrics['step_s'] * 1000:.2f} ms/step, {o.metrics['train_tokens_per_s']:,.0f} tok/s" if spec.throughput.enabled
+                                 else f"test exact {o.metrics['test_exact_match']:.1%}")
             store.add_run(RunRecord(sid, spec.key(), spec.data.name, spec.model, spec.size, spec.seed, spec.config(), spec.config_hash(),
                                     rec_status, o.error, o.started, o.finished, o.metrics, o.history, o.samples))
             progress.end_run(rec_status, detail)

@@ -20,6 +20,9 @@ from typing import Any
 from bench.errors import UserError
 
 AMP = ("off", "bf16", "fp16")  # autocast precisions (bf16 also on CPUs with bf16 instructions)
+# How the training (and decode) step is launched: eager PyTorch; torch.compile (mode reduce-overhead on CUDA);
+# or the step captured once as a CUDA graph and replayed (fixed shapes; CUDA only). DESIGN: launch overhead.
+CAPTURE = ("eager", "compile", "cudagraph")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -67,9 +70,14 @@ class TrainConfig:
     time_budget_s: float | None = None  # stop after the epoch during which this much training time passed
     eval_batch_size: int = 512  # batched greedy decoding; the book decodes one example at a time
     amp: str = "off"  # off | bf16 | fp16
+    capture: str = "eager"  # eager | compile | cudagraph: launch overhead as a dimension of the run
 
     def __post_init__(self) -> None:
         w = "training"
+        if self.capture not in CAPTURE:
+            raise SpecError(w, "capture", f"must be {', '.join(CAPTURE)}, got {self.capture!r}")
+        if self.capture == "cudagraph" and self.amp == "fp16":
+            raise SpecError(w, "capture", "cudagraph cannot capture fp16's dynamic loss scaling; use amp bf16 or off")
         _number(w, "epochs", self.epochs, low=1, low_open=False, integer=True)
         _number(w, "batch_size", self.batch_size, low=1, low_open=False, integer=True)
         _number(w, "eval_batch_size", self.eval_batch_size, low=1, low_open=False, integer=True)
@@ -126,6 +134,26 @@ class MeasureSpec:
 
 
 @dataclass(frozen=True)
+class ThroughputSpec:
+    """A throughput run instead of a time-to-quality run: ``steps`` timed training steps on fixed-shape batches
+    after ``warmup`` untimed ones, no evaluation (DESIGN: on a GPU, measure the architecture). ``steps = 0``
+    (the default) is a time-to-quality run: train to the target with evaluation, as MLPerf times it."""
+
+    steps: int = 0  # timed training steps; 0: not a throughput run
+    warmup: int = 10  # untimed steps first: allocator growth, autotuning, compilation, graph capture
+    batches: int = 4  # distinct fixed-shape batches cycled through (device-resident before the clock)
+
+    def __post_init__(self) -> None:
+        _number("throughput", "steps", self.steps, low=0, low_open=False, integer=True)
+        _number("throughput", "warmup", self.warmup, low=1, low_open=False, integer=True)
+        _number("throughput", "batches", self.batches, low=1, low_open=False, integer=True)
+
+    @property
+    def enabled(self) -> bool:
+        return self.steps > 0
+
+
+@dataclass(frozen=True)
 class RunSpec:
     model: str
     size: str
@@ -134,6 +162,8 @@ class RunSpec:
     train: TrainConfig = field(default_factory=TrainConfig)
     model_options: tuple[tuple[str, Any], ...] = ()  # e.g. (("bidirectional", True),)
     measure: MeasureSpec = field(default_factory=MeasureSpec)
+    throughput: ThroughputSpec = field(default_factory=ThroughputSpec)
+    origin: str = field(default="", compare=False)  # where it was written (suite file and block), for messages; not config
 
     def __post_init__(self) -> None:
         _number("run", "seed", self.seed, low=0, low_open=False, integer=True)
@@ -141,9 +171,25 @@ class RunSpec:
             if isinstance(v, float) and not math.isfinite(v):
                 raise SpecError("model option", k, f"must be finite, got {v!r}")
 
+    @property
+    def mode(self) -> str:
+        """``quality`` (time to quality, evaluated) or ``throughput`` (timed steps on fixed shapes)."""
+        return "throughput" if self.throughput.enabled else "quality"
+
     def config(self) -> dict[str, Any]:
+        """The canonical config: stored with the run, hashed into its key.
+
+        Fields added after the store's first schema (the capture mode, the throughput section) appear only
+        when they differ from their default, so the runs of earlier stores keep their keys (``--resume``
+        and baselines still match them).
+        """
         d = asdict(self)
+        del d["origin"]
         d["model_options"] = dict(self.model_options)
+        if not self.throughput.enabled:
+            del d["throughput"]
+        if self.train.capture == "eager":
+            del d["train"]["capture"]
         return d
 
     def config_hash(self) -> str:
@@ -156,7 +202,9 @@ class RunSpec:
 
     def label(self) -> str:
         opts = ",".join(f"{k}={v}" for k, v in self.model_options)
-        return f"{self.data.name} {self.model}{'(' + opts + ')' if opts else ''} {self.size} seed={self.seed}"
+        how = "".join(f" {x}" for x in (self.train.amp if self.train.amp != "off" else "", self.train.capture if self.train.capture != "eager" else "",
+                                          f"{self.throughput.steps} steps" if self.throughput.enabled else "") if x)
+        return f"{self.data.name} {self.model}{'(' + opts + ')' if opts else ''} {self.size}{how} seed={self.seed}"
 
 
 @dataclass(frozen=True)
@@ -166,8 +214,12 @@ class SessionConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int | None = None  # CPU intra-op threads (torch.set_num_threads); None: torch's default
     deterministic: bool = False
-    compile: bool = False
-    peak_flops: float | None = None  # the device's FLOP/s for MFU; measured at session start when not given
+    peak_flops: float | None = None  # a FLOP/s figure for MFU given by hand (every precision); else measured
+    peaks: tuple[tuple[str, float], ...] = ()  # measured at session start: (precision, matmul FLOP/s)
+
+    def peak(self, amp: str) -> float | None:
+        """MFU's denominator for a run in precision ``amp``: the given figure, else the measured one."""
+        return self.peak_flops or dict(self.peaks).get(amp)
 
     def __post_init__(self) -> None:
         parse_device(self.device)

@@ -26,7 +26,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from bench.errors import UserError
-from bench.spec.run import DataSpec, MeasureSpec, RunSpec, SpecError, TrainConfig
+from bench.spec.run import DataSpec, MeasureSpec, RunSpec, SpecError, ThroughputSpec, TrainConfig
 
 SUITES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "suites")
 
@@ -34,8 +34,9 @@ SUITES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "suites")
 _DATA = {f.name for f in fields(DataSpec)} - {"task", "task_file", "seed"} | {"data_seed"}
 _TRAIN = {f.name for f in fields(TrainConfig)}
 _MEASURE = {f.name for f in fields(MeasureSpec)}
-_MATRIX = {"tasks", "task_files", "models", "sizes", "seeds", "model_options"}
-_ALLOWED = _DATA | _TRAIN | _MEASURE | _MATRIX
+_THROUGHPUT = {"steps": "steps", "warmup_steps": "warmup", "step_batches": "batches"}  # suite key -> ThroughputSpec field
+_MATRIX = {"tasks", "task_files", "models", "sizes", "seeds", "model_options", "lengths"}
+_ALLOWED = _DATA | _TRAIN | _MEASURE | _MATRIX | set(_THROUGHPUT)
 _TOP = {"description", "defaults", "runs"}
 
 
@@ -86,7 +87,7 @@ def load(name_or_path: str, overrides: dict[str, Any] | None = None, data_dir: s
 
 
 FLAGS = "command line"
-_FLAG_NAMES = {"time_budget_s": "--time-budget", "model_options": "--option"}
+_FLAG_NAMES = {"time_budget_s": "--time-budget", "model_options": "--option", "warmup": "--warmup-steps", "lengths": "--length"}
 
 
 def _typed(where: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
@@ -129,6 +130,11 @@ def _expand(m: dict[str, Any], where: str, data_dir: str) -> list[RunSpec]:
         kind: Any = (int, float) if isinstance(default, float) or k in ("target", "time_budget_s") else type(default) if default is not None else (int, float)
         train_kw[k] = _typed(where, k, m[k], kind)
     measure_kw = {k: _typed(where, k, m[k], int) for k in _MEASURE & set(m)}
+    tp_kw = {_THROUGHPUT[k]: _typed(where, k, m[k], int) for k in set(_THROUGHPUT) & set(m)}
+    # lengths = [16, 64]: one run per length, every example of that length (train, valid and test): a sweep
+    lengths: list[int | None] = _list(where, "lengths", m["lengths"], int) if "lengths" in m else [None]
+    if "lengths" in m and ({"train_lengths", "test_lengths"} & set(m)):
+        raise UserError(f"{where}: give 'lengths' (a sweep) or 'train_lengths'/'test_lengths', not both")
     data_kw: dict[str, Any] = {}
     for k in _DATA & set(m):
         v = m[k]
@@ -145,14 +151,18 @@ def _expand(m: dict[str, Any], where: str, data_dir: str) -> list[RunSpec]:
     try:  # the dataclasses check every value (bench.spec.run); here their message gets the file and block
         train = replace(TrainConfig(), **train_kw)
         measure = replace(MeasureSpec(), **measure_kw)
+        throughput = replace(ThroughputSpec(), **tp_kw)
         if "tasks" in m:
-            datas = [DataSpec(task=t, **data_kw) for t in _list(where, "tasks", m["tasks"], str)]
+            datas = [DataSpec(task=t, **data_kw, **_fixed(L)) for t in _list(where, "tasks", m["tasks"], str) for L in lengths]
         else:
+            if "lengths" in m:
+                raise UserError(f"{where}: 'lengths' sweeps generated tasks; a data file has the lengths it has")
             files = [f if os.path.isabs(f) else os.path.join(data_dir, f) for f in _list(where, "task_files", m["task_files"], str)]
             datas = [DataSpec(task=os.path.splitext(os.path.basename(f))[0], task_file=f, **data_kw) for f in files]
         model_opts = tuple(sorted(opts.items()))
         return [
-            RunSpec(model=mo, size=sz, seed=se, data=d, train=train, model_options=model_opts, measure=measure)
+            RunSpec(model=mo, size=sz, seed=se, data=d, train=train, model_options=model_opts, measure=measure, throughput=throughput,
+                    origin=where)
             for d, mo, sz, se in itertools.product(datas, models_, sizes, seeds)
         ]
     except TypeError as e:
@@ -162,6 +172,11 @@ def _expand(m: dict[str, Any], where: str, data_dir: str) -> list[RunSpec]:
         if where == FLAGS:  # the flag the user typed, e.g. --train-size
             raise UserError(f"{_FLAG_NAMES.get(key, '--' + key.replace('_', '-'))} {e.rule}") from None
         raise UserError(f"{where}: key {key!r} {e.rule}") from None
+
+
+def _fixed(length: int | None) -> dict[str, Any]:
+    """A sweep point: every example of the task has a source of exactly ``length`` characters."""
+    return {} if length is None else {"train_lengths": (length, length), "test_lengths": (length, length)}
 
 
 def from_flags(what: dict[str, Any], overrides: dict[str, Any]) -> list[RunSpec]:
