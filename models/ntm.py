@@ -293,6 +293,10 @@ register(
         "tiny": NTMConfig(embed=16, hidden=80, slots=32, width=16),
         "small": NTMConfig(embed=32, hidden=256, slots=64, width=32),
         "base": NTMConfig(embed=64, hidden=768, slots=128, width=64),
+        # GPU sizes: the budget goes to the controller (one LSTM cell: 4 H^2 weights), as it must -- the memory
+        # holds no parameters. 256 slots of 128 hold a 256-token source one slot per token.
+        "large": NTMConfig(embed=256, hidden=1984, slots=256, width=128),
+        "xl": NTMConfig(embed=256, hidden=4736, slots=256, width=128),
     },
     "Neural Turing Machine: LSTM controller with content + location addressed memory (Graves et al. 2014)",
     ModelMeta(cost=45, attention=True),

@@ -282,6 +282,10 @@ register(
         "tiny": TransformerConfig(d_model=32, heads=4, enc_layers=2, dec_layers=2, ff=64),
         "small": TransformerConfig(d_model=64, heads=4, enc_layers=3, dec_layers=3, ff=288),
         "base": TransformerConfig(d_model=192, heads=6, enc_layers=3, dec_layers=3, ff=768),
+        # GPU sizes, heads 64 wide. large: Vaswani's base width with half the depth (ff 3.5 d keeps it in
+        # budget); xl: 768 wide, 12 heads, 6 + 6 blocks, ff 4 d (Vaswani's layout at BERT-base width).
+        "large": TransformerConfig(d_model=512, heads=8, enc_layers=3, dec_layers=3, ff=1792),
+        "xl": TransformerConfig(d_model=768, heads=12, enc_layers=6, dec_layers=6, ff=3072),
     },
     "pre-norm encoder-decoder Transformer, SDPA attention, KV-cached greedy decoding",
     ModelMeta(cost=20, attention=True),

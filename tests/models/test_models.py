@@ -58,8 +58,19 @@ def test_every_model_has_the_budget_sizes(name: str) -> None:
     assert set(models.BUDGETS) <= set(models.sizes(name))
 
 
-@pytest.mark.parametrize("name,size", [(n, s) for n in NAMES for s in models.sizes(n)])
-def test_shape_and_parameter_budget(name: str, size: str) -> None:
+GPU_SIZES = ("large", "xl")  # 20 M and 100 M parameters: counted on the meta device, never allocated here
+
+
+@pytest.mark.parametrize("name,size", [(n, s) for n in NAMES for s in models.sizes(n) if s in models.BUDGETS])
+def test_parameter_budget(name: str, size: str) -> None:
+    """Every budgeted size of every model is within +-10 % of its budget, counted without allocating (meta)."""
+    n, budget = models.param_count(name, V, size), models.BUDGETS[size]
+    assert abs(n - budget) <= 0.10 * budget, f"{name}/{size}: {n:,} parameters, budget {budget:,} +-10 %"
+
+
+@pytest.mark.parametrize("name,size", [(n, s) for n in NAMES for s in models.sizes(n) if s not in GPU_SIZES])
+def test_shape_and_real_parameter_count(name: str, size: str) -> None:
+    """A real build runs forward, and has exactly the parameters the meta-device count says."""
     torch.manual_seed(0)
     model = models.build(name, V, size).eval()
     src, mask, tgt_in = random_batch(B=3, S=6, T=4)
@@ -67,9 +78,35 @@ def test_shape_and_parameter_budget(name: str, size: str) -> None:
         logits = model(src, mask, tgt_in)
     assert logits.shape == (3, 4, V)
     assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
-    if size in models.BUDGETS:
-        n, budget = models.count_params(model), models.BUDGETS[size]
-        assert abs(n - budget) <= 0.10 * budget, f"{name}/{size}: {n:,} parameters, budget {budget:,} +-10 %"
+    assert models.count_params(model) == models.param_count(name, V, size)
+
+
+def test_param_count_allocates_nothing(monkeypatch) -> None:
+    seen: list[set[str]] = []
+    real = models.count_params
+
+    def spy(model):
+        seen.append({p.device.type for p in model.parameters()} | {b.device.type for b in model.buffers()})
+        return real(model)
+
+    monkeypatch.setattr(models, "count_params", spy)
+    for name in NAMES:
+        assert models.param_count(name, V, "xl") > 0.9 * models.BUDGETS["xl"]
+    assert seen and all(s == {"meta"} for s in seen)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gpu_sizes_have_gpu_shapes(name: str) -> None:
+    """At large and xl every width is a multiple of 64 (tensor-core tiles); heads divide d_model."""
+    for size in GPU_SIZES:
+        cfg = models.config(name, V, size)
+        for field in ("embed", "hidden", "d_model", "ff", "width"):
+            if hasattr(cfg, field):
+                assert getattr(cfg, field) % 64 == 0, f"{name}/{size}: {field}={getattr(cfg, field)}"
+        if hasattr(cfg, "heads"):
+            assert cfg.d_model % cfg.heads == 0 and (cfg.d_model // cfg.heads) % 64 == 0
+        if name == "gnmt":  # a deep residual stack; each direction of the bidirectional bottom layer 64-aligned
+            assert min(cfg.enc_layers, cfg.dec_layers) > cfg.residual_from + 2 and (cfg.hidden // 2) % 64 == 0
 
 
 def test_book_sizes_are_the_books() -> None:
