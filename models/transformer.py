@@ -8,7 +8,10 @@ pre-layer-norm residual blocks and KV-cached incremental decoding.
   and CPU). Masks: source key padding in encoder self-attention and in cross-attention; a causal mask
   in decoder self-attention. Targets are right-padded, so under the causal mask no real target position
   ever attends to target padding -- padded target positions produce logits the loss ignores.
-* Positions: sinusoidal (Vaswani §3.5; no parameters, any length) or learned (Gehring et al. 2017).
+* Positions: sinusoidal (Vaswani §3.5; no parameters) or learned (Gehring et al. 2017), from a table of
+  ``max_positions`` rows: 4096 by default for sinusoids (a buffer; enough for 1024-token sweeps tested at
+  twice the length), 512 for learned positions (parameters). ``models.longest_sequence`` reports it, so a
+  harness can refuse a longer sweep point before running it.
 * Embeddings are scaled by sqrt(d_model) (Vaswani §3.4) and initialised with std d_model^-1/2. The
   output projection is not tied to the embedding: with a character vocabulary the saving is negligible.
 
@@ -38,6 +41,10 @@ from models import ModelMeta, register
 from models.base import Generation, Seq2Seq, finish_tokens
 
 
+SINUSOIDAL_POSITIONS = 4096  # default table length for sinusoids: 4096 x d_model floats, no parameters
+LEARNED_POSITIONS = 512  # default for learned positions: 512 x d_model parameters
+
+
 @dataclass(frozen=True)
 class TransformerConfig:
     vocab_size: int = 0
@@ -48,7 +55,22 @@ class TransformerConfig:
     ff: int = 256  # feed-forward hidden width; Vaswani use 4 * d_model
     dropout: float = 0.1  # on attention weights, sublayer outputs and embeddings (Vaswani §5.4: 0.1)
     positions: str = "sinusoidal"  # "sinusoidal" (no parameters) | "learned" (adds max_positions * d_model)
-    max_positions: int = 512  # longest sequence the position table covers (source or target)
+    # Longest source or target (BOS/EOS included) the position table covers. None: SINUSOIDAL_POSITIONS for
+    # sinusoids -- a buffer, no parameters, long enough for the 1024-token sweeps and their 2x test lengths --
+    # and LEARNED_POSITIONS for a learned table, whose rows are parameters (kept at its old size, so a
+    # learned variant's parameter count did not move). Set it to cover longer sequences.
+    max_positions: int | None = None
+
+    def position_table(self) -> int:
+        """Rows of the position table: ``max_positions``, or the default for the kind of positions."""
+        if self.max_positions is not None:
+            return self.max_positions
+        return LEARNED_POSITIONS if self.positions == "learned" else SINUSOIDAL_POSITIONS
+
+    def longest_sequence(self) -> int:
+        """The registry's limit (``models.longest_sequence``): no source, teacher-forced target or
+        ``generate(max_len=...)`` may be longer than the position table."""
+        return self.position_table()
 
 
 def sinusoids(n: int, d: int) -> torch.Tensor:
@@ -188,11 +210,13 @@ class Transformer(Seq2Seq):
             nn.init.normal_(emb.weight, std=d**-0.5)
             with torch.no_grad():
                 emb.weight[0].zero_()
+        if cfg.position_table() < 1:
+            raise ValueError(f"max_positions must be >= 1, got {cfg.max_positions}")
         if cfg.positions == "learned":
-            self.pos = nn.Embedding(cfg.max_positions, d)  # shared by encoder and decoder
+            self.pos = nn.Embedding(cfg.position_table(), d)  # shared by encoder and decoder
             nn.init.normal_(self.pos.weight, std=0.02)
         else:
-            self.register_buffer("pe", sinusoids(cfg.max_positions, d), persistent=False)  # [L,d]
+            self.register_buffer("pe", sinusoids(cfg.position_table(), d), persistent=False)  # [L,d]
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.enc_layers))
         self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.dec_layers))
         self.enc_norm, self.dec_norm = nn.LayerNorm(d), nn.LayerNorm(d)
@@ -201,8 +225,8 @@ class Transformer(Seq2Seq):
 
     def _positions(self, start: int, n: int) -> torch.Tensor:
         """Position encodings for positions start..start+n-1 -> [n,d]."""
-        if start + n > self.cfg.max_positions:
-            raise ValueError(f"sequence of {start + n} positions exceeds max_positions={self.cfg.max_positions}")
+        if start + n > self.cfg.position_table():
+            raise ValueError(f"sequence of {start + n} positions exceeds max_positions={self.cfg.position_table()}")
         if self.cfg.positions == "learned":
             return self.pos.weight[start : start + n]
         return self.pe[start : start + n]
@@ -247,6 +271,8 @@ class Transformer(Seq2Seq):
         positions again and the cross-attention keys/values projected from the memory again. Same tokens,
         O(t) positions of work at step t instead of one; it exists to test and benchmark the cache.
         """
+        if max_len > self.cfg.longest_sequence():  # refuse before any work, not at step max_positions
+            raise ValueError(f"max_len {max_len} exceeds max_positions={self.cfg.longest_sequence()}")
         mem, bias = self.encode(src, src_mask)
         B = src.size(0)
         out = torch.empty(B, max_len + 1, dtype=torch.long, device=src.device)

@@ -292,3 +292,51 @@ def test_overfits_a_date_batch(name: str, date_batch) -> None:
             if acc == 1.0:
                 break
     assert acc == 1.0, f"{name}: {acc:.0%} exact match after {step} steps (loss {loss.item():.3f})"
+
+
+# ---------------------------------------------------------------------------------------------------- long sequences
+
+
+def test_longest_sequence_per_model() -> None:
+    """The harness asks the registry how long a sequence a model takes: None (no limit) for the recurrent
+    models, the position table for the Transformer -- at least 2048 by default, and what max_positions says."""
+    for name in NAMES:
+        limit = models.longest_sequence(name, "small")
+        if name == "transformer":
+            assert limit is not None and limit >= 2048
+        else:
+            assert limit is None, name
+    assert models.longest_sequence("transformer", "xl", max_positions=300) == 300
+    assert models.longest_sequence("transformer", "tiny", positions="learned") == 512
+    assert models.longest_sequence("transformer", "tiny", positions="learned", max_positions=2048) == 2048
+
+
+def test_transformer_default_table_covers_long_sequences_without_parameters() -> None:
+    for size in models.BUDGETS:  # sinusoids are a buffer: the table's length costs no parameters
+        assert models.param_count("transformer", V, size) == models.param_count("transformer", V, size, max_positions=16)
+    d = models.config("transformer", V, "tiny").d_model
+    learned = models.param_count("transformer", V, "tiny", positions="learned", max_positions=100)
+    assert learned == models.param_count("transformer", V, "tiny") + 100 * d  # learned rows are parameters
+    model = tiny("transformer")
+    S = T = 2050  # a 2048-character source and its target with BOS / EOS
+    src = torch.randint(3, V, (1, S))
+    tgt_in = torch.randint(3, V, (1, T))
+    with torch.no_grad():
+        logits = model(src, torch.ones(1, S, dtype=torch.bool), tgt_in)
+    assert logits.shape == (1, T, V) and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("positions", ["sinusoidal", "learned"])
+def test_transformer_refuses_sequences_past_its_table(positions: str) -> None:
+    model = tiny("transformer", positions=positions, max_positions=12)
+    src, mask, tgt_in = random_batch(B=2, S=12, T=12)
+    with torch.no_grad():
+        model(src, mask, tgt_in)  # exactly the table: fine
+        long_src = torch.cat([src, src[:, :1]], dim=1)
+        with pytest.raises(ValueError, match="max_positions=12"):
+            model(long_src, torch.ones_like(long_src, dtype=torch.bool), tgt_in)
+        with pytest.raises(ValueError, match="max_positions=12"):
+            model(src, mask, torch.cat([tgt_in, tgt_in[:, :1]], dim=1))
+    assert model.generate(src, mask, 12, BOS, -1).tokens.shape == (2, 12)
+    with pytest.raises(ValueError, match="max_positions=12"):
+        model.generate(src, mask, 13, BOS, EOS)
