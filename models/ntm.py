@@ -49,7 +49,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from models import ModelMeta, register
-from models.base import Generation, Seq2Seq, finish_tokens
+from models.base import STOP_CHECK_EVERY, Generation, Seq2Seq, all_ended, check_step, finish
 
 EPS = 1e-8  # cosine-similarity denominator, attention renormalisation
 W_FLOOR = 1e-12  # weightings are floored before the sharpening's log: d(w^gamma)/d(gamma) = w^gamma log w
@@ -273,16 +273,19 @@ class NTMSeq2Seq(Seq2Seq):
         st, ww = self.encode(src, src_mask)
         B = src.size(0)
         tok = torch.full((B,), bos, dtype=torch.long, device=src.device)
+        ended = torch.zeros(B, dtype=torch.bool, device=src.device)
         tokens, reads_w = [], []
-        for _ in range(max_len):
+        for t in range(max_len):
             st = self.step(self.embed(tok), 1.0, st)
             tok = self.out(self._features(st)).argmax(-1)  # [B]
             tokens.append(tok)
             if return_attention:
                 reads_w.append(st.read_w)
-        out = finish_tokens(torch.stack(tokens, dim=1), eos)
-        att = self.source_attention(torch.stack(reads_w, dim=1), ww, src_mask) if return_attention else None
-        return Generation(out, att)
+            if check_step(t, max_len) and all_ended(torch.stack(tokens[-STOP_CHECK_EVERY:], dim=1), eos, ended):
+                break  # every row has ended: the remaining steps would only add PAD (base.STOP_CHECK_EVERY)
+        out = torch.stack(tokens, dim=1) if tokens else src.new_zeros(B, 0)
+        att = self.source_attention(torch.stack(reads_w, dim=1), ww, src_mask) if return_attention and reads_w else None
+        return finish(out, att, eos, max_len)
 
 
 register(

@@ -38,8 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from models import ModelMeta, register
-from models.base import Generation, Seq2Seq, finish_tokens
-
+from models.base import STOP_CHECK_EVERY, Generation, Seq2Seq, all_ended, check_step, finish
 
 SINUSOIDAL_POSITIONS = 4096  # default table length for sinusoids: 4096 x d_model floats, no parameters
 LEARNED_POSITIONS = 512  # default for learned positions: 512 x d_model parameters
@@ -277,6 +276,7 @@ class Transformer(Seq2Seq):
         B = src.size(0)
         out = torch.empty(B, max_len + 1, dtype=torch.long, device=src.device)
         out[:, 0] = bos
+        ended = torch.zeros(B, dtype=torch.bool, device=src.device)
         maps = []
         if use_cache:
             mem_kv = self._memory_kv(mem)  # cross-attention K/V: once per sequence, not per step
@@ -295,8 +295,10 @@ class Transformer(Seq2Seq):
             if return_attention:
                 # Last decoder layer's cross-attention at this step, mean over heads: [B,1,S].
                 maps.append(MultiHeadAttention.weights(q, k, bias).mean(dim=1))
-        tokens = finish_tokens(out[:, 1:], eos)
-        return Generation(tokens, torch.cat(maps, dim=1) if return_attention else None)
+            if check_step(t, max_len) and all_ended(out[:, t + 2 - STOP_CHECK_EVERY : t + 2], eos, ended):
+                break  # every row has ended: the remaining steps would only add PAD (base.STOP_CHECK_EVERY)
+        steps = t + 1 if max_len else 0
+        return finish(out[:, 1 : steps + 1], torch.cat(maps, dim=1) if return_attention and maps else None, eos, max_len)
 
 
 # Parameter counts at vocab 60 (models.BUDGET_VOCAB) are checked against models.BUDGETS in the tests.

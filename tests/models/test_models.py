@@ -16,6 +16,7 @@ import models
 from bench.data.batching import encode_split, make_batch
 from bench.data.tasks import TaskOptions, make
 from bench.data.vocab import BOS, EOS, Vocab
+from models.base import STOP_CHECK_EVERY, after_eos, greedy_decode
 
 NAMES = models.names()
 V = models.BUDGET_VOCAB
@@ -199,7 +200,8 @@ def test_generate_attention(name: str) -> None:
         a = gen.attention
         assert a.shape == (4, 6, 8)
         assert (a >= 0).all()
-        torch.testing.assert_close(a.sum(-1), torch.ones(4, 6, dtype=a.dtype))
+        live = ~after_eos(gen.tokens, EOS)  # up to and including each row's EOS; zero maps after it
+        torch.testing.assert_close(a.sum(-1), live.to(a.dtype))
         assert (a.masked_select(~mask.unsqueeze(1).expand_as(a)) == 0).all()
 
 
@@ -216,6 +218,82 @@ def test_generate_replaces_everything_after_eos_by_pad() -> None:
                 row[int(hits[0]) + 1 :] = 0  # everything after the first EOS is PAD
         assert (expected == 0).any()
         assert torch.equal(model.generate(src, mask, 8, BOS, eos).tokens, expected), name
+
+
+def _module_calls(model: torch.nn.Module, fn) -> int:
+    """How many times any leaf module of ``model`` runs during ``fn()``: a measure of decoding steps done."""
+    calls = [0]
+
+    def hook(*_):
+        calls[0] += 1
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    try:
+        fn()
+    finally:
+        for h in handles:
+            h.remove()
+    return calls[0]
+
+
+def _ending_token(tokens: torch.Tensor, before: int) -> int | None:
+    """A token id every row emits before position ``before`` (the earliest such, by its latest first hit)."""
+    best, best_at = None, before
+    for v in tokens.unique().tolist():
+        hits = tokens[:, :before] == v
+        if hits.any(dim=1).all():
+            at = int(hits.float().argmax(dim=1).max())  # the last row to emit v, at its first v
+            if at < best_at:
+                best, best_at = v, at
+    return best
+
+
+@pytest.mark.parametrize("name,kw", [(n, {}) for n in NAMES] + [("transformer", {"use_cache": False})], ids=[*NAMES, "transformer-uncached"])
+def test_early_stop_gives_the_fixed_length_result(name: str, kw: dict) -> None:
+    """Decoding stops once every row has emitted EOS (checked every STOP_CHECK_EVERY steps), and returns
+    exactly what running all max_len steps and finishing the rows gives: tokens, PAD and maps."""
+    src, mask, _ = random_batch(B=4, S=8)
+    max_len = 5 * STOP_CHECK_EVERY
+    for seed in range(10):  # random weights: the first model whose rows share a token, used as EOS
+        model = tiny(name, seed=seed)
+        full = model.generate(src, mask, max_len, BOS, -1, return_attention=True, **kw)  # no row ever ends: every step runs
+        eos = _ending_token(full.tokens, max_len - 2 * STOP_CHECK_EVERY)  # every row ends well before max_len
+        if eos is not None:
+            break
+    assert eos is not None, f"{name}: no seed gives a token that every row emits"
+    stopped = model.generate(src, mask, max_len, BOS, eos, return_attention=True, **kw)
+    dead = after_eos(full.tokens, eos)
+    assert torch.equal(stopped.tokens, full.tokens.masked_fill(dead, 0))
+    if full.attention is not None:
+        assert torch.equal(stopped.attention, full.attention.masked_fill(dead.unsqueeze(-1), 0.0))
+    else:
+        assert stopped.attention is None
+    # ... and it did stop early: fewer module calls than the full-length decode.
+    n_full = _module_calls(model, lambda: model.generate(src, mask, max_len, BOS, -1, **kw))
+    n_stopped = _module_calls(model, lambda: model.generate(src, mask, max_len, BOS, eos, **kw))
+    assert n_stopped < n_full, name
+
+
+def test_shared_loop_checks_for_the_end_every_k_steps() -> None:
+    """Rows end at steps 3 and 10 (1-based): the loop runs to the next check, 2K steps, not to max_len."""
+    K = STOP_CHECK_EVERY
+    ends = torch.tensor([3, 10])
+    calls = []
+
+    def step(tok: torch.Tensor) -> tuple[torch.Tensor, None]:
+        calls.append(tok)
+        t = len(calls)  # 1-based step
+        ids = torch.where(ends == t, 2, 5 + t % 3)  # EOS = 2 at each row's end step, something else otherwise
+        return F.one_hot(ids, 9).float().unsqueeze(1), None  # logits [B,1,V]
+
+    gen = greedy_decode(step, 2, 6 * K, 1, 2, torch.device("cpu"))
+    assert len(calls) == 2 * K  # stopped at the first check after step 10
+    assert gen.tokens.shape == (2, 6 * K)
+    assert gen.tokens[0, 2] == 2 and (gen.tokens[0, 3:] == 0).all() and gen.tokens[1, 9] == 2 and (gen.tokens[1, 10:] == 0).all()
+    calls.clear()
+    ends[1] = 5 * K + 1  # the last row ends after the last check: every step runs
+    greedy_decode(step, 2, 5 * K + 3, 1, 2, torch.device("cpu"))
+    assert len(calls) == 5 * K + 3
 
 
 @pytest.mark.parametrize("positions", ["sinusoidal", "learned"])
