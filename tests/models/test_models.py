@@ -248,7 +248,10 @@ def _ending_token(tokens: torch.Tensor, before: int) -> int | None:
     return best
 
 
-@pytest.mark.parametrize("name,kw", [(n, {}) for n in NAMES] + [("transformer", {"use_cache": False})], ids=[*NAMES, "transformer-uncached"])
+EARLY_STOP = [(n, {}) for n in NAMES] + [("transformer", {"use_cache": False}), ("transformer", {"static": True})]
+
+
+@pytest.mark.parametrize("name,kw", EARLY_STOP, ids=[*NAMES, "transformer-uncached", "transformer-static"])
 def test_early_stop_gives_the_fixed_length_result(name: str, kw: dict) -> None:
     """Decoding stops once every row has emitted EOS (checked every STOP_CHECK_EVERY steps), and returns
     exactly what running all max_len steps and finishing the rows gives: tokens, PAD and maps."""
