@@ -4,6 +4,17 @@ Each architecture registers a factory and a table of configs by size. Sizes are 
 size every model's parameter count lies within +-10 % of ``BUDGETS[size]`` (tests check it), so a
 difference in the report is a difference of architecture, not of budget. Size ``book`` is the book's own
 setting and exists only for the models the book has.
+
+Sizes ``tiny``, ``small`` and ``base`` train on a CPU; ``large`` (20 M) and ``xl`` (100 M) are for a GPU,
+where the smaller models measure kernel launches rather than the architecture (DESIGN: on a GPU). Their
+widths are multiples of 64 so that matmuls tile onto tensor cores. ``param_count`` counts a size without
+allocating it (the model is built on the meta device), so listing or balancing a suite of ``xl`` runs
+costs nothing.
+
+``longest_sequence(name, size)`` says how long a source or target a model can take: ``None`` for the
+recurrent models (no limit but time and memory), the position table's length for the Transformer. A
+harness checks it before running a sweep point it cannot run. A config declares its limit with a
+``longest_sequence() -> int | None`` method; a config without one has no limit.
 """
 
 from __future__ import annotations
@@ -13,11 +24,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import torch
+
 from models.base import Generation, Seq2Seq
 from models.registry import _REGISTRY, ModelEntry, ModelMeta, register
 
 # Parameter budget per size, for a character vocabulary of about 60 symbols.
-BUDGETS: dict[str, int] = {"tiny": 50_000, "small": 400_000, "base": 3_000_000}
+BUDGETS: dict[str, int] = {"tiny": 50_000, "small": 400_000, "base": 3_000_000, "large": 20_000_000, "xl": 100_000_000}
 BUDGET_VOCAB = 60
 
 
@@ -75,6 +88,31 @@ def count_params(model: Seq2Seq) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def param_count(name: str, vocab_size: int = BUDGET_VOCAB, size: str = "small", **overrides: Any) -> int:
+    """Parameters of ``build(name, vocab_size, size, **overrides)``, counted without allocating them.
+
+    The model is built under ``torch.device("meta")``: every tensor has a shape and no storage, so a
+    100 M-parameter ``xl`` model costs microseconds and no memory to count.
+    """
+    with torch.device("meta"):
+        return count_params(build(name, vocab_size, size, **overrides))
+
+
+def longest_sequence(name: str, size: str = "small", **overrides: Any) -> int | None:
+    """The longest source, and the longest target or ``generate(max_len=...)``, the model supports
+    (tokens, BOS and EOS included); ``None``: no limit but time and memory (the recurrent models).
+
+    Read from the config's ``longest_sequence()`` method where it has one. The vocabulary does not
+    matter, so none is asked for.
+    """
+    cfg = config(name, BUDGET_VOCAB, size, **overrides)
+    limit = getattr(cfg, "longest_sequence", None)
+    return limit() if callable(limit) else None
+
+
 Factory = Callable[..., Seq2Seq]
 
-__all__ = ["BUDGETS", "BUDGET_VOCAB", "Generation", "ModelMeta", "reference", "Seq2Seq", "build", "config", "count_params", "entry", "names", "register", "sizes"]
+__all__ = [
+    "BUDGETS", "BUDGET_VOCAB", "Generation", "ModelMeta", "reference", "Seq2Seq", "build", "config", "count_params", "entry",
+    "longest_sequence", "names", "param_count", "register", "sizes",
+]

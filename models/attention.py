@@ -143,6 +143,8 @@ register(
         "tiny": AttentionConfig(embed=16, hidden=64),
         "small": AttentionConfig(embed=32, hidden=200),
         "base": AttentionConfig(embed=64, hidden=576),
+        "large": AttentionConfig(embed=256, hidden=1472),  # GPU sizes
+        "xl": AttentionConfig(embed=256, hidden=3392),
         "book": AttentionConfig(embed=16, hidden=256),
     },
     "LSTM encoder-decoder with attention over all encoder states (book ch. 8)",

@@ -18,10 +18,12 @@ from torch import nn
 class Generation:
     """What greedy decoding returns.
 
-    tokens:    LongTensor[B, T'] -- generated ids, without BOS; after a row's EOS it holds PAD.
-    attention: FloatTensor[B, T', S] | None -- for each generated position, the weights over *source
-               positions* (each row sums to 1 over the unpadded source); None for models without
-               attention. Each model documents how it reduces heads/layers to this one map.
+    tokens:    LongTensor[B, T'] -- generated ids, without BOS; after a row's EOS it holds PAD. T' is the
+               ``max_len`` asked for, also when decoding stopped early because every row had ended.
+    attention: FloatTensor[B, T', S] | None -- for each generated position up to and including the row's
+               EOS, the weights over *source positions* (summing to 1 over the unpadded source); zero
+               after the row's EOS, as the tokens there are PAD. None for models without attention.
+               Each model documents how it reduces heads/layers to this one map.
     """
 
     tokens: torch.Tensor
@@ -58,6 +60,32 @@ class Seq2Seq(nn.Module):
         raise NotImplementedError
 
 
+STOP_CHECK_EVERY = 8
+"""Greedy loops ask "has every row emitted EOS?" once per this many steps, not at every step.
+
+The answer lives on the device; reading it (``bool(...)``) is a host-device sync, which on a GPU stalls the
+launch queue that keeps the device busy. Asking every 8 steps costs one sync per 8 tokens and at most 7
+steps past the last row's EOS -- steps whose tokens are PAD anyway, so the result is the fixed-length
+loop's exactly (``finish``). Shorter decodes (``max_len`` <= 8) never sync.
+"""
+
+
+def check_step(t: int, max_len: int) -> bool:
+    """Whether a greedy loop asks for the end after its 0-based step ``t``: every ``STOP_CHECK_EVERY`` steps,
+    never after the last one (the loop ends there anyway)."""
+    return (t + 1) % STOP_CHECK_EVERY == 0 and t + 1 < max_len
+
+
+def all_ended(recent: torch.Tensor, eos: int, ended: torch.Tensor) -> bool:
+    """recent: [B,k] the tokens of the steps since the last check; ended: [B] bool, updated in place.
+
+    -> every row has emitted ``eos``. The ``bool`` is the loop's one host sync; between checks no kernel
+    runs for the test at all (the window is scanned here, at once).
+    """
+    ended |= (recent == eos).any(dim=1)
+    return bool(ended.all())
+
+
 def greedy_decode(
     step: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]],
     batch: int,
@@ -68,26 +96,51 @@ def greedy_decode(
     return_attention: bool = False,
 ) -> Generation:
     """The greedy loop the recurrent models share: ``step(tok [B,1]) -> (logits [B,1,V], weights [B,1,S] | None)``
-    advances the model by one token (its closure carries the state). Always ``max_len`` steps: stopping when
-    every row has emitted EOS would need a host-device sync per step.
+    advances the model by one token (its closure carries the state). Stops once every row has emitted EOS,
+    checked every ``STOP_CHECK_EVERY`` steps (one host sync per check, none in between); the result is the
+    same as running all ``max_len`` steps.
     """
     tok = torch.full((batch, 1), bos, dtype=torch.long, device=device)
+    ended = torch.zeros(batch, dtype=torch.bool, device=device)
     tokens, maps = [], []
-    for _ in range(max_len):
+    for t in range(max_len):
         logits, w = step(tok)
         tok = logits.argmax(-1)  # [B,1]
         tokens.append(tok)
         if return_attention and w is not None:
             maps.append(w)
-    out = finish_tokens(torch.cat(tokens, dim=1), eos)
-    return Generation(out, torch.cat(maps, dim=1) if maps else None)
+        if check_step(t, max_len) and all_ended(torch.cat(tokens[-STOP_CHECK_EVERY:], dim=1), eos, ended):
+            break
+    return finish(torch.cat(tokens, dim=1), torch.cat(maps, dim=1) if maps else None, eos, max_len)
+
+
+def after_eos(tokens: torch.Tensor, eos: int) -> torch.Tensor:
+    """tokens: [B,T] -> BoolTensor [B,T], True strictly after each row's first EOS."""
+    is_eos = tokens == eos
+    return (is_eos.cumsum(dim=1) - is_eos.long()) > 0
 
 
 def finish_tokens(tokens: torch.Tensor, eos: int, pad: int = 0) -> torch.Tensor:
     """Replace everything after each row's first EOS by PAD. tokens: [B,T] -> [B,T]."""
-    is_eos = tokens == eos
-    after = (is_eos.cumsum(dim=1) - is_eos.long()) > 0  # strictly after the first EOS
-    return tokens.masked_fill(after, pad)
+    return tokens.masked_fill(after_eos(tokens, eos), pad)
+
+
+def finish(tokens: torch.Tensor, attention: torch.Tensor | None, eos: int, max_len: int, pad: int = 0) -> Generation:
+    """What every greedy loop returns, whether it ran ``max_len`` steps or stopped early.
+
+    tokens: [B,T] generated (T <= max_len; T < max_len only when every row has emitted EOS), attention:
+    [B,T,S] | None. Tokens after each row's first EOS become PAD and their maps zero; the steps not run
+    are PAD and zero too -- exactly what running them and finishing would give. -> Generation [B,max_len].
+    """
+    B, T = tokens.shape
+    if T < max_len:
+        tokens = torch.cat([tokens, tokens.new_full((B, max_len - T), pad)], dim=1)
+        if attention is not None:
+            attention = torch.cat([attention, attention.new_zeros(B, max_len - T, attention.size(2))], dim=1)
+    after = after_eos(tokens, eos)
+    if attention is not None:
+        attention = attention.masked_fill(after.unsqueeze(-1), 0.0)
+    return Generation(tokens.masked_fill(after, pad), attention)
 
 
 def last_valid(hs: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:

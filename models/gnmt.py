@@ -150,6 +150,10 @@ register(
         "tiny": GNMTConfig(embed=16, hidden=30, enc_layers=3, dec_layers=3),
         "small": GNMTConfig(embed=32, hidden=74, enc_layers=4, dec_layers=4),
         "base": GNMTConfig(embed=64, hidden=140, enc_layers=8, dec_layers=8),
+        # GPU sizes: 7 + 7 layers, 5 of each stack residual; hidden a multiple of 128, so that each direction
+        # of the bidirectional bottom layer is a multiple of 64 wide.
+        "large": GNMTConfig(embed=256, hidden=384, enc_layers=7, dec_layers=7),
+        "xl": GNMTConfig(embed=128, hidden=896, enc_layers=7, dec_layers=7),
     },
     "deep residual LSTM, bidirectional bottom encoder layer, attention fed to the decoder stack (GNMT)",
     ModelMeta(cost=15, attention=True),

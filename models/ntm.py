@@ -48,7 +48,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.base import Generation, Seq2Seq, finish_tokens
+from models.base import STOP_CHECK_EVERY, Generation, Seq2Seq, all_ended, check_step, finish
 from models.registry import ModelMeta, register
 
 EPS = 1e-8  # cosine-similarity denominator, attention renormalisation
@@ -273,16 +273,19 @@ class NTMSeq2Seq(Seq2Seq):
         st, ww = self.encode(src, src_mask)
         B = src.size(0)
         tok = torch.full((B,), bos, dtype=torch.long, device=src.device)
+        ended = torch.zeros(B, dtype=torch.bool, device=src.device)
         tokens, reads_w = [], []
-        for _ in range(max_len):
+        for t in range(max_len):
             st = self.step(self.embed(tok), 1.0, st)
             tok = self.out(self._features(st)).argmax(-1)  # [B]
             tokens.append(tok)
             if return_attention:
                 reads_w.append(st.read_w)
-        out = finish_tokens(torch.stack(tokens, dim=1), eos)
-        att = self.source_attention(torch.stack(reads_w, dim=1), ww, src_mask) if return_attention else None
-        return Generation(out, att)
+            if check_step(t, max_len) and all_ended(torch.stack(tokens[-STOP_CHECK_EVERY:], dim=1), eos, ended):
+                break  # every row has ended: the remaining steps would only add PAD (base.STOP_CHECK_EVERY)
+        out = torch.stack(tokens, dim=1) if tokens else src.new_zeros(B, 0)
+        att = self.source_attention(torch.stack(reads_w, dim=1), ww, src_mask) if return_attention and reads_w else None
+        return finish(out, att, eos, max_len)
 
 
 register(
@@ -293,6 +296,10 @@ register(
         "tiny": NTMConfig(embed=16, hidden=80, slots=32, width=16),
         "small": NTMConfig(embed=32, hidden=256, slots=64, width=32),
         "base": NTMConfig(embed=64, hidden=768, slots=128, width=64),
+        # GPU sizes: the budget goes to the controller (one LSTM cell: 4 H^2 weights), as it must -- the memory
+        # holds no parameters. 256 slots of 128 hold a 256-token source one slot per token.
+        "large": NTMConfig(embed=256, hidden=1984, slots=256, width=128),
+        "xl": NTMConfig(embed=256, hidden=4736, slots=256, width=128),
     },
     "Neural Turing Machine: LSTM controller with content + location addressed memory (Graves et al. 2014)",
     ModelMeta(cost=45, attention=True),

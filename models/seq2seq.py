@@ -105,7 +105,7 @@ class PeekySeq2Seq(LSTMSeq2Seq):
     peeky = True
 
 
-# Parameter counts at vocab 60 (models.BUDGET_VOCAB): see tests/test_models.py for the +-10 % check.
+# Parameter counts at vocab 60 (models.BUDGET_VOCAB): see tests/models/test_models.py for the +-10 % check.
 register(
     "seq2seq",
     LSTMSeq2Seq,
@@ -114,6 +114,8 @@ register(
         "tiny": Seq2SeqConfig(embed=16, hidden=64),
         "small": Seq2SeqConfig(embed=32, hidden=204),
         "base": Seq2SeqConfig(embed=64, hidden=576),
+        "large": Seq2SeqConfig(embed=256, hidden=1472),  # GPU sizes: one wide layer each side, as the book's model
+        "xl": Seq2SeqConfig(embed=256, hidden=3392),
         "book": Seq2SeqConfig(embed=16, hidden=128),
     },
     "LSTM encoder-decoder; the encoder's last state is all the decoder sees (book §7.3)",
@@ -128,6 +130,8 @@ register(
         "tiny": Seq2SeqConfig(embed=16, hidden=54),
         "small": Seq2SeqConfig(embed=32, hidden=168),
         "base": Seq2SeqConfig(embed=64, hidden=476),
+        "large": Seq2SeqConfig(embed=256, hidden=1216),
+        "xl": Seq2SeqConfig(embed=256, hidden=2816),
         "book": Seq2SeqConfig(embed=16, hidden=128),
     },
     "seq2seq whose encoder vector also feeds every decoder step and the output layer (book §7.4.2)",

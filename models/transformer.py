@@ -8,7 +8,10 @@ pre-layer-norm residual blocks and KV-cached incremental decoding.
   and CPU). Masks: source key padding in encoder self-attention and in cross-attention; a causal mask
   in decoder self-attention. Targets are right-padded, so under the causal mask no real target position
   ever attends to target padding -- padded target positions produce logits the loss ignores.
-* Positions: sinusoidal (Vaswani §3.5; no parameters, any length) or learned (Gehring et al. 2017).
+* Positions: sinusoidal (Vaswani §3.5; no parameters) or learned (Gehring et al. 2017), from a table of
+  ``max_positions`` rows: 4096 by default for sinusoids (a buffer; enough for 1024-token sweeps tested at
+  twice the length), 512 for learned positions (parameters). ``models.longest_sequence`` reports it, so a
+  harness can refuse a longer sweep point before running it.
 * Embeddings are scaled by sqrt(d_model) (Vaswani §3.4) and initialised with std d_model^-1/2. The
   output projection is not tied to the embedding: with a character vocabulary the saving is negligible.
 
@@ -18,6 +21,11 @@ a time, and the cross-attention keys/values are projected from the encoder memor
 computes one new position (attending over t cached ones) instead of re-running the decoder over all t
 positions and re-projecting the memory; ``generate(..., use_cache=False)`` is that uncached
 re-decoding, kept for tests and the benchmark (tests/benchmarks/test_transformer_cache.py).
+
+``StaticDecoder`` (``generate(..., static=True)`` for one batch) is the same cached decoding with fixed
+shapes -- a cache preallocated at the full length, the position a device tensor, attention over the whole
+cache under a mask -- so that one decoder step can be captured as a CUDA graph and replayed with one
+launch per token (DESIGN: on a GPU, measure the architecture, not the launches). Same tokens.
 
 Attention maps (``return_attention=True``): the cross-attention weights of the *last* decoder layer,
 averaged over heads -- the layer closest to the prediction, as in the usual Transformer alignment
@@ -34,8 +42,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.base import Generation, Seq2Seq, finish_tokens
+from models.base import STOP_CHECK_EVERY, Generation, Seq2Seq, all_ended, check_step, finish
 from models.registry import ModelMeta, register
+
+SINUSOIDAL_POSITIONS = 4096  # default table length for sinusoids: 4096 x d_model floats, no parameters
+LEARNED_POSITIONS = 512  # default for learned positions: 512 x d_model parameters
 
 
 @dataclass(frozen=True)
@@ -48,7 +59,22 @@ class TransformerConfig:
     ff: int = 256  # feed-forward hidden width; Vaswani use 4 * d_model
     dropout: float = 0.1  # on attention weights, sublayer outputs and embeddings (Vaswani §5.4: 0.1)
     positions: str = "sinusoidal"  # "sinusoidal" (no parameters) | "learned" (adds max_positions * d_model)
-    max_positions: int = 512  # longest sequence the position table covers (source or target)
+    # Longest source or target (BOS/EOS included) the position table covers. None: SINUSOIDAL_POSITIONS for
+    # sinusoids -- a buffer, no parameters, long enough for the 1024-token sweeps and their 2x test lengths --
+    # and LEARNED_POSITIONS for a learned table, whose rows are parameters (kept at its old size, so a
+    # learned variant's parameter count did not move). Set it to cover longer sequences.
+    max_positions: int | None = None
+
+    def position_table(self) -> int:
+        """Rows of the position table: ``max_positions``, or the default for the kind of positions."""
+        if self.max_positions is not None:
+            return self.max_positions
+        return LEARNED_POSITIONS if self.positions == "learned" else SINUSOIDAL_POSITIONS
+
+    def longest_sequence(self) -> int:
+        """The registry's limit (``models.longest_sequence``): no source, teacher-forced target or
+        ``generate(max_len=...)`` may be longer than the position table."""
+        return self.position_table()
 
 
 def sinusoids(n: int, d: int) -> torch.Tensor:
@@ -150,18 +176,27 @@ class DecoderLayer(nn.Module):
         mem_kv: tuple[torch.Tensor, torch.Tensor],
         bias: torch.Tensor,
         cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-        step: int = 0,
+        step: int | torch.Tensor = 0,
+        cache_bias: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """x: [B,T,d]; mem_kv: cross-attention keys/values [B,h,S,dh]; bias: [B,1,1,S] source key padding.
 
         Without ``cache``: the whole prefix at once under the causal mask. With ``cache`` (buffers
         [B,h,L,dh]): x is the single position ``step`` (T = 1); its key/value are written into the
-        buffers and it attends to positions 0..step -- all in the past, so no mask is needed.
+        buffers and it attends to positions 0..step -- all in the past, so no mask is needed. When ``step``
+        is a device tensor [1] (``StaticDecoder``), it attends to all L positions instead, with
+        ``cache_bias`` [1,1,1,L] (-inf after ``step``) masking the ones not written yet: fixed shapes, and no
+        Python int that a CUDA graph would have to be captured again for.
         Returns the new x [B,T,d] and the cross-attention queries [B,h,T,dh] (for the attention maps).
         """
         q, k, v = self.self_attn.project_qkv(self.ln1(x))  # [B,h,T,dh] each
         if cache is None:
             a = self.self_attn.attend(q, k, v, causal=True)
+        elif isinstance(step, torch.Tensor):
+            ck, cv = cache
+            ck.index_copy_(2, step, k)  # [B,h,L,dh] <- [B,h,1,dh] at position step
+            cv.index_copy_(2, step, v)
+            a = self.self_attn.attend(q, ck, cv, bias=cache_bias)
         else:
             ck, cv = cache
             ck[:, :, step : step + 1] = k
@@ -188,11 +223,13 @@ class Transformer(Seq2Seq):
             nn.init.normal_(emb.weight, std=d**-0.5)
             with torch.no_grad():
                 emb.weight[0].zero_()
+        if cfg.position_table() < 1:
+            raise ValueError(f"max_positions must be >= 1, got {cfg.max_positions}")
         if cfg.positions == "learned":
-            self.pos = nn.Embedding(cfg.max_positions, d)  # shared by encoder and decoder
+            self.pos = nn.Embedding(cfg.position_table(), d)  # shared by encoder and decoder
             nn.init.normal_(self.pos.weight, std=0.02)
         else:
-            self.register_buffer("pe", sinusoids(cfg.max_positions, d), persistent=False)  # [L,d]
+            self.register_buffer("pe", sinusoids(cfg.position_table(), d), persistent=False)  # [L,d]
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.enc_layers))
         self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.dec_layers))
         self.enc_norm, self.dec_norm = nn.LayerNorm(d), nn.LayerNorm(d)
@@ -201,8 +238,8 @@ class Transformer(Seq2Seq):
 
     def _positions(self, start: int, n: int) -> torch.Tensor:
         """Position encodings for positions start..start+n-1 -> [n,d]."""
-        if start + n > self.cfg.max_positions:
-            raise ValueError(f"sequence of {start + n} positions exceeds max_positions={self.cfg.max_positions}")
+        if start + n > self.cfg.position_table():
+            raise ValueError(f"sequence of {start + n} positions exceeds max_positions={self.cfg.position_table()}")
         if self.cfg.positions == "learned":
             return self.pos.weight[start : start + n]
         return self.pe[start : start + n]
@@ -238,19 +275,34 @@ class Transformer(Seq2Seq):
         mem, bias = self.encode(src, src_mask)
         return self._decode(tgt_in, mem, bias)[0]  # [B,T,V]
 
+    def position_table(self) -> torch.Tensor:
+        """The position encodings of every position the model covers, [max_positions, d]."""
+        return self.pos.weight if self.cfg.positions == "learned" else self.pe
+
     @torch.no_grad()
-    def generate(self, src, src_mask, max_len, bos, eos, return_attention=False, use_cache=True) -> Generation:
+    def generate(self, src, src_mask, max_len, bos, eos, return_attention=False, use_cache=True, static=False) -> Generation:
         """Greedy decoding, with the KV cache (default) or without.
 
         ``use_cache=False`` is the textbook loop (the Annotated Transformer's ``greedy_decode``): encode
         once, then at every step run the forward decoder over the whole prefix -- self-attention over all
         positions again and the cross-attention keys/values projected from the memory again. Same tokens,
         O(t) positions of work at step t instead of one; it exists to test and benchmark the cache.
+
+        ``static=True`` decodes through a :class:`StaticDecoder` built for this batch's shapes: a fixed-shape
+        step over a preallocated cache, captured as a CUDA graph on CUDA (eager elsewhere). Same tokens.
+        Building one captures a graph, so a harness that decodes many batches builds the decoder once
+        (per batch shape) and calls it; this flag is the one-off form.
         """
+        if max_len > self.cfg.longest_sequence():  # refuse before any work, not at step max_positions
+            raise ValueError(f"max_len {max_len} exceeds max_positions={self.cfg.longest_sequence()}")
+        if static:
+            dec = StaticDecoder(self, src.size(0), src.size(1), max_len, return_attention=return_attention)
+            return dec(src, src_mask, bos, eos)
         mem, bias = self.encode(src, src_mask)
         B = src.size(0)
         out = torch.empty(B, max_len + 1, dtype=torch.long, device=src.device)
         out[:, 0] = bos
+        ended = torch.zeros(B, dtype=torch.bool, device=src.device)
         maps = []
         if use_cache:
             mem_kv = self._memory_kv(mem)  # cross-attention K/V: once per sequence, not per step
@@ -269,8 +321,160 @@ class Transformer(Seq2Seq):
             if return_attention:
                 # Last decoder layer's cross-attention at this step, mean over heads: [B,1,S].
                 maps.append(MultiHeadAttention.weights(q, k, bias).mean(dim=1))
-        tokens = finish_tokens(out[:, 1:], eos)
-        return Generation(tokens, torch.cat(maps, dim=1) if return_attention else None)
+            if check_step(t, max_len) and all_ended(out[:, t + 2 - STOP_CHECK_EVERY : t + 2], eos, ended):
+                break  # every row has ended: the remaining steps would only add PAD (base.STOP_CHECK_EVERY)
+        steps = t + 1 if max_len else 0
+        return finish(out[:, 1 : steps + 1], torch.cat(maps, dim=1) if return_attention and maps else None, eos, max_len)
+
+
+class StaticDecoder:
+    """Greedy decoding of a Transformer with fixed shapes, one decoder step captured as a CUDA graph.
+
+    Why: a cached decode step launches about a dozen kernels per decoder layer from Python; at benchmark
+    sizes a GPU spends longer on the launches than on the work (DESIGN: on a GPU, 1.2 ms per token at
+    batch 1). A CUDA graph replays the whole step with one launch. A graph replays fixed kernels on fixed
+    addresses, so (PyTorch, "CUDA Graphs", torch.cuda.graph; constraints: static shapes, no host sync,
+    no CPU-side work inside the step):
+
+    * the self-attention KV cache is preallocated for ``max_len`` positions, [B,h,L,dh] per layer; a step
+      writes its key/value at the current position (``index_copy_``) and attends over the whole cache with
+      an additive mask, -inf at the positions not written yet -- the softmax gives them weight exactly 0,
+      so this is attention over the positions written so far;
+    * the position is a device tensor ``pos`` [1] that the step increments itself, and the position
+      encoding is looked up by it (``index_select``): no Python int enters the step, so one capture serves
+      every position;
+    * inputs and outputs are static buffers: ``load`` copies a batch's cross-attention keys/values and
+      source bias into them before the first replay; each replay writes its token into the input buffer
+      of the next step and into the token buffer at ``pos`` (and, with maps, the map buffer); ``__call__``
+      clones the results out before returning, as the next decode replays over the same buffers.
+
+    The decoder serves any batch of at most ``batch`` rows and ``src_len`` source columns: columns are
+    padded (masked, so nothing changes) and missing rows are copies of the first row (dropped from the
+    result), which lets a harness keep one decoder per bucket of shapes. Decoding stops once every row has
+    emitted EOS, checked every ``base.STOP_CHECK_EVERY`` steps between replays.
+
+    ``graph=None`` captures on CUDA and runs the very same step eagerly elsewhere (or with ``graph=False``),
+    which is what the CPU tests compare with ``generate``. The step runs in the model's parameter dtype
+    with autocast off (a graph cannot follow autocast's changing casts); cast the model to bf16 for a
+    half-precision decode. The graph reads the parameters where they are: update them in place (an
+    optimizer step) and it sees the new values; move or replace them (``.to``) and build a new decoder.
+    """
+
+    def __init__(
+        self,
+        model: Transformer,
+        batch: int,
+        src_len: int,
+        max_len: int,
+        return_attention: bool = False,
+        graph: bool | None = None,
+    ) -> None:
+        if model.training:
+            raise ValueError("StaticDecoder needs the model in eval mode (no dropout in a replayed step)")
+        if max_len > model.cfg.longest_sequence():
+            raise ValueError(f"max_len {max_len} exceeds max_positions={model.cfg.longest_sequence()}")
+        if min(batch, src_len, max_len) < 1:
+            raise ValueError(f"batch, src_len and max_len must be >= 1, got {batch}, {src_len}, {max_len}")
+        p = next(model.parameters())
+        self.device, self.dtype = p.device, p.dtype
+        self.graph = self.device.type == "cuda" if graph is None else graph
+        if self.graph and self.device.type != "cuda":
+            raise ValueError("a CUDA graph needs the model on a CUDA device")
+        self.model, self.batch, self.src_len, self.max_len = model, batch, src_len, max_len
+        self.return_attention = return_attention
+        cfg = model.cfg
+        h, dh, L = cfg.heads, cfg.d_model // cfg.heads, max_len
+        # Plain tensors even when built under inference mode, so that eager code outside it may copy into them.
+        with torch.inference_mode(False), torch.no_grad():
+            new = dict(device=self.device, dtype=self.dtype)
+            # Zeros, not empty: a masked position's weight is exactly 0, but 0 * NaN (uninitialised memory) is NaN.
+            self.caches = [(torch.zeros(batch, h, L, dh, **new), torch.zeros(batch, h, L, dh, **new)) for _ in model.decoder]
+            self.mem_kv = [(torch.zeros(batch, h, src_len, dh, **new), torch.zeros(batch, h, src_len, dh, **new)) for _ in model.decoder]
+            self.bias = torch.zeros(batch, 1, 1, src_len, **new)  # source key padding, 0 or -inf
+            self.slots = torch.arange(L, device=self.device)  # [L] cache positions
+            self.no_bias = torch.zeros(L, **new)  # [L] the cache mask before masking
+            self.pos = torch.zeros(1, dtype=torch.long, device=self.device)  # the step's position
+            self.tok = torch.zeros(batch, 1, dtype=torch.long, device=self.device)  # the step's input token
+            self.tokens = torch.zeros(batch, L, dtype=torch.long, device=self.device)  # output: token at each step
+            self.maps = torch.zeros(batch, L, src_len, **new) if return_attention else None  # output: maps
+        self._graph: torch.cuda.CUDAGraph | None = None
+        if self.graph:
+            self._capture()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One decoder step on the static buffers: fixed shapes, no host sync, every output written in place."""
+        m, pos = self.model, self.pos
+        with torch.autocast(self.device.type, enabled=False):
+            x = m.tgt_embed(self.tok) * math.sqrt(m.cfg.d_model) + m.position_table().index_select(0, pos)  # [B,1,d]
+            cache_bias = self.no_bias.masked_fill(self.slots > pos, float("-inf")).view(1, 1, 1, -1)  # [1,1,1,L]
+            for layer, kv, cache in zip(m.decoder, self.mem_kv, self.caches, strict=True):
+                x, q = layer(x, kv, self.bias, cache=cache, step=pos, cache_bias=cache_bias)
+            nxt = m.out(m.dec_norm(x[:, -1])).argmax(-1, keepdim=True)  # [B,1]
+            self.tokens.index_copy_(1, pos, nxt)
+            if self.maps is not None:  # last decoder layer's cross-attention, mean over heads: [B,1,S]
+                self.maps.index_copy_(1, pos, MultiHeadAttention.weights(q, self.mem_kv[-1][0], self.bias).mean(dim=1))
+            self.tok.copy_(nxt)
+            pos.add_(1)
+
+    def _capture(self) -> None:
+        """Warm up on a side stream, then capture ``step`` (PyTorch's documented recipe for torch.cuda.graph).
+
+        Warm-up runs let lazy initialisation (cuBLAS handles, kernel selection, allocator growth) happen
+        outside the capture; the buffers hold valid values (zeros) throughout, and ``pos`` is reset so the
+        warm-up never writes past the cache.
+        """
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self.pos.zero_()
+                self.step()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        self.pos.zero_()
+        self._graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self._graph):
+            self.step()
+
+    @torch.no_grad()
+    def load(self, src: torch.Tensor, src_mask: torch.Tensor, bos: int) -> None:
+        """Encode a batch and copy what the step reads into the static buffers; reset position and token."""
+        B0, S0 = src.shape
+        if B0 > self.batch or S0 > self.src_len:
+            raise ValueError(f"batch of {B0} x {S0} does not fit a decoder built for {self.batch} x {self.src_len}")
+        m = self.model
+        with torch.autocast(self.device.type, enabled=False):
+            mem, bias = m.encode(src, src_mask)  # [B0,S0,d], [B0,1,1,S0]
+            kvs = m._memory_kv(mem)
+        rows = torch.cat([torch.arange(B0, device=self.device), torch.zeros(self.batch - B0, dtype=torch.long, device=self.device)])
+        self.bias.fill_(float("-inf"))  # padded columns: never attended
+        self.bias[..., :S0].copy_(bias.index_select(0, rows))
+        for (bk, bv), (k, v) in zip(self.mem_kv, kvs, strict=True):
+            bk[:, :, :S0].copy_(k.index_select(0, rows))
+            bv[:, :, :S0].copy_(v.index_select(0, rows))
+        self.tok.fill_(bos)
+        self.pos.zero_()
+
+    @torch.no_grad()
+    def __call__(self, src: torch.Tensor, src_mask: torch.Tensor, bos: int, eos: int, max_len: int | None = None) -> Generation:
+        """Greedy decoding of ``src`` [B0,S0] (B0 <= batch, S0 <= src_len) for at most ``max_len`` tokens
+        (default: the decoder's). -> Generation as ``Transformer.generate`` returns it."""
+        L = self.max_len if max_len is None else max_len
+        if not 1 <= L <= self.max_len:
+            raise ValueError(f"max_len {L} is not in 1..{self.max_len}, the length this decoder was built for")
+        B0, S0 = src.shape
+        self.load(src, src_mask, bos)
+        ended = torch.zeros(B0, dtype=torch.bool, device=self.device)
+        for t in range(L):
+            if self._graph is not None:
+                self._graph.replay()
+            else:
+                self.step()
+            if check_step(t, L) and all_ended(self.tokens[:B0, t + 1 - STOP_CHECK_EVERY : t + 1], eos, ended):
+                break
+        tokens = self.tokens[:B0, : t + 1].clone()  # cloned: the next decode overwrites the buffers
+        maps = self.maps[:B0, : t + 1, :S0].clone() if self.maps is not None else None
+        return finish(tokens, maps, eos, L)
 
 
 # Parameter counts at vocab 60 (models.BUDGET_VOCAB) are checked against models.BUDGETS in the tests.
@@ -282,6 +486,10 @@ register(
         "tiny": TransformerConfig(d_model=32, heads=4, enc_layers=2, dec_layers=2, ff=64),
         "small": TransformerConfig(d_model=64, heads=4, enc_layers=3, dec_layers=3, ff=288),
         "base": TransformerConfig(d_model=192, heads=6, enc_layers=3, dec_layers=3, ff=768),
+        # GPU sizes, heads 64 wide. large: Vaswani's base width with half the depth (ff 3.5 d keeps it in
+        # budget); xl: 768 wide, 12 heads, 6 + 6 blocks, ff 4 d (Vaswani's layout at BERT-base width).
+        "large": TransformerConfig(d_model=512, heads=8, enc_layers=3, dec_layers=3, ff=1792),
+        "xl": TransformerConfig(d_model=768, heads=12, enc_layers=6, dec_layers=6, ff=3072),
     },
     "pre-norm encoder-decoder Transformer, SDPA attention, KV-cached greedy decoding",
     ModelMeta(cost=20, attention=True),

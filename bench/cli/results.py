@@ -101,7 +101,8 @@ def cmd_list(a: argparse.Namespace) -> int:
     if a.models or every:
         print(f"models (parameters at vocabulary {models.BUDGET_VOCAB}; budgets: " + ", ".join(f"{k} {v:,}" for k, v in models.BUDGETS.items()) + "):")
         for n in models.names():
-            counts = "  ".join(f"{s}={models.count_params(models.build(n, models.BUDGET_VOCAB, s)):,}" for s in models.sizes(n))
+            # Counted on the meta device: listing the 100 M-parameter sizes allocates nothing.
+            counts = "  ".join(f"{s}={models.param_count(n, models.BUDGET_VOCAB, s):,}" for s in models.sizes(n))
             print(f"  {n:12s} {counts}")
             print(f"  {'':12s} {models.entry(n).summary}")
     if a.suites or every:

@@ -77,7 +77,7 @@ def cost(spec: RunSpec, _cache: dict[tuple, int] | None = None) -> int:
     cache = {} if _cache is None else _cache
     pk = ("params", spec.model, spec.size, spec.model_options)
     if pk not in cache:
-        cache[pk] = models.count_params(models.build(spec.model, models.BUDGET_VOCAB, spec.size, **dict(spec.model_options)))
+        cache[pk] = models.param_count(spec.model, models.BUDGET_VOCAB, spec.size, **dict(spec.model_options))  # meta: no allocation
     lk = ("length", spec.data.task, spec.data.task_file, spec.data.seed, spec.data.train_lengths, spec.data.test_lengths)
     if lk not in cache:
         cache[lk] = _example_length(spec)

@@ -243,11 +243,20 @@ def test_report_of_an_empty_store_or_unknown_session_exits_2(tmp_path, cli_store
     assert not any((tmp_path / r).exists() for r in ("r1", "r2", "r3"))
 
 
-def test_list_models_prints_every_model(tmp_path) -> None:
+def test_list_models_prints_every_model(tmp_path, monkeypatch) -> None:
+    real_build = models.build
+
+    def meta_only_build(*args, **kwargs):  # listing counts parameters on the meta device: nothing is allocated
+        assert torch.empty(0).device.type == "meta", "list --models built a model with real storage"
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(models, "build", meta_only_build)
     rc, out, err = run_cli(["list", "--models", "--store", str(tmp_path / "none.sqlite")])
     assert rc == 0, err
     listed = {m.group(1) for m in re.finditer(r"^  (\S+)\s+tiny=[\d,]+", out, re.M)}  # name, then its parameter counts
     assert listed == set(models.names())
+    for name in models.names():  # the GPU sizes are listed too, with their counts
+        assert f"xl={models.param_count(name, models.BUDGET_VOCAB, 'xl'):,}" in out
     assert not (tmp_path / "none.sqlite").exists()
 
 

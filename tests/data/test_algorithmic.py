@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from bench.data import tasks
 from bench.data.batching import encode_split
 from bench.data.tasks import TaskData, TaskOptions
-from bench.data.tasks.algorithmic import copy_example, reverse_example, sort_example
+from bench.data.tasks.algorithmic import _to_string, copy_example, reverse_example, sort_example
 from bench.data.vocab import Vocab
 from bench.errors import UserError
 
@@ -144,3 +145,45 @@ def test_overlapping_ranges_stay_disjoint_and_can_exhaust_exactly():
 def test_bad_options_are_user_errors(opts, message):
     with pytest.raises(UserError, match=message):
         tasks.make("copy", opts)
+
+
+# ---------------------------------------------------------------------------------------------------- long sequences
+
+
+def _to_string_digit_by_digit(index: int, n: int, alphabet: str) -> str:
+    """The definition: base-|alphabet| digits of ``index``, most significant first, n of them."""
+    chars = []
+    for _ in range(n):
+        index, d = divmod(index, len(alphabet))
+        chars.append(alphabet[d])
+    return "".join(reversed(chars))
+
+
+@pytest.mark.parametrize("alphabet", ["0123456789", "ab", "abcdefghijklmnopqrstuvwxyz"])
+def test_long_strings_are_the_same_strings(alphabet):
+    """The split-in-halves conversion gives exactly the digit-by-digit strings (the data of a seed never moves)."""
+    rng = random.Random(0)
+    powers: dict[int, int] = {}
+    for n in [*range(0, 70), 127, 128, 129, 1000, 1024, 2048]:
+        for index in {0, len(alphabet) ** n - 1, rng.randrange(len(alphabet) ** n)}:
+            assert _to_string(index, n, alphabet, powers) == _to_string_digit_by_digit(index, n, alphabet)
+
+
+@pytest.mark.parametrize("name", ALGO)
+def test_sources_up_to_2048_characters(name):
+    """Long-sequence sweeps: train on lengths near 1024, test up to twice that; examples stay exact."""
+    d = tasks.make(name, TaskOptions(seed=0, train=40, valid=4, test=8, train_lengths=(1000, 1024)))
+    assert all(1000 <= len(e.src) <= 1024 for e in d.train + d.valid)
+    assert all(1000 <= len(e.src) <= 2048 for e in d.test) and max(len(e.src) for e in d.test) > 1024
+    for ex in _all(d):
+        assert len(ex.tgt) == len(ex.src) == len(ex.align)
+        assert ex.tgt == {"copy": ex.src, "reverse": ex.src[::-1], "sort": "".join(sorted(ex.src))}[name]
+        assert "".join(ex.src[lo] for lo, _ in ex.align) == ex.tgt
+    assert len({e.src for e in _all(d)}) == 52
+
+
+def test_sort_is_stable_in_the_alphabets_order():
+    src = "".join(random.Random(1).choice("cab") for _ in range(3000))
+    ex = sort_example(src, alphabet="cab")
+    assert ex.tgt == "c" * src.count("c") + "a" * src.count("a") + "b" * src.count("b")
+    assert [lo for lo, _ in ex.align] == sorted(range(len(src)), key=lambda i: ("cab".index(src[i]), i))

@@ -16,6 +16,7 @@ import models
 from bench.data.batching import encode_split, make_batch
 from bench.data.tasks import TaskOptions, make
 from bench.data.vocab import BOS, EOS, Vocab
+from models.base import STOP_CHECK_EVERY, after_eos, greedy_decode
 
 NAMES = models.names()
 V = models.BUDGET_VOCAB
@@ -58,8 +59,19 @@ def test_every_model_has_the_budget_sizes(name: str) -> None:
     assert set(models.BUDGETS) <= set(models.sizes(name))
 
 
-@pytest.mark.parametrize("name,size", [(n, s) for n in NAMES for s in models.sizes(n)])
-def test_shape_and_parameter_budget(name: str, size: str) -> None:
+GPU_SIZES = ("large", "xl")  # 20 M and 100 M parameters: counted on the meta device, never allocated here
+
+
+@pytest.mark.parametrize("name,size", [(n, s) for n in NAMES for s in models.sizes(n) if s in models.BUDGETS])
+def test_parameter_budget(name: str, size: str) -> None:
+    """Every budgeted size of every model is within +-10 % of its budget, counted without allocating (meta)."""
+    n, budget = models.param_count(name, V, size), models.BUDGETS[size]
+    assert abs(n - budget) <= 0.10 * budget, f"{name}/{size}: {n:,} parameters, budget {budget:,} +-10 %"
+
+
+@pytest.mark.parametrize("name,size", [(n, s) for n in NAMES for s in models.sizes(n) if s not in GPU_SIZES])
+def test_shape_and_real_parameter_count(name: str, size: str) -> None:
+    """A real build runs forward, and has exactly the parameters the meta-device count says."""
     torch.manual_seed(0)
     model = models.build(name, V, size).eval()
     src, mask, tgt_in = random_batch(B=3, S=6, T=4)
@@ -67,9 +79,35 @@ def test_shape_and_parameter_budget(name: str, size: str) -> None:
         logits = model(src, mask, tgt_in)
     assert logits.shape == (3, 4, V)
     assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
-    if size in models.BUDGETS:
-        n, budget = models.count_params(model), models.BUDGETS[size]
-        assert abs(n - budget) <= 0.10 * budget, f"{name}/{size}: {n:,} parameters, budget {budget:,} +-10 %"
+    assert models.count_params(model) == models.param_count(name, V, size)
+
+
+def test_param_count_allocates_nothing(monkeypatch) -> None:
+    seen: list[set[str]] = []
+    real = models.count_params
+
+    def spy(model):
+        seen.append({p.device.type for p in model.parameters()} | {b.device.type for b in model.buffers()})
+        return real(model)
+
+    monkeypatch.setattr(models, "count_params", spy)
+    for name in NAMES:
+        assert models.param_count(name, V, "xl") > 0.9 * models.BUDGETS["xl"]
+    assert seen and all(s == {"meta"} for s in seen)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gpu_sizes_have_gpu_shapes(name: str) -> None:
+    """At large and xl every width is a multiple of 64 (tensor-core tiles); heads divide d_model."""
+    for size in GPU_SIZES:
+        cfg = models.config(name, V, size)
+        for field in ("embed", "hidden", "d_model", "ff", "width"):
+            if hasattr(cfg, field):
+                assert getattr(cfg, field) % 64 == 0, f"{name}/{size}: {field}={getattr(cfg, field)}"
+        if hasattr(cfg, "heads"):
+            assert cfg.d_model % cfg.heads == 0 and (cfg.d_model // cfg.heads) % 64 == 0
+        if name == "gnmt":  # a deep residual stack; each direction of the bidirectional bottom layer 64-aligned
+            assert min(cfg.enc_layers, cfg.dec_layers) > cfg.residual_from + 2 and (cfg.hidden // 2) % 64 == 0
 
 
 def test_book_sizes_are_the_books() -> None:
@@ -162,7 +200,8 @@ def test_generate_attention(name: str) -> None:
         a = gen.attention
         assert a.shape == (4, 6, 8)
         assert (a >= 0).all()
-        torch.testing.assert_close(a.sum(-1), torch.ones(4, 6, dtype=a.dtype))
+        live = ~after_eos(gen.tokens, EOS)  # up to and including each row's EOS; zero maps after it
+        torch.testing.assert_close(a.sum(-1), live.to(a.dtype))
         assert (a.masked_select(~mask.unsqueeze(1).expand_as(a)) == 0).all()
 
 
@@ -179,6 +218,85 @@ def test_generate_replaces_everything_after_eos_by_pad() -> None:
                 row[int(hits[0]) + 1 :] = 0  # everything after the first EOS is PAD
         assert (expected == 0).any()
         assert torch.equal(model.generate(src, mask, 8, BOS, eos).tokens, expected), name
+
+
+def _module_calls(model: torch.nn.Module, fn) -> int:
+    """How many times any leaf module of ``model`` runs during ``fn()``: a measure of decoding steps done."""
+    calls = [0]
+
+    def hook(*_):
+        calls[0] += 1
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    try:
+        fn()
+    finally:
+        for h in handles:
+            h.remove()
+    return calls[0]
+
+
+def _ending_token(tokens: torch.Tensor, before: int) -> int | None:
+    """A token id every row emits before position ``before`` (the earliest such, by its latest first hit)."""
+    best, best_at = None, before
+    for v in tokens.unique().tolist():
+        hits = tokens[:, :before] == v
+        if hits.any(dim=1).all():
+            at = int(hits.float().argmax(dim=1).max())  # the last row to emit v, at its first v
+            if at < best_at:
+                best, best_at = v, at
+    return best
+
+
+EARLY_STOP = [(n, {}) for n in NAMES] + [("transformer", {"use_cache": False}), ("transformer", {"static": True})]
+
+
+@pytest.mark.parametrize("name,kw", EARLY_STOP, ids=[*NAMES, "transformer-uncached", "transformer-static"])
+def test_early_stop_gives_the_fixed_length_result(name: str, kw: dict) -> None:
+    """Decoding stops once every row has emitted EOS (checked every STOP_CHECK_EVERY steps), and returns
+    exactly what running all max_len steps and finishing the rows gives: tokens, PAD and maps."""
+    src, mask, _ = random_batch(B=4, S=8)
+    max_len = 5 * STOP_CHECK_EVERY
+    for seed in range(10):  # random weights: the first model whose rows share a token, used as EOS
+        model = tiny(name, seed=seed)
+        full = model.generate(src, mask, max_len, BOS, -1, return_attention=True, **kw)  # no row ever ends: every step runs
+        eos = _ending_token(full.tokens, max_len - 2 * STOP_CHECK_EVERY)  # every row ends well before max_len
+        if eos is not None:
+            break
+    assert eos is not None, f"{name}: no seed gives a token that every row emits"
+    stopped = model.generate(src, mask, max_len, BOS, eos, return_attention=True, **kw)
+    dead = after_eos(full.tokens, eos)
+    assert torch.equal(stopped.tokens, full.tokens.masked_fill(dead, 0))
+    if full.attention is not None:
+        assert torch.equal(stopped.attention, full.attention.masked_fill(dead.unsqueeze(-1), 0.0))
+    else:
+        assert stopped.attention is None
+    # ... and it did stop early: fewer module calls than the full-length decode.
+    n_full = _module_calls(model, lambda: model.generate(src, mask, max_len, BOS, -1, **kw))
+    n_stopped = _module_calls(model, lambda: model.generate(src, mask, max_len, BOS, eos, **kw))
+    assert n_stopped < n_full, name
+
+
+def test_shared_loop_checks_for_the_end_every_k_steps() -> None:
+    """Rows end at steps 3 and 10 (1-based): the loop runs to the next check, 2K steps, not to max_len."""
+    K = STOP_CHECK_EVERY
+    ends = torch.tensor([3, 10])
+    calls = []
+
+    def step(tok: torch.Tensor) -> tuple[torch.Tensor, None]:
+        calls.append(tok)
+        t = len(calls)  # 1-based step
+        ids = torch.where(ends == t, 2, 5 + t % 3)  # EOS = 2 at each row's end step, something else otherwise
+        return F.one_hot(ids, 9).float().unsqueeze(1), None  # logits [B,1,V]
+
+    gen = greedy_decode(step, 2, 6 * K, 1, 2, torch.device("cpu"))
+    assert len(calls) == 2 * K  # stopped at the first check after step 10
+    assert gen.tokens.shape == (2, 6 * K)
+    assert gen.tokens[0, 2] == 2 and (gen.tokens[0, 3:] == 0).all() and gen.tokens[1, 9] == 2 and (gen.tokens[1, 10:] == 0).all()
+    calls.clear()
+    ends[1] = 5 * K + 1  # the last row ends after the last check: every step runs
+    greedy_decode(step, 2, 5 * K + 3, 1, 2, torch.device("cpu"))
+    assert len(calls) == 5 * K + 3
 
 
 @pytest.mark.parametrize("positions", ["sinusoidal", "learned"])
@@ -255,3 +373,51 @@ def test_overfits_a_date_batch(name: str, date_batch) -> None:
             if acc == 1.0:
                 break
     assert acc == 1.0, f"{name}: {acc:.0%} exact match after {step} steps (loss {loss.item():.3f})"
+
+
+# ---------------------------------------------------------------------------------------------------- long sequences
+
+
+def test_longest_sequence_per_model() -> None:
+    """The harness asks the registry how long a sequence a model takes: None (no limit) for the recurrent
+    models, the position table for the Transformer -- at least 2048 by default, and what max_positions says."""
+    for name in NAMES:
+        limit = models.longest_sequence(name, "small")
+        if name == "transformer":
+            assert limit is not None and limit >= 2048
+        else:
+            assert limit is None, name
+    assert models.longest_sequence("transformer", "xl", max_positions=300) == 300
+    assert models.longest_sequence("transformer", "tiny", positions="learned") == 512
+    assert models.longest_sequence("transformer", "tiny", positions="learned", max_positions=2048) == 2048
+
+
+def test_transformer_default_table_covers_long_sequences_without_parameters() -> None:
+    for size in models.BUDGETS:  # sinusoids are a buffer: the table's length costs no parameters
+        assert models.param_count("transformer", V, size) == models.param_count("transformer", V, size, max_positions=16)
+    d = models.config("transformer", V, "tiny").d_model
+    learned = models.param_count("transformer", V, "tiny", positions="learned", max_positions=100)
+    assert learned == models.param_count("transformer", V, "tiny") + 100 * d  # learned rows are parameters
+    model = tiny("transformer")
+    S = T = 2050  # a 2048-character source and its target with BOS / EOS
+    src = torch.randint(3, V, (1, S))
+    tgt_in = torch.randint(3, V, (1, T))
+    with torch.no_grad():
+        logits = model(src, torch.ones(1, S, dtype=torch.bool), tgt_in)
+    assert logits.shape == (1, T, V) and torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("positions", ["sinusoidal", "learned"])
+def test_transformer_refuses_sequences_past_its_table(positions: str) -> None:
+    model = tiny("transformer", positions=positions, max_positions=12)
+    src, mask, tgt_in = random_batch(B=2, S=12, T=12)
+    with torch.no_grad():
+        model(src, mask, tgt_in)  # exactly the table: fine
+        long_src = torch.cat([src, src[:, :1]], dim=1)
+        with pytest.raises(ValueError, match="max_positions=12"):
+            model(long_src, torch.ones_like(long_src, dtype=torch.bool), tgt_in)
+        with pytest.raises(ValueError, match="max_positions=12"):
+            model(src, mask, torch.cat([tgt_in, tgt_in[:, :1]], dim=1))
+    assert model.generate(src, mask, 12, BOS, -1).tokens.shape == (2, 12)
+    with pytest.raises(ValueError, match="max_positions=12"):
+        model.generate(src, mask, 13, BOS, EOS)

@@ -11,6 +11,7 @@ import models
 from bench.data.batching import batches, encode_split
 from bench.data.tasks import TaskOptions, make
 from bench.data.vocab import BOS, EOS, Vocab
+from models.base import after_eos
 from models.ntm import NTMSeq2Seq, content_weights, interpolate, read, sharpen, shift, write
 
 
@@ -113,9 +114,9 @@ def test_source_attention_follows_writes():
 
 def test_registered_and_sizes_match_the_budgets():
     assert "ntm" in models.names()
-    assert models.sizes("ntm") == ["tiny", "small", "base"]
+    assert models.sizes("ntm") == ["tiny", "small", "base", "large", "xl"]
     for size, budget in models.BUDGETS.items():
-        n = models.count_params(models.build("ntm", models.BUDGET_VOCAB, size))
+        n = models.param_count("ntm", models.BUDGET_VOCAB, size)  # meta device: xl's 100 M are never allocated
         assert abs(n - budget) <= 0.1 * budget, (size, n, budget)
 
 
@@ -171,7 +172,8 @@ def test_generate_attention_rows_are_distributions_over_real_source():
     src, mask, _ = _batch()
     gen = m.generate(src, mask, 5, BOS, EOS, return_attention=True)
     assert gen.tokens.shape == (4, 5) and gen.attention.shape == (4, 5, 7)
-    assert torch.allclose(gen.attention.sum(-1), torch.ones(4, 5), atol=1e-5)
+    live = ~after_eos(gen.tokens, EOS)  # up to each row's EOS; zero after it, like the PAD tokens
+    assert torch.allclose(gen.attention.sum(-1), live.float(), atol=1e-5)
     assert (gen.attention >= 0).all()
     assert torch.equal(gen.attention * ~mask.unsqueeze(1), torch.zeros(4, 5, 7))
     assert m.generate(src, mask, 5, BOS, EOS).attention is None

@@ -17,6 +17,7 @@ from bench.spec.run import SessionConfig, TrainConfig
 from bench.train.evaluate import evaluate
 from bench.train.loop import fit, loss_fn
 from bench.train.seeding import seed_everything
+from models.base import after_eos
 
 CPU = torch.device("cpu")
 OPTIONS = [{}, {"bidirectional": True}, {"score": "general"}, {"score": "additive"}]
@@ -45,7 +46,8 @@ def test_padding_never_changes_the_attention_models_outputs(opts) -> None:
     assert torch.equal(ga.tokens, gb.tokens)
     assert torch.allclose(ga.attention, gb.attention, atol=1e-6)
     assert (ga.attention[~mask[:, None, :].expand_as(ga.attention)] == 0).all()  # no weight on padding
-    assert torch.allclose(ga.attention.sum(-1), torch.ones(3, 6), atol=1e-5)
+    live = ~after_eos(ga.tokens, EOS)  # maps sum to 1 up to each row's EOS and are zero after it (like the PAD tokens)
+    assert torch.allclose(ga.attention.sum(-1), live.float(), atol=1e-5)
 
 
 def test_loss_ignores_padding_targets() -> None:

@@ -1,0 +1,162 @@
+"""The Transformer's static-shape decoder: the same tokens as cached and uncached decoding, any batch that
+fits, reused across batches; on CUDA captured as a graph with no host sync inside the step.
+
+CPU runs the static step eagerly -- the very code a CUDA graph captures -- so equality with ``generate`` is
+checked everywhere; the ``gpu`` tests capture it and skip without CUDA. Cross-path comparisons run in
+float64 (as the cache test in test_models does) so that equal tokens cannot hinge on a near-tie: the static
+step attends over the whole cache with a mask, which may round differently from a shorter attention.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import models
+from bench.data.vocab import BOS, EOS
+from models.base import after_eos
+from models.transformer import StaticDecoder
+from tests.models.test_models import V, random_batch
+
+NEVER = -1  # an EOS no model produces: every step runs
+
+
+def _model(positions: str = "sinusoidal", dtype: torch.dtype = torch.float64, device: str = "cpu", size: str = "small"):
+    torch.manual_seed(0)
+    return models.build("transformer", V, size, positions=positions).to(device=device, dtype=dtype).eval()
+
+
+def _batch(B: int, S: int = 12, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """B right-padded rows (B = 1 keeps the longest row of a 2-row batch)."""
+    src, mask, _ = random_batch(B=max(B, 2), S=S, seed=seed)
+    return src[:B], mask[:B]
+
+
+@pytest.mark.parametrize("positions", ["sinusoidal", "learned"])
+@pytest.mark.parametrize("B", [1, 3, 6])
+def test_static_decoding_equals_cached_and_uncached(positions: str, B: int) -> None:
+    model = _model(positions)
+    src, mask = _batch(B)
+    for eos in (NEVER, EOS):
+        cached = model.generate(src, mask, 20, BOS, eos, return_attention=True)
+        uncached = model.generate(src, mask, 20, BOS, eos, return_attention=True, use_cache=False)
+        static = model.generate(src, mask, 20, BOS, eos, return_attention=True, static=True)
+        assert torch.equal(static.tokens, cached.tokens) and torch.equal(static.tokens, uncached.tokens)
+        torch.testing.assert_close(static.attention, cached.attention)
+    assert cached.tokens.unique().numel() > 1  # a non-trivial sequence
+
+
+def test_one_decoder_serves_smaller_batches_and_is_reused() -> None:
+    """Rows and source columns are padded up to the decoder's shape without changing any result, and a
+    decode leaves nothing behind for the next one (buffers reset, outputs cloned)."""
+    model = _model()
+    dec = StaticDecoder(model, batch=8, src_len=16, max_len=24, return_attention=True)
+    results = []
+    for B, S, seed in ((6, 12, 1), (3, 9, 2), (8, 16, 3), (1, 5, 4)):
+        src, mask = _batch(B, S, seed)
+        got = dec(src, mask, BOS, EOS, max_len=20)
+        want = model.generate(src, mask, 20, BOS, EOS, return_attention=True)
+        assert got.tokens.shape == (B, 20) and got.attention.shape == (B, 20, S)
+        assert torch.equal(got.tokens, want.tokens)
+        torch.testing.assert_close(got.attention, want.attention)
+        results.append(got)
+    src, mask = _batch(6, 12, 1)  # the first batch again: the same result, and the first result unchanged
+    assert torch.equal(dec(src, mask, BOS, EOS, max_len=20).tokens, results[0].tokens)
+    assert torch.equal(results[0].tokens, model.generate(src, mask, 20, BOS, EOS).tokens)
+
+
+def test_static_decoding_in_float32_matches_the_cache() -> None:
+    model = _model(dtype=torch.float32)
+    src, mask = _batch(6)
+    assert torch.equal(model.generate(src, mask, 20, BOS, EOS, static=True).tokens, model.generate(src, mask, 20, BOS, EOS).tokens)
+
+
+def test_static_step_writes_one_position_and_moves_on() -> None:
+    """The step reads its position from a device tensor and advances it; the cache fills one column per step."""
+    model = _model()
+    dec = StaticDecoder(model, batch=2, src_len=12, max_len=6)
+    src, mask = _batch(2)
+    dec.load(src, mask, BOS)
+    for layer_cache in dec.caches:
+        layer_cache[0].zero_()
+    for t in range(3):
+        assert int(dec.pos) == t
+        dec.step()
+    k = dec.caches[0][0]  # [B,h,L,dh]
+    assert (k[:, :, :3].abs().sum(dim=(0, 1, 3)) > 0).all() and (k[:, :, 3:] == 0).all()
+    assert int(dec.pos) == 3
+
+
+def test_static_decoder_refuses_what_it_cannot_do() -> None:
+    model = _model()
+    with pytest.raises(ValueError, match="eval mode"):
+        StaticDecoder(model.train(), 2, 12, 6)
+    model.eval()
+    with pytest.raises(ValueError, match="CUDA"):
+        StaticDecoder(model, 2, 12, 6, graph=True)
+    with pytest.raises(ValueError, match="max_positions"):
+        StaticDecoder(model, 2, 12, model.cfg.longest_sequence() + 1)
+    dec = StaticDecoder(model, 2, 12, 6)
+    src, mask = _batch(3)
+    with pytest.raises(ValueError, match="does not fit"):
+        dec(src, mask, BOS, EOS)
+    with pytest.raises(ValueError, match="max_len"):
+        dec(src[:2], mask[:2], BOS, EOS, max_len=7)
+
+
+def test_static_decoding_under_inference_mode() -> None:
+    """The harness decodes under torch.inference_mode; a decoder built inside it works outside it too."""
+    model = _model()
+    src, mask = _batch(3)
+    with torch.inference_mode():
+        dec = StaticDecoder(model, 3, 12, 20)
+        inside = dec(src, mask, BOS, EOS)
+    outside = dec(src, mask, BOS, EOS)
+    assert torch.equal(inside.tokens, outside.tokens)
+
+
+# ---------------------------------------------------------------------------------------------------- CUDA graphs
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("positions", ["sinusoidal", "learned"])
+def test_cuda_graph_gives_the_eager_tokens(positions: str) -> None:
+    """Captured: the same tokens as the eager static step (float32, bit for bit: the same kernels), and in
+    float64 the same tokens as cached and uncached decoding; a second decode replays correctly."""
+    for dtype in (torch.float32, torch.float64):
+        model = _model(positions, dtype=dtype, device="cuda")
+        graph = StaticDecoder(model, batch=8, src_len=16, max_len=24, return_attention=True)
+        eager = StaticDecoder(model, batch=8, src_len=16, max_len=24, return_attention=True, graph=False)
+        assert graph._graph is not None and eager._graph is None
+        for B, S, seed in ((8, 16, 1), (3, 12, 2)):
+            src, mask = (t.cuda() for t in _batch(B, S, seed))
+            g, e = graph(src, mask, BOS, EOS, max_len=20), eager(src, mask, BOS, EOS, max_len=20)
+            assert torch.equal(g.tokens, e.tokens)
+            if dtype == torch.float64:
+                cached = model.generate(src, mask, 20, BOS, EOS, return_attention=True)
+                uncached = model.generate(src, mask, 20, BOS, EOS, use_cache=False)
+                assert torch.equal(g.tokens, cached.tokens) and torch.equal(g.tokens, uncached.tokens)
+                torch.testing.assert_close(g.attention, cached.attention)
+                live = ~after_eos(g.tokens, EOS)
+                torch.testing.assert_close(g.attention.sum(-1), live.to(dtype))
+
+
+@pytest.mark.gpu
+@cuda
+def test_static_step_has_no_host_sync() -> None:
+    """Run eagerly with CUDA's sync debug mode set to error: any host-device sync in the step raises."""
+    model = _model(dtype=torch.float32, device="cuda")
+    dec = StaticDecoder(model, batch=4, src_len=12, max_len=10, return_attention=True, graph=False)
+    src, mask = (t.cuda() for t in _batch(4))
+    dec.load(src, mask, BOS)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(10):
+            dec.step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert int(dec.pos) == 10
