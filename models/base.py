@@ -59,6 +59,15 @@ class Seq2Seq(nn.Module):
         """
         raise NotImplementedError
 
+    def static_decoder(self, batch: int, src_len: int, max_len: int) -> Callable[..., Generation] | None:
+        """A greedy decoder with fixed shapes whose step is captured as a CUDA graph on CUDA, or None.
+
+        -> a callable ``(src, src_mask, bos, eos) -> Generation`` for batches of at most ``batch`` x
+        ``src_len``, built once and called many times (building captures the graph). Models without one
+        (the default) decode eagerly; the harness records which way a decode ran.
+        """
+        return None
+
 
 STOP_CHECK_EVERY = 8
 """Greedy loops ask "has every row emitted EOS?" once per this many steps, not at every step.

@@ -280,6 +280,9 @@ class Transformer(Seq2Seq):
         return self.pos.weight if self.cfg.positions == "learned" else self.pe
 
     @torch.no_grad()
+    def static_decoder(self, batch: int, src_len: int, max_len: int) -> StaticDecoder:
+        return StaticDecoder(self, batch, src_len, max_len)
+
     def generate(self, src, src_mask, max_len, bos, eos, return_attention=False, use_cache=True, static=False) -> Generation:
         """Greedy decoding, with the KV cache (default) or without.
 

@@ -25,7 +25,7 @@ from bench.spec.run import RunSpec, SessionConfig
 from bench.train.evaluate import evaluate
 from bench.train.loop import Diverged, fit, make_step, train_step_flops
 from bench.train.seeding import seed_everything
-from bench.train.throughput import fixed_batches, time_steps
+from bench.train.throughput import OverBudget, fixed_batches, time_steps
 
 if TYPE_CHECKING:
     from bench.runner.ddp import Group
@@ -36,20 +36,34 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+NEVER = -1  # an end token no model emits: a decode that must run its full length
+
+
 def decode_latency(model: models.Seq2Seq, enc: Encoded, batch: int, device: torch.device, repeats: int, autocast: Callable,
-                   max_len: int | None = None) -> dict[str, float]:
-    """Median seconds of one greedy decode of ``batch`` inputs of ``enc``, and decoded tokens per second."""
+                   max_len: int | None = None, full: bool = False, static: bool = False) -> dict[str, Any]:
+    """Median seconds of one greedy decode of ``batch`` inputs of ``enc``, and decoded tokens per second.
+
+    ``full``: decode all ``max_len`` steps (a throughput figure per token must not depend on when an
+    untrained model happens to emit EOS). ``static``: through the model's fixed-shape, graph-captured
+    decoder where it has one (``Seq2Seq.static_decoder``), built before the clock; else eagerly.
+    """
     idx = torch.arange(min(batch, len(enc)))
     b = make_batch(enc, idx).to(device)
     max_len = max_len or int(enc.tgt_len.max()) + 1
+    eos = NEVER if full else EOS
     model.eval()
+    decoder = model.static_decoder(len(idx), b.src.size(1), max_len) if static else None
 
     def run() -> None:
-        with torch.inference_mode(), autocast():
-            model.generate(b.src, b.src_mask, max_len, BOS, EOS)
+        with torch.inference_mode():
+            if decoder is not None:
+                decoder(b.src, b.src_mask, BOS, eos)
+            else:
+                with autocast():
+                    model.generate(b.src, b.src_mask, max_len, BOS, eos)
 
     secs = call_latency(run, device, repeats)
-    return {"seconds": secs, "tokens_per_s": len(idx) * max_len / secs}
+    return {"seconds": secs, "tokens_per_s": len(idx) * max_len / secs, "capture": "cudagraph" if decoder is not None else "eager"}
 
 
 def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConfig, progress: Progress | None = None,
@@ -144,10 +158,12 @@ def execute_throughput(spec: RunSpec, prep: Prepared, device: torch.device, sc: 
     with PeakRSS() as mem:
         model.train()
         step = make_step(model, spec.train, device, rows=spec.train.batch_size)
-        times = time_steps(step, todo, device, tp.warmup, tp.steps)
-        dec_len = int(prep.train.tgt_len.max()) + 1
-        lat1 = decode_latency(model, prep.train, 1, device, spec.measure.decode_repeats, autocast, max_len=dec_len)
-        latb = decode_latency(model, prep.train, spec.measure.decode_batch, device, spec.measure.decode_repeats, autocast, max_len=dec_len)
+        times = time_steps(step, todo, device, tp.warmup, tp.steps, tp.budget_s)
+        dec_len = int(prep.train.tgt_len.max())  # the answer and its EOS: L + 1 tokens for a source of L
+        static = spec.train.capture == "cudagraph"
+        lat1 = decode_latency(model, prep.train, 1, device, spec.measure.decode_repeats, autocast, max_len=dec_len, full=True, static=static)
+        latb = decode_latency(model, prep.train, spec.measure.decode_batch, device, spec.measure.decode_repeats, autocast, max_len=dec_len,
+                              full=True, static=static)
     tok_s = times.tokens_per_s
     metrics: dict[str, Any] = {
         "mode": "throughput",
@@ -166,6 +182,7 @@ def execute_throughput(spec: RunSpec, prep: Prepared, device: torch.device, sc: 
         "tgt_len": int(todo[0].tgt_in.size(1)),
         "tokens_per_step": times.tokens_per_step,
         "decode_len": dec_len,
+        "decode_capture": lat1["capture"],
         "decode_latency_b1_s": lat1["seconds"],
         "decode_latency_batch_s": latb["seconds"],
         "decode_s_per_token_b1": lat1["seconds"] / dec_len,
@@ -182,6 +199,8 @@ def execute_throughput(spec: RunSpec, prep: Prepared, device: torch.device, sc: 
 def failure_reason(e: BaseException) -> str:
     if isinstance(e, Diverged):
         return f"diverged: {e}"
+    if isinstance(e, OverBudget):
+        return f"over budget: {e}"
     if isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower():
         return f"out of memory: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
     tb = traceback.extract_tb(e.__traceback__)

@@ -36,20 +36,35 @@ def validate(spec: RunSpec) -> None:
     if spec.model not in models.names():
         raise UserError(f"unknown model {spec.model!r}; known models: {', '.join(models.names())}")
     if spec.size not in models.sizes(spec.model):
-        raise UserError(f"model {spec.model!r} has no size {spec.size!r}; sizes: {', '.join(models.sizes(spec.model))}")
+        where = f"{spec.origin}: key 'sizes': " if spec.origin else ""
+        raise UserError(f"{where}model {spec.model!r} has no size {spec.size!r}; sizes: {', '.join(models.sizes(spec.model))}")
     try:
         models.config(spec.model, 10, spec.size, **dict(spec.model_options))
     except (KeyError, TypeError) as e:
         raise UserError(str(e).strip("'\"")) from None
     if spec.data.task_file is None:
         tasks.entry(spec.data.task)
+    longest = models.longest_sequence(spec.model, spec.size, **dict(spec.model_options))
+    lengths = [hi for lo_hi in (spec.data.train_lengths, spec.data.test_lengths) if lo_hi for hi in lo_hi[1:]]
+    if longest is not None and lengths and max(lengths) + 1 > longest:  # the target is one longer (EOS)
+        where = f"{spec.origin}: key 'lengths'" if spec.origin else "--length"
+        raise UserError(f"{where}: sources of {max(lengths)} characters (targets of {max(lengths) + 1}) are beyond what {spec.model} at size "
+                        f"{spec.size} can position ({longest}); drop the point or give a longer table (model option max_positions)")
+
+
+def check_device(specs: list[RunSpec], device: torch.device) -> None:
+    """What a run needs of the device: a captured CUDA graph needs CUDA."""
+    for s in specs:
+        if s.train.capture == "cudagraph" and device.type != "cuda":
+            where = f"{s.origin}: key 'capture'" if s.origin else "--capture"
+            raise UserError(f"{where}: cudagraph needs a CUDA device, and this session runs on {device.type}; use eager or compile")
 
 
 def check(specs: list[RunSpec], sc: SessionConfig, executor: Executor | None = None) -> DataCache:
     """Refuse bad input before a session exists: unknown names, impossible configs, bad data files."""
     for s in specs:
         validate(s)
-    (executor.resolve_device if executor is not None else resolve_device)(sc.device)
+    check_device(specs, (executor.resolve_device if executor is not None else resolve_device)(sc.device))
     cache = DataCache()
     for s in specs:
         cache.get(s.data)

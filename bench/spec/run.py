@@ -142,9 +142,12 @@ class ThroughputSpec:
     steps: int = 0  # timed training steps; 0: not a throughput run
     warmup: int = 10  # untimed steps first: allocator growth, autotuning, compilation, graph capture
     batches: int = 4  # distinct fixed-shape batches cycled through (device-resident before the clock)
+    budget_s: float | None = None  # a run whose timed steps would take longer (judged after warm-up) fails "over budget"
 
     def __post_init__(self) -> None:
         _number("throughput", "steps", self.steps, low=0, low_open=False, integer=True)
+        if self.budget_s is not None:
+            _number("throughput", "budget_s", self.budget_s, low=0)
         _number("throughput", "warmup", self.warmup, low=1, low_open=False, integer=True)
         _number("throughput", "batches", self.batches, low=1, low_open=False, integer=True)
 
@@ -202,7 +205,9 @@ class RunSpec:
 
     def label(self) -> str:
         opts = ",".join(f"{k}={v}" for k, v in self.model_options)
-        how = "".join(f" {x}" for x in (self.train.amp if self.train.amp != "off" else "", self.train.capture if self.train.capture != "eager" else "",
+        d = self.data
+        fixed = f" L={d.train_lengths[0]}" if d.train_lengths and d.train_lengths[0] == d.train_lengths[1] else ""
+        how = fixed + "".join(f" {x}" for x in (self.train.amp if self.train.amp != "off" else "", self.train.capture if self.train.capture != "eager" else "",
                                           f"{self.throughput.steps} steps" if self.throughput.enabled else "") if x)
         return f"{self.data.name} {self.model}{'(' + opts + ')' if opts else ''} {self.size}{how} seed={self.seed}"
 

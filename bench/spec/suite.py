@@ -34,7 +34,7 @@ SUITES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "suites")
 _DATA = {f.name for f in fields(DataSpec)} - {"task", "task_file", "seed"} | {"data_seed"}
 _TRAIN = {f.name for f in fields(TrainConfig)}
 _MEASURE = {f.name for f in fields(MeasureSpec)}
-_THROUGHPUT = {"steps": "steps", "warmup_steps": "warmup", "step_batches": "batches"}  # suite key -> ThroughputSpec field
+_THROUGHPUT = {"steps": "steps", "warmup_steps": "warmup", "step_batches": "batches", "run_budget_s": "budget_s"}  # key -> ThroughputSpec field
 _MATRIX = {"tasks", "task_files", "models", "sizes", "seeds", "model_options", "lengths"}
 _ALLOWED = _DATA | _TRAIN | _MEASURE | _MATRIX | set(_THROUGHPUT)
 _TOP = {"description", "defaults", "runs"}
@@ -130,7 +130,7 @@ def _expand(m: dict[str, Any], where: str, data_dir: str) -> list[RunSpec]:
         kind: Any = (int, float) if isinstance(default, float) or k in ("target", "time_budget_s") else type(default) if default is not None else (int, float)
         train_kw[k] = _typed(where, k, m[k], kind)
     measure_kw = {k: _typed(where, k, m[k], int) for k in _MEASURE & set(m)}
-    tp_kw = {_THROUGHPUT[k]: _typed(where, k, m[k], int) for k in set(_THROUGHPUT) & set(m)}
+    tp_kw = {_THROUGHPUT[k]: _typed(where, k, m[k], (int, float) if k == "run_budget_s" else int) for k in set(_THROUGHPUT) & set(m)}
     # lengths = [16, 64]: one run per length, every example of that length (train, valid and test): a sweep
     lengths: list[int | None] = _list(where, "lengths", m["lengths"], int) if "lengths" in m else [None]
     if "lengths" in m and ({"train_lengths", "test_lengths"} & set(m)):
@@ -162,7 +162,7 @@ def _expand(m: dict[str, Any], where: str, data_dir: str) -> list[RunSpec]:
         model_opts = tuple(sorted(opts.items()))
         return [
             RunSpec(model=mo, size=sz, seed=se, data=d, train=train, model_options=model_opts, measure=measure, throughput=throughput,
-                    origin=where)
+                    origin="" if where == FLAGS else where)
             for d, mo, sz, se in itertools.product(datas, models_, sizes, seeds)
         ]
     except TypeError as e:

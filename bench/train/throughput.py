@@ -57,11 +57,26 @@ class StepTimes:
         return self.tokens_per_step * len(self.seconds) / sum(self.seconds)
 
 
-def time_steps(step: Callable[[Batch], torch.Tensor], todo: list[Batch], device: torch.device, warmup: int, steps: int) -> StepTimes:
-    """Run ``warmup`` untimed then ``steps`` timed calls of ``step``, cycling through ``todo`` (on ``device``)."""
+class OverBudget(RuntimeError):
+    """The timed steps would take longer than the run's budget (judged from the last warm-up step)."""
+
+
+def time_steps(step: Callable[[Batch], torch.Tensor], todo: list[Batch], device: torch.device, warmup: int, steps: int,
+               budget_s: float | None = None) -> StepTimes:
+    """Run ``warmup`` untimed then ``steps`` timed calls of ``step``, cycling through ``todo`` (on ``device``).
+
+    ``budget_s``: the last warm-up step (past compilation and capture) estimates the timed steps' total; a
+    run over it stops there (``OverBudget``) -- in a sweep, the point that is too slow is a result too.
+    """
+    last = 0.0
     for i in range(warmup):
+        sync(device)
+        t0 = time.perf_counter()
         step(todo[i % len(todo)])
-    sync(device)
+        sync(device)
+        last = time.perf_counter() - t0
+    if budget_s is not None and last * steps > budget_s:
+        raise OverBudget(f"{steps} steps would take about {last * steps:.0f} s ({last * 1000:.0f} ms each), over the budget of {budget_s:g} s")
     tokens = [float((b.tgt_out != PAD).sum()) for b in todo]  # read once, outside the clock
     if device.type == "cuda":
         ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(steps)]

@@ -1,0 +1,236 @@
+"""The GPU self-check: what a user runs on a new GPU machine before trusting its figures (under 6 minutes
+on one H100).
+
+    PYTHONPATH=. python -m bench.checks.gpu            # from a plain checkout: the machine's python and torch
+    PYTHONPATH=. python -m bench.checks.gpu --quick    # fewer repeats (about half the time)
+
+It needs no install step and no network (GPU machines often have neither), reads no data file, and prints
+one table: check, model, figure, goal, verdict. Without CUDA it says so and exits 0 (``--device cpu``
+runs the same code paths at toy sizes, which is how the test suite keeps this file working).
+
+1. **harness / bare loop**: the harness's training epoch against a hand-written loop over the same
+   device-resident batches (``bench.checks.overhead``); goal <= 1.03.
+2. **step time by launch mode**: one training step (forward, loss, backward, clip, Adam) at size small,
+   batch 128, 32-character sources, bf16, eager vs ``torch.compile`` vs a captured CUDA graph
+   (``bench.train.capture``); goals: Transformer <= 3 ms, attention LSTM <= 2 ms (best mode).
+3. **greedy decoding per token** of the small Transformer at batch 1: without cache, with cache, and the
+   static cache replayed as a CUDA graph; goals: the graph <= 0.1 ms/token, cached >= 3x uncached at 256.
+4. **determinism**: two ``--deterministic`` trainings (date, 2 epochs) compared on their per-epoch losses,
+   bit for bit.
+5. **scaling probe**: Transformer against the attention LSTM at size large, 256-character sources, batch
+   64, bf16: tokens/s, and the Transformer's MFU against the measured bf16 matmul rate (goal >= 30 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before CUDA starts: deterministic cuBLAS (check 4)
+
+import torch  # noqa: E402
+
+import models  # noqa: E402
+from bench.checks import overhead  # noqa: E402
+from bench.data.vocab import BOS  # noqa: E402
+from bench.measure.calibrate import peak_matmul_gflops  # noqa: E402
+from bench.measure.device import resolve_device  # noqa: E402
+from bench.measure.latency import call_latency  # noqa: E402
+from bench.runner.cache import DataCache  # noqa: E402
+from bench.spec.run import DataSpec, TrainConfig  # noqa: E402
+from bench.train.loop import fit, make_step, train_step_flops  # noqa: E402
+from bench.train.seeding import seed_everything, set_deterministic  # noqa: E402
+from bench.train.throughput import fixed_batches, time_steps  # noqa: E402
+
+NEVER = -1  # an end token no model emits: decode every step
+
+
+@dataclass
+class Row:
+    check: str
+    model: str
+    figure: str
+    value: float | None
+    goal: str = ""
+    ok: bool | None = None  # None: no goal, or not measured here
+
+    def cells(self) -> list[str]:
+        v = "–" if self.value is None else f"{self.value:,.4g}"
+        verdict = {True: "pass", False: "MISS", None: ""}[self.ok]
+        return [self.check, self.model, self.figure, v, self.goal, verdict]
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes of the check: the real ones on a GPU, toy ones for ``--device cpu`` (the code paths, not the figures)."""
+
+    size: str = "small"
+    big: str = "large"
+    batch: int = 128
+    length: int = 32
+    probe_length: int = 256
+    probe_batch: int = 64
+    decode_lengths: tuple[int, ...] = (64, 256)
+    steps: int = 50
+    repeats: int = 3
+    train: int = 4000
+
+    @classmethod
+    def toy(cls) -> Scale:
+        return cls(size="tiny", big="tiny", batch=8, length=8, probe_length=16, probe_batch=4, decode_lengths=(8, 16), steps=3,
+                   repeats=1, train=300)
+
+
+def _copy_prep(length: int, n: int):
+    return DataCache().get(DataSpec(task="copy", train=n, valid=1, test=1, train_lengths=(length, length), test_lengths=(length, length)))
+
+
+def check_overhead(dev: torch.device, sc: Scale) -> list[Row]:
+    return [Row("harness / bare loop", m, "epoch time ratio", overhead.ratio(m, sc.size, dev, sc.repeats, sc.train, log=False), "<= 1.03",
+                None) for m in ("attention", "transformer", "gnmt")]
+
+
+def check_step_modes(dev: torch.device, sc: Scale, quick: bool) -> list[Row]:
+    amp = "bf16" if dev.type == "cuda" else "off"
+    modes = ["eager", "compile"] + (["cudagraph"] if dev.type == "cuda" else [])
+    if quick and dev.type != "cuda":
+        modes = ["eager"]
+    prep = _copy_prep(sc.length, sc.batch * 2)
+    goals = {"transformer": 3.0, "attention": 2.0}
+    rows = []
+    for m in ("attention", "gnmt", "transformer"):
+        best = None
+        for mode in modes:
+            seed_everything(0)
+            model = models.build(m, len(prep.vocab), sc.size).to(dev)
+            todo = [b.to(dev) for b in fixed_batches(prep.train, sc.batch, 2, torch.Generator().manual_seed(0))]
+            step = make_step(model, TrainConfig(amp=amp, capture=mode), dev, rows=sc.batch)
+            ms = time_steps(step, todo, dev, warmup=10 if mode == "compile" else 3, steps=sc.steps).median * 1000
+            best = ms if best is None else min(best, ms)
+            rows.append(Row("step time", m, f"{mode} {amp} ms/step", ms))
+        if m in goals and dev.type == "cuda":
+            rows.append(Row("step time", m, "best mode ms/step", best, f"<= {goals[m]:g}", best <= goals[m]))
+    return rows
+
+
+def check_decode(dev: torch.device, sc: Scale) -> list[Row]:
+    seed_everything(0)
+    rows = []
+    for L in sc.decode_lengths:
+        prep = _copy_prep(L - 1, 4)  # targets of L tokens (EOS included)
+        model = models.build("transformer", len(prep.vocab), sc.size).to(dev).eval()
+        src = prep.train.src[:1].to(dev)
+        mask = src != 0
+        per_token: dict[str, float] = {}
+        for name, fn in _decoders(model, src, mask, L, dev).items():
+            with torch.inference_mode():
+                per_token[name] = call_latency(fn, dev, sc.repeats) / L * 1000
+            graph = name == "static graph"
+            rows.append(Row("decode b=1", "transformer", f"L={L} {name} ms/token", per_token[name], "<= 0.1" if graph else "",
+                            per_token[name] <= 0.1 if graph else None))
+        speedup = per_token["uncached"] / per_token["cached"]
+        goal = L >= 256
+        rows.append(Row("decode b=1", "transformer", f"L={L} cached speed-up x", speedup, ">= 3" if goal else "",
+                        speedup >= 3 if goal and dev.type == "cuda" else None))
+    return rows
+
+
+def _decoders(model: models.Seq2Seq, src: torch.Tensor, mask: torch.Tensor, L: int, dev: torch.device) -> dict[str, Callable[[], object]]:
+    """The ways to decode ``L`` tokens of one source: without cache, with cache, and the static decoder."""
+    out: dict[str, Callable[[], object]] = {
+        "uncached": lambda: model.generate(src, mask, L, BOS, NEVER, use_cache=False),
+        "cached": lambda: model.generate(src, mask, L, BOS, NEVER),
+    }
+    dec = model.static_decoder(1, src.size(1), L)
+    if dec is not None:
+        out["static" + (" graph" if dev.type == "cuda" else " eager")] = lambda: dec(src, mask, BOS, NEVER)
+    return out
+
+
+def check_determinism(dev: torch.device, sc: Scale) -> list[Row]:
+    """Two deterministic trainings, per-epoch losses compared bit for bit."""
+    set_deterministic(True)
+    prep = DataCache().get(DataSpec(task="date", train=min(sc.train, 2000), valid=100, test=10))
+    rows = []
+    try:
+        for m in ("attention", "transformer"):
+            losses = []
+            for _ in range(2):
+                seed_everything(0)
+                model = models.build(m, len(prep.vocab), sc.size).to(dev)
+                r = fit(model, prep.train, prep.valid, TrainConfig(epochs=2, target=None), dev, seed=0)
+                losses.append([e.loss for e in r.epochs])
+            same = losses[0] == losses[1]
+            diff = max(abs(a - b) for a, b in zip(*losses))
+            rows.append(Row("determinism", m, "max abs loss difference, 2 runs", diff, "== 0", same))
+    finally:
+        set_deterministic(False)
+    return rows
+
+
+def check_scaling(dev: torch.device, sc: Scale) -> list[Row]:
+    amp = "bf16" if dev.type == "cuda" else "off"
+    peak = peak_matmul_gflops(dev).get(amp, 0.0) * 1e9
+    prep = _copy_prep(sc.probe_length, sc.probe_batch * 2)
+    rows, rate = [], {}
+    for m in ("attention", "transformer"):
+        seed_everything(0)
+        model = models.build(m, len(prep.vocab), sc.big).to(dev)
+        todo = fixed_batches(prep.train, sc.probe_batch, 2, torch.Generator().manual_seed(0))
+        fpt = train_step_flops(model, todo[0]) / max(todo[0].target_tokens, 1)
+        todo = [b.to(dev) for b in todo]
+        t = time_steps(make_step(model, TrainConfig(amp=amp), dev), todo, dev, warmup=3, steps=max(3, sc.steps // 5))
+        rate[m] = t.tokens_per_s
+        mfu = fpt * t.tokens_per_s / peak if peak else None
+        rows.append(Row("scaling probe", m, f"{sc.big} L={sc.probe_length} {amp} tokens/s", t.tokens_per_s))
+        rows.append(Row("scaling probe", m, f"MFU % of measured {amp} matmul", None if mfu is None else 100 * mfu,
+                        ">= 30" if m == "transformer" else "", (100 * mfu >= 30) if (m == "transformer" and mfu and dev.type == "cuda") else None))
+    rows.append(Row("scaling probe", "transformer / attention", "tokens/s ratio", rate["transformer"] / rate["attention"]))
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    head = ["check", "model", "figure", "value", "goal", "verdict"]
+    cells = [head] + [r.cells() for r in rows]
+    w = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    line = lambda c: "| " + " | ".join(x.ljust(w[i]) for i, x in enumerate(c)) + " |"  # noqa: E731
+    return "\n".join([line(head), "|" + "|".join("-" * (x + 2) for x in w) + "|"] + [line(c) for c in cells[1:]])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cuda", help="cuda | cuda:N; cpu runs the code paths at toy sizes")
+    p.add_argument("--quick", action="store_true", help="fewer repeats and steps")
+    a = p.parse_args(argv)
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        print("GPU self-check: no CUDA device here; nothing to check (use --device cpu to exercise the code paths)")
+        return 0
+    dev = resolve_device(a.device)
+    sc = Scale() if dev.type == "cuda" else Scale.toy()
+    if a.quick and dev.type == "cuda":
+        sc = Scale(repeats=1, steps=20, train=2000)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    print(f"GPU self-check on {name} (torch {torch.__version__}, CUDA {torch.version.cuda})", flush=True)
+    t0 = time.perf_counter()
+    rows: list[Row] = []
+    for part in (lambda: check_overhead(dev, sc), lambda: check_step_modes(dev, sc, a.quick), lambda: check_decode(dev, sc),
+                 lambda: check_determinism(dev, sc), lambda: check_scaling(dev, sc)):
+        try:
+            rows += part()
+        except Exception as e:  # noqa: BLE001 -- one failing check is a row, not the end of the table
+            rows.append(Row("error", "", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:120], None, "", False))
+        print(f"  ... {len(rows)} rows, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    for r in rows:  # the overhead goal is judged on the GPU only: CPU epochs at toy size are noise
+        if r.check == "harness / bare loop" and r.value is not None and dev.type == "cuda":
+            r.ok = r.value <= 1.03
+    print(table(rows))
+    print(f"{sum(r.ok is True for r in rows)} passed, {sum(r.ok is False for r in rows)} missed, in {time.perf_counter() - t0:.0f} s on {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
