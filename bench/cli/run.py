@@ -114,6 +114,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise UserError("--address goes with --executor ray")
     if a.ddp and a.executor == "ray":
         raise UserError("--ddp runs under torchrun, not with --executor ray")
+    if a.ddp and any(s.train.capture == "cudagraph" for s in specs):
+        raise UserError("--ddp with --capture cudagraph: a captured step cannot hold DDP's gradient all-reduce; use eager or compile")
     executor: Any = None
     group: Any = None
     try:
