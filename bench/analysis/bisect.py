@@ -336,8 +336,9 @@ def plan_from(repo: str, good: str, bad: str, out: str | None, suite: str | None
     path = os.path.join(out, "suite.toml")
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
-    suite_mod.load(path, data_dir=data_dir)  # this code must read it (an old commit may refuse a newer key: that commit is skipped)
-    args = list(run_args) + (["--data-dir", data_dir] if data_dir else [])
+    specs = suite_mod.load(path, data_dir=data_dir)[2]  # this code must read it (an old commit may refuse a newer key: it is skipped)
+    files = any(sp.data.task_file for sp in specs)
+    args = list(run_args) + (["--data-dir", data_dir] if data_dir and files else [])
     return Plan(top, g, b, out, path, os.path.join(out, "bisect.sqlite"), args, fail_on, targets, metrics)
 
 

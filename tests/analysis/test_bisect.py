@@ -89,6 +89,15 @@ def test_bad_input_is_one_line_and_exit_2_before_anything_runs(small_repo, tmp_p
     assert _git(repo, "worktree", "list").count("\n") == 0  # no worktree left behind
 
 
+def test_a_named_suite_is_copied_once_and_every_row_is_judged(small_repo, tmp_path) -> None:
+    repo, a, b = small_repo
+    plan = bisect.plan_from(repo, a, b, str(tmp_path / "out"), "quick", None, "latest", "unused.sqlite", None, ["s_per_epoch"], ["--device", "cpu"])
+    with open(plan.suite, encoding="utf-8") as f, open(suite_mod.resolve("quick"), encoding="utf-8") as g:
+        assert f.read() == g.read()  # every commit runs this definition, not its own copy of the suite
+    assert plan.targets is None and plan.metrics == ["s_per_epoch"] and (plan.good, plan.bad) == (a, b)
+    assert plan.run_args == ["--device", "cpu"] and plan.store == str(tmp_path / "out" / "bisect.sqlite")
+
+
 # --- the planted slowdown ----------------------------------------------------------------------------------
 TINY = """
 description = "one tiny attention run"
