@@ -15,6 +15,12 @@ STAMP := $(VENV)/.installed
 # compared with the committed baseline. Speed is machine-normalised; one seed, hence a generous bound.
 REGRESS_STORE ?= results/regress.sqlite
 FAIL_ON ?= time:+100%,accuracy:-0.1pt,memory:+50%
+# The same gate on another machine (README: CI): its own baseline file, suite and run flags, e.g.
+#   make baseline BASELINE=gpu REGRESS_FLAGS="--device cuda --deterministic"   (once, on that machine; commit it)
+#   make regress  BASELINE=gpu REGRESS_FLAGS="--device cuda --deterministic"
+BASELINE ?= cpu-ci
+REGRESS_SUITE ?= quick
+REGRESS_FLAGS ?= --device cpu --deterministic --threads 1
 
 .PHONY: bench test regress regress-run baseline lint clean
 
@@ -33,14 +39,14 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 regress: regress-run
-	$(PY) -m bench compare results/baselines/cpu-ci.json latest --store $(REGRESS_STORE) --fail-on "$(FAIL_ON)" --markdown results/reports/regress.md
+	$(PY) -m bench compare results/baselines/$(BASELINE).json latest --store $(REGRESS_STORE) --fail-on "$(FAIL_ON)" --markdown results/reports/regress.md
 
-baseline: regress-run  # re-record results/baselines/cpu-ci.json (commit it with the change that moved it)
-	$(PY) -m bench baseline save cpu-ci --store $(REGRESS_STORE)
+baseline: regress-run  # re-record results/baselines/$(BASELINE).json (commit it with the change that moved it)
+	$(PY) -m bench baseline save $(BASELINE) --store $(REGRESS_STORE)
 
 regress-run: $(STAMP)
 	rm -f $(REGRESS_STORE) $(REGRESS_STORE)-wal $(REGRESS_STORE)-shm
-	$(PY) -m bench run --suite quick --device cpu --deterministic --threads 1 --store $(REGRESS_STORE)
+	$(PY) -m bench run --suite $(REGRESS_SUITE) $(REGRESS_FLAGS) --store $(REGRESS_STORE)
 
 lint: $(STAMP)
 	$(PY) -m ruff check bench models tests
