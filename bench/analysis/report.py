@@ -238,6 +238,8 @@ def fig_accuracy_by_length(runs: pd.DataFrame, pal: dict) -> Figure | None:
     d["length"] = d.groupby("task")["length"].transform(bin_centres)
     d = d.groupby(["task", "size", "model", "length"], as_index=False)[["correct", "n"]].sum()
     d = d[d["n"] >= 10]
+    if d.empty:  # every bin under 10 examples (a small test split): no plot rather than an empty figure
+        return None
     d["exact_pct"] = d["correct"] / d["n"] * 100
     labels = list(dict.fromkeys(d["task"] + " · " + d["size"]))
     fig, axes = plt.subplots(1, len(labels), figsize=(5.2 * len(labels), 3.8), squeeze=False)
