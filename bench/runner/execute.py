@@ -81,7 +81,8 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
                 if i == n:
                     epoch_no[0] += 1
 
-        fr = fit(runnable, prep.train, prep.valid, spec.train, device, spec.seed, on_epoch=on_epoch, on_batch=on_batch, parallel=parallel)
+        fr = fit(runnable, prep.train, prep.valid, spec.train, device, spec.seed, on_epoch=on_epoch, on_batch=on_batch, parallel=parallel,
+                 vocab_size=len(prep.vocab))
         ev = evaluate(model, prep.test, device, spec.train.eval_batch_size, with_attention=True, n_samples=spec.measure.samples, autocast=autocast)
         lat1 = decode_latency(model, prep.test, 1, device, spec.measure.decode_repeats, autocast)
         latb = decode_latency(model, prep.test, spec.measure.decode_batch, device, spec.measure.decode_repeats, autocast)

@@ -307,3 +307,27 @@ def test_a_failed_run_retried_ok_on_resume_no_longer_counts_as_failed(tmp_path, 
     assert rc == 0, err
     assert f"{sid}  finished    3 runs ok, 0 failed (1 earlier failure retried ok)" in out
 
+
+def test_a_loss_that_explodes_but_stays_finite_is_diverged(tmp_path, make_spec) -> None:
+    store = Store(str(tmp_path / "s.sqlite"))
+    sid = run_session([make_spec("attention", lr=1e6, epochs=2)], store, CPU, None, "test")
+    (r,) = store.runs(sid)
+    assert r.status == "failed" and r.metrics == {}
+    assert r.error.startswith("diverged: loss ") and "in epoch 1" in r.error and "guessing uniformly" in r.error
+    store.close()
+
+
+def test_the_divergence_rule() -> None:
+    from bench.train.loop import divergence
+
+    V = 62  # ln V = 4.13
+    assert divergence(float("nan"), 1, None, V) == "loss is nan in epoch 1"
+    assert "inf" in divergence(float("inf"), 3, 1.0, None)
+    assert "epoch 1" in divergence(2.3e6, 1, None, V)  # --lr 1e6: finite, far above a uniform guess
+    assert divergence(8.4, 1, None, V) is not None  # just over twice a uniform guess
+    assert divergence(8.2, 1, None, V) is None and divergence(8.2, 1, None, None) is None  # without V: only NaN/inf
+    assert divergence(4.0, 1, None, V) is None  # a first epoch near a uniform guess: learning
+    assert divergence(4.2, 2, 4.1, V) is None  # stalled near ln V: slow, not diverged
+    assert divergence(0.3, 3, 0.1, V) is None  # a wobble above a tiny loss: still far better than guessing
+    late = divergence(5.0, 3, 1.0, V)  # was learning, now worse than guessing and five times epoch 1
+    assert late is not None and "epoch 1's" in late
