@@ -15,6 +15,7 @@ import torch
 
 import models
 from bench.data.batching import Encoded, make_batch
+from bench.data.tasks import split_overlap
 from bench.data.vocab import BOS, EOS
 from bench.measure.latency import call_latency
 from bench.measure.memory import PeakRSS, reset_peak_memory, run_peak
@@ -114,6 +115,8 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
         **run_peak(device, mem),
         "vocab_size": len(prep.vocab),
         "train_examples": len(prep.train),
+        "data_source": prep.data.source,
+        **split_overlap(prep.data),  # a file's own split may repeat test questions in training: shown beside the task
         "model_meta": models.entry(spec.model).meta.record(),
     }
     if parallel is not None:
