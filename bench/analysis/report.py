@@ -158,6 +158,24 @@ def html_table(table: pd.DataFrame, columns: tuple[str, ...]) -> str:
     return f"<table><thead><tr>{h}</tr></thead><tbody>{rows}</tbody></table>"
 
 
+def overlap_notes(runs: pd.DataFrame) -> list[str]:
+    """One line per task whose test questions also appear in the training split it was trained on -- a file's own
+    split, such as the book's date.txt -- from the overlap stored with each run: exact match there is partly
+    recall. Generated tasks are disjoint and get no line."""
+    cols = ["task", "data_source", "test_questions", "test_questions_in_train", "test_examples_in_train"]
+    if any(c not in runs for c in cols):
+        return []
+    seen = pd.to_numeric(runs["test_questions_in_train"], errors="coerce")
+    d = runs.loc[(runs["status"] == "ok") & (seen > 0), cols].drop_duplicates()
+    out = []
+    for r in d.itertuples(index=False):
+        q, n, ex = int(r.test_questions), int(r.test_questions_in_train), int(r.test_examples_in_train)
+        src = f" ({r.data_source})" if isinstance(r.data_source, str) else ""
+        out.append(f"{r.task}{src}: {n:,} of its {q:,} distinct test questions ({n / q:.1%}) also appear in its training split "
+                   f"({ex:,} test examples); exact match on them is partly recall, not generalisation.")
+    return out
+
+
 # --- figures -----------------------------------------------------------------------------------------
 @dataclass
 class Figure:
@@ -238,6 +256,8 @@ def fig_accuracy_by_length(runs: pd.DataFrame, pal: dict) -> Figure | None:
     d["length"] = d.groupby("task")["length"].transform(bin_centres)
     d = d.groupby(["task", "size", "model", "length"], as_index=False)[["correct", "n"]].sum()
     d = d[d["n"] >= 10]
+    if d.empty:  # every bin under 10 examples (a small test split): no plot rather than an empty figure
+        return None
     d["exact_pct"] = d["correct"] / d["n"] * 100
     labels = list(dict.fromkeys(d["task"] + " · " + d["size"]))
     fig, axes = plt.subplots(1, len(labels), figsize=(5.2 * len(labels), 3.8), squeeze=False)
@@ -347,7 +367,8 @@ def build(store: Store, sessions: list[str], reference: str | None = None, tasks
     env, warnings = environment(store, sessions)
     ok_keys = set(runs.loc[runs["status"] == "ok", "key"])
     failures = runs[(runs["status"] != "ok") & ~runs["key"].isin(ok_keys)][["task", "model", "size", "seed", "error"]]
-    return {"runs": runs, "table": table, "figures": figs, "env": env, "warnings": warnings, "failures": failures, "reference": reference}
+    return {"runs": runs, "table": table, "figures": figs, "env": env, "warnings": warnings, "failures": failures, "reference": reference,
+            "overlap": overlap_notes(runs)}
 
 
 def write(store: Store, sessions: list[str], out: str, reference: str | None = None, tasks: list[str] | None = None) -> dict[str, str]:
@@ -369,6 +390,7 @@ def write(store: Store, sessions: list[str], out: str, reference: str | None = N
         parts.append("<p>No run finished.</p>")
     else:
         parts.append("<h3>Quality</h3>" + html_table(r["table"], QUALITY_COLS))
+        parts += [f"<p class='warn'>Test overlap — {html.escape(n)}</p>" for n in r["overlap"]]
         parts.append("<h3>Speed and cost</h3>" + html_table(r["table"], SPEED_COLS))
     if not r["failures"].empty:
         parts.append("<h2>Failed runs</h2>" + r["failures"].to_html(index=False, escape=True))
@@ -376,7 +398,9 @@ def write(store: Store, sessions: list[str], out: str, reference: str | None = N
     if r["table"].empty:
         md += ["No run finished.", ""]
     else:
-        md += ["## Quality", "", markdown_table(r["table"], QUALITY_COLS), "", "## Speed and cost", "", markdown_table(r["table"], SPEED_COLS), ""]
+        md += ["## Quality", "", markdown_table(r["table"], QUALITY_COLS), ""] + [f"> Test overlap — {n}" for n in r["overlap"]]
+        md += [""] if r["overlap"] else []
+        md += ["## Speed and cost", "", markdown_table(r["table"], SPEED_COLS), ""]
     for f in r["figures"]:
         with open(os.path.join(out, f.name + ".png"), "wb") as fh:
             fh.write(f.png)

@@ -119,10 +119,16 @@ def cmd_list(a: argparse.Namespace) -> int:
         from bench.results.store import Store
 
         if os.path.exists(a.store):
+            from bench.results.outcome import outcomes
+
             store = Store.open_existing(a.store)
             print(f"sessions in {a.store}:")
-            for s in store.sessions():
-                print(f"  {s['id']}  {s['status']:11s} {s['runs']:4d} runs  suite={s['suite'] or '-'}  {s['env'].get('device_name', '')}")
+            for s in store.sessions():  # the status as it is now: a session whose process died reads interrupted
+                who = ""
+                if s["status"] == "running" and (owners := store.session_owners(s["id"])):
+                    who = f"  ({owners[-1].describe()})"
+                print(f"  {s['id']}  {s['status']:11s} {outcomes(store.runs(s['id'])).text()}  suite={s['suite'] or '-'}  "
+                      f"{s['env'].get('device_name', '')}{who}")
         else:
             print(f"sessions: none ({a.store} does not exist yet)")
     return 0

@@ -8,7 +8,9 @@ Rules (the README's "Beyond one machine" says the same):
 * The same session id in several stores is one session: the shards of a suite run with a common
   ``--session-id``, or a store merged twice. Its runs are the union; its start is the earliest part's, its
   end the latest's; it is ``finished`` only when every part finished; its environment is the earliest
-  part's, plus ``parts``: each part's shard, host, device, times, status, command and calibration.
+  part's, plus ``parts``: each part's shard, host, device, times, status, command and calibration. The
+  records of the processes that ran it come along, so a part whose process died reads ``interrupted`` in
+  OUT as it does where it ran.
 * Within one session a run key appears once. Seen twice with different contents (a shard run twice, a
   failed run resumed), the one that finished later wins -- the command says which it kept and which it
   dropped; ties prefer an ``ok`` run, then the later store on the command line. An identical copy (the
@@ -145,6 +147,10 @@ def merge(out: str, inputs: list[str]) -> MergeResult:
                 else:
                     res.sessions_new += 1
                     w.put_session(joined, exists=False)
+                for d in dumps:  # who ran it, so its status is derived in OUT as where it ran (bench.results.owners)
+                    for o in d.owners:
+                        if o["session"] == sid:
+                            w.put_owner(o)
                 _merge_runs(w, sid, have, dumps, out, res)
                 note = _shard_note(sid, json.loads(joined["env"]), w.distinct_keys(sid))
                 if note:

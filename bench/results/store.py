@@ -16,11 +16,12 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError
+from bench.results import owners
 
 SCHEMA_VERSION = 1
 DEFAULT_PATH = os.path.join("results", "bench.sqlite")
@@ -71,6 +72,7 @@ class Dump:
     path: str
     sessions: dict[str, dict[str, Any]]
     runs: list[dict[str, Any]]  # with "id" (its row id in that store)
+    owners: list[dict[str, Any]] = field(default_factory=list)  # who ran each session (bench.results.owners)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class Store:
             self.db.execute("PRAGMA busy_timeout=60000")
             with self.db:
                 self.db.executescript(_SCHEMA)
+                self.db.executescript(owners.SCHEMA)  # who runs a session (bench.results.owners): version-1 tables too
                 self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except (sqlite3.Error, OSError) as e:
             raise UserError(f"{path}: cannot open the results store ({e})") from None
@@ -167,10 +170,10 @@ class Store:
             "SELECT s.id, s.started, s.finished, s.status, s.suite, s.command, s.env, "
             "(SELECT COUNT(*) FROM runs r WHERE r.session = s.id) FROM sessions s ORDER BY s.started, s.id"
         ).fetchall()
-        return [
+        return owners.derive(self.db, [  # a "running" session whose process is gone reads "interrupted"
             {"id": r[0], "started": r[1], "finished": r[2], "status": r[3], "suite": r[4], "command": r[5], "env": json.loads(r[6]), "runs": r[7]}
             for r in rows
-        ]
+        ])
 
     def session(self, ref: str) -> dict[str, Any]:
         """A session by id, unique id prefix, or ``latest``."""
@@ -185,16 +188,41 @@ class Store:
         return hits[0]
 
     def resumable(self, suite: str | None) -> str:
-        """The latest session of ``suite`` that did not finish (``--resume`` with no id)."""
-        cands = [s for s in self.sessions() if s["suite"] == suite and s["status"] != "finished"]
+        """The latest session of ``suite`` that did not finish and that no live process runs (``--resume`` with no id)."""
+        mine = [s for s in self.sessions() if s["suite"] == suite and s["status"] != "finished"]
+        cands = [s for s in mine if s["status"] != "running" or not owners.owners(self.db, s["id"])]
         if not cands:
-            raise UserError(f"{self.path}: no unfinished session of suite {suite or '(none)'!r} to resume")
+            live = f" (session {mine[-1]['id']} is still running in another process)" if mine else ""
+            raise UserError(f"{self.path}: no unfinished session of suite {suite or '(none)'!r} to resume{live}")
         return cands[-1]["id"]
 
+    # who runs a session (bench.results.owners) ---------------------------------------------------------
+    def acquire(self, sid: str, resume: bool) -> owners.Owner:
+        """This process becomes ``sid``'s owner; refused (UserError) while another process runs it."""
+        return owners.acquire(self.db, self.path, sid, resume)
+
+    def claim(self, owner: owners.Owner, key: str) -> bool:
+        """Claim run ``key`` before it starts: False when it is done already or another live process holds it."""
+        return owners.claim(self.db, self.path, owner, key)
+
+    def release(self, owner: owners.Owner, status: str | None) -> None:
+        """Let go of the session, setting its status (when still its owner)."""
+        owners.release(self.db, self.path, owner, status)
+
+    def session_owners(self, sid: str) -> list[owners.Owner]:
+        """Every process that worked on ``sid``, oldest first."""
+        return owners.owners(self.db, sid)
+
     # runs ---------------------------------------------------------------------------------------------
-    def add_run(self, r: RunRecord) -> int:
-        """Commit one finished (or failed) run in its own transaction."""
+    def add_run(self, r: RunRecord, claim: str | None = None) -> int:
+        """Commit one finished (or failed) run in its own transaction.
+
+        ``claim``: the owner token that claimed the run (``claim``); the run is stored only while that claim
+        stands, and the claim is released with it.
+        """
         with self._tx() as db:
+            if claim is not None:
+                owners.settle_claim(db, r.session, r.key, claim)
             cur = db.execute(
                 "INSERT INTO runs(session, key, task, model, size, seed, config, config_hash, status, error, started, finished, "
                 "metrics, history, samples) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -259,11 +287,15 @@ class Store:
     def done_keys(self, session: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT key FROM runs WHERE session=? AND status='ok'", (session,))}
 
+    def stored_keys(self, session: str) -> set[str]:
+        """Every run key the session has a record of, ok or failed: the runs it ran."""
+        return {r[0] for r in self.db.execute("SELECT DISTINCT key FROM runs WHERE session=?", (session,))}
+
 
 def _dump(db: sqlite3.Connection, path: str) -> Dump:
     sessions = {r[0]: dict(zip(SESSION_COLS, r)) for r in db.execute(f"SELECT {', '.join(SESSION_COLS)} FROM sessions")}
     runs = [dict(zip(("id",) + RUN_COLS, r)) for r in db.execute(f"SELECT id, {', '.join(RUN_COLS)} FROM runs ORDER BY id")]
-    return Dump(path, sessions, runs)
+    return Dump(path, sessions, runs, [{c: getattr(o, c) for c in owners.OWNER_COLS} for o in owners.owners(db)])
 
 
 class BulkWriter:
@@ -288,6 +320,11 @@ class BulkWriter:
 
     def insert_run(self, row: dict[str, Any]) -> None:
         self.db.execute(f"INSERT INTO runs({', '.join(RUN_COLS)}) VALUES ({', '.join('?' * len(RUN_COLS))})", tuple(row[c] for c in RUN_COLS))
+
+    def put_owner(self, row: dict[str, Any]) -> None:
+        """An owner record of another store (a process that ran the session there); kept once per stint."""
+        self.db.execute(f"INSERT OR IGNORE INTO session_owners({', '.join(owners.OWNER_COLS)}) VALUES ({', '.join('?' * len(owners.OWNER_COLS))})",
+                        tuple(row[c] for c in owners.OWNER_COLS))
 
     def distinct_keys(self, session: str) -> int:
         return int(self.db.execute("SELECT COUNT(DISTINCT key) FROM runs WHERE session=?", (session,)).fetchone()[0])

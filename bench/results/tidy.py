@@ -20,6 +20,7 @@ RUN_COLUMNS = [
     *(m.name for m in CATALOGUE),
     "wall_to_target_s", "train_examples_per_s", "decode_tokens_per_s", "mode", "capture", "src_len", "tgt_len", "batch_size",
     "error", "key", "config_hash", "model_options", "device", "amp", "model_order", "model_is_reference",
+    "data_source", "test_questions", "test_questions_in_train", "test_examples_in_train",  # the split's test/train overlap
 ]
 
 

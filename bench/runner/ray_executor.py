@@ -183,9 +183,10 @@ class RayExecutor:
         cache: dict[tuple, int] = {}
         order = sorted(specs, key=lambda s: (-cost(s, cache), s.key()))
         pending: dict[Any, tuple[RunSpec, str]] = {}
-        for spec in order:
-            pending[remote.remote(spec, ctx.sc, ctx.device.type, res["num_cpus"])] = (spec, now())
         try:
+            for spec in order:  # each run claimed as it is handed to the cluster
+                if ctx.claimed(spec):
+                    pending[remote.remote(spec, ctx.sc, ctx.device.type, res["num_cpus"])] = (spec, now())
             while pending:
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
                 spec, submitted = pending.pop(ref)

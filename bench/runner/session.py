@@ -3,6 +3,12 @@
 A run that diverges, runs out of memory or raises is recorded as failed with its reason, and the session
 goes on; Ctrl-C marks the session interrupted and leaves every finished run in the store, so ``--resume``
 continues where it stopped (a run is identified by task, model, size, seed and the hash of its config).
+
+One process works on a session at a time (``bench.results.owners``): it owns the session, keeps a heartbeat,
+and claims each run before it starts, so two ``--resume`` of one session never store a run twice, and a
+session whose process was killed reads ``interrupted`` without anyone cleaning up. A session is
+``finished`` only when every one of its runs is stored; a store that refused a write, Ctrl-C or any other
+error leaves it ``interrupted``, for ``--resume`` to continue.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from bench.data import tasks
 from bench.errors import UserError
 from bench.measure.device import resolve_device
 from bench.results.calibration import peak_flops
+from bench.results.owners import Heartbeat, Owner, SessionLost
 from bench.results.store import RunRecord, Store
 from bench.runner.cache import DataCache
 from bench.runner.execute import now
@@ -103,29 +110,49 @@ def run_session(
     sc = replace(sc, peaks=tuple((amp, f) for amp in AMP if (f := peak_flops(cal, amp)) is not None))
     if resume:
         sid = resume
-        done = store.done_keys(sid)
-        store.finish_session(sid, None, "running")  # type: ignore[arg-type]
+        owner = store.acquire(sid, resume=True)  # refused while another process runs the session
     else:
         sid = session_id or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
         env = ex.environment(device) | {"session_config": asdict(sc), "suite": suite, "calibration": cal} | (env_extra or {})
         store.add_session(sid, now(), suite, command, env)
-        done = set()
-    todo = [s for s in specs if s.key() not in done]
+        owner = store.acquire(sid, resume=False)
+    done = store.done_keys(sid)  # read as the owner: nobody adds to it meanwhile
+    todo = list({s.key(): s for s in specs if s.key() not in done}.values())
     progress = progress or Progress(len(todo))
     progress.total = len(todo)
-    status = "finished"
+    beat = Heartbeat(store.path, owner.token).start() if store.path != ":memory:" else None
+    status: str | None = "interrupted"  # until every run of the session is stored
+    clean = False
+    ctx = RunContext(cache, device, sc, progress, claim=lambda spec: store.claim(owner, spec.key()))
     try:
-        for o in ex.map(todo, RunContext(cache, device, sc, progress)):  # each outcome as its run ends
+        for o in ex.map(todo, ctx):  # each outcome as its run ends
             spec = o.spec
             rec_status = "ok" if o.error is None else "failed"
             detail = o.error or (f"{o.metrics['step_s'] * 1000:.2f} ms/step, {o.metrics['train_tokens_per_s']:,.0f} tok/s" if spec.throughput.enabled
                                  else f"test exact {o.metrics['test_exact_match']:.1%}")
             store.add_run(RunRecord(sid, spec.key(), spec.data.name, spec.model, spec.size, spec.seed, spec.config(), spec.config_hash(),
-                                    rec_status, o.error, o.started, o.finished, o.metrics, o.history, o.samples))
+                                    rec_status, o.error, o.started, o.finished, o.metrics, o.history, o.samples), claim=owner.token)
             progress.end_run(rec_status, detail)
-    except KeyboardInterrupt:
-        status = "interrupted"
+        # Only a session that ran every run is finished; one whose store refused a write, or that was stopped, is not.
+        if {s.key() for s in specs} <= store.stored_keys(sid):
+            status = "finished"
+        clean = True
+    except SessionLost:
+        status = None  # the session is another process's now: its status is not ours to set
         raise
     finally:
-        store.finish_session(sid, now(), status)
+        if beat is not None:
+            beat.stop()
+        _release(store, owner, status, raising=not clean)
     return sid
+
+
+def _release(store: Store, owner: Owner, status: str | None, raising: bool) -> None:
+    """Let go of the session. When that write fails too (the store still locked) while an error is already on its
+    way out (``raising``), that error is the one to report: the session reads ``interrupted`` once this process
+    has ended, its owner gone."""
+    try:
+        store.release(owner, status)
+    except UserError:
+        if not raising:
+            raise

@@ -129,3 +129,44 @@ def test_screenshot_of_a_report_is_a_real_picture(store, tmp_path):
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     w, h = struct.unpack(">II", head[16:24])
     assert (w, h) == (1000, 1500)
+
+
+def test_the_test_overlap_of_a_files_split_is_shown_beside_its_task(store, tmp_path):
+    over = {"data_source": "file:date.txt", "test_questions": 4907, "test_questions_in_train": 1371, "test_examples_in_train": 1405}
+    add(store, "s1", "attention", 0, metrics(0.99, 1000.0) | over, key="date/attention/small/0/book")
+    add(store, "s1", "seq2seq", 5, metrics(0.5, 1000.0) | {"data_source": "generator:date", "test_questions": 2000,
+                                                           "test_questions_in_train": 0, "test_examples_in_train": 0})
+    paths = report.write(store, ["s1"], str(tmp_path / "r"))
+    md = open(paths["md"], encoding="utf-8").read()
+    quality = md[md.index("## Quality"):md.index("## Speed and cost")]
+    note = "date (file:date.txt): 1,371 of its 4,907 distinct test questions (27.9%) also appear in its training split (1,405 test examples)"
+    assert note in quality  # beside the task's rows, in the quality section
+    assert md.count("Test overlap") == 1  # the generated task's split is disjoint: no line
+    assert note in open(paths["html"], encoding="utf-8").read()
+
+
+BOOK_DATE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "book", "date.txt")
+
+
+@pytest.mark.skipif(not os.path.exists(BOOK_DATE), reason="the book's date.txt is not available beside this checkout")
+def test_a_run_on_the_books_date_file_stores_its_overlap_and_the_report_shows_it(tmp_path):
+    import numpy as np
+
+    path = str(tmp_path / "s.sqlite")
+    rc, _, err = run_cli(["run", "--task-file", BOOK_DATE, "--model", "attention", "--size", "tiny", "--epochs", "1", "--train-size", "2000",
+                          "--device", "cpu", "--threads", "1", "--store", path])
+    assert rc == 0, err
+    with open(BOOK_DATE, encoding="utf-8") as f:  # the book's split, computed here independently
+        questions = [line.split("_", 1)[0].rstrip(" ") for line in f.read().splitlines()]
+    idx = np.arange(len(questions))
+    np.random.RandomState(1984).shuffle(idx)
+    cut = len(idx) - len(idx) // 10
+    train = {questions[i] for i in idx[:cut][:2000]}
+    test = {questions[i] for i in idx[cut:]}
+    st = Store.open_existing(path)
+    (r,) = st.runs()
+    assert (r.metrics["test_questions"], r.metrics["test_questions_in_train"]) == (len(test), len(test & train))
+    rc, _, err = run_cli(["report", "--store", path, "--out", str(tmp_path / "r")])
+    assert rc == 0, err
+    md = (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
+    assert f"date (file:date.txt): {len(test & train):,} of its {len(test):,} distinct test questions" in md
