@@ -60,7 +60,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     from bench.results.store import Store
     from bench.results.tidy import filter_sessions, select_sessions
 
-    store = Store.open_existing(a.store)
+    store = Store.open_read_only(a.store)
     filtering = a.device or a.commits
     ids = select_sessions(store, a.sessions or ("all" if filtering and a.session == "latest" else a.session))
     if filtering:
@@ -113,7 +113,7 @@ def cmd_list(a: argparse.Namespace) -> int:
         from bench.results.store import Store
 
         if os.path.exists(a.store):
-            store = Store.open_existing(a.store)
+            store = Store.open_read_only(a.store)
             print(f"sessions in {a.store}:")
             for s in store.sessions():
                 print(f"  {s['id']}  {s['status']:11s} {s['runs']:4d} runs  suite={s['suite'] or '-'}  {s['env'].get('device_name', '')}")
@@ -126,7 +126,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     from bench.results.store import Store
     from bench.results.tidy import runs_frame, select_sessions
 
-    store = Store.open_existing(a.store)
+    store = Store.open_read_only(a.store)
     df = runs_frame(store, select_sessions(store, a.session))
     if a.format == "csv":
         df = df.assign(epoch_seconds=df["epoch_seconds"].map(json.dumps), test_by_length=df["test_by_length"].map(json.dumps))
