@@ -29,13 +29,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from models.base import Generation, Seq2Seq, finish_tokens
+from models.options import DROPOUT, POSITIVE
 from models.registry import ModelMeta, register
+
+POSITIONS = ("sinusoidal", "learned")  # position encodings (TransformerConfig.positions)
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,10 @@ class TransformerConfig:
     dropout: float = 0.1  # on attention weights, sublayer outputs and embeddings (Vaswani §5.4: 0.1)
     positions: str = "sinusoidal"  # "sinusoidal" (no parameters) | "learned" (adds max_positions * d_model)
     max_positions: int = 512  # longest sequence the position table covers (source or target)
+
+    # models.options: the range or choices of each option (refused before anything runs)
+    LIMITS: ClassVar[dict] = {"d_model": POSITIVE, "heads": POSITIVE, "enc_layers": POSITIVE, "dec_layers": POSITIVE, "ff": POSITIVE,
+                              "dropout": DROPOUT, "positions": POSITIONS, "max_positions": POSITIVE}
 
 
 def sinusoids(n: int, d: int) -> torch.Tensor:
@@ -178,7 +186,7 @@ class Transformer(Seq2Seq):
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
-        if cfg.positions not in ("sinusoidal", "learned"):
+        if cfg.positions not in POSITIONS:
             raise ValueError(f"unknown positions {cfg.positions!r}; use sinusoidal or learned")
         self.cfg = cfg
         d, V = cfg.d_model, cfg.vocab_size

@@ -25,11 +25,15 @@ from bench.runner.execute import now
 from bench.runner.executor import Executor, LocalExecutor, RunContext
 from bench.runner.progress import Progress
 from bench.spec.run import AMP, RunSpec, SessionConfig
+from bench.spec.suite import where_key
 from bench.train.seeding import set_deterministic
 
 
 def validate(spec: RunSpec) -> None:
-    """What the spec cannot check without the model code: the model, its size and its options exist.
+    """What the spec cannot check without the model code: the model and its size exist, and its options fit the
+    model's config -- known fields, of the right type and range (``models.options``), and a model its
+    constructor accepts (built once on the meta device: no memory, no time). So ``--option hidden=0`` is
+    refused here, before any run starts, not stored as a failed run.
 
     Every value of the spec itself was checked when it was built (``bench.spec.run``).
     """
@@ -37,19 +41,48 @@ def validate(spec: RunSpec) -> None:
         raise UserError(f"unknown model {spec.model!r}; known models: {', '.join(models.names())}")
     if spec.size not in models.sizes(spec.model):
         raise UserError(f"model {spec.model!r} has no size {spec.size!r}; sizes: {', '.join(models.sizes(spec.model))}")
+    where = where_key(spec.origin, "model_options")
+    options = dict(spec.model_options)
     try:
-        models.config(spec.model, 10, spec.size, **dict(spec.model_options))
+        models.config(spec.model, 10, spec.size, **options)
+    except models.OptionError as e:
+        raise UserError(f"{where}: {spec.model} option {e.key} {e.rule}") from None
     except (KeyError, TypeError) as e:
-        raise UserError(str(e).strip("'\"")) from None
+        why = str(e).strip("'\"")  # a KeyError's message comes quoted
+        raise UserError(f"{where}: {why}") from None
+    if options:  # what ties fields together (an even width for a bidirectional encoder, heads dividing d_model)
+        try:
+            with torch.device("meta"):
+                models.build(spec.model, 10, spec.size, **options)
+        except ValueError as e:
+            raise UserError(f"{where}: {spec.model} at size {spec.size} with {', '.join(f'{k}={v}' for k, v in spec.model_options)}: {e}") from None
     if spec.data.task_file is None:
         tasks.entry(spec.data.task)
+
+
+def check_device(spec: RunSpec, device: torch.device, data_parallel: bool = False) -> None:
+    """The one device and precision check: what a run asks of the device it will run on.
+
+    fp16 autocast needs CUDA (its loss scaling and kernels; on a CPU the LSTM kernels fail with an opaque
+    oneDNN error), and so does capturing steps as CUDA graphs, which also cannot capture data-parallel steps.
+    """
+    if device.type != "cuda":
+        if spec.train.amp == "fp16":
+            raise UserError(f"{where_key(spec.origin, 'amp')} fp16 needs a CUDA device; this session runs on {device.type} (use bf16 or off)")
+        if spec.train.capture == "cudagraph":
+            raise UserError(f"{where_key(spec.origin, 'capture')} cudagraph needs a CUDA device; this session runs on {device.type} "
+                            "(use eager or compile)")
+    if data_parallel and spec.train.capture == "cudagraph":
+        raise UserError(f"{where_key(spec.origin, 'capture')} cudagraph cannot capture data-parallel (--ddp) steps; use eager or compile")
 
 
 def check(specs: list[RunSpec], sc: SessionConfig, executor: Executor | None = None) -> DataCache:
     """Refuse bad input before a session exists: unknown names, impossible configs, bad data files."""
     for s in specs:
         validate(s)
-    (executor.resolve_device if executor is not None else resolve_device)(sc.device)
+    device = (executor.resolve_device if executor is not None else resolve_device)(sc.device)
+    for s in specs:
+        check_device(s, device, getattr(executor, "parallel", None) is not None)
     cache = DataCache()
     for s in specs:
         cache.get(s.data)
