@@ -24,6 +24,9 @@ AMP = ("off", "bf16", "fp16")  # autocast precisions (bf16 also on CPUs with bf1
 # or the step captured once as a CUDA graph and replayed (fixed shapes; CUDA only). DESIGN: launch overhead.
 CAPTURE = ("eager", "compile", "cudagraph")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+# The longest generated source a run may ask for (train_lengths, test_lengths, a --length sweep point): Long
+# Range Arena's longest sequences. Far beyond it, generating the data alone takes minutes and gigabytes.
+MAX_LENGTH = 16_384
 
 
 class SpecError(UserError):
@@ -113,8 +116,8 @@ class DataSpec:
             _number(w, "train_size", self.train_size, low=1, low_open=False, integer=True)
         for k in ("train_lengths", "test_lengths"):
             v = getattr(self, k)
-            if v is not None and not (len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v) and 1 <= v[0] <= v[1]):
-                raise SpecError(w, k, f"must be [low, high] with 1 <= low <= high, got {list(v)!r}")
+            if v is not None and not (len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v) and 1 <= v[0] <= v[1] <= MAX_LENGTH):
+                raise SpecError(w, k, f"must be [low, high] with 1 <= low <= high <= {MAX_LENGTH:,}, got {list(v)!r}")
 
     @property
     def name(self) -> str:
