@@ -114,6 +114,10 @@ def connect_read_only(path: str) -> sqlite3.Connection:
     nothing beyond the file itself holds data, and ``immutable=1`` reads the file as it is, creating nothing
     and taking no locks. The one case left -- a log without its ``-shm`` in a read-only folder -- cannot be
     read by SQLite without writing, and is refused rather than read without the log's runs.
+
+    The limit of ``immutable``: a writer that starts while such a reader reads is not seen by it (the reader
+    reads the store as it was). Writers keep their log until their last commit is folded into the file, which
+    happens after a thousand pages of writes or when they close -- not within the second a reader takes.
     """
     wal, shm, journal = (os.path.exists(path + s) for s in ("-wal", "-shm", "-journal"))
     folder_writable = os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
