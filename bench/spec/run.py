@@ -52,7 +52,9 @@ def _number(owner: str, name: str, v: Any, *, low: float | None = None, low_open
         want = "finite"
     if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
         raise SpecError(owner, name, f"must be {kind} {want}, got {v!r}")
-    if not math.isfinite(v) or (low is not None and (v <= low if low_open else v < low)) or (high is not None and v > high):
+    if not math.isfinite(v):
+        raise SpecError(owner, name, f"must be a finite number{'' if want == 'finite' else ' ' + want}, got {v!r}")
+    if (low is not None and (v <= low if low_open else v < low)) or (high is not None and v > high):
         raise SpecError(owner, name, f"must be {want}, got {v!r}")
 
 
