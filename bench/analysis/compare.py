@@ -253,7 +253,7 @@ def groups_from_frame(df: Any) -> dict[tuple[str, str, str], Group]:
 
 
 def side_from_store(store_path: str, ref: str) -> Side:
-    store = Store.open_existing(store_path)
+    store = Store.open_read_only(store_path)
     try:
         s = store.session(ref)
         df = runs_frame(store, [s["id"]])

@@ -27,6 +27,7 @@ import seaborn as sns  # noqa: E402
 from bench.analysis.environment import differences  # noqa: E402
 from bench.analysis.stats import pareto_front, summarize  # noqa: E402
 from bench.errors import UserError  # noqa: E402
+from bench.results.files import write_files  # noqa: E402
 from bench.results.metrics import metric, of_kind  # noqa: E402
 from bench.results.store import Store  # noqa: E402
 from bench.results.tidy import epochs_frame, runs_frame  # noqa: E402
@@ -373,10 +374,7 @@ def build(store: Store, sessions: list[str], reference: str | None = None, tasks
 
 def write(store: Store, sessions: list[str], out: str, reference: str | None = None, tasks: list[str] | None = None) -> dict[str, str]:
     r = build(store, sessions, reference, tasks)
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"{out}: cannot create the report folder ({e})") from None
+    outputs: dict[str, bytes | str] = {}  # written together at the end, all or none (a full disk leaves nothing)
     title = f"s2sbench report — {', '.join(sessions)}"
     ref_note = f"Speed ratios in brackets are relative to <b>{html.escape(reference)}</b> (below 1 is faster for times, above 1 for throughput)." if reference else ""
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
@@ -402,8 +400,7 @@ def write(store: Store, sessions: list[str], out: str, reference: str | None = N
         md += [""] if r["overlap"] else []
         md += ["## Speed and cost", "", markdown_table(r["table"], SPEED_COLS), ""]
     for f in r["figures"]:
-        with open(os.path.join(out, f.name + ".png"), "wb") as fh:
-            fh.write(f.png)
+        outputs[f.name + ".png"] = f.png
         b64 = base64.b64encode(f.png).decode()
         parts.append(f"<h2>{html.escape(f.title)}</h2><figure><img alt='{html.escape(f.title)}' src='data:image/png;base64,{b64}'>"
                      f"<figcaption>{html.escape(f.caption)}</figcaption></figure>")
@@ -412,12 +409,11 @@ def write(store: Store, sessions: list[str], out: str, reference: str | None = N
     md += ["## Environment", "", markdown_frame(r["env"])]
     parts.append("</body></html>")
     paths = {"html": os.path.join(out, "index.html"), "md": os.path.join(out, "report.md"), "csv": os.path.join(out, "runs.csv")}
-    with open(paths["html"], "w", encoding="utf-8") as fh:
-        fh.write("\n".join(parts))
-    with open(paths["md"], "w", encoding="utf-8") as fh:
-        fh.write("\n".join(md) + "\n")
+    outputs["index.html"] = "\n".join(parts)
+    outputs["report.md"] = "\n".join(md) + "\n"
     runs = r["runs"].assign(epoch_seconds=r["runs"]["epoch_seconds"].map(json.dumps), test_by_length=r["runs"]["test_by_length"].map(json.dumps))
-    runs.to_csv(paths["csv"], index=False)
+    outputs["runs.csv"] = runs.to_csv(index=False)
+    write_files(out, outputs, "report")
     return paths
 
 

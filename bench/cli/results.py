@@ -65,7 +65,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     from bench.results.store import Store
     from bench.results.tidy import filter_sessions, select_sessions
 
-    store = Store.open_existing(a.store)
+    store = Store.open_read_only(a.store)
     filtering = a.device or a.commits
     ids = select_sessions(store, a.sessions or ("all" if filtering and a.session == "latest" else a.session))
     if filtering:
@@ -121,7 +121,7 @@ def cmd_list(a: argparse.Namespace) -> int:
         if os.path.exists(a.store):
             from bench.results.outcome import outcomes
 
-            store = Store.open_existing(a.store)
+            store = Store.open_read_only(a.store)
             print(f"sessions in {a.store}:")
             for s in store.sessions():  # the status as it is now: a session whose process died reads interrupted
                 who = ""
@@ -146,7 +146,7 @@ def cmd_export(a: argparse.Namespace) -> int:
         raise UserError("--experiment goes with --to mlflow")
     if a.to == "tensorboard" and not a.dest:
         raise UserError("export --to tensorboard needs the log folder: s2sbench export --to tensorboard DIR")
-    store = Store.open_existing(a.store)
+    store = Store.open_read_only(a.store)
     if a.to:
         return _export_to(a, store, select_sessions(store, a.session))
     df = runs_frame(store, select_sessions(store, a.session))

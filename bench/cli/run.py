@@ -101,10 +101,8 @@ def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
 def cmd_run(a: argparse.Namespace) -> int:
     from bench.results.store import Store
     from bench.runner.session import check, run_session
-    from bench.spec.run import SessionConfig
-
     suite, specs = specs_from_flags(a)
-    sc = SessionConfig(device=a.device, threads=a.threads or None, deterministic=a.deterministic)
+    sc = args.session_config(a.device, a.threads, a.deterministic)
     env_extra: dict[str, Any] = {}
     if a.shard:
         from bench.runner.shard import select
@@ -114,8 +112,6 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise UserError("--address goes with --executor ray")
     if a.ddp and a.executor == "ray":
         raise UserError("--ddp runs under torchrun, not with --executor ray")
-    if a.ddp and any(s.train.capture == "cudagraph" for s in specs):
-        raise UserError("--ddp with --capture cudagraph: a captured step cannot hold DDP's gradient all-reduce; use eager or compile")
     executor: Any = None
     group: Any = None
     try:

@@ -97,12 +97,42 @@ class RunRecord:
 
 def check_sqlite_file(path: str) -> None:
     """Refuse a file that is not SQLite at all before anything opens (and so changes) it."""
+    if os.path.isdir(path):
+        raise UserError(f"{path}: a folder, not a results store")
     try:
         with open(path, "rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
                 raise UserError(f"{path}: not a results store (not an SQLite file)")
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e})") from None
+
+
+def connect_read_only(path: str) -> sqlite3.Connection:
+    """An SQLite connection that can only read the store at ``path``, and leaves nothing beside it.
+
+    A plain connection (even ``mode=ro``) to a WAL store creates ``-wal`` and ``-shm`` files next to it and
+    cannot open it at all on read-only media. So: where a writer is at work (or was: its ``-wal`` file is
+    there), read through its log with ``mode=ro``, which reuses the files that exist; where there is no log,
+    nothing beyond the file itself holds data, and ``immutable=1`` reads the file as it is, creating nothing
+    and taking no locks. The one case left -- a log without its ``-shm`` in a read-only folder -- cannot be
+    read by SQLite without writing, and is refused rather than read without the log's runs.
+
+    The limit of ``immutable``: a writer that starts while such a reader reads is not seen by it (the reader
+    reads the store as it was). Writers keep their log until their last commit is folded into the file, which
+    happens after a thousand pages of writes or when they close -- not within the second a reader takes.
+    """
+    wal, shm, journal = (os.path.exists(path + s) for s in ("-wal", "-shm", "-journal"))
+    folder_writable = os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
+    uri = Path(path).resolve().as_uri()
+    if wal and not shm and not folder_writable:
+        raise UserError(f"{path}: its write-ahead log {os.path.basename(path)}-wal can only be read in a writable folder; "
+                        "copy the store with its -wal file to one")
+    try:
+        db = sqlite3.connect(uri + ("?mode=ro" if wal or journal else "?immutable=1"), uri=True, timeout=60.0)
+        db.execute("PRAGMA query_only=ON")
+    except sqlite3.Error as e:
+        raise UserError(f"{path}: cannot open the results store ({e})") from None
+    return db
 
 
 class Store:
@@ -137,6 +167,31 @@ class Store:
             raise UserError(f"{path}: no results store here (run a session first)")
         check_sqlite_file(path)
         return cls(path)
+
+    @classmethod
+    def open_read_only(cls, path: str) -> Store:
+        """Open for reading only (list, export, report, compare, merge's inputs): the store's bytes stay as they
+        are, no ``-wal``/``-shm`` file is left beside it, and a store on read-only media can be read."""
+        if not os.path.exists(path):
+            raise UserError(f"{path}: no results store here (run a session first)")
+        check_sqlite_file(path)
+        self = cls.__new__(cls)
+        self.path, self.db = path, connect_read_only(path)
+        try:
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not {"meta", "sessions", "runs"} <= tables:
+                raise UserError(f"{path}: not a results store (an SQLite database of another program)")
+            v = self.schema_version()
+        except sqlite3.Error as e:
+            self.db.close()
+            raise UserError(f"{path}: cannot read the results store ({e})") from None
+        except UserError:
+            self.db.close()
+            raise
+        if v != SCHEMA_VERSION:
+            self.db.close()
+            raise UserError(f"{path}: store schema version {v}, this s2sbench reads version {SCHEMA_VERSION}")
+        return self
 
     def schema_version(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -251,14 +306,7 @@ class Store:
         if not os.path.exists(path):
             raise UserError(f"{path}: no such results store")
         check_sqlite_file(path)
-        try:
-            if os.access(path, os.W_OK) and os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
-                db = sqlite3.connect(path)  # read only by promise (query_only); closing it tidies the WAL files away
-                db.execute("PRAGMA query_only=ON")
-            else:  # a read-only file or folder (downloaded artifacts)
-                db = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
-        except sqlite3.Error as e:
-            raise UserError(f"{path}: cannot open ({e})") from None
+        db = connect_read_only(path)
         try:
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if not {"meta", "sessions", "runs"} <= tables:
@@ -276,13 +324,16 @@ class Store:
     @contextmanager
     def bulk(self) -> Iterator[BulkWriter]:
         """One transaction for many raw writes (merge): all of them land, or none."""
-        self.db.execute("BEGIN IMMEDIATE")
         try:
-            yield BulkWriter(self.db, self.path)
-            self.db.commit()
-        except BaseException:
-            self.db.rollback()
-            raise
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield BulkWriter(self.db, self.path)
+                self.db.commit()
+            except BaseException:
+                self.db.rollback()
+                raise
+        except sqlite3.Error as e:  # a full disk, a read-only file: one line, and the transaction rolled back
+            raise UserError(f"{self.path}: cannot write to the results store ({e}); nothing written") from None
 
     def done_keys(self, session: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT key FROM runs WHERE session=? AND status='ok'", (session,))}

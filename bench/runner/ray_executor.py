@@ -36,7 +36,7 @@ from bench.runner.cache import DataCache
 from bench.runner.execute import execute, failure_reason, now
 from bench.runner.executor import Outcome, RunContext
 from bench.runner.shard import cost
-from bench.spec.run import RunSpec, SessionConfig
+from bench.spec.run import RunSpec, SessionConfig, parse_device
 from bench.train.seeding import set_deterministic
 
 
@@ -142,6 +142,7 @@ class RayExecutor:
 
     # Executor ---------------------------------------------------------------------------------------
     def resolve_device(self, name: str) -> torch.device:
+        name = parse_device(name)  # the one device parser; what the cluster has is checked here
         gpus = self.ray.cluster_resources().get("GPU", 0)
         if name == "auto":
             return torch.device("cuda" if gpus else "cpu")

@@ -32,46 +32,69 @@ from bench.runner.execute import now
 from bench.runner.executor import Executor, LocalExecutor, RunContext
 from bench.runner.progress import Progress
 from bench.spec.run import AMP, RunSpec, SessionConfig
+from bench.spec.suite import where_key
 from bench.train.seeding import set_deterministic
 
 
 def validate(spec: RunSpec) -> None:
-    """What the spec cannot check without the model code: the model, its size and its options exist.
+    """What the spec cannot check without the model code: the model and its size exist, and its options fit the
+    model's config -- known fields, of the right type and range (``models.options``), and a model its
+    constructor accepts (built once on the meta device: no memory, no time). So ``--option hidden=0`` is
+    refused here, before any run starts, not stored as a failed run.
 
     Every value of the spec itself was checked when it was built (``bench.spec.run``).
     """
     if spec.model not in models.names():
         raise UserError(f"unknown model {spec.model!r}; known models: {', '.join(models.names())}")
     if spec.size not in models.sizes(spec.model):
-        where = f"{spec.origin}: key 'sizes': " if spec.origin else ""
-        raise UserError(f"{where}model {spec.model!r} has no size {spec.size!r}; sizes: {', '.join(models.sizes(spec.model))}")
+        raise UserError(f"{where_key(spec.origin, 'sizes')}: model {spec.model!r} has no size {spec.size!r}; sizes: {', '.join(models.sizes(spec.model))}")
+    where = where_key(spec.origin, "model_options")
+    options = dict(spec.model_options)
     try:
-        models.config(spec.model, 10, spec.size, **dict(spec.model_options))
+        models.config(spec.model, 10, spec.size, **options)
+    except models.OptionError as e:
+        raise UserError(f"{where}: {spec.model} option {e.key} {e.rule}") from None
     except (KeyError, TypeError) as e:
-        raise UserError(str(e).strip("'\"")) from None
+        why = str(e).strip("'\"")  # a KeyError's message comes quoted
+        raise UserError(f"{where}: {why}") from None
+    if options:  # what ties fields together (an even width for a bidirectional encoder, heads dividing d_model)
+        try:
+            with torch.device("meta"):
+                models.build(spec.model, 10, spec.size, **options)
+        except ValueError as e:
+            raise UserError(f"{where}: {spec.model} at size {spec.size} with {', '.join(f'{k}={v}' for k, v in spec.model_options)}: {e}") from None
     if spec.data.task_file is None:
         tasks.entry(spec.data.task)
     longest = models.longest_sequence(spec.model, spec.size, **dict(spec.model_options))
     lengths = [hi for lo_hi in (spec.data.train_lengths, spec.data.test_lengths) if lo_hi for hi in lo_hi[1:]]
     if longest is not None and lengths and max(lengths) + 1 > longest:  # the target is one longer (EOS)
-        where = f"{spec.origin}: key 'lengths'" if spec.origin else "--length"
-        raise UserError(f"{where}: sources of {max(lengths)} characters (targets of {max(lengths) + 1}) are beyond what {spec.model} at size "
+        raise UserError(f"{where_key(spec.origin, 'lengths')}: sources of {max(lengths)} characters (targets of {max(lengths) + 1}) are beyond what {spec.model} at size "
                         f"{spec.size} can position ({longest}); drop the point or give a longer table (model option max_positions)")
 
 
-def check_device(specs: list[RunSpec], device: torch.device) -> None:
-    """What a run needs of the device: a captured CUDA graph needs CUDA."""
-    for s in specs:
-        if s.train.capture == "cudagraph" and device.type != "cuda":
-            where = f"{s.origin}: key 'capture'" if s.origin else "--capture"
-            raise UserError(f"{where}: cudagraph needs a CUDA device, and this session runs on {device.type}; use eager or compile")
+def check_device(spec: RunSpec, device: torch.device, data_parallel: bool = False) -> None:
+    """The one device and precision check: what a run asks of the device it will run on.
+
+    fp16 autocast needs CUDA (its loss scaling and kernels; on a CPU the LSTM kernels fail with an opaque
+    oneDNN error), and so does capturing steps as CUDA graphs, which also cannot capture data-parallel steps.
+    """
+    if device.type != "cuda":
+        if spec.train.amp == "fp16":
+            raise UserError(f"{where_key(spec.origin, 'amp')} fp16 needs a CUDA device; this session runs on {device.type} (use bf16 or off)")
+        if spec.train.capture == "cudagraph":
+            raise UserError(f"{where_key(spec.origin, 'capture')} cudagraph needs a CUDA device; this session runs on {device.type} "
+                            "(use eager or compile)")
+    if data_parallel and spec.train.capture == "cudagraph":
+        raise UserError(f"{where_key(spec.origin, 'capture')} cudagraph cannot capture data-parallel (--ddp) steps; use eager or compile")
 
 
 def check(specs: list[RunSpec], sc: SessionConfig, executor: Executor | None = None) -> DataCache:
     """Refuse bad input before a session exists: unknown names, impossible configs, bad data files."""
     for s in specs:
         validate(s)
-    check_device(specs, (executor.resolve_device if executor is not None else resolve_device)(sc.device))
+    device = (executor.resolve_device if executor is not None else resolve_device)(sc.device)
+    for s in specs:
+        check_device(s, device, getattr(executor, "parallel", None) is not None)
     cache = DataCache()
     for s in specs:
         cache.get(s.data)

@@ -331,3 +331,83 @@ def test_the_divergence_rule() -> None:
     assert divergence(0.3, 3, 0.1, V) is None  # a wobble above a tiny loss: still far better than guessing
     late = divergence(5.0, 3, 1.0, V)  # was learning, now worse than guessing and five times epoch 1
     assert late is not None and "epoch 1's" in late
+
+
+# --- reading without writing ----------------------------------------------------------------------------
+
+
+def _closed_store(path: str) -> bytes:
+    st = Store(path)
+    st.add_session("s1", "2024-01-01T00:00:00+00:00", None, "c", {})
+    st.add_run(_record("s1", "k1"))
+    st.close()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_open_read_only_reads_and_leaves_nothing_beside_the_store(tmp_path) -> None:
+    path = str(tmp_path / "s.sqlite")
+    data = _closed_store(path)
+    st = Store.open_read_only(path)
+    assert [r.key for r in st.runs()] == ["k1"] and st.session("latest")["id"] == "s1"
+    with pytest.raises(UserError, match="cannot write"):  # query_only: a reader cannot write, even by mistake
+        st.add_session("s2", "2024-01-02T00:00:00+00:00", None, "c", {})
+    st.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sqlite"]
+    assert (tmp_path / "s.sqlite").read_bytes() == data
+
+
+def test_open_read_only_refuses_what_is_not_a_store(tmp_path) -> None:
+    with pytest.raises(UserError, match="a folder"):
+        Store.open_read_only(str(tmp_path))
+    with pytest.raises(UserError, match="no results store"):
+        Store.open_read_only(str(tmp_path / "none.sqlite"))
+    other = str(tmp_path / "other.db")
+    db = sqlite3.connect(other)
+    with db:
+        db.execute("CREATE TABLE notes (t TEXT)")
+    db.close()
+    with pytest.raises(UserError, match="another program"):
+        Store.open_read_only(other)
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_a_full_disk_during_a_bulk_write_is_one_error_and_rolls_back(tmp_path) -> None:
+    path = str(tmp_path / "s.sqlite")
+    _closed_store(path)
+    st = Store(path)
+    before = snapshot(path)
+    st.db.execute(f"PRAGMA max_page_count={st.db.execute('PRAGMA page_count').fetchone()[0]}")  # SQLITE_FULL on growth
+    with pytest.raises(UserError, match="full"):
+        with st.bulk() as w:
+            for i in range(50):
+                w.insert_run({**w.dump().runs[0], "key": f"k{i + 2}", "samples": "x" * 10_000})
+    st.close()
+    assert snapshot(path) == before
+
+
+def test_write_files_is_all_or_nothing(tmp_path, monkeypatch) -> None:
+    import errno
+    import os
+
+    from bench.results.files import write_files
+
+    (tmp_path / "keep.txt").write_text("old")
+    real, calls = os.write, []
+
+    def write(fd, data):  # the second file hits a full disk
+        if fd > 2:
+            calls.append(fd)
+            if len(calls) > 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    with pytest.raises(UserError, match="No space left"):
+        write_files(str(tmp_path / "new" / "deeper"), {"a.png": b"\x89PNG", "b.html": "<p>"}, "report")
+    with pytest.raises(UserError, match="No space left"):
+        write_files(str(tmp_path), {"keep.txt": "new", "other.txt": "x"}, "report")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"] and (tmp_path / "keep.txt").read_text() == "old"
+    monkeypatch.undo()
+    paths = write_files(str(tmp_path / "new"), {"a.png": b"\x89PNG", "b.html": "<p>é"}, "report")
+    assert open(paths["b.html"], encoding="utf-8").read() == "<p>é" and sorted(os.listdir(tmp_path / "new")) == ["a.png", "b.html"]
