@@ -284,5 +284,5 @@ register(
         "base": TransformerConfig(d_model=192, heads=6, enc_layers=3, dec_layers=3, ff=768),
     },
     "pre-norm encoder-decoder Transformer, SDPA attention, KV-cached greedy decoding",
-    ModelMeta(cost=20, attention=True),
+    ModelMeta(cost=20, attention=True, recurrent=False),
 )
