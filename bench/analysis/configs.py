@@ -100,6 +100,8 @@ def describe(key: str, value: Any) -> str:
         return f"{value} steps"
     if key.startswith("model_options."):
         return f"{key.split('.', 1)[1]}={'default' if value is None else value}"
+    if key == "data.train_lengths" and isinstance(value, tuple) and len(value) == 2:
+        return f"length {value[0]}" if value[0] == value[1] else f"lengths {value[0]}–{value[1]}"
     if key == "data.task_file" and isinstance(value, str):
         value = value.replace("\\", "/").rsplit("/", 1)[-1]
     shown = "–" if value is None else ("[" + ", ".join(map(str, value)) + "]") if isinstance(value, tuple) else value
@@ -113,6 +115,8 @@ def labels(configs: Mapping[str, Mapping[str, Any]], limit: int = 3) -> dict[str
     so a label stays short enough for a table cell, and the report's configuration list has them all.
     """
     keys = differing(configs.values())
+    if set(LENGTH_FIELDS) <= set(keys) and all(f.get(LENGTH_FIELDS[0]) == f.get(LENGTH_FIELDS[1]) for f in configs.values()):
+        keys.remove(LENGTH_FIELDS[1])  # one length for training and test (a sweep point): say it once
     out = {}
     for cid, flat in configs.items():
         parts = [describe(k, flat.get(k)) for k in keys]
