@@ -461,8 +461,10 @@ def crossover(sw: Sweep, recurrent: dict[str, bool]) -> str | None:
             clauses.append(f"faster than {m} at every length measured ({span}; {ratios[0][1]:.2f}× at {ratios[0][0]}, {ratios[-1][1]:.2f}× at {ratios[-1][0]})")
         else:
             near = _crossing(ratios[start - 1], ratios[start])
+            before = [L for L, r in ratios[: start - 1] if r > 1]  # the lines crossed before too: say so, the figure shows it
             clauses.append(f"faster than {m} from length {ratios[start][0]} on (the lines cross near {near:.0f}; "
-                           f"{ratios[start - 1][1]:.2f}× at {ratios[start - 1][0]}, {ratios[-1][1]:.2f}× at {ratios[-1][0]})")
+                           f"{ratios[start - 1][1]:.2f}× at {ratios[start - 1][0]}, {ratios[-1][1]:.2f}× at {ratios[-1][0]}"
+                           + (f"; also faster at {', '.join(map(str, before))}" if before else "") + ")")
     fails = sw.points[(sw.points["model_label"] == ref) & (sw.points["status"] != "ok")]
     tail = f" {ref} failed ({', '.join(f'{s} at {L}' for s, L in zip(fails['status'], fails['length']))})." if not fails.empty else ""
     return f"{sw.title}: in training tokens/s, {ref} is " + "; ".join(clauses) + "." + tail
@@ -586,6 +588,8 @@ def fig_learning_curves(ep: pd.DataFrame, table: pd.DataFrame, pal: dict) -> Fig
             ax.set(xlabel=xl, ylabel="validation exact match %", ylim=(-2, 102), title=lab)
             if x == "epoch":
                 ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+                lo, hi = d["epoch"].min(), d["epoch"].max()
+                ax.set_xlim(lo - max(0.5, (hi - lo) * 0.05), hi + max(0.5, (hi - lo) * 0.05))  # one epoch: not a 0.1-wide axis
             if col == 1 and ax.get_legend() is not None:
                 sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), frameon=False, title=None if style else "model")
     fig.tight_layout()

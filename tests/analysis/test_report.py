@@ -329,3 +329,13 @@ def test_a_sweep_without_the_recurrent_flag_says_so_and_takes_an_explicit_refere
     assert any("do not record which model is parallel over time" in n for n in r["sweep_notes"])
     r = report.build(sweep, ["w"], reference="transformer")
     assert r["sweep_reference"] == "transformer" and len(r["crossovers"]) == 1
+
+
+def test_lines_that_cross_twice_say_so(tmp_path):
+    s = Store(str(tmp_path / "x.sqlite"))
+    s.add_session("w", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
+    for L, (t, g) in {16: (1500.0, 1000.0), 64: (500.0, 900.0), 128: (420.0, 400.0)}.items():
+        add_tp(s, "w", "transformer", L, t)
+        add_tp(s, "w", "gnmt", L, g)
+    (line,) = report.build(s, ["w"])["crossovers"]
+    assert "faster than gnmt from length 128 on (the lines cross near" in line and "also faster at 16)" in line
