@@ -811,7 +811,7 @@ figure{margin:1rem 0} figure img{max-width:100%} figcaption{font-size:.85rem;col
 .note{font-size:.85rem;color:#555} h3{font-size:1rem;margin:1rem 0 .2rem}
 table.env td,table.env th{font-size:.75rem}
 table.sweep td,table.sweep th{text-align:right} table.sweep td:first-child,table.sweep th:first-child{text-align:left}
-table.conf td:last-child{text-align:left;white-space:normal} ul.cross{font-size:.9rem}
+table.conf td:last-child,table.fail td:last-child,table.fail th:last-child{text-align:left;white-space:normal;min-width:24rem} ul.cross{font-size:.9rem}
 """
 
 
@@ -855,7 +855,9 @@ def build(store: Store, sessions: list[str], reference: str | None = None, tasks
     tput = throughput_table(single)
     env, warnings = environment(store, sessions)
     ok_keys = set(runs.loc[runs["status"] == "ok", "key"])
-    failures = runs[(runs["status"] != "ok") & ~runs["key"].isin(ok_keys)][["task", "model", "size", "seed", "mode", "device", "error"]]
+    failed = annotate(runs)  # labelled like the rows, so 'attention [bf16]' says which configuration failed
+    failures = (failed[(failed["status"] != "ok") & ~failed["key"].isin(ok_keys)][["task", "label", "size", "seed", "mode", "device", "error"]]
+                .rename(columns={"label": "model"}))
     conf = configuration_rows([annotate(qruns), tput])
     return {"runs": runs, "table": table, "figures": figs, "env": env, "warnings": warnings, "failures": failures, "reference": reference,
             "sweeps": sweeps, "sweep_reference": sref, "crossovers": crossovers, "sweep_figures": sweep_figs, "throughput": tput,
@@ -930,11 +932,11 @@ def write(store: Store, sessions: list[str], out: str, reference: str | None = N
         md += ["No run finished.", ""]
     headers, body = r["configurations"]
     if body:
-        parts.append("<h2>Configurations</h2><p class='note'>Rows of one task, model and size that are different configurations, "
-                     "and every field on which they differ.</p>" + html_grid(headers, body, "conf"))
+        parts.append("<h2>Configurations</h2><p class='note'>Where a task, model and size ran in more than one configuration (failed "
+                     "runs included): each one, and every field on which it differs from the first.</p>" + html_grid(headers, body, "conf"))
         md += ["## Configurations", "", markdown_grid(headers, body), ""]
     if not r["failures"].empty:
-        parts.append("<h2>Failed runs</h2>" + r["failures"].to_html(index=False, escape=True, na_rep="–", border=0))
+        parts.append("<h2>Failed runs</h2>" + r["failures"].to_html(index=False, escape=True, na_rep="–", border=0, classes="fail"))
         md += ["## Failed runs", "", markdown_frame(r["failures"]), ""]
     for f in r["figures"]:
         h, m = _figure_parts(f, out)
