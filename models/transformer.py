@@ -502,5 +502,5 @@ register(
         "xl": TransformerConfig(d_model=768, heads=12, enc_layers=6, dec_layers=6, ff=3072),
     },
     "pre-norm encoder-decoder Transformer, SDPA attention, KV-cached greedy decoding",
-    ModelMeta(cost=20, attention=True),
+    ModelMeta(cost=20, attention=True, recurrent=False),
 )

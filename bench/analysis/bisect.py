@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from bench.analysis import compare as cmp
+from bench.analysis.configs import model_label
 from bench.errors import UserError
 from bench.results.metrics import BY_NAME
 from bench.results.store import Store
@@ -190,7 +191,7 @@ def configs_of(store_path: str, session: str, groups: set[tuple[str, str, str]])
         store.close()
     out: dict[str, dict[str, Any]] = {}
     for r in runs:
-        if (r.task, cmp._model_label(r.model, r.config.get("model_options")), r.size) in groups:
+        if (r.task, model_label(r.model, r.config.get("model_options")), r.size) in groups:
             out[json.dumps(r.config, sort_keys=True)] = r.config
     return list(out.values())
 
@@ -231,8 +232,8 @@ def _cost(r: cmp.Row) -> float:
 
 
 def describe(r: cmp.Row) -> str:
-    change = cmp._fmt_change(r)
-    return f"{r.task}/{r.model}/{r.size} {cmp._label(r.metric)} {change or r.verdict}{f' ({r.note})' if r.note and not change else ''}".strip()
+    change = cmp.fmt_change(r)
+    return f"{r.task}/{r.model}/{r.size} {cmp.metric_label(r.metric)} {change or r.verdict}{f' ({r.note})' if r.note and not change else ''}".strip()
 
 
 def judge(plan: Plan, session: str) -> Step:
@@ -246,7 +247,7 @@ def judge(plan: Plan, session: str) -> Step:
         unmeasured = sorted(t for t in want - seen if t[3] != "runs")  # no "runs" row means no run failed: fine
         if unmeasured:
             t = unmeasured[0]
-            return Step("", "skip", session, f"{'/'.join(t[:3])} {cmp._label(t[3])} not measured (runs failed or missing)")
+            return Step("", "skip", session, f"{'/'.join(t[:3])} {cmp.metric_label(t[3])} not measured (runs failed or missing)")
     if not rows:
         return Step("", "skip", session, "nothing to judge (no run of the suite compared)")
     worst = max(rows, key=_cost)
