@@ -403,7 +403,9 @@ class Comparison:
         return [r for r in self.rows if r.verdict == "worse"]
 
     def exit_code(self) -> int:
-        return 1 if self.regressions() else 0
+        """1 on a regression, and 1 when a configuration could not be paired: a gate that silently skips a
+        group whose config changed (a new default, a suite edit) checks nothing there -- re-record the baseline."""
+        return 1 if self.regressions() or self.unpaired else 0
 
     def summary_line(self) -> str:
         reg = self.regressions()
@@ -411,7 +413,8 @@ class Comparison:
         for r in reg:
             kinds[r.kind] = kinds.get(r.kind, 0) + 1
         head = (f"❌ {len(reg)} regression{'s' if len(reg) != 1 else ''} (" + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + ")"
-                if reg else "✅ no regressions")
+                if reg else "❌ configurations changed: not compared (re-record the baseline if the change is intended)" if self.unpaired
+                else "✅ no regressions")
         speed = "speed machine-normalised" if self.normalised else "speed compared RAW (a side has no calibration)"
         unpaired = f", {len(self.unpaired)} unpaired (configurations differ)" if self.unpaired else ""
         return (f"{head}; {self.count('better')} better, {self.count('same')} same, {self.count('missing')} missing, "

@@ -404,7 +404,7 @@ def test_configurations_that_differ_are_not_paired_and_the_output_says_why(store
     assert verdicts(c, "attention [bf16, epochs=10]") == {"-": "new"}
     (why,) = c.unpaired
     assert why == "date/attention/tiny: base config h and new config h-bf16-10 differ in train.amp off → bf16, train.epochs 5 → 10."
-    assert c.exit_code() == 0 and any("1 configuration could not be paired" in w and why in w for w in c.warnings)
+    assert c.exit_code() == 1 and any("1 configuration could not be paired" in w and why in w for w in c.warnings)  # a gate that checks nothing fails
     assert "1 unpaired (configurations differ)" in c.summary_line()
 
 
