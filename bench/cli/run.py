@@ -166,18 +166,3 @@ def _resume(store: Any, a: argparse.Namespace, suite: str | None) -> str | None:
     if a.resume:
         return store.resumable(suite) if a.resume == "auto" else store.session(a.resume)["id"]
     return None
-
-
-
-def _resume(store: Any, a: argparse.Namespace, suite: str | None) -> str | None:
-    """The session ``run`` continues, if any. With --session-id: that session when the store has it and --resume is given."""
-    if a.session_id:
-        exists = any(s["id"] == a.session_id for s in store.sessions())
-        if exists and not a.resume:
-            raise UserError(f"session {a.session_id!r} is already in {a.store}: add --resume to continue it, or choose another --session-id")
-        if a.resume not in (None, "auto", a.session_id):
-            raise UserError(f"--resume {a.resume} and --session-id {a.session_id} name different sessions")
-        return a.session_id if exists else None
-    if a.resume:
-        return store.resumable(suite) if a.resume == "auto" else store.session(a.resume)["id"]
-    return None

@@ -16,11 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.results.metrics import CATALOGUE
+from bench.results.metrics import CATALOGUE, finite
 from bench.results.store import RunRecord, Store
 from bench.results.tidy import runs_frame
 
@@ -71,14 +70,7 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Scalar]:
     return out
 
 
-def _finite(v: Any) -> float | None:
-    if v is None or isinstance(v, (bool, str)):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+_finite = finite  # the catalogue's reading of a stored number
 
 
 def _posix(ts: str | None) -> float | None:

@@ -33,17 +33,23 @@ class Metric:
 
     def display(self, v: Any) -> float | None:
         """Stored value -> displayed number (None for a missing or non-numeric value)."""
-        if v is None or isinstance(v, (bool, str)):
-            return None
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            return None
-        return None if math.isnan(f) else f * self.scale
+        f = finite(v)
+        return None if f is None else f * self.scale
 
     def format(self, shown: float | None) -> str:
         """A displayed number -> text; "–" when missing."""
         return "–" if shown is None or (isinstance(shown, float) and math.isnan(shown)) else self.fmt.format(shown)
+
+
+def finite(v: Any) -> float | None:
+    """A stored value as a finite float, or None (missing, a flag, text, NaN or infinite)."""
+    if v is None or isinstance(v, (bool, str)):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
 
 
 CATALOGUE: tuple[Metric, ...] = (
