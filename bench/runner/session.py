@@ -51,10 +51,17 @@ class DataSpec:
     reverse_source: bool = False  # book ch. 7: reversing the source shortens the paths that matter
     train_lengths: tuple[int, int] | None = None
     test_lengths: tuple[int, int] | None = None
+    # Book-format files only (bench.data.tasks.textfile): what the book's own loader does with the padding.
+    keep_source_padding: bool = False  # the encoder reads the padding spaces as characters (book ch. 7-8)
+    fixed_length_target: bool = False  # the decoder writes the space-padded answer, no end token (book's eval_seq2seq)
 
     @property
     def name(self) -> str:
         return os.path.splitext(os.path.basename(self.task_file))[0] if self.task_file else self.task
+
+
+# DataSpec fields added after runs were stored: left out of a run's config (and hash) at their default.
+_LATE_DATA_FIELDS = ("keep_source_padding", "fixed_length_target")
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,9 @@ class RunSpec:
     def config(self) -> dict[str, Any]:
         d = asdict(self)
         d["model_options"] = dict(self.model_options)
+        for k in _LATE_DATA_FIELDS:  # at their default, as runs stored before these fields existed: same key
+            if d["data"][k] == getattr(DataSpec(), k):
+                del d["data"][k]
         return d
 
     def config_hash(self) -> str:
@@ -127,10 +137,12 @@ def validate(spec: RunSpec) -> None:
         raise UserError(f"model {spec.model!r} has no size {spec.size!r}; sizes: {', '.join(models.sizes(spec.model))}")
     try:
         models.config(spec.model, 10, spec.size, **dict(spec.model_options))
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise UserError(str(e).strip("'\"")) from None
     if spec.data.task_file is None:
         tasks.entry(spec.data.task)
+        if spec.data.keep_source_padding or spec.data.fixed_length_target:
+            raise UserError(f"{spec.label()}: keep_source_padding and fixed_length_target apply to book-format files (task_file) only")
     t = spec.train
     if t.epochs < 1 or t.batch_size < 1 or t.lr <= 0 or t.clip <= 0 or t.eval_batch_size < 1:
         raise UserError(f"{spec.label()}: epochs, batch size, lr, clip and eval batch size must be positive")
@@ -163,7 +175,7 @@ class DataCache:
     def get(self, d: DataSpec) -> Prepared:
         if d not in self._c:
             if d.task_file:
-                data = textfile.load(d.task_file, d.train_size)
+                data = textfile.load(d.task_file, d.train_size, d.keep_source_padding, d.fixed_length_target)
             else:
                 opts = TaskOptions(seed=d.seed, train=d.train, valid=d.valid, test=d.test,
                                    train_lengths=d.train_lengths, test_lengths=d.test_lengths)
@@ -171,7 +183,7 @@ class DataCache:
                 if d.train_size is not None:
                     data = replace(data, train=data.train[: d.train_size])
             vocab = Vocab.from_texts(data.texts())
-            enc = [encode_split(s, vocab, d.reverse_source) for s in (data.train, data.valid, data.test)]
+            enc = [encode_split(s, vocab, d.reverse_source, eos=not d.fixed_length_target) for s in (data.train, data.valid, data.test)]
             self._c[d] = Prepared(data, vocab, *enc)
         return self._c[d]
 

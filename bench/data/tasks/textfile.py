@@ -5,6 +5,16 @@ start symbol, replaced here by BOS). Trailing padding spaces are stripped: masks
 decide what the model sees. The split is the book's own (numpy seed 1984 shuffle, last 10 % held out as
 test) so results compare with the book's; the book scores that held-out set after every epoch, and so do
 we (``valid_is_test``), keeping the training set identical to the book's.
+
+The book itself keeps the padding (``dataset/sequence.py`` turns each fixed-width line into ids as it is),
+and two options reproduce that, one per side:
+
+* ``keep_source_padding``: the source keeps its trailing spaces, so every source has the file's width and
+  the encoder reads the padding as characters -- after the question, or *before* it once the source is
+  reversed (the book reverses the padded line, book §7.4.1).
+* ``keep_target_padding``: the answer keeps its trailing spaces, so the decoder must write them; with no
+  end token (``bench.data.batching.encode_split(eos=False)``) this is the book's fixed-length decoding:
+  ``eval_seq2seq`` generates exactly as many characters as the padded answer has and compares them all.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from bench.errors import UserError
 BOOK_SEED = 1984
 
 
-def parse_lines(lines: list[str], path: str) -> list[Example]:
+def parse_lines(lines: list[str], path: str, keep_source_padding: bool = False, keep_target_padding: bool = False) -> list[Example]:
     out = []
     for n, raw in enumerate(lines, 1):
         line = raw.rstrip("\n").rstrip("\r")
@@ -28,16 +38,16 @@ def parse_lines(lines: list[str], path: str) -> list[Example]:
         i = line.find("_")
         if i < 0:
             raise UserError(f"{path}:{n}: no '_' separating question and answer")
-        src, tgt = line[:i].rstrip(" "), line[i + 1 :].rstrip(" ")
-        if not src or not tgt:
-            raise UserError(f"{path}:{n}: empty {'question' if not src else 'answer'}")
-        out.append(Example(src, tgt))
+        src, tgt = line[:i], line[i + 1 :]
+        if not src.strip() or not tgt.strip():
+            raise UserError(f"{path}:{n}: empty {'question' if not src.strip() else 'answer'}")
+        out.append(Example(src if keep_source_padding else src.rstrip(" "), tgt if keep_target_padding else tgt.rstrip(" ")))
     if not out:
         raise UserError(f"{path}: no examples (empty file)")
     return out
 
 
-def load(path: str, train_size: int | None = None) -> TaskData:
+def load(path: str, train_size: int | None = None, keep_source_padding: bool = False, keep_target_padding: bool = False) -> TaskData:
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.readlines()
@@ -45,7 +55,9 @@ def load(path: str, train_size: int | None = None) -> TaskData:
         raise UserError(f"{path}: no such data file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: cannot read data file ({e})") from None
-    examples = parse_lines(lines, path)
+    examples = parse_lines(lines, path, keep_source_padding, keep_target_padding)
+    if keep_target_padding and len({len(e.tgt) for e in examples}) > 1:
+        raise UserError(f"{path}: answers padded to different widths; keeping their padding needs fixed-width lines")
     if len(examples) < 10:
         raise UserError(f"{path}: {len(examples)} examples are too few to hold out a test set")
     rs = np.random.RandomState(BOOK_SEED)  # the book: numpy.random.seed(1984); numpy.random.shuffle(indices)
