@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from models import ModelMeta, register
-from models.base import INITS, Generation, Seq2Seq, greedy_decode, init_weights, last_valid
+from models.base import INITS, Generation, Seq2Seq, greedy_decode, init_weights, one_lstm_bias, last_valid
 
 
 class Attention(nn.Module):
@@ -77,6 +77,9 @@ class AttentionConfig:
     # torch (PyTorch's defaults) | book (ch07/seq2seq.py, reused by ch. 8: N(0, 0.01^2) embeddings,
     # N(0, 1/fan_in) weights, zero biases)
     init: str = "torch"
+    # The book's LSTM has one bias per gate; PyTorch's has two (b_ih + b_hh), which Adam moves twice as fast
+    # together. True holds b_hh at zero (models.base.one_lstm_bias).
+    one_bias: bool = False
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
@@ -88,7 +91,8 @@ class AttentionSeq2Seq(Seq2Seq):
     state (cell state zero, as the book does), attention over all encoder states.
 
     Size ``book`` is the book's code (ch08/attention_seq2seq.py): a separate embedding for each side
-    (``shared_embedding=False``) and the book's initialisation (``init="book"``). The book's encoder also
+    (``shared_embedding=False``), the book's initialisation (``init="book"``) and one LSTM bias per gate
+    (``one_bias=True``). The book's encoder also
     reads the padding spaces of its fixed-width lines and its attention weighs them: the data options
     ``keep_source_padding`` and ``fixed_length_target`` reproduce that (``bench.data.tasks.textfile``).
 
@@ -113,6 +117,8 @@ class AttentionSeq2Seq(Seq2Seq):
         self.drop = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(2 * H, cfg.vocab_size)
         init_weights(self, cfg.init)
+        if cfg.one_bias:
+            one_lstm_bias(self)
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """-> encoder states [B,S,H] (zero at padding) and the decoder's initial (h0, c0), each [1,B,H]."""
@@ -163,7 +169,7 @@ register(
         "tiny": AttentionConfig(embed=16, hidden=64),
         "small": AttentionConfig(embed=32, hidden=200),
         "base": AttentionConfig(embed=64, hidden=576),
-        "book": AttentionConfig(embed=16, hidden=256, shared_embedding=False, init="book"),
+        "book": AttentionConfig(embed=16, hidden=256, shared_embedding=False, init="book", one_bias=True),
     },
     "LSTM encoder-decoder with attention over all encoder states (book ch. 8)",
     ModelMeta(cost=10, attention=True, reference=True),

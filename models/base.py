@@ -137,3 +137,20 @@ def init_weights(module: nn.Module, scheme: str) -> None:
             nn.init.normal_(m.weight, 0.0, 1.0 / math.sqrt(m.in_features))
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+@torch.no_grad()
+def one_lstm_bias(module: nn.Module) -> None:
+    """Give every LSTM in ``module`` one bias per gate, as the book's LSTM has (``b`` in ``common/time_layers.py``).
+
+    PyTorch's LSTM adds two, ``b_ih + b_hh`` (cuDNN's convention). They are redundant for the forward pass
+    but not for Adam, which moves each parameter by about the learning rate whatever its gradient's scale:
+    the two together move the effective bias about twice as fast as the book's one. Here ``b_hh`` is held at
+    zero (no gradient), so ``b_ih`` alone is the book's ``b``.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.LSTM):
+            for name, p in m.named_parameters():
+                if name.startswith("bias_hh"):
+                    p.zero_()
+                    p.requires_grad_(False)

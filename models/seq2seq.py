@@ -17,6 +17,7 @@ what it buys (``bench/spec/suites/book_ablation.toml``):
   from the encoder's h with its cell state c at *zero*; ``True`` (the default) hands over c too, as
   Sutskever et al. do, at no cost.
 * ``init="book"``: the book's initialisation (``models.base.init_weights``) instead of PyTorch's.
+* ``one_bias=True``: one LSTM bias per gate, as the book's, instead of PyTorch's two (``models.base.one_lstm_bias``).
 
 What the book's data does (its encoder reads the padding spaces as characters; its decoder writes a fixed
 number of characters, padding spaces included) is not the model's business: the data options
@@ -34,7 +35,7 @@ import torch
 from torch import nn
 
 from models import ModelMeta, register
-from models.base import INITS, Generation, Seq2Seq, greedy_decode, init_weights
+from models.base import INITS, Generation, Seq2Seq, greedy_decode, init_weights, one_lstm_bias
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class Seq2SeqConfig:
     carry_cell: bool = True
     # torch (PyTorch's defaults) | book (ch07/seq2seq.py: N(0, 0.01^2) embeddings, N(0, 1/fan_in) weights, zero biases)
     init: str = "torch"
+    # The book's LSTM has one bias per gate; PyTorch's has two (b_ih + b_hh), which Adam moves twice as fast
+    # together. True holds b_hh at zero (models.base.one_lstm_bias).
+    one_bias: bool = False
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
@@ -73,6 +77,8 @@ class LSTMSeq2Seq(Seq2Seq):
         self.drop = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(2 * H if self.peeky else H, V)
         init_weights(self, cfg.init)
+        if cfg.one_bias:
+            one_lstm_bias(self)
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """src: [B,S], src_mask: [B,S] -> the decoder's initial (h, c), each [1,B,H]: the encoder's state after
@@ -136,7 +142,7 @@ register(
         "tiny": Seq2SeqConfig(embed=16, hidden=64),
         "small": Seq2SeqConfig(embed=32, hidden=204),
         "base": Seq2SeqConfig(embed=64, hidden=576),
-        "book": Seq2SeqConfig(embed=16, hidden=128, carry_cell=False, init="book"),
+        "book": Seq2SeqConfig(embed=16, hidden=128, carry_cell=False, init="book", one_bias=True),
     },
     "LSTM encoder-decoder; the encoder's last state is all the decoder sees (book §7.3)",
     ModelMeta(cost=10),
@@ -150,7 +156,7 @@ register(
         "tiny": Seq2SeqConfig(embed=16, hidden=54),
         "small": Seq2SeqConfig(embed=32, hidden=168),
         "base": Seq2SeqConfig(embed=64, hidden=476),
-        "book": Seq2SeqConfig(embed=16, hidden=128, carry_cell=False, init="book"),
+        "book": Seq2SeqConfig(embed=16, hidden=128, carry_cell=False, init="book", one_bias=True),
     },
     "seq2seq whose encoder vector also feeds every decoder step and the output layer (book §7.4.2)",
     ModelMeta(cost=10),

@@ -30,14 +30,16 @@ BOOK = ("seq2seq", "peeky", "attention")
 
 def test_book_size_sets_the_books_values_and_only_it() -> None:
     for name in ("seq2seq", "peeky"):
-        assert (models.config(name, V, "book").carry_cell, models.config(name, V, "book").init) == (False, "book")
+        cfg = models.config(name, V, "book")
+        assert (cfg.carry_cell, cfg.init, cfg.one_bias) == (False, "book", True)
         for size in models.BUDGETS:  # today's behaviour at the equivalent sizes
             cfg = models.config(name, V, size)
-            assert (cfg.carry_cell, cfg.init) == (True, "torch")
-    assert (models.config("attention", V, "book").shared_embedding, models.config("attention", V, "book").init) == (False, "book")
+            assert (cfg.carry_cell, cfg.init, cfg.one_bias) == (True, "torch", False)
+    cfg = models.config("attention", V, "book")
+    assert (cfg.shared_embedding, cfg.init, cfg.one_bias) == (False, "book", True)
     for size in models.BUDGETS:
         cfg = models.config("attention", V, size)
-        assert (cfg.shared_embedding, cfg.init) == (True, "torch")
+        assert (cfg.shared_embedding, cfg.init, cfg.one_bias) == (True, "torch", False)
 
 
 def test_an_unknown_init_is_refused() -> None:
@@ -80,6 +82,26 @@ def test_without_carry_cell_the_decoder_starts_from_h_and_a_zero_cell(name: str)
         carried = models.build(name, V, "tiny").eval()
         carried.load_state_dict(model.state_dict())
         assert not torch.allclose(carried(src, mask, tgt_in), want)
+
+
+@pytest.mark.parametrize("name", BOOK)
+def test_one_bias_holds_the_second_lstm_bias_at_zero_through_training(name: str) -> None:
+    torch.manual_seed(0)
+    model = models.build(name, V, "tiny", one_bias=True, init="torch")
+    src = torch.randint(3, V, (4, 6))
+    mask = torch.ones_like(src, dtype=torch.bool)
+    tgt = torch.randint(3, V, (4, 5))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(3):
+        opt.zero_grad()
+        loss_fn(model(src, mask, tgt), tgt).backward()
+        opt.step()
+    named = dict(model.named_parameters())
+    hh = [n for n in named if "bias_hh" in n]
+    assert hh and all((named[n] == 0).all() and not named[n].requires_grad for n in hh)
+    assert all((named[n.replace("bias_hh", "bias_ih")] != 0).any() for n in hh)  # the one bias does learn
+    two = dict(models.build(name, V, "tiny").named_parameters())
+    assert all(two[n].requires_grad for n in hh)
 
 
 def test_separate_target_embedding_is_used_by_the_decoder() -> None:
