@@ -172,7 +172,8 @@ def _copy_book(book, ours: models.Seq2Seq, name: str, to_book: np.ndarray) -> No
 def test_book_size_computes_what_the_books_code_computes(name: str) -> None:
     """The book's model and ours at size book, same weights, same reversed addition batch (padding read as
     characters, fixed-length target): same logits, same loss, same greedy answers. This pins the decoder's
-    zero cell state, the padding the encoder reads, peeky's concatenations and attention over every position."""
+    zero cell state, the padding the encoder reads, peeky's concatenations and attention over every position;
+    and the same gradients, so a training step differs only in the optimiser's arithmetic."""
     path = os.path.join(BOOK_DATA, "addition.txt")
     prep = DataCache().get(DataSpec(task="addition", task_file=path, reverse_source=True, keep_source_padding=True, fixed_length_target=True))
     with book_modules("dataset.sequence", "seq2seq", "peeky_seq2seq", "attention_seq2seq") as (sequence, s2s, peeky, att):
@@ -196,7 +197,22 @@ def test_book_size_computes_what_the_books_code_computes(name: str) -> None:
         enc_out = book.encoder.forward(xs)
         score = book.decoder.forward(ts[:, :-1], enc_out)
         loss = book.forward(xs, ts)
+        book.backward()
         answers = [book.generate(xs[[i]], char_to_id["_"], tgt_out.size(1)) for i in range(8)]
+    ours.train()
+    logits = ours(src, mask, tgt_in)
+    loss_fn(logits, tgt_out).backward()  # the gradients too: one training step computes the same thing
+    for lstm, (gWx, gWh, gb) in ((ours.encoder, book.encoder.lstm.grads), (ours.decoder, book.decoder.lstm.grads)):
+        if lstm is ours.decoder and name == "peeky":
+            gWx = np.concatenate([gWx[H:], gWx[:H]])
+        torch.testing.assert_close(lstm.weight_ih_l0.grad, torch.from_numpy(_gates(gWx)), rtol=1e-3, atol=1e-5)
+        torch.testing.assert_close(lstm.weight_hh_l0.grad, torch.from_numpy(_gates(gWh)), rtol=1e-3, atol=1e-5)
+        torch.testing.assert_close(lstm.bias_ih_l0.grad, torch.from_numpy(_gates(gb[None])[:, 0]), rtol=1e-3, atol=1e-5)
+    src_embed = ours.embed if name == "attention" else ours.src_embed
+    known_ids = torch.from_numpy(np.flatnonzero(to_book >= 0))
+    torch.testing.assert_close(src_embed.weight.grad[known_ids], torch.from_numpy(book.encoder.embed.grads[0][to_book[known_ids.numpy()]]),
+                               rtol=1e-3, atol=1e-6)
+    ours.eval()
     with torch.no_grad():
         logits = ours(src, mask, tgt_in)
         gen = ours.generate(src[:8], mask[:8], tgt_out.size(1), BOS, EOS)
