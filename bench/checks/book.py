@@ -196,13 +196,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--suite", default="book_ablation", help="book_ch7, book_ch8, book_ablation, or a suite file")
     p.add_argument("--data-dir", required=True, help="the folder with the book's addition.txt and date.txt")
     p.add_argument("--store", default=DEFAULT_PATH)
+    p.add_argument("--seeds", help="other seeds than the suite's, e.g. 0,1,2,3,4 (as given to `run --seeds`)")
     p.add_argument("--run", action="store_true", help="run the suite first (CPU, one thread)")
     a = p.parse_args(argv)
-    name, _, specs = suites.load(a.suite, data_dir=a.data_dir)
+    overrides = {}
+    if a.seeds:
+        try:
+            overrides["seeds"] = [int(x) for x in a.seeds.split(",")]
+        except ValueError:
+            print(f"--seeds: not a comma-separated list of integers: {a.seeds!r}", file=sys.stderr)
+            return 2
+    name, _, specs = suites.load(a.suite, overrides, data_dir=a.data_dir)
     if a.run:
         from bench.cli import main as cli
 
-        rc = cli(["run", "--suite", a.suite, "--data-dir", a.data_dir, "--store", a.store, "--device", "cpu", "--threads", "1"])
+        rc = cli(["run", "--suite", a.suite, "--data-dir", a.data_dir, "--store", a.store, "--device", "cpu", "--threads", "1"]
+                 + (["--seeds", a.seeds] if a.seeds else []))
         if rc:
             return rc
     if not os.path.exists(a.store):

@@ -120,3 +120,24 @@ def test_the_books_first_epoch_is_the_recorded_figure() -> None:
     first = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")][0]
     # 5,000 test questions: one flipped answer (a float rounding in another BLAS) is 0.0002
     assert abs(first["test_exact_match"] - fig.curve[0]) <= 0.0006
+
+
+@pytest.mark.slow
+@needs_book_code
+@needs_book_data
+def test_bookseeds_without_a_seed_is_the_books_run_and_with_one_another_draw() -> None:
+    fig = next(f for f in FIGURES if f.curve is not None and f.task == "addition")
+    base = [sys.executable, "-m", "bench.checks.bookseeds", "--book-code", BOOK_CODE, "--data-dir", BOOK_DATA, "--task", fig.task,
+            "--model", fig.model, "--hidden", str(fig.hidden), "--epochs", "1"] + (["--reverse"] if fig.reverse_source else [])
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    runs = [subprocess.run(base + extra, capture_output=True, text=True, check=True, timeout=600, env=env) for extra in ([], ["--seed", "1"])]
+    own, other = ([json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")][0]["test_exact_match"] for r in runs)
+    assert abs(own - fig.curve[0]) <= 0.0006
+    assert own != other
+
+
+def test_bookseeds_refuses_a_folder_without_the_books_code(tmp_path, capsys) -> None:
+    from bench.checks import bookseeds
+
+    assert bookseeds.main(["--book-code", str(tmp_path), "--data-dir", str(tmp_path)]) == 2
+    assert "not the book's code" in capsys.readouterr().err
