@@ -20,7 +20,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from models.base import Generation, Seq2Seq, greedy_decode, last_valid
+from models.base import INITS, Generation, Seq2Seq, greedy_decode, init_weights, last_valid, one_lstm_bias
 from models.options import DROPOUT, POSITIVE
 from models.registry import ModelMeta, register
 
@@ -75,6 +75,19 @@ class AttentionConfig:
     bidirectional: bool = False  # book §8.4: each encoder state then also sees the characters after it
     score: str = "dot"  # dot (book) | general | additive
     dropout: float = 0.0
+    # One embedding table read by encoder and decoder (the characters are the same on both sides); the book's
+    # AttentionEncoder and AttentionDecoder each build their own (ch08/attention_seq2seq.py), as ch. 7's do.
+    shared_embedding: bool = True
+    # torch (PyTorch's defaults) | book (ch07/seq2seq.py, reused by ch. 8: N(0, 0.01^2) embeddings,
+    # N(0, 1/fan_in) weights, zero biases)
+    init: str = "torch"
+    # The book's LSTM has one bias per gate; PyTorch's has two (b_ih + b_hh), which Adam moves twice as fast
+    # together. True holds b_hh at zero (models.base.one_lstm_bias).
+    one_bias: bool = False
+
+    def __post_init__(self) -> None:
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; use {' or '.join(INITS)}")
 
     # models.options: the range or choices of each option (--option score=cosine is refused before anything runs)
     LIMITS: ClassVar[dict] = {"embed": POSITIVE, "hidden": POSITIVE, "score": SCORES, "dropout": DROPOUT}
@@ -84,6 +97,12 @@ class AttentionSeq2Seq(Seq2Seq):
     """Book ch. 8 ``AttentionSeq2seq`` in torch: LSTM encoder, LSTM decoder started from the encoder's last
     state (cell state zero, as the book does), attention over all encoder states.
 
+    Size ``book`` is the book's code (ch08/attention_seq2seq.py): a separate embedding for each side
+    (``shared_embedding=False``), the book's initialisation (``init="book"``) and one LSTM bias per gate
+    (``one_bias=True``). The book's encoder also
+    reads the padding spaces of its fixed-width lines and its attention weighs them: the data options
+    ``keep_source_padding`` and ``fixed_length_target`` reproduce that (``bench.data.tasks.textfile``).
+
     ``generate`` returns the attention weights of each step: one map, no heads or layers to average.
     """
 
@@ -91,7 +110,8 @@ class AttentionSeq2Seq(Seq2Seq):
         super().__init__()
         self.cfg = cfg
         H = cfg.hidden
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed, padding_idx=0)
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed, padding_idx=0)  # the source's, and the target's if shared
+        self.tgt_embed = None if cfg.shared_embedding else nn.Embedding(cfg.vocab_size, cfg.embed, padding_idx=0)
         if cfg.bidirectional:
             # Two directions of H/2 keep the encoder states H wide, so dot attention and the decoder fit.
             if H % 2:
@@ -103,6 +123,9 @@ class AttentionSeq2Seq(Seq2Seq):
         self.attention = Attention(cfg.score, H, H)
         self.drop = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(2 * H, cfg.vocab_size)
+        init_weights(self, cfg.init)
+        if cfg.one_bias:
+            one_lstm_bias(self)
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """-> encoder states [B,S,H] (zero at padding) and the decoder's initial (h0, c0), each [1,B,H]."""
@@ -120,13 +143,16 @@ class AttentionSeq2Seq(Seq2Seq):
         hs = hs * src_mask.unsqueeze(-1)
         return hs, (h0.unsqueeze(0), torch.zeros_like(h0).unsqueeze(0))
 
+    def _embed_target(self, ids: torch.Tensor) -> torch.Tensor:
+        return (self.embed if self.tgt_embed is None else self.tgt_embed)(ids)
+
     def _project(self, dec_hs: torch.Tensor, enc: torch.Tensor, keys: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         context, weights = self.attention(dec_hs, enc, keys, src_mask)
         return self.out(self.drop(torch.cat([context, dec_hs], dim=-1))), weights  # [B,T,V], [B,T,S]
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         enc, state = self.encode(src, src_mask)
-        dec_hs, _ = self.decoder(self.drop(self.embed(tgt_in)), state)  # [B,T,H], fused over time
+        dec_hs, _ = self.decoder(self.drop(self._embed_target(tgt_in)), state)  # [B,T,H], fused over time
         logits, _ = self._project(dec_hs, enc, self.attention.keys(enc), src_mask)
         return logits
 
@@ -137,7 +163,7 @@ class AttentionSeq2Seq(Seq2Seq):
 
         def step(tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             nonlocal state
-            dec_h, state = self.decoder(self.embed(tok), state)  # [B,1,H]
+            dec_h, state = self.decoder(self._embed_target(tok), state)  # [B,1,H]
             return self._project(dec_h, enc, keys, src_mask)  # [B,1,V], [B,1,S]
 
         return greedy_decode(step, src.size(0), max_len, bos, eos, src.device, return_attention)
@@ -152,7 +178,7 @@ register(
         "base": AttentionConfig(embed=64, hidden=576),
         "large": AttentionConfig(embed=256, hidden=1472),  # GPU sizes
         "xl": AttentionConfig(embed=256, hidden=3392),
-        "book": AttentionConfig(embed=16, hidden=256),
+        "book": AttentionConfig(embed=16, hidden=256, shared_embedding=False, init="book", one_bias=True),
     },
     "LSTM encoder-decoder with attention over all encoder states (book ch. 8)",
     ModelMeta(cost=10, attention=True, reference=True),

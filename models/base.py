@@ -7,6 +7,7 @@ Annotated Transformer), so the harness treats every architecture the same way.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -160,3 +161,58 @@ def last_valid(hs: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
     """
     idx = src_mask.long().sum(dim=1).clamp(min=1) - 1  # [B]
     return hs[torch.arange(hs.size(0), device=hs.device), idx]
+
+
+INITS = ("torch", "book")
+
+
+@torch.no_grad()
+def init_weights(module: nn.Module, scheme: str) -> None:
+    """Re-initialise ``module``'s embeddings, LSTMs and linear layers by ``scheme``.
+
+    * ``torch``: leave PyTorch's defaults -- embeddings N(0, 1); LSTM and linear weights *and biases*
+      U(-1/sqrt(fan), 1/sqrt(fan)) (the LSTM's fan is its hidden size, whatever its input).
+    * ``book``: what "Deep Learning from Scratch 2" does in every ch. 7-8 model (``ch07/seq2seq.py``
+      ``Encoder.__init__``/``Decoder.__init__``; ch. 8 and the peeky decoder copy it): embeddings
+      ``randn(V, D) / 100``, i.e. N(0, 0.01^2); every weight matrix ``randn(fan_in, out) / sqrt(fan_in)``,
+      i.e. N(0, 1/fan_in) (the "Xavier" scale the book uses since its RNN language model); every bias zero.
+      An LSTM's input weights thus start 4x larger than PyTorch's at embedding 16, its embeddings 100x smaller.
+
+    The embedding row of ``padding_idx`` stays zero either way (PyTorch's contract for it).
+    """
+    if scheme not in INITS:
+        raise ValueError(f"unknown init {scheme!r}; use {' or '.join(INITS)}")
+    if scheme == "torch":
+        return
+    for m in module.modules():
+        if isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            if m.padding_idx is not None:
+                m.weight[m.padding_idx].zero_()
+        elif isinstance(m, nn.LSTM):
+            for name, p in m.named_parameters():
+                if name.startswith("weight"):  # weight_ih [4H, in], weight_hh [4H, H]: fan_in is dim 1
+                    nn.init.normal_(p, 0.0, 1.0 / math.sqrt(p.size(1)))
+                else:  # b_ih and b_hh: the book has one bias, zero; two zeros sum to it
+                    nn.init.zeros_(p)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 1.0 / math.sqrt(m.in_features))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+@torch.no_grad()
+def one_lstm_bias(module: nn.Module) -> None:
+    """Give every LSTM in ``module`` one bias per gate, as the book's LSTM has (``b`` in ``common/time_layers.py``).
+
+    PyTorch's LSTM adds two, ``b_ih + b_hh`` (cuDNN's convention). They are redundant for the forward pass
+    but not for Adam, which moves each parameter by about the learning rate whatever its gradient's scale:
+    the two together move the effective bias about twice as fast as the book's one. Here ``b_hh`` is held at
+    zero (no gradient), so ``b_ih`` alone is the book's ``b``.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.LSTM):
+            for name, p in m.named_parameters():
+                if name.startswith("bias_hh"):
+                    p.zero_()
+                    p.requires_grad_(False)

@@ -7,9 +7,21 @@
   to the decoder's input at every step and to the input of the output projection, so the source vector
   is not diluted as the decoder runs.
 
-Both start the decoder from the encoder's (h, c) at each row's last *real* token (the book's ``Decoder``
-copies only h and leaves c at zero; carrying c too costs nothing and is what Sutskever et al. do). The
+By default both start the decoder from the encoder's (h, c) at each row's last *real* token, and the
 encoder is packed so its final state is the state after the last real token, not after the padding.
+
+Size ``book`` is the book's code as it is, each difference a named option so that a benchmark can measure
+what it buys (``bench/spec/suites/book_ablation.toml``):
+
+* ``carry_cell=False``: the book's ``Decoder.forward`` calls ``lstm.set_state(h)``, so the decoder starts
+  from the encoder's h with its cell state c at *zero*; ``True`` (the default) hands over c too, as
+  Sutskever et al. do, at no cost.
+* ``init="book"``: the book's initialisation (``models.base.init_weights``) instead of PyTorch's.
+* ``one_bias=True``: one LSTM bias per gate, as the book's, instead of PyTorch's two (``models.base.one_lstm_bias``).
+
+What the book's data does (its encoder reads the padding spaces as characters; its decoder writes a fixed
+number of characters, padding spaces included) is not the model's business: the data options
+``keep_source_padding`` and ``fixed_length_target`` of a run reproduce it (``bench.data.tasks.textfile``).
 
 With teacher forcing the decoder LSTM runs fused over the whole target (no Python loop over time);
 ``generate`` runs the very same decoding function one step at a time.
@@ -23,7 +35,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from models.base import Generation, Seq2Seq, greedy_decode
+from models.base import INITS, Generation, Seq2Seq, greedy_decode, init_weights, one_lstm_bias
 from models.options import DROPOUT, POSITIVE
 from models.registry import ModelMeta, register
 
@@ -34,6 +46,18 @@ class Seq2SeqConfig:
     embed: int = 16  # character embedding width; the book uses 16 (a character carries little meaning alone)
     hidden: int = 128  # LSTM width = size of the fixed-length source vector; the book's ch. 7 uses 128
     dropout: float = 0.0  # on embeddings and the projection input; the book trains without it
+    # Book §7.3 (ch07/seq2seq.py, Decoder.forward: lstm.set_state(h)) starts the decoder from the encoder's h
+    # with c = 0; True also hands over the encoder's cell state, which carries most of an LSTM's memory.
+    carry_cell: bool = True
+    # torch (PyTorch's defaults) | book (ch07/seq2seq.py: N(0, 0.01^2) embeddings, N(0, 1/fan_in) weights, zero biases)
+    init: str = "torch"
+    # The book's LSTM has one bias per gate; PyTorch's has two (b_ih + b_hh), which Adam moves twice as fast
+    # together. True holds b_hh at zero (models.base.one_lstm_bias).
+    one_bias: bool = False
+
+    def __post_init__(self) -> None:
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; use {' or '.join(INITS)}")
 
     # models.options: the range of each option (--option hidden=0 is refused before anything runs)
     LIMITS: ClassVar[dict] = {"embed": POSITIVE, "hidden": POSITIVE, "dropout": DROPOUT}
@@ -57,16 +81,20 @@ class LSTMSeq2Seq(Seq2Seq):
         self.decoder = nn.LSTM(E + H if self.peeky else E, H, batch_first=True)
         self.drop = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(2 * H if self.peeky else H, V)
+        init_weights(self, cfg.init)
+        if cfg.one_bias:
+            one_lstm_bias(self)
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """src: [B,S], src_mask: [B,S] -> (h, c), each [1,B,H]: the state after each row's last real token."""
+        """src: [B,S], src_mask: [B,S] -> the decoder's initial (h, c), each [1,B,H]: the encoder's state after
+        each row's last real token (c zero unless ``carry_cell``)."""
         x = self.drop(self.src_embed(src))  # [B,S,E]
         # Packing makes the LSTM stop at each row's length, so (h_n, c_n) never read padding. It needs the
         # lengths on the CPU: the one host-device synchronisation in forward, accepted for packing.
         lengths = src_mask.sum(dim=1).clamp(min=1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         _, (h, c) = self.encoder(packed)  # [1,B,H] each, back in the batch's order
-        return h, c
+        return h, (c if self.cfg.carry_cell else torch.zeros_like(c))
 
     def _decode(
         self, tgt: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], h_enc: torch.Tensor
@@ -121,7 +149,7 @@ register(
         "base": Seq2SeqConfig(embed=64, hidden=576),
         "large": Seq2SeqConfig(embed=256, hidden=1472),  # GPU sizes: one wide layer each side, as the book's model
         "xl": Seq2SeqConfig(embed=256, hidden=3392),
-        "book": Seq2SeqConfig(embed=16, hidden=128),
+        "book": Seq2SeqConfig(embed=16, hidden=128, carry_cell=False, init="book", one_bias=True),
     },
     "LSTM encoder-decoder; the encoder's last state is all the decoder sees (book §7.3)",
     ModelMeta(cost=10),
@@ -137,7 +165,7 @@ register(
         "base": Seq2SeqConfig(embed=64, hidden=476),
         "large": Seq2SeqConfig(embed=256, hidden=1216),
         "xl": Seq2SeqConfig(embed=256, hidden=2816),
-        "book": Seq2SeqConfig(embed=16, hidden=128),
+        "book": Seq2SeqConfig(embed=16, hidden=128, carry_cell=False, init="book", one_bias=True),
     },
     "seq2seq whose encoder vector also feeds every decoder step and the output layer (book §7.4.2)",
     ModelMeta(cost=10),

@@ -22,6 +22,7 @@ class Encoded:
 
     src: [N,S] ids (reversed per row when ``reverse_source``), src_len: [N];
     tgt_in: [N,T] = BOS + target, tgt_out: [N,T] = target + EOS, tgt_len: [N] (target length + 1);
+    (without an end token: tgt_in = BOS + target[:-1], tgt_out = target, tgt_len = target length);
     align[i]: per target character, its source span in the *model's* source order (reversal applied).
     """
 
@@ -42,14 +43,17 @@ def _reverse_span(span: Span | None, n: int) -> Span | None:
     return None if span is None else (n - span[1], n - span[0])
 
 
-def encode_split(examples: Sequence[Example], vocab: Vocab, reverse_source: bool = False) -> Encoded:
+def encode_split(examples: Sequence[Example], vocab: Vocab, reverse_source: bool = False, eos: bool = True) -> Encoded:
+    """``eos=False``: no end token -- tgt_in = BOS + target[:-1], tgt_out = target, so the decoder learns and is
+    scored on exactly the target's characters (the book's fixed-length decoding, for fixed-width targets).
+    """
     srcs, tins, touts, aligns = [], [], [], []
     for ex in examples:
         s = vocab.encode(ex.src)
         t = vocab.encode(ex.tgt)
         srcs.append(s[::-1] if reverse_source else s)
-        tins.append([BOS] + t)
-        touts.append(t + [EOS])
+        tins.append([BOS] + (t if eos else t[:-1]))
+        touts.append(t + [EOS] if eos else t)
         if ex.align is not None and reverse_source:
             aligns.append(tuple(_reverse_span(sp, len(s)) for sp in ex.align))
         else:

@@ -29,7 +29,7 @@ class DataCache:
     def get(self, d: DataSpec) -> Prepared:
         if d not in self._c:
             if d.task_file:
-                data = textfile.load(d.task_file, d.train_size)
+                data = textfile.load(d.task_file, d.train_size, d.keep_source_padding, d.fixed_length_target)
             else:
                 opts = TaskOptions(seed=d.seed, train=d.train, valid=d.valid, test=d.test,
                                    train_lengths=d.train_lengths, test_lengths=d.test_lengths)
@@ -37,6 +37,6 @@ class DataCache:
                 if d.train_size is not None:
                     data = replace(data, train=data.train[: d.train_size])
             vocab = Vocab.from_texts(data.texts())
-            enc = [encode_split(s, vocab, d.reverse_source) for s in (data.train, data.valid, data.test)]
+            enc = [encode_split(s, vocab, d.reverse_source, eos=not d.fixed_length_target) for s in (data.train, data.valid, data.test)]
             self._c[d] = Prepared(data, vocab, *enc)
         return self._c[d]

@@ -108,9 +108,15 @@ class DataSpec:
     reverse_source: bool = False  # book ch. 7: reversing the source shortens the paths that matter
     train_lengths: tuple[int, int] | None = None
     test_lengths: tuple[int, int] | None = None
+    # Book-format files only (bench.data.tasks.textfile): what the book's own loader does with the padding.
+    keep_source_padding: bool = False  # the encoder reads the padding spaces as characters (book ch. 7-8)
+    fixed_length_target: bool = False  # the decoder writes the space-padded answer, no end token (book's eval_seq2seq)
 
     def __post_init__(self) -> None:
         w = "data"
+        if (self.keep_source_padding or self.fixed_length_target) and not self.task_file:
+            raise SpecError(w, "keep_source_padding" if self.keep_source_padding else "fixed_length_target",
+                            "applies to book-format files (task_files) only")
         for k in ("train", "valid", "test"):
             _number(w, k, getattr(self, k), low=1, low_open=False, integer=True)
         _number(w, "seed", self.seed, low=0, low_open=False, integer=True)
@@ -187,7 +193,8 @@ class RunSpec:
     def config(self) -> dict[str, Any]:
         """The canonical config: stored with the run, hashed into its key.
 
-        Fields added after the store's first schema (the capture mode, the throughput section) appear only
+        Fields added after the store's first schema (the capture mode, the throughput section, the book
+        format's padding options) appear only
         when they differ from their default, so the runs of earlier stores keep their keys (``--resume``
         and baselines still match them).
         """
@@ -196,6 +203,9 @@ class RunSpec:
         d["model_options"] = dict(self.model_options)
         if not self.throughput.enabled:
             del d["throughput"]
+        for k in ("keep_source_padding", "fixed_length_target"):
+            if not d["data"][k]:
+                del d["data"][k]
         if self.train.capture == "eager":
             del d["train"]["capture"]
         return d

@@ -153,7 +153,7 @@ def _expand(m: dict[str, Any], where: str, data_dir: str) -> list[RunSpec]:
     data_kw: dict[str, Any] = {}
     for k in _DATA & set(m):
         v = m[k]
-        if k == "reverse_source":
+        if k in ("reverse_source", "keep_source_padding", "fixed_length_target"):
             data_kw[k] = _typed(where, k, v, bool)
         elif k in ("train_lengths", "test_lengths"):
             if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
