@@ -378,3 +378,18 @@ def test_calibrate_measures_and_leaves_the_rng_alone():
     assert cal["combined_s"] == pytest.approx((cal["matmul_s"] * cal["lstm_s"]) ** 0.5)
     assert combined_seconds(cal) == cal["combined_s"]
     assert combined_seconds(None) is None and combined_seconds({"combined_s": "x"}) is None
+
+
+def test_a_group_has_a_time_to_target_only_when_every_seed_reached_it(store):
+    """The median over the seeds that reached the target would report the lucky ones: a model that reaches
+    it one time in three would look as fast as one that always does."""
+    add_session(store, "A")
+    add_session(store, "B")
+    for seed in range(3):
+        add_run(store, "A", seed=seed, time_to_target_s=2.0)
+        add_run(store, "B", seed=seed, time_to_target_s=1.0 if seed == 0 else None)
+    base, new = sides(store)
+    assert base.groups[("date", "attention", "tiny")].median("time_to_target_s") == 2.0
+    assert new.groups[("date", "attention", "tiny")].median("time_to_target_s") is None
+    row = next(r for r in compare(base, new).rows if r.metric == "time_to_target_s")
+    assert (row.verdict, row.base, row.new) == ("worse", 2.0, "not reached")
