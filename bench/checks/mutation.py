@@ -176,7 +176,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       (FIT,)),
     # --- the store -----------------------------------------------------------------------------------------
     M("resume-reruns-finished", "--resume runs (and writes) finished runs again", "bench/runner/session.py",
-      "todo = [s for s in specs if s.key() not in done]", "todo = list(specs)",
+      "if s.key() not in done", "if True",
       ("tests/runner/test_resume.py",)),
     M("resume-skips-failed", "--resume counts failed runs as done (never retried)", "bench/results/store.py",
       "WHERE session=? AND status='ok'", "WHERE session=?",
