@@ -19,6 +19,7 @@ harness checks it before running a sweep point it cannot run. A config declares 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from dataclasses import replace
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 
 from models.base import Generation, Seq2Seq
+from models.options import OptionError, check_options
 from models.registry import _REGISTRY, ModelEntry, ModelMeta, register
 
 # Parameter budget per size, for a character vocabulary of about 60 symbols.
@@ -68,16 +70,20 @@ def sizes(name: str) -> list[str]:
 
 
 def config(name: str, vocab_size: int, size: str = "small", **overrides: Any) -> Any:
-    """The frozen config of ``name`` at ``size``, with ``vocab_size`` and any field overrides applied."""
+    """The frozen config of ``name`` at ``size``, with ``vocab_size`` and any field overrides applied.
+
+    Overrides (model options) are checked against the config's fields, types and ranges first
+    (``models.options``): ``KeyError`` for an unknown one, ``OptionError`` (a ``ValueError``) for a bad value.
+    """
     e = entry(name)
     if size not in e.sizes:
         raise KeyError(f"model {name!r} has no size {size!r}; sizes: {', '.join(e.sizes)}")
     base = e.sizes[size]
-    fields = set(base.__dataclass_fields__)
+    fields = {f.name for f in dataclasses.fields(base)}  # not the LIMITS class variable
     unknown = set(overrides) - fields
     if unknown:
         raise KeyError(f"model {name!r} has no option {', '.join(sorted(unknown))}; options: {', '.join(sorted(fields - {'vocab_size'}))}")
-    return replace(base, vocab_size=vocab_size, **overrides)
+    return replace(base, vocab_size=vocab_size, **check_options(type(base), overrides))
 
 
 def build(name: str, vocab_size: int, size: str = "small", **overrides: Any) -> Seq2Seq:
@@ -113,6 +119,6 @@ def longest_sequence(name: str, size: str = "small", **overrides: Any) -> int | 
 Factory = Callable[..., Seq2Seq]
 
 __all__ = [
-    "BUDGETS", "BUDGET_VOCAB", "Generation", "ModelMeta", "reference", "Seq2Seq", "build", "config", "count_params", "entry",
+    "BUDGETS", "BUDGET_VOCAB", "Generation", "ModelMeta", "OptionError", "reference", "Seq2Seq", "build", "config", "count_params", "entry",
     "longest_sequence", "names", "param_count", "register", "sizes",
 ]

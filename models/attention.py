@@ -15,12 +15,16 @@ attention over all steps is one batched matmul.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from models.base import Generation, Seq2Seq, greedy_decode, last_valid
+from models.options import DROPOUT, POSITIVE
 from models.registry import ModelMeta, register
+
+SCORES = ("dot", "general", "additive")  # the score functions (module docstring)
 
 
 class Attention(nn.Module):
@@ -31,7 +35,7 @@ class Attention(nn.Module):
 
     def __init__(self, score: str, dec_dim: int, enc_dim: int, attn_dim: int | None = None) -> None:
         super().__init__()
-        if score not in ("dot", "general", "additive"):
+        if score not in SCORES:
             raise ValueError(f"unknown attention score {score!r}; use dot, general or additive")
         if score == "dot" and dec_dim != enc_dim:
             raise ValueError(f"dot attention needs equal decoder and encoder widths ({dec_dim} != {enc_dim})")
@@ -71,6 +75,9 @@ class AttentionConfig:
     bidirectional: bool = False  # book §8.4: each encoder state then also sees the characters after it
     score: str = "dot"  # dot (book) | general | additive
     dropout: float = 0.0
+
+    # models.options: the range or choices of each option (--option score=cosine is refused before anything runs)
+    LIMITS: ClassVar[dict] = {"embed": POSITIVE, "hidden": POSITIVE, "score": SCORES, "dropout": DROPOUT}
 
 
 class AttentionSeq2Seq(Seq2Seq):

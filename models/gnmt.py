@@ -26,14 +26,17 @@ state bridge, and all source information reaches the decoder through attention.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from models.attention import Attention
+from models.attention import SCORES, Attention
 from models.base import Generation, Seq2Seq, greedy_decode
+from models.options import DROPOUT, NONNEGATIVE, POSITIVE
 from models.registry import ModelMeta, register
 
+FEEDS = ("gnmt", "output")  # where the attention context enters the decoder (GNMTConfig.attention_feed)
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [1,B,H]
 
 
@@ -49,13 +52,17 @@ class GNMTConfig:
     residual_from: int = 2  # first 0-based layer with a residual connection; Wu et al. start at the third
     dropout: float = 0.1  # on every layer's input and the projection input (Wu et al. use 0.2-0.3 on big data)
 
+    # models.options: the range or choices of each option (refused before anything runs)
+    LIMITS: ClassVar[dict] = {"embed": POSITIVE, "hidden": POSITIVE, "enc_layers": POSITIVE, "dec_layers": POSITIVE,
+                              "attention_feed": FEEDS, "score": SCORES, "residual_from": NONNEGATIVE, "dropout": DROPOUT}
+
 
 class GNMT(Seq2Seq):
     """Deep residual LSTM encoder-decoder with attention (Wu et al. 2016)."""
 
     def __init__(self, cfg: GNMTConfig) -> None:
         super().__init__()
-        if cfg.attention_feed not in ("gnmt", "output"):
+        if cfg.attention_feed not in FEEDS:
             raise ValueError(f"unknown attention_feed {cfg.attention_feed!r}; use gnmt or output")
         if cfg.hidden % 2:
             raise ValueError("the bidirectional bottom layer needs an even hidden size (hidden/2 per direction)")

@@ -42,13 +42,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from models.base import STOP_CHECK_EVERY, Generation, Seq2Seq, all_ended, check_step, finish
+from models.options import NONNEGATIVE, POSITIVE, Range
 from models.registry import ModelMeta, register
 
 EPS = 1e-8  # cosine-similarity denominator, attention renormalisation
@@ -139,6 +140,10 @@ class NTMConfig:
     shift: int = 1  # allowed location shifts -shift..+shift (paper: -1, 0, +1)
     init_memory: float = 1e-6  # constant initial memory (Collier & Beel 2018: the initialisation that trains best)
     clip: float = 20.0  # head parameters clipped to [-clip, clip] before their activations (Collier & Beel 2018)
+
+    # models.options: the range of each option (refused before anything runs); init_memory: any finite number
+    LIMITS: ClassVar[dict] = {"embed": POSITIVE, "hidden": POSITIVE, "slots": POSITIVE, "width": POSITIVE, "read_heads": POSITIVE,
+                              "shift": NONNEGATIVE, "clip": Range(0, low_open=True)}
 
 
 class NTMState(NamedTuple):

@@ -20,17 +20,22 @@ class ModelMeta:
     that shard balancing is exact on every machine), measured on a 2-core CPU at size small, batch 64,
     date-length sequences. ``attention``: ``generate`` returns cross-attention maps (alignment is scored).
     ``reference``: the model speed ratios in a report are relative to by default (the book's answer to the
-    fixed-length vector, ch. 8). ``order`` (the story's order) is set by the registry.
+    fixed-length vector, ch. 8). ``recurrent``: the model steps through the sequence one position after
+    another (O(n) sequential operations), as against attention alone (O(1); Vaswani et al. 2017, Table 1):
+    a report's length sweep says from which length the parallel model trains faster than each recurrent one.
+    ``order`` (the story's order) is set by the registry.
     """
 
     cost: int = 20
     attention: bool = False
     reference: bool = False
+    recurrent: bool = True
     order: int = 0
 
     def record(self) -> dict[str, Any]:
         """The metadata as stored with each run, so reports can order and colour models without importing them."""
-        return {"order": self.order, "attention": self.attention, "reference": self.reference, "cost": self.cost}
+        return {"order": self.order, "attention": self.attention, "reference": self.reference, "cost": self.cost,
+                "recurrent": self.recurrent}
 
 
 @dataclass(frozen=True)

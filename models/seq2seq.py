@@ -18,11 +18,13 @@ With teacher forcing the decoder LSTM runs fused over the whole target (no Pytho
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from models.base import Generation, Seq2Seq, greedy_decode
+from models.options import DROPOUT, POSITIVE
 from models.registry import ModelMeta, register
 
 
@@ -32,6 +34,9 @@ class Seq2SeqConfig:
     embed: int = 16  # character embedding width; the book uses 16 (a character carries little meaning alone)
     hidden: int = 128  # LSTM width = size of the fixed-length source vector; the book's ch. 7 uses 128
     dropout: float = 0.0  # on embeddings and the projection input; the book trains without it
+
+    # models.options: the range of each option (--option hidden=0 is refused before anything runs)
+    LIMITS: ClassVar[dict] = {"embed": POSITIVE, "hidden": POSITIVE, "dropout": DROPOUT}
 
 
 class LSTMSeq2Seq(Seq2Seq):

@@ -37,14 +37,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from models.base import STOP_CHECK_EVERY, Generation, Seq2Seq, all_ended, check_step, finish
+from models.options import DROPOUT, POSITIVE
 from models.registry import ModelMeta, register
 
+POSITIONS = ("sinusoidal", "learned")  # position encodings (TransformerConfig.positions)
 SINUSOIDAL_POSITIONS = 4096  # default table length for sinusoids: 4096 x d_model floats, no parameters
 LEARNED_POSITIONS = 512  # default for learned positions: 512 x d_model parameters
 
@@ -75,6 +78,10 @@ class TransformerConfig:
         """The registry's limit (``models.longest_sequence``): no source, teacher-forced target or
         ``generate(max_len=...)`` may be longer than the position table."""
         return self.position_table()
+
+    # models.options: the range or choices of each option (refused before anything runs)
+    LIMITS: ClassVar[dict] = {"d_model": POSITIVE, "heads": POSITIVE, "enc_layers": POSITIVE, "dec_layers": POSITIVE, "ff": POSITIVE,
+                              "dropout": DROPOUT, "positions": POSITIONS, "max_positions": POSITIVE}
 
 
 def sinusoids(n: int, d: int) -> torch.Tensor:
@@ -213,7 +220,7 @@ class Transformer(Seq2Seq):
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
-        if cfg.positions not in ("sinusoidal", "learned"):
+        if cfg.positions not in POSITIONS:
             raise ValueError(f"unknown positions {cfg.positions!r}; use sinusoidal or learned")
         self.cfg = cfg
         d, V = cfg.d_model, cfg.vocab_size
@@ -495,5 +502,5 @@ register(
         "xl": TransformerConfig(d_model=768, heads=12, enc_layers=6, dec_layers=6, ff=3072),
     },
     "pre-norm encoder-decoder Transformer, SDPA attention, KV-cached greedy decoding",
-    ModelMeta(cost=20, attention=True),
+    ModelMeta(cost=20, attention=True, recurrent=False),
 )

@@ -2,8 +2,13 @@
 
 Pure functions of stored data: a *side* is a session of a results store (an id, an id prefix or
 ``latest``) or a baseline JSON file written by ``s2sbench baseline save``; nothing here runs a model.
-Each side becomes a per task x model x size summary built from ``bench.results.tidy.runs_frame`` (one group per
-model *and* its non-default options, so ``attention(score=general)`` is not averaged with ``attention``):
+Each side becomes one group per *configuration* -- task x model x size x config hash -- built from
+``bench.results.tidy.runs_frame``: runs that differ in anything but the seed (precision, launch mode, model
+options, training settings, data, mode) are never averaged as seeds of one result, so ``attention(score=general)``
+is not averaged with ``attention``, nor a bf16 run with a fp32 one. Groups are paired across the sides only when
+their configurations are equal (same task, model, size and config hash); a group with no equal configuration on
+the other side is not compared, and the output says which fields kept it from being paired
+(``bench.analysis.configs``). Per group:
 
 * quality -- ``test_exact_match``, ``test_token_accuracy``, ``alignment``: mean, std and n over seeds;
 * speed -- ``train_tokens_per_s``, ``s_per_epoch`` (median of the epoch times after the first, which
@@ -48,7 +53,8 @@ speeds, and the output says so.
 
 Any category can be switched off (``time:off``) -- e.g. when comparing across machines on purpose.
 A group present on one side only is "missing" (in the base, not the new side) or "new": shown, never a
-failure. A run that failed on the new side where the base's same seed was fine is "worse" (a
+failure; where both sides have the task, model and size but in different configurations, the warnings say
+which fields differ (a changed default unpairs every group: re-save the baseline with the change that made it). A run that failed on the new side where the base's same seed was fine is "worse" (a
 regression); a failure the base had and the new side fixed is "better". Exit code: 1 when any verdict
 is "worse", 0 otherwise; bad input (unknown session, unreadable baseline, bad ``--fail-on``) raises
 ``UserError`` (exit 2 in the CLI).
@@ -66,6 +72,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.analysis import configs
 from bench.analysis.environment import differences
 from bench.errors import UserError
 from bench.results import baseline
@@ -152,7 +159,8 @@ def parse_fail_on(spec: str | None) -> Thresholds:
 # --- sides --------------------------------------------------------------------------------------------
 @dataclass
 class Group:
-    """One task x model x size of a side: per-seed values of ok runs, and failed seeds with their reason."""
+    """One configuration of a side (task x model x size x config hash): per-seed values of ok runs, and failed
+    seeds with their reason."""
 
     task: str
     model: str  # model name, with its non-default options in parentheses
@@ -160,10 +168,20 @@ class Group:
     seeds: dict[int, dict[str, Any]] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)
     config_hashes: set[str] = field(default_factory=set)
+    config: dict[str, Any] | None = None  # the run config less the seed, where recorded (stores; baselines since it is saved)
 
     @property
-    def key(self) -> tuple[str, str, str]:
+    def config_hash(self) -> str | None:
+        """The configuration's hash; None when not recorded (an old baseline)."""
+        return ",".join(sorted(self.config_hashes)) or None
+
+    @property
+    def cell(self) -> tuple[str, str, str]:
         return (self.task, self.model, self.size)
+
+    @property
+    def key(self) -> tuple[str, str, str, str | None]:
+        return (self.task, self.model, self.size, self.config_hash)
 
     def values(self, metric: str) -> list[float]:
         out = []
@@ -203,12 +221,19 @@ class Side:
     status: str | None  # the session's status: finished | interrupted | running
     env: dict[str, Any]
     calibration: dict[str, Any] | None
-    groups: dict[tuple[str, str, str], Group]
+    groups: dict[tuple[str, str, str, str | None], Group]
     info: dict[str, Any] = field(default_factory=dict)  # the session's id, times, suite and command
 
     @property
     def cal_s(self) -> float | None:
         return combined_seconds(self.calibration)
+
+    def group(self, task: str, model: str, size: str) -> Group:
+        """The one configuration of a task x model x size (KeyError when there is none or several)."""
+        hits = [g for g in self.groups.values() if g.cell == (task, model, size)]
+        if len(hits) != 1:
+            raise KeyError(f"{task}/{model}/{size}: {len(hits)} configurations")
+        return hits[0]
 
 
 def _num(v: Any) -> Any:
@@ -223,26 +248,26 @@ def _num(v: Any) -> Any:
     return int(f) if isinstance(v, numbers.Integral) else f
 
 
-def _model_label(model: str, options_json: Any) -> str:
+def _config(v: Any) -> dict[str, Any] | None:
     try:
-        opts = json.loads(options_json) if isinstance(options_json, str) else (options_json or {})
+        c = json.loads(v) if isinstance(v, str) else v
     except ValueError:
-        opts = {}
-    if not opts:
-        return model
-    return f"{model}({','.join(f'{k}={opts[k]}' for k in sorted(opts))})"
+        return None
+    return c if isinstance(c, dict) else None
 
 
-def groups_from_frame(df: Any) -> dict[tuple[str, str, str], Group]:
-    """``runs_frame`` rows -> groups. A seed run twice (a failure retried by ``--resume``) keeps its last run."""
-    groups: dict[tuple[str, str, str], Group] = {}
+def groups_from_frame(df: Any) -> dict[tuple[str, str, str, str | None], Group]:
+    """``runs_frame`` rows -> one group per configuration. A seed run twice (a failure retried by ``--resume``)
+    keeps its last run."""
+    groups: dict[tuple[str, str, str, str | None], Group] = {}
     for r in df.to_dict("records"):
-        model = _model_label(r["model"], r.get("model_options"))
-        key = (str(r["task"]), model, str(r["size"]))
-        g = groups.setdefault(key, Group(*key))
+        model = configs.model_label(r["model"], r.get("model_options"))
+        h = str(r["config_hash"]) if r.get("config_hash") else None
+        key = (str(r["task"]), model, str(r["size"]), h)
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = Group(str(r["task"]), model, str(r["size"]), config_hashes={h} if h else set(), config=_config(r.get("config")))
         seed = int(r["seed"])
-        if r.get("config_hash"):
-            g.config_hashes.add(str(r["config_hash"]))
         g.seeds.pop(seed, None)
         g.failed.pop(seed, None)
         if r["status"] == "ok":
@@ -253,7 +278,7 @@ def groups_from_frame(df: Any) -> dict[tuple[str, str, str], Group]:
 
 
 def side_from_store(store_path: str, ref: str) -> Side:
-    store = Store.open_existing(store_path)
+    store = Store.open_read_only(store_path)
     try:
         s = store.session(ref)
         df = runs_frame(store, [s["id"]])
@@ -280,13 +305,18 @@ def load_side(ref: str, store_path: str) -> Side:
 def baseline_doc(side: Side, name: str) -> dict[str, Any]:
     """A side as a baseline document: environment, calibration, per-seed values and their summary."""
     results = {}
-    for key in sorted(side.groups):
+    per_cell: dict[tuple[str, str, str], int] = {}
+    for g in side.groups.values():
+        per_cell[g.cell] = per_cell.get(g.cell, 0) + 1
+    for key in sorted(side.groups, key=lambda k: tuple(str(x) for x in k)):
         g = side.groups[key]
-        results["/".join(key)] = {
+        rkey = "/".join(g.cell) + (f"/{g.config_hash}" if per_cell[g.cell] > 1 else "")
+        results[rkey] = {
             "task": g.task,
             "model": g.model,
             "size": g.size,
             "config_hashes": sorted(g.config_hashes),
+            **({"config": g.config} if g.config is not None else {}),
             "seeds": {str(s): g.seeds[s] for s in sorted(g.seeds)},
             "failed": {str(s): g.failed[s] for s in sorted(g.failed)},
             "summary": g.summary(),  # for readers; compare recomputes it from the seeds
@@ -319,13 +349,14 @@ def load_baseline(path: str) -> Side:
 def side_from_doc(doc: Any, path: str = "<baseline>") -> Side:
     doc = baseline.check(doc, path)
     results, env, cal = doc["results"], doc.get("env", {}), doc.get("calibration")
-    groups: dict[tuple[str, str, str], Group] = {}
+    groups: dict[tuple[str, str, str, str | None], Group] = {}
     for k, r in results.items():
         try:
             g = Group(str(r["task"]), str(r["model"]), str(r["size"]))
             g.seeds = {int(s): {m: _num(x) for m, x in dict(vals).items()} for s, vals in dict(r.get("seeds", {})).items()}
             g.failed = {int(s): str(e) for s, e in dict(r.get("failed", {})).items()}
             g.config_hashes = {str(h) for h in r.get("config_hashes", [])}
+            g.config = _config(r.get("config"))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise baseline.bad(path, f"result {k!r} is malformed ({type(e).__name__}: {e})") from None
         groups[g.key] = g
@@ -359,6 +390,7 @@ class Comparison:
     rows: list[Row]
     warnings: list[str]
     notes: list[str]
+    unpaired: list[str] = field(default_factory=list)  # why a configuration of one side had no equal on the other
 
     @property
     def normalised(self) -> bool:
@@ -371,7 +403,9 @@ class Comparison:
         return [r for r in self.rows if r.verdict == "worse"]
 
     def exit_code(self) -> int:
-        return 1 if self.regressions() else 0
+        """1 on a regression, and 1 when a configuration could not be paired: a gate that silently skips a
+        group whose config changed (a new default, a suite edit) checks nothing there -- re-record the baseline."""
+        return 1 if self.regressions() or self.unpaired else 0
 
     def summary_line(self) -> str:
         reg = self.regressions()
@@ -379,10 +413,12 @@ class Comparison:
         for r in reg:
             kinds[r.kind] = kinds.get(r.kind, 0) + 1
         head = (f"❌ {len(reg)} regression{'s' if len(reg) != 1 else ''} (" + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + ")"
-                if reg else "✅ no regressions")
+                if reg else "❌ configurations changed: not compared (re-record the baseline if the change is intended)" if self.unpaired
+                else "✅ no regressions")
         speed = "speed machine-normalised" if self.normalised else "speed compared RAW (a side has no calibration)"
+        unpaired = f", {len(self.unpaired)} unpaired (configurations differ)" if self.unpaired else ""
         return (f"{head}; {self.count('better')} better, {self.count('same')} same, {self.count('missing')} missing, "
-                f"{self.count('new')} new -- thresholds {self.thresholds.describe()}; {speed}.")
+                f"{self.count('new')} new{unpaired} -- thresholds {self.thresholds.describe()}; {speed}.")
 
     def markdown(self, changes_only: bool = False) -> str:
         lines = [f"## s2sbench compare: {self.base.label} → {self.new.label}", ""]
@@ -395,8 +431,8 @@ class Comparison:
             lines += ["| task | model | size | metric | base | new | ratio / Δ | verdict |", "|---|---|---|---|---:|---:|---:|---|"]
             for r in rows:
                 verdict = SYMBOLS.get(r.verdict, r.verdict) + (f" ({r.note})" if r.note else "")
-                lines.append(f"| {r.task} | {r.model} | {r.size} | {_label(r.metric)} | {_fmt(r.metric, r.base)} | "
-                             f"{_fmt(r.metric, r.new)} | {_fmt_change(r)} | {verdict} |")
+                lines.append(f"| {r.task} | {r.model} | {r.size} | {metric_label(r.metric)} | {_fmt(r.metric, r.base)} | "
+                             f"{_fmt(r.metric, r.new)} | {fmt_change(r)} | {verdict} |")
         elif changes_only:
             lines.append("_No changes past the thresholds._")
         lines.append("")
@@ -408,7 +444,7 @@ class Comparison:
         return "\n".join(lines) + "\n"
 
 
-def _label(metric: str) -> str:
+def metric_label(metric: str) -> str:
     return BY_NAME[metric].label if metric in BY_NAME else {"runs": "runs ok", "-": "(all metrics)"}.get(metric, metric)
 
 
@@ -423,7 +459,7 @@ def _fmt(metric: str, v: Any) -> str:
     return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 1000 else f"{v:,.0f}"
 
 
-def _fmt_change(r: Row) -> str:
+def fmt_change(r: Row) -> str:
     if r.change is None:
         return ""
     if r.kind == "quality":
@@ -518,22 +554,100 @@ def compare(base: Side, new: Side, thresholds: Thresholds | None = None) -> Comp
                         "differences show up as speed changes.")
     tb, tn = base.env.get("device_type"), new.env.get("device_type")
     memory_comparable = tb is None or tn is None or tb == tn  # CUDA allocator peak vs process RSS: not one quantity
-    keys = list(base.groups) + [k for k in new.groups if k not in base.groups]
-    for key in keys:
-        gb, gn = base.groups.get(key), new.groups.get(key)
-        if gn is None:
-            rows.append(Row(*key, "-", "group", "missing", note="not in the new side"))
-            continue
-        if gb is None:
-            rows.append(Row(*key, "-", "group", "new", note="not in the base"))
-            continue
-        rows += _compare_group(gb, gn, th, cb, cn, notes, memory_comparable)
-    return Comparison(base, new, th, rows, warnings, notes)
+    unpaired: list[str] = []
+    cells = list(dict.fromkeys([g.cell for g in base.groups.values()] + [g.cell for g in new.groups.values()]))
+    for cell in cells:
+        bs = [g for g in base.groups.values() if g.cell == cell]
+        ns = [g for g in new.groups.values() if g.cell == cell]
+        names = _labels(bs + ns)
+        pairs, left_b, left_n = pair_groups(bs, ns)
+        for gb, gn, note in pairs:
+            if note:
+                notes.append(f"{'/'.join(cell)}: {note}")
+            rows += _compare_group(gb, gn, th, cb, cn, notes, memory_comparable, name=(cell[0], names[gb.config_hash], cell[2]))
+        why = {id(g): r for g, r in unpaired_reasons(left_b, left_n)}
+        unpaired += [why[id(g)] for g in left_b + left_n if id(g) in why]
+        for g in left_b:
+            rows.append(Row(g.task, names[g.config_hash], g.size, "-", "group", "missing",
+                            note="no equal configuration in the new side" if left_n else "not in the new side"))
+        for g in left_n:
+            rows.append(Row(g.task, names[g.config_hash], g.size, "-", "group", "new",
+                            note="no equal configuration in the base" if left_b else "not in the base"))
+    if unpaired:
+        shown = unpaired[:5]
+        warnings.append(f"{len(unpaired)} configuration{'s' if len(unpaired) != 1 else ''} could not be paired, so "
+                        f"{'they were' if len(unpaired) != 1 else 'it was'} not compared: " + " ".join(shown)
+                        + (f" (and {len(unpaired) - len(shown)} more)" if len(unpaired) > len(shown) else ""))
+    return Comparison(base, new, th, rows, warnings, notes, unpaired)
+
+
+def _labels(groups: list[Group]) -> dict[str | None, str]:
+    """config hash -> the row's model label: the model, plus in brackets what sets this configuration apart from
+    the others of its task, model and size on either side (``attention [bf16]``)."""
+    first = groups[0].model if groups else ""
+    hashes = list(dict.fromkeys(g.config_hash for g in groups))
+    if len(hashes) < 2:
+        return {h: first for h in hashes}
+    flats = {g.config_hash: configs.flatten(g.config) for g in groups if g.config is not None}
+    if len(flats) == len(hashes):
+        lab = configs.labels(flats)
+    else:  # a side that does not record its configurations (an older baseline): name them by hash
+        lab = {h: f"config {h}" if h else "config not recorded" for h in hashes}
+    return {h: f"{first} [{lab[h]}]" if lab.get(h) else first for h in hashes}
+
+
+def pair_groups(bs: list[Group], ns: list[Group]) -> tuple[list[tuple[Group, Group, str]], list[Group], list[Group]]:
+    """The groups of one task x model x size on each side -> (pairs, base left over, new left over).
+
+    Only equal configurations pair (same config hash). Where one side does not record its configuration
+    (a baseline saved before hashes were kept) and each side has exactly one, they pair, and the note says so.
+    """
+    left_n = list(ns)
+    pairs, left_b = [], []
+    for b in bs:
+        n = next((n for n in left_n if b.config_hash is not None and n.config_hash == b.config_hash), None)
+        if n is None:
+            left_b.append(b)
+        else:
+            left_n.remove(n)
+            pairs.append((b, n, ""))
+    if len(left_b) == 1 and len(left_n) == 1 and len(bs) == len(ns) == 1 and None in (left_b[0].config_hash, left_n[0].config_hash):
+        pairs.append((left_b[0], left_n[0], "a side does not record its configuration: paired by task, model and size only"))
+        return pairs, [], []
+    return pairs, left_b, left_n
+
+
+def unpaired_reasons(left_b: list[Group], left_n: list[Group]) -> list[tuple[Group, str]]:
+    """For the configurations left without an equal on the other side, where the other side has the same task,
+    model and size: which config fields differ from the nearest configuration there (one line per such pair)."""
+    out: list[tuple[Group, str]] = []
+    if not left_b or not left_n:
+        return out
+    known = all(g.config is not None for g in left_b + left_n)
+
+    def dist(a: Group, b: Group) -> int:
+        return len(configs.differing([configs.flatten(a.config), configs.flatten(b.config)])) if known else 0
+
+    matched: set[int] = set()
+    for mine, theirs, is_base in ((left_b, left_n, True), (left_n, left_b, False)):
+        for g in mine:
+            if id(g) in matched:
+                continue
+            near = min(theirs, key=lambda t: dist(g, t))
+            b, n = (g, near) if is_base else (near, g)
+            matched.update((id(b), id(n)))
+            head = f"{'/'.join(g.cell)}: base config {b.config_hash or '(not recorded)'} and new config {n.config_hash or '(not recorded)'}"
+            if known:
+                diff = configs.diff_text(configs.flatten(b.config), configs.flatten(n.config))
+                out.append((g, f"{head} differ in {diff or 'nothing recorded (only the hashes differ)'}."))
+            else:
+                out.append((g, f"{head} differ; which fields is unknown, as a side does not record its configurations (re-save the baseline)."))
+    return out
 
 
 def _compare_group(gb: Group, gn: Group, th: Thresholds, cb: float | None, cn: float | None, notes: list[str],
-                   memory_comparable: bool = True) -> list[Row]:
-    key = gb.key
+                   memory_comparable: bool = True, name: tuple[str, str, str] | None = None) -> list[Row]:
+    key = name or gb.cell
     label = "/".join(key)
     rows: list[Row] = []
     # runs: a seed that fails now but ran in the base is a regression
@@ -548,9 +662,6 @@ def _compare_group(gb: Group, gn: Group, th: Thresholds, cb: float | None, cn: f
         else:
             verdict, note = "same", "still failing: " + "; ".join(f"seed {s}: {gn.failed[s]}" for s in sorted(gn.failed))
         rows.append(Row(*key, "runs", "runs", verdict, f"{len(gb.seeds)}/{nb}", f"{len(gn.seeds)}/{nn}", note=_short(note)))
-    if gb.config_hashes and gn.config_hashes and not gb.config_hashes & gn.config_hashes:
-        notes.append(f"{label}: the two sides ran different configs (hash {','.join(sorted(gb.config_hashes))} vs "
-                     f"{','.join(sorted(gn.config_hashes))}): budgets or data changed, not only the code.")
     pb, pn = gb.values("params"), gn.values("params")
     if pb and pn and pb[0] != pn[0]:
         notes.append(f"{label}: parameter count changed ({pb[0]:,.0f} → {pn[0]:,.0f}).")

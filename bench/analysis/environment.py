@@ -7,7 +7,7 @@ from typing import Any
 # env key -> what people call it. A speed (or memory) difference across any of these mixes machine and code.
 WARN_ON: tuple[tuple[str, str], ...] = (
     ("device_name", "devices"), ("device_type", "device types"), ("torch", "torch versions"), ("cuda", "CUDA versions"),
-    ("threads", "CPU thread counts"),
+    ("threads", "CPU thread counts"), ("cpu_isa", "CPU instruction sets (kernels, hence CPU results, differ)"),
 )
 
 

@@ -6,6 +6,8 @@ import argparse
 import re
 from typing import Any
 
+from bench.errors import UserError
+
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 -- not usage plus traceback
@@ -54,6 +56,17 @@ def option(s: str) -> tuple[str, Any]:
         except ValueError:
             pass
     return k.strip(), val
+
+
+def session_config(device: str, threads: int | None, deterministic: bool = False) -> Any:
+    """The session's ``SessionConfig`` from ``--device``/``--threads``/``--deterministic``: the dataclass checks
+    the values (``--threads 0`` is refused, not read as "all cores"); its message is worded as the flag."""
+    from bench.spec.run import SessionConfig, SpecError
+
+    try:
+        return SessionConfig(device=device, threads=threads, deterministic=deterministic)
+    except SpecError as e:
+        raise UserError(f"--{e.key.replace('_', '-')} {e.rule}") from None
 
 
 def session_id(s: str) -> str:

@@ -9,7 +9,6 @@ import sys
 from typing import Any
 
 from bench.cli import args
-from bench.errors import UserError
 from bench.results.store import DEFAULT_PATH
 
 
@@ -47,12 +46,9 @@ def cmd_compare(a: argparse.Namespace) -> int:
     md = c.markdown(changes_only=a.changes_only)
     sys.stdout.write(md)
     if a.markdown:
-        try:
-            os.makedirs(os.path.dirname(os.path.abspath(a.markdown)), exist_ok=True)
-            with open(a.markdown, "w", encoding="utf-8") as f:
-                f.write(md)
-        except OSError as e:
-            raise UserError(f"{a.markdown}: cannot write ({e})") from None
+        from bench.results.files import write_text
+
+        write_text(a.markdown, md, "Markdown table")  # whole or not at all: a full disk leaves no empty file
     return c.exit_code()
 
 
@@ -74,8 +70,9 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
     from bench.measure.calibrate import calibrate
     from bench.measure.device import resolve_device
 
-    dev = resolve_device(a.device)
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    sc = args.session_config(a.device, a.threads)
+    dev = resolve_device(sc.device)
+    if sc.threads:
+        torch.set_num_threads(sc.threads)
     print(json.dumps(calibrate(dev), indent=2, sort_keys=True))
     return 0

@@ -38,10 +38,15 @@ def add(sub: Any) -> None:
 
     ls.set_defaults(func=cmd_list)
 
-    ex = sub.add_parser("export", help="print the tidy per-run table (CSV or JSON)")
+    ex = sub.add_parser("export", help="print the tidy per-run table (CSV or JSON), or copy runs to MLflow or TensorBoard")
     ex.add_argument("--store", default=DEFAULT_PATH)
-    ex.add_argument("--session", default="latest", help="session id, 'latest' or 'all'")
-    ex.add_argument("--format", choices=["csv", "json"], default="csv")
+    ex.add_argument("--session", default="latest", help="session id, 'latest', 'all', or ids separated by commas")
+    ex.add_argument("--format", choices=["csv", "json"], help="the tidy table on stdout (default csv)")
+    ex.add_argument("--to", choices=["mlflow", "tensorboard"], help="copy every run of the sessions into MLflow or a TensorBoard log folder")
+    ex.add_argument("dest", nargs="?", metavar="DEST",
+                    help="--to tensorboard: the log folder (required); --to mlflow: the tracking URI "
+                         "(default $MLFLOW_TRACKING_URI, else sqlite:///<the store's folder>/mlflow.sqlite)")
+    ex.add_argument("--experiment", help="--to mlflow: the experiment (default s2sbench)")
     ex.set_defaults(func=cmd_export)
 
 
@@ -60,7 +65,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     from bench.results.store import Store
     from bench.results.tidy import filter_sessions, select_sessions
 
-    store = Store.open_existing(a.store)
+    store = Store.open_read_only(a.store)
     filtering = a.device or a.commits
     ids = select_sessions(store, a.sessions or ("all" if filtering and a.session == "latest" else a.session))
     if filtering:
@@ -114,10 +119,16 @@ def cmd_list(a: argparse.Namespace) -> int:
         from bench.results.store import Store
 
         if os.path.exists(a.store):
-            store = Store.open_existing(a.store)
+            from bench.results.outcome import outcomes
+
+            store = Store.open_read_only(a.store)
             print(f"sessions in {a.store}:")
-            for s in store.sessions():
-                print(f"  {s['id']}  {s['status']:11s} {s['runs']:4d} runs  suite={s['suite'] or '-'}  {s['env'].get('device_name', '')}")
+            for s in store.sessions():  # the status as it is now: a session whose process died reads interrupted
+                who = ""
+                if s["status"] == "running" and (owners := store.session_owners(s["id"])):
+                    who = f"  ({owners[-1].describe()})"
+                print(f"  {s['id']}  {s['status']:11s} {outcomes(store.runs(s['id'])).text()}  suite={s['suite'] or '-'}  "
+                      f"{s['env'].get('device_name', '')}{who}")
         else:
             print(f"sessions: none ({a.store} does not exist yet)")
     return 0
@@ -127,12 +138,47 @@ def cmd_export(a: argparse.Namespace) -> int:
     from bench.results.store import Store
     from bench.results.tidy import runs_frame, select_sessions
 
-    store = Store.open_existing(a.store)
+    if a.to and a.format:
+        raise UserError(f"give --format (a table on stdout) or --to {a.to}, not both")
+    if a.dest and not a.to:
+        raise UserError(f"{a.dest}: a destination goes with --to mlflow or --to tensorboard")
+    if a.experiment and a.to != "mlflow":
+        raise UserError("--experiment goes with --to mlflow")
+    if a.to == "tensorboard" and not a.dest:
+        raise UserError("export --to tensorboard needs the log folder: s2sbench export --to tensorboard DIR")
+    store = Store.open_read_only(a.store)
+    if a.to:
+        return _export_to(a, store, select_sessions(store, a.session))
     df = runs_frame(store, select_sessions(store, a.session))
-    if a.format == "csv":
+    if (a.format or "csv") == "csv":
         df = df.assign(epoch_seconds=df["epoch_seconds"].map(json.dumps), test_by_length=df["test_by_length"].map(json.dumps))
         sys.stdout.write(df.to_csv(index=False))
     else:
         records = df.astype(object).where(df.notna(), None).to_dict(orient="records")
         sys.stdout.write(json.dumps(records, indent=1) + "\n")  # full precision, unlike DataFrame.to_json
+    return 0
+
+
+def _export_to(a: argparse.Namespace, store: Any, sessions: list[str]) -> int:
+    import shlex
+
+    from bench.results.export import export_runs
+
+    runs = export_runs(store, sessions)
+    what = f"{len(sessions)} session{'s' if len(sessions) != 1 else ''}"
+    if a.to == "mlflow":
+        from bench.results import export_mlflow
+
+        uri = export_mlflow.tracking_uri(a.dest, a.store)
+        m = export_mlflow.export(runs, uri, a.experiment or export_mlflow.DEFAULT_EXPERIMENT)
+        print(f"mlflow: {m.written} runs written, {m.skipped} already there" + (f", {m.rewritten} rewritten (an earlier export was cut short)" if m.rewritten else "")
+              + f" ({what}; experiment {m.experiment!r} at {m.uri})")
+        print(f"see them: mlflow ui --backend-store-uri {shlex.quote(m.uri)}" if "://" in m.uri and not m.uri.startswith("http") else f"see them at {m.uri}")
+    else:
+        from bench.results import export_tensorboard
+
+        t = export_tensorboard.export(runs, a.dest)
+        print(f"tensorboard: {t.written} runs written, {t.skipped} already there" + (f", {t.replaced} replaced by a newer record" if t.replaced else "")
+              + f" ({what}; in {t.logdir})")
+        print(f"see them: tensorboard --logdir {shlex.quote(t.logdir)}")
     return 0

@@ -101,10 +101,8 @@ def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
 def cmd_run(a: argparse.Namespace) -> int:
     from bench.results.store import Store
     from bench.runner.session import check, run_session
-    from bench.spec.run import SessionConfig
-
     suite, specs = specs_from_flags(a)
-    sc = SessionConfig(device=a.device, threads=a.threads or None, deterministic=a.deterministic)
+    sc = args.session_config(a.device, a.threads, a.deterministic)
     env_extra: dict[str, Any] = {}
     if a.shard:
         from bench.runner.shard import select
@@ -149,9 +147,9 @@ def cmd_run(a: argparse.Namespace) -> int:
         return 0
     if a.shard:
         print(f"shard {a.shard[0]}/{a.shard[1]}: {len(specs)} of {env_extra['shard']['suite_runs']} runs")
-    runs = store.runs(sid)
-    failed = [r for r in runs if r.status != "ok"]
-    print(f"session {sid}: {len(runs) - len(failed)} runs ok, {len(failed)} failed; stored in {a.store}")
+    from bench.results.outcome import outcomes
+
+    print(f"session {sid}: {outcomes(store.runs(sid)).text()}; stored in {a.store}")
     print(f"report: s2sbench report --store {shlex.quote(a.store)} --session {sid}")
     return 0
 

@@ -12,10 +12,10 @@ import json
 import math
 import os
 import re
-import tempfile
 from typing import Any
 
 from bench.errors import UserError
+from bench.results import files
 
 FORMAT = "s2sbench-baseline"
 VERSION = 1
@@ -51,20 +51,7 @@ def dumps(doc: dict[str, Any]) -> str:
 
 def write_text_atomic(path: str, text: str, what: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder; nothing is left on failure."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as e:
-        raise UserError(f"{path}: cannot write the {what} ({e.strerror or e})") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
+    files.write_text(path, text, what)
 
 
 def write(path: str, doc: dict[str, Any]) -> None:
@@ -85,7 +72,8 @@ def read(path: str) -> dict[str, Any]:
 
 
 def check(doc: Any, path: str = "<baseline>") -> dict[str, Any]:
-    """The document's envelope is a baseline of a version this code reads (its results are checked by the reader)."""
+    """The document is a baseline of a version this code reads, and every per-seed metric value is a number or null
+    (the rest of its results is checked by the reader)."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise bad(path, f"'format' is not {FORMAT!r}")
     v = doc.get("schema_version")
@@ -96,4 +84,16 @@ def check(doc: Any, path: str = "<baseline>") -> dict[str, Any]:
     results, env, cal = doc.get("results"), doc.get("env", {}), doc.get("calibration")
     if not isinstance(results, dict) or not isinstance(env, dict) or not (cal is None or isinstance(cal, dict)):
         raise bad(path, "'results' and 'env' must be objects, 'calibration' an object or null")
+    for key, r in results.items():
+        seeds = r.get("seeds", {}) if isinstance(r, dict) else None
+        if not isinstance(seeds, dict):
+            raise bad(path, f"result {key!r} is malformed (its 'seeds' is not an object)")
+        for seed, values in seeds.items():
+            if not isinstance(values, dict):
+                raise bad(path, f"result {key!r} seed {seed}: not an object of metric values")
+            for metric, x in values.items():
+                # A string or a boolean would be skipped as "no value", turning the group's rows into "new":
+                # compare would then check nothing and pass. Refuse it here.
+                if x is not None and (isinstance(x, bool) or not isinstance(x, (int, float))):
+                    raise bad(path, f"result {key!r} seed {seed}: {metric} must be a number or null, got {x!r}")
     return doc

@@ -8,7 +8,9 @@ Rules (the README's "Beyond one machine" says the same):
 * The same session id in several stores is one session: the shards of a suite run with a common
   ``--session-id``, or a store merged twice. Its runs are the union; its start is the earliest part's, its
   end the latest's; it is ``finished`` only when every part finished; its environment is the earliest
-  part's, plus ``parts``: each part's shard, host, device, times, status, command and calibration.
+  part's, plus ``parts``: each part's shard, host, device, times, status, command and calibration. The
+  records of the processes that ran it come along, so a part whose process died reads ``interrupted`` in
+  OUT as it does where it ran.
 * Within one session a run key appears once. Seen twice with different contents (a shard run twice, a
   failed run resumed), the one that finished later wins -- the command says which it kept and which it
   dropped; ties prefer an ``ok`` run, then the later store on the command line. An identical copy (the
@@ -16,14 +18,16 @@ Rules (the README's "Beyond one machine" says the same):
 
 Nothing is written unless everything can be: every input (and OUT, if it exists) is checked first --
 an SQLite file, a results store, this s2sbench's schema version, one suite per session id -- then all
-changes go into OUT in one transaction. Inputs are only read (``PRAGMA query_only``; ``mode=ro`` where the
-file or its folder is read-only).
+changes go into OUT in one transaction; a new OUT is built under a temporary name and renamed once complete,
+so a failed merge leaves no file behind. Inputs are only read (``Store.open_read_only``'s connection: nothing
+written, no ``-wal``/``-shm`` left beside them, read-only media readable).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,9 +134,19 @@ def merge(out: str, inputs: list[str]) -> MergeResult:
     for rows in by_sid.values():
         _join_sessions(sorted(rows, key=lambda r: r[1]["started"]))
 
-    store = Store(out)
+    # A new OUT is built under a temporary name beside it and renamed into place once complete, so a failure
+    # (a full disk, an interruption) leaves no half-made or empty store; an existing OUT takes every change
+    # in one transaction.
+    target = out if existed else os.path.join(os.path.dirname(os.path.abspath(out)), f".{os.path.basename(out)}.{os.getpid()}.merging")
+    made = _missing_folders(out)
     res = MergeResult(out)
+    store: Store | None = None
     try:
+        try:
+            store = Store(target)
+        except UserError as e:
+            raise UserError(str(e).replace(target, out)) from None
+        store.path = out  # messages name OUT, not the temporary file
         with store.bulk() as w:
             have = w.dump()
             for sid, rows in sorted(by_sid.items()):
@@ -145,19 +159,56 @@ def merge(out: str, inputs: list[str]) -> MergeResult:
                 else:
                     res.sessions_new += 1
                     w.put_session(joined, exists=False)
+                for d in dumps:  # who ran it, so its status is derived in OUT as where it ran (bench.results.owners)
+                    for o in d.owners:
+                        if o["session"] == sid:
+                            w.put_owner(o)
                 _merge_runs(w, sid, have, dumps, out, res)
                 note = _shard_note(sid, json.loads(joined["env"]), w.distinct_keys(sid))
                 if note:
                     res.lines.append(note)
-    except BaseException:
-        store.close()
         if not existed:
-            for suffix in ("", "-wal", "-shm"):
-                if os.path.exists(out + suffix):
-                    os.remove(out + suffix)
+            _self_contained(store, out)
+            store.close()
+            store = None
+            try:
+                os.replace(target, out)
+            except OSError as e:
+                raise UserError(f"{out}: cannot write the merged store ({e.strerror or e}); nothing written") from None
+    except BaseException:
+        if store is not None:
+            store.close()
+        if not existed:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                if os.path.exists(target + suffix):
+                    os.remove(target + suffix)
+            for d in reversed(made):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    break
         raise
-    store.close()
+    if store is not None:
+        store.close()
     return res
+
+
+def _missing_folders(path: str) -> list[str]:
+    """The folders above ``path`` that do not exist yet, outermost first (removed again if the merge fails)."""
+    out: list[str] = []
+    head = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(head):
+        out.insert(0, head)
+        head = os.path.dirname(head)
+    return out
+
+
+def _self_contained(store: Store, out: str) -> None:
+    """Fold the write-ahead log into the file itself, so that renaming the file moves every row."""
+    try:
+        store.db.execute("PRAGMA journal_mode=DELETE").fetchone()
+    except sqlite3.Error as e:
+        raise UserError(f"{out}: cannot write the merged store ({e}); nothing written") from None
 
 
 def _merge_runs(w: BulkWriter, sid: str, have: Dump, dumps: list[Dump], out: str, res: MergeResult) -> None:

@@ -16,11 +16,12 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError
+from bench.results import owners
 
 SCHEMA_VERSION = 1
 DEFAULT_PATH = os.path.join("results", "bench.sqlite")
@@ -71,6 +72,7 @@ class Dump:
     path: str
     sessions: dict[str, dict[str, Any]]
     runs: list[dict[str, Any]]  # with "id" (its row id in that store)
+    owners: list[dict[str, Any]] = field(default_factory=list)  # who ran each session (bench.results.owners)
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,42 @@ class RunRecord:
 
 def check_sqlite_file(path: str) -> None:
     """Refuse a file that is not SQLite at all before anything opens (and so changes) it."""
+    if os.path.isdir(path):
+        raise UserError(f"{path}: a folder, not a results store")
     try:
         with open(path, "rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
                 raise UserError(f"{path}: not a results store (not an SQLite file)")
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e})") from None
+
+
+def connect_read_only(path: str) -> sqlite3.Connection:
+    """An SQLite connection that can only read the store at ``path``, and leaves nothing beside it.
+
+    A plain connection (even ``mode=ro``) to a WAL store creates ``-wal`` and ``-shm`` files next to it and
+    cannot open it at all on read-only media. So: where a writer is at work (or was: its ``-wal`` file is
+    there), read through its log with ``mode=ro``, which reuses the files that exist; where there is no log,
+    nothing beyond the file itself holds data, and ``immutable=1`` reads the file as it is, creating nothing
+    and taking no locks. The one case left -- a log without its ``-shm`` in a read-only folder -- cannot be
+    read by SQLite without writing, and is refused rather than read without the log's runs.
+
+    The limit of ``immutable``: a writer that starts while such a reader reads is not seen by it (the reader
+    reads the store as it was). Writers keep their log until their last commit is folded into the file, which
+    happens after a thousand pages of writes or when they close -- not within the second a reader takes.
+    """
+    wal, shm, journal = (os.path.exists(path + s) for s in ("-wal", "-shm", "-journal"))
+    folder_writable = os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
+    uri = Path(path).resolve().as_uri()
+    if wal and not shm and not folder_writable:
+        raise UserError(f"{path}: its write-ahead log {os.path.basename(path)}-wal can only be read in a writable folder; "
+                        "copy the store with its -wal file to one")
+    try:
+        db = sqlite3.connect(uri + ("?mode=ro" if wal or journal else "?immutable=1"), uri=True, timeout=60.0)
+        db.execute("PRAGMA query_only=ON")
+    except sqlite3.Error as e:
+        raise UserError(f"{path}: cannot open the results store ({e})") from None
+    return db
 
 
 class Store:
@@ -120,6 +152,7 @@ class Store:
             self.db.execute("PRAGMA busy_timeout=60000")
             with self.db:
                 self.db.executescript(_SCHEMA)
+                self.db.executescript(owners.SCHEMA)  # who runs a session (bench.results.owners): version-1 tables too
                 self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except (sqlite3.Error, OSError) as e:
             raise UserError(f"{path}: cannot open the results store ({e})") from None
@@ -134,6 +167,31 @@ class Store:
             raise UserError(f"{path}: no results store here (run a session first)")
         check_sqlite_file(path)
         return cls(path)
+
+    @classmethod
+    def open_read_only(cls, path: str) -> Store:
+        """Open for reading only (list, export, report, compare, merge's inputs): the store's bytes stay as they
+        are, no ``-wal``/``-shm`` file is left beside it, and a store on read-only media can be read."""
+        if not os.path.exists(path):
+            raise UserError(f"{path}: no results store here (run a session first)")
+        check_sqlite_file(path)
+        self = cls.__new__(cls)
+        self.path, self.db = path, connect_read_only(path)
+        try:
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not {"meta", "sessions", "runs"} <= tables:
+                raise UserError(f"{path}: not a results store (an SQLite database of another program)")
+            v = self.schema_version()
+        except sqlite3.Error as e:
+            self.db.close()
+            raise UserError(f"{path}: cannot read the results store ({e})") from None
+        except UserError:
+            self.db.close()
+            raise
+        if v != SCHEMA_VERSION:
+            self.db.close()
+            raise UserError(f"{path}: store schema version {v}, this s2sbench reads version {SCHEMA_VERSION}")
+        return self
 
     def schema_version(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -167,10 +225,10 @@ class Store:
             "SELECT s.id, s.started, s.finished, s.status, s.suite, s.command, s.env, "
             "(SELECT COUNT(*) FROM runs r WHERE r.session = s.id) FROM sessions s ORDER BY s.started, s.id"
         ).fetchall()
-        return [
+        return owners.derive(self.db, [  # a "running" session whose process is gone reads "interrupted"
             {"id": r[0], "started": r[1], "finished": r[2], "status": r[3], "suite": r[4], "command": r[5], "env": json.loads(r[6]), "runs": r[7]}
             for r in rows
-        ]
+        ])
 
     def session(self, ref: str) -> dict[str, Any]:
         """A session by id, unique id prefix, or ``latest``."""
@@ -185,16 +243,41 @@ class Store:
         return hits[0]
 
     def resumable(self, suite: str | None) -> str:
-        """The latest session of ``suite`` that did not finish (``--resume`` with no id)."""
-        cands = [s for s in self.sessions() if s["suite"] == suite and s["status"] != "finished"]
+        """The latest session of ``suite`` that did not finish and that no live process runs (``--resume`` with no id)."""
+        mine = [s for s in self.sessions() if s["suite"] == suite and s["status"] != "finished"]
+        cands = [s for s in mine if s["status"] != "running" or not owners.owners(self.db, s["id"])]
         if not cands:
-            raise UserError(f"{self.path}: no unfinished session of suite {suite or '(none)'!r} to resume")
+            live = f" (session {mine[-1]['id']} is still running in another process)" if mine else ""
+            raise UserError(f"{self.path}: no unfinished session of suite {suite or '(none)'!r} to resume{live}")
         return cands[-1]["id"]
 
+    # who runs a session (bench.results.owners) ---------------------------------------------------------
+    def acquire(self, sid: str, resume: bool) -> owners.Owner:
+        """This process becomes ``sid``'s owner; refused (UserError) while another process runs it."""
+        return owners.acquire(self.db, self.path, sid, resume)
+
+    def claim(self, owner: owners.Owner, key: str) -> bool:
+        """Claim run ``key`` before it starts: False when it is done already or another live process holds it."""
+        return owners.claim(self.db, self.path, owner, key)
+
+    def release(self, owner: owners.Owner, status: str | None) -> None:
+        """Let go of the session, setting its status (when still its owner)."""
+        owners.release(self.db, self.path, owner, status)
+
+    def session_owners(self, sid: str) -> list[owners.Owner]:
+        """Every process that worked on ``sid``, oldest first."""
+        return owners.owners(self.db, sid)
+
     # runs ---------------------------------------------------------------------------------------------
-    def add_run(self, r: RunRecord) -> int:
-        """Commit one finished (or failed) run in its own transaction."""
+    def add_run(self, r: RunRecord, claim: str | None = None) -> int:
+        """Commit one finished (or failed) run in its own transaction.
+
+        ``claim``: the owner token that claimed the run (``claim``); the run is stored only while that claim
+        stands, and the claim is released with it.
+        """
         with self._tx() as db:
+            if claim is not None:
+                owners.settle_claim(db, r.session, r.key, claim)
             cur = db.execute(
                 "INSERT INTO runs(session, key, task, model, size, seed, config, config_hash, status, error, started, finished, "
                 "metrics, history, samples) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -223,14 +306,7 @@ class Store:
         if not os.path.exists(path):
             raise UserError(f"{path}: no such results store")
         check_sqlite_file(path)
-        try:
-            if os.access(path, os.W_OK) and os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
-                db = sqlite3.connect(path)  # read only by promise (query_only); closing it tidies the WAL files away
-                db.execute("PRAGMA query_only=ON")
-            else:  # a read-only file or folder (downloaded artifacts)
-                db = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
-        except sqlite3.Error as e:
-            raise UserError(f"{path}: cannot open ({e})") from None
+        db = connect_read_only(path)
         try:
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if not {"meta", "sessions", "runs"} <= tables:
@@ -248,22 +324,29 @@ class Store:
     @contextmanager
     def bulk(self) -> Iterator[BulkWriter]:
         """One transaction for many raw writes (merge): all of them land, or none."""
-        self.db.execute("BEGIN IMMEDIATE")
         try:
-            yield BulkWriter(self.db, self.path)
-            self.db.commit()
-        except BaseException:
-            self.db.rollback()
-            raise
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield BulkWriter(self.db, self.path)
+                self.db.commit()
+            except BaseException:
+                self.db.rollback()
+                raise
+        except sqlite3.Error as e:  # a full disk, a read-only file: one line, and the transaction rolled back
+            raise UserError(f"{self.path}: cannot write to the results store ({e}); nothing written") from None
 
     def done_keys(self, session: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT key FROM runs WHERE session=? AND status='ok'", (session,))}
+
+    def stored_keys(self, session: str) -> set[str]:
+        """Every run key the session has a record of, ok or failed: the runs it ran."""
+        return {r[0] for r in self.db.execute("SELECT DISTINCT key FROM runs WHERE session=?", (session,))}
 
 
 def _dump(db: sqlite3.Connection, path: str) -> Dump:
     sessions = {r[0]: dict(zip(SESSION_COLS, r)) for r in db.execute(f"SELECT {', '.join(SESSION_COLS)} FROM sessions")}
     runs = [dict(zip(("id",) + RUN_COLS, r)) for r in db.execute(f"SELECT id, {', '.join(RUN_COLS)} FROM runs ORDER BY id")]
-    return Dump(path, sessions, runs)
+    return Dump(path, sessions, runs, [{c: getattr(o, c) for c in owners.OWNER_COLS} for o in owners.owners(db)])
 
 
 class BulkWriter:
@@ -288,6 +371,11 @@ class BulkWriter:
 
     def insert_run(self, row: dict[str, Any]) -> None:
         self.db.execute(f"INSERT INTO runs({', '.join(RUN_COLS)}) VALUES ({', '.join('?' * len(RUN_COLS))})", tuple(row[c] for c in RUN_COLS))
+
+    def put_owner(self, row: dict[str, Any]) -> None:
+        """An owner record of another store (a process that ran the session there); kept once per stint."""
+        self.db.execute(f"INSERT OR IGNORE INTO session_owners({', '.join(owners.OWNER_COLS)}) VALUES ({', '.join('?' * len(owners.OWNER_COLS))})",
+                        tuple(row[c] for c in owners.OWNER_COLS))
 
     def distinct_keys(self, session: str) -> int:
         return int(self.db.execute("SELECT COUNT(DISTINCT key) FROM runs WHERE session=?", (session,)).fetchone()[0])

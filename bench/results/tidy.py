@@ -19,7 +19,9 @@ RUN_COLUMNS = [
     "session", "task", "model", "size", "seed", "status", "epochs", "epoch_seconds",
     *(m.name for m in CATALOGUE),
     "wall_to_target_s", "train_examples_per_s", "decode_tokens_per_s", "mode", "capture", "src_len", "tgt_len", "batch_size",
-    "error", "key", "config_hash", "model_options", "device", "amp", "model_order", "model_is_reference",
+    "error", "key", "config_hash", "model_options", "device", "device_type", "amp", "length", "model_order", "model_is_reference",
+    "model_recurrent", "config",
+    "data_source", "test_questions", "test_questions_in_train", "test_examples_in_train",  # the split's test/train overlap
 ]
 
 
@@ -54,24 +56,42 @@ def runs_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
             row = {c: m.get(c) for c in RUN_COLUMNS}
             row.update(session=r.session, task=r.task, model=r.model, size=r.size, seed=r.seed, status=r.status, error=r.error,
                        key=r.key, config_hash=r.config_hash, model_options=json.dumps(r.config.get("model_options", {}), sort_keys=True),
-                       device=env.get("device_name"), amp=r.config.get("train", {}).get("amp"),
+                       device=env.get("device_name"), device_type=env.get("device_type"), amp=r.config.get("train", {}).get("amp"),
+                       length=fixed_length(r.config), config=json.dumps({k: v for k, v in r.config.items() if k != "seed"}, sort_keys=True),
                        capture=r.config.get("train", {}).get("capture", "eager"), mode="throughput" if "throughput" in r.config else "quality")
             row["epoch_seconds"] = m.get("epoch_seconds", [])
             row["s_per_epoch"] = s_per_epoch(row["epoch_seconds"])
             meta = m.get("model_meta") or {}  # the registry's metadata, stored with the run (reports never import models)
             row["model_order"], row["model_is_reference"] = meta.get("order"), bool(meta.get("reference"))
+            row["model_recurrent"] = meta.get("recurrent")  # None where the run predates the field
             row["test_by_length"] = m.get("test_by_length", {})
             rows.append(row)
     df = pd.DataFrame(rows, columns=RUN_COLUMNS + ["test_by_length"])
-    for c in ("seed", "params", "epochs", "peak_memory_bytes"):  # stay integers beside a failed run's empty cells
+    for c in ("seed", "params", "epochs", "peak_memory_bytes", "length"):  # stay integers beside a failed run's empty cells
         df[c] = df[c].astype("Int64")
     return df
 
 
+def fixed_length(config: dict[str, Any]) -> int | None:
+    """The one source length every example of a run has (a point of a length sweep), else None.
+
+    Read from the config, not the metrics, so a point that failed (out of memory) still has its length.
+    """
+    data = config.get("data") or {}
+    tr, te = data.get("train_lengths"), data.get("test_lengths")
+    if isinstance(tr, (list, tuple)) and len(tr) == 2 and tr[0] == tr[1] and (te is None or list(te) == list(tr)):
+        return int(tr[0])
+    return None
+
+
 def epochs_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
+    """One row per run and epoch, with what identifies the run's configuration (config hash, device)."""
+    envs = {s["id"]: s["env"] for s in store.sessions()}
     rows = []
     for sid in sessions:
+        dev = envs.get(sid, {}).get("device_name")
         for r in store.runs(sid):
             for e in r.history:
-                rows.append({"session": sid, "task": r.task, "model": r.model, "size": r.size, "seed": r.seed, **e})
+                rows.append({"session": sid, "task": r.task, "model": r.model, "size": r.size, "seed": r.seed,
+                             "config_hash": r.config_hash, "device": dev, **e})
     return pd.DataFrame(rows)

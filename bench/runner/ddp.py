@@ -38,6 +38,7 @@ from bench.data.vocab import PAD
 from bench.errors import UserError
 from bench.results.store import Store
 from bench.runner.progress import Progress
+from bench.spec.run import parse_device
 
 
 class _DDP(DistributedDataParallel):
@@ -61,6 +62,7 @@ class Group:
         if not all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK")):
             raise UserError("--ddp runs under torchrun: torchrun --nproc-per-node N -m bench run ... --ddp")
         rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
+        device_name = parse_device(device_name)  # the one device parser; what this machine has is checked here
         if device_name == "auto":
             device_name = "cuda" if torch.cuda.is_available() else "cpu"
         kind = device_name.split(":")[0]

@@ -15,6 +15,7 @@ import torch
 
 import models
 from bench.data.batching import Encoded, make_batch
+from bench.data.tasks import split_overlap
 from bench.data.vocab import BOS, EOS
 from bench.measure.latency import call_latency
 from bench.measure.memory import PeakRSS, reset_peak_memory, run_peak
@@ -95,7 +96,8 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
                 if i == n:
                     epoch_no[0] += 1
 
-        fr = fit(runnable, prep.train, prep.valid, spec.train, device, spec.seed, on_epoch=on_epoch, on_batch=on_batch, parallel=parallel)
+        fr = fit(runnable, prep.train, prep.valid, spec.train, device, spec.seed, on_epoch=on_epoch, on_batch=on_batch, parallel=parallel,
+                 vocab_size=len(prep.vocab))
         ev = evaluate(model, prep.test, device, spec.train.eval_batch_size, with_attention=True, n_samples=spec.measure.samples, autocast=autocast)
         lat1 = decode_latency(model, prep.test, 1, device, spec.measure.decode_repeats, autocast)
         latb = decode_latency(model, prep.test, spec.measure.decode_batch, device, spec.measure.decode_repeats, autocast)
@@ -127,6 +129,8 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
         **run_peak(device, mem),
         "vocab_size": len(prep.vocab),
         "train_examples": len(prep.train),
+        "data_source": prep.data.source,
+        **split_overlap(prep.data),  # a file's own split may repeat test questions in training: shown beside the task
         "model_meta": models.entry(spec.model).meta.record(),
     }
     if parallel is not None:

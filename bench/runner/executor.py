@@ -31,12 +31,18 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RunContext:
-    """What a session gives its executor: the data cache, the resolved device, the session config, progress."""
+    """What a session gives its executor: the data cache, the resolved device, the session config, progress, and
+    ``claim``: called with each run just before it starts (or is handed out); a run it answers False for is
+    skipped (stored already, or another process holds it), and what it raises ends the session."""
 
     cache: DataCache
     device: torch.device
     sc: SessionConfig
     progress: Progress
+    claim: Callable[[RunSpec], bool] | None = None
+
+    def claimed(self, spec: RunSpec) -> bool:
+        return self.claim is None or self.claim(spec)
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,8 @@ class LocalExecutor:
     def map(self, specs: list[RunSpec], ctx: RunContext) -> Iterator[Outcome]:
         kw = {"parallel": self.parallel} if self.parallel is not None else {}
         for spec in specs:
+            if not ctx.claimed(spec):
+                continue
             ctx.progress.start_run(spec.label())
             started = now()
             try:

@@ -36,7 +36,7 @@ from bench.runner.cache import DataCache
 from bench.runner.execute import execute, failure_reason, now
 from bench.runner.executor import Outcome, RunContext
 from bench.runner.shard import cost
-from bench.spec.run import RunSpec, SessionConfig
+from bench.spec.run import RunSpec, SessionConfig, parse_device
 from bench.train.seeding import set_deterministic
 
 
@@ -142,6 +142,7 @@ class RayExecutor:
 
     # Executor ---------------------------------------------------------------------------------------
     def resolve_device(self, name: str) -> torch.device:
+        name = parse_device(name)  # the one device parser; what the cluster has is checked here
         gpus = self.ray.cluster_resources().get("GPU", 0)
         if name == "auto":
             return torch.device("cuda" if gpus else "cpu")
@@ -183,9 +184,10 @@ class RayExecutor:
         cache: dict[tuple, int] = {}
         order = sorted(specs, key=lambda s: (-cost(s, cache), s.key()))
         pending: dict[Any, tuple[RunSpec, str]] = {}
-        for spec in order:
-            pending[remote.remote(spec, ctx.sc, ctx.device.type, res["num_cpus"])] = (spec, now())
         try:
+            for spec in order:  # each run claimed as it is handed to the cluster
+                if ctx.claimed(spec):
+                    pending[remote.remote(spec, ctx.sc, ctx.device.type, res["num_cpus"])] = (spec, now())
             while pending:
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
                 spec, submitted = pending.pop(ref)

@@ -3,6 +3,12 @@
 A run that diverges, runs out of memory or raises is recorded as failed with its reason, and the session
 goes on; Ctrl-C marks the session interrupted and leaves every finished run in the store, so ``--resume``
 continues where it stopped (a run is identified by task, model, size, seed and the hash of its config).
+
+One process works on a session at a time (``bench.results.owners``): it owns the session, keeps a heartbeat,
+and claims each run before it starts, so two ``--resume`` of one session never store a run twice, and a
+session whose process was killed reads ``interrupted`` without anyone cleaning up. A session is
+``finished`` only when every one of its runs is stored; a store that refused a write, Ctrl-C or any other
+error leaves it ``interrupted``, for ``--resume`` to continue.
 """
 
 from __future__ import annotations
@@ -19,52 +25,76 @@ from bench.data import tasks
 from bench.errors import UserError
 from bench.measure.device import resolve_device
 from bench.results.calibration import peak_flops
+from bench.results.owners import Heartbeat, Owner, SessionLost
 from bench.results.store import RunRecord, Store
 from bench.runner.cache import DataCache
 from bench.runner.execute import now
 from bench.runner.executor import Executor, LocalExecutor, RunContext
 from bench.runner.progress import Progress
 from bench.spec.run import AMP, RunSpec, SessionConfig
+from bench.spec.suite import where_key
 from bench.train.seeding import set_deterministic
 
 
 def validate(spec: RunSpec) -> None:
-    """What the spec cannot check without the model code: the model, its size and its options exist.
+    """What the spec cannot check without the model code: the model and its size exist, and its options fit the
+    model's config -- known fields, of the right type and range (``models.options``), and a model its
+    constructor accepts (built once on the meta device: no memory, no time). So ``--option hidden=0`` is
+    refused here, before any run starts, not stored as a failed run.
 
     Every value of the spec itself was checked when it was built (``bench.spec.run``).
     """
     if spec.model not in models.names():
         raise UserError(f"unknown model {spec.model!r}; known models: {', '.join(models.names())}")
     if spec.size not in models.sizes(spec.model):
-        where = f"{spec.origin}: key 'sizes': " if spec.origin else ""
-        raise UserError(f"{where}model {spec.model!r} has no size {spec.size!r}; sizes: {', '.join(models.sizes(spec.model))}")
+        raise UserError(f"{where_key(spec.origin, 'sizes')}: model {spec.model!r} has no size {spec.size!r}; sizes: {', '.join(models.sizes(spec.model))}")
+    where = where_key(spec.origin, "model_options")
+    options = dict(spec.model_options)
     try:
-        models.config(spec.model, 10, spec.size, **dict(spec.model_options))
+        models.config(spec.model, 10, spec.size, **options)
+    except models.OptionError as e:
+        raise UserError(f"{where}: {spec.model} option {e.key} {e.rule}") from None
     except (KeyError, TypeError) as e:
-        raise UserError(str(e).strip("'\"")) from None
+        why = str(e).strip("'\"")  # a KeyError's message comes quoted
+        raise UserError(f"{where}: {why}") from None
+    if options:  # what ties fields together (an even width for a bidirectional encoder, heads dividing d_model)
+        try:
+            with torch.device("meta"):
+                models.build(spec.model, 10, spec.size, **options)
+        except ValueError as e:
+            raise UserError(f"{where}: {spec.model} at size {spec.size} with {', '.join(f'{k}={v}' for k, v in spec.model_options)}: {e}") from None
     if spec.data.task_file is None:
         tasks.entry(spec.data.task)
     longest = models.longest_sequence(spec.model, spec.size, **dict(spec.model_options))
     lengths = [hi for lo_hi in (spec.data.train_lengths, spec.data.test_lengths) if lo_hi for hi in lo_hi[1:]]
     if longest is not None and lengths and max(lengths) + 1 > longest:  # the target is one longer (EOS)
-        where = f"{spec.origin}: key 'lengths'" if spec.origin else "--length"
-        raise UserError(f"{where}: sources of {max(lengths)} characters (targets of {max(lengths) + 1}) are beyond what {spec.model} at size "
+        raise UserError(f"{where_key(spec.origin, 'lengths')}: sources of {max(lengths)} characters (targets of {max(lengths) + 1}) are beyond what {spec.model} at size "
                         f"{spec.size} can position ({longest}); drop the point or give a longer table (model option max_positions)")
 
 
-def check_device(specs: list[RunSpec], device: torch.device) -> None:
-    """What a run needs of the device: a captured CUDA graph needs CUDA."""
-    for s in specs:
-        if s.train.capture == "cudagraph" and device.type != "cuda":
-            where = f"{s.origin}: key 'capture'" if s.origin else "--capture"
-            raise UserError(f"{where}: cudagraph needs a CUDA device, and this session runs on {device.type}; use eager or compile")
+def check_device(spec: RunSpec, device: torch.device, data_parallel: bool = False) -> None:
+    """The one device and precision check: what a run asks of the device it will run on.
+
+    fp16 autocast needs CUDA (its loss scaling and kernels; on a CPU the LSTM kernels fail with an opaque
+    oneDNN error), and so does capturing steps as CUDA graphs, which also cannot capture data-parallel steps.
+    """
+    if device.type != "cuda":
+        if spec.train.amp == "fp16":
+            raise UserError(f"{where_key(spec.origin, 'amp')} fp16 needs a CUDA device; this session runs on {device.type} (use bf16 or off)")
+        if spec.train.capture == "cudagraph":
+            raise UserError(f"{where_key(spec.origin, 'capture')} cudagraph needs a CUDA device; this session runs on {device.type} "
+                            "(use eager or compile)")
+    if data_parallel and spec.train.capture == "cudagraph":
+        raise UserError(f"{where_key(spec.origin, 'capture')} cudagraph cannot capture data-parallel (--ddp) steps; use eager or compile")
 
 
 def check(specs: list[RunSpec], sc: SessionConfig, executor: Executor | None = None) -> DataCache:
     """Refuse bad input before a session exists: unknown names, impossible configs, bad data files."""
     for s in specs:
         validate(s)
-    check_device(specs, (executor.resolve_device if executor is not None else resolve_device)(sc.device))
+    device = (executor.resolve_device if executor is not None else resolve_device)(sc.device)
+    for s in specs:
+        check_device(s, device, getattr(executor, "parallel", None) is not None)
     cache = DataCache()
     for s in specs:
         cache.get(s.data)
@@ -103,29 +133,49 @@ def run_session(
     sc = replace(sc, peaks=tuple((amp, f) for amp in AMP if (f := peak_flops(cal, amp)) is not None))
     if resume:
         sid = resume
-        done = store.done_keys(sid)
-        store.finish_session(sid, None, "running")  # type: ignore[arg-type]
+        owner = store.acquire(sid, resume=True)  # refused while another process runs the session
     else:
         sid = session_id or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
         env = ex.environment(device) | {"session_config": asdict(sc), "suite": suite, "calibration": cal} | (env_extra or {})
         store.add_session(sid, now(), suite, command, env)
-        done = set()
-    todo = [s for s in specs if s.key() not in done]
+        owner = store.acquire(sid, resume=False)
+    done = store.done_keys(sid)  # read as the owner: nobody adds to it meanwhile
+    todo = list({s.key(): s for s in specs if s.key() not in done}.values())
     progress = progress or Progress(len(todo))
     progress.total = len(todo)
-    status = "finished"
+    beat = Heartbeat(store.path, owner.token).start() if store.path != ":memory:" else None
+    status: str | None = "interrupted"  # until every run of the session is stored
+    clean = False
+    ctx = RunContext(cache, device, sc, progress, claim=lambda spec: store.claim(owner, spec.key()))
     try:
-        for o in ex.map(todo, RunContext(cache, device, sc, progress)):  # each outcome as its run ends
+        for o in ex.map(todo, ctx):  # each outcome as its run ends
             spec = o.spec
             rec_status = "ok" if o.error is None else "failed"
             detail = o.error or (f"{o.metrics['step_s'] * 1000:.2f} ms/step, {o.metrics['train_tokens_per_s']:,.0f} tok/s" if spec.throughput.enabled
                                  else f"test exact {o.metrics['test_exact_match']:.1%}")
             store.add_run(RunRecord(sid, spec.key(), spec.data.name, spec.model, spec.size, spec.seed, spec.config(), spec.config_hash(),
-                                    rec_status, o.error, o.started, o.finished, o.metrics, o.history, o.samples))
+                                    rec_status, o.error, o.started, o.finished, o.metrics, o.history, o.samples), claim=owner.token)
             progress.end_run(rec_status, detail)
-    except KeyboardInterrupt:
-        status = "interrupted"
+        # Only a session that ran every run is finished; one whose store refused a write, or that was stopped, is not.
+        if {s.key() for s in specs} <= store.stored_keys(sid):
+            status = "finished"
+        clean = True
+    except SessionLost:
+        status = None  # the session is another process's now: its status is not ours to set
         raise
     finally:
-        store.finish_session(sid, now(), status)
+        if beat is not None:
+            beat.stop()
+        _release(store, owner, status, raising=not clean)
     return sid
+
+
+def _release(store: Store, owner: Owner, status: str | None, raising: bool) -> None:
+    """Let go of the session. When that write fails too (the store still locked) while an error is already on its
+    way out (``raising``), that error is the one to report: the session reads ``interrupted`` once this process
+    has ended, its owner gone."""
+    try:
+        store.release(owner, status)
+    except UserError:
+        if not raising:
+            raise

@@ -24,6 +24,9 @@ AMP = ("off", "bf16", "fp16")  # autocast precisions (bf16 also on CPUs with bf1
 # or the step captured once as a CUDA graph and replayed (fixed shapes; CUDA only). DESIGN: launch overhead.
 CAPTURE = ("eager", "compile", "cudagraph")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+# The longest generated source a run may ask for (train_lengths, test_lengths, a --length sweep point): Long
+# Range Arena's longest sequences. Far beyond it, generating the data alone takes minutes and gigabytes.
+MAX_LENGTH = 16_384
 
 
 class SpecError(UserError):
@@ -49,7 +52,9 @@ def _number(owner: str, name: str, v: Any, *, low: float | None = None, low_open
         want = "finite"
     if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
         raise SpecError(owner, name, f"must be {kind} {want}, got {v!r}")
-    if not math.isfinite(v) or (low is not None and (v <= low if low_open else v < low)) or (high is not None and v > high):
+    if not math.isfinite(v):
+        raise SpecError(owner, name, f"must be a finite number{'' if want == 'finite' else ' ' + want}, got {v!r}")
+    if (low is not None and (v <= low if low_open else v < low)) or (high is not None and v > high):
         raise SpecError(owner, name, f"must be {want}, got {v!r}")
 
 
@@ -113,8 +118,8 @@ class DataSpec:
             _number(w, "train_size", self.train_size, low=1, low_open=False, integer=True)
         for k in ("train_lengths", "test_lengths"):
             v = getattr(self, k)
-            if v is not None and not (len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v) and 1 <= v[0] <= v[1]):
-                raise SpecError(w, k, f"must be [low, high] with 1 <= low <= high, got {list(v)!r}")
+            if v is not None and not (len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v) and 1 <= v[0] <= v[1] <= MAX_LENGTH):
+                raise SpecError(w, k, f"must be [low, high] with 1 <= low <= high <= {MAX_LENGTH:,}, got {list(v)!r}")
 
     @property
     def name(self) -> str:

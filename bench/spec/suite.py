@@ -26,7 +26,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from bench.errors import UserError
-from bench.spec.run import DataSpec, MeasureSpec, RunSpec, SpecError, ThroughputSpec, TrainConfig
+from bench.spec.run import MAX_LENGTH, DataSpec, MeasureSpec, RunSpec, SpecError, ThroughputSpec, TrainConfig
 
 SUITES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "suites")
 
@@ -64,6 +64,12 @@ def load(name_or_path: str, overrides: dict[str, Any] | None = None, data_dir: s
             doc = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError as e:  # TOML is UTF-8
+        raise UserError(f"{path}: not a UTF-8 text file (byte {e.start}: {e.reason}); a suite is a TOML file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: a folder, not a suite file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the suite file ({e.strerror or e})") from None
     bad = set(doc) - _TOP
     if bad:
         raise UserError(f"{path}: unknown top-level key {sorted(bad)[0]!r}; allowed: {', '.join(sorted(_TOP))}")
@@ -87,7 +93,16 @@ def load(name_or_path: str, overrides: dict[str, Any] | None = None, data_dir: s
 
 
 FLAGS = "command line"
-_FLAG_NAMES = {"time_budget_s": "--time-budget", "model_options": "--option", "warmup": "--warmup-steps", "lengths": "--length"}
+_FLAG_NAMES = {"time_budget_s": "--time-budget", "model_options": "--option", "warmup": "--warmup-steps", "lengths": "--length",
+               "sizes": "--size", "models": "--model", "seeds": "--seeds", "tasks": "--task", "task_files": "--task-file"}
+
+
+def where_key(origin: str, key: str) -> str:
+    """How a message names ``key`` of a run that came from ``origin`` (``RunSpec.origin``): the flag as typed
+    (``--time-budget``), or the suite file, block and key (``my.toml: [[runs]] block 2: key 'amp'``)."""
+    if origin == FLAGS:
+        return _FLAG_NAMES.get(key, "--" + key.replace("_", "-"))
+    return f"{origin}: key {key!r}" if origin else key
 
 
 def _typed(where: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
@@ -141,9 +156,9 @@ def _expand(m: dict[str, Any], where: str, data_dir: str) -> list[RunSpec]:
         if k == "reverse_source":
             data_kw[k] = _typed(where, k, v, bool)
         elif k in ("train_lengths", "test_lengths"):
-            if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v) and 1 <= v[0] <= v[1]):
-                raise UserError(f"{where}: key {k!r} must be [low, high] with 1 <= low <= high, got {v!r}")
-            data_kw[k] = (v[0], v[1])
+            if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
+                raise UserError(f"{where}: key {k!r} must be [low, high], two integers, got {v!r}")
+            data_kw[k] = (v[0], v[1])  # their range is DataSpec's to check
         elif k == "data_seed":
             data_kw["seed"] = _typed(where, k, v, int)
         else:
@@ -162,16 +177,16 @@ def _expand(m: dict[str, Any], where: str, data_dir: str) -> list[RunSpec]:
         model_opts = tuple(sorted(opts.items()))
         return [
             RunSpec(model=mo, size=sz, seed=se, data=d, train=train, model_options=model_opts, measure=measure, throughput=throughput,
-                    origin="" if where == FLAGS else where)
+                    origin=where)
             for d, mo, sz, se in itertools.product(datas, models_, sizes, seeds)
         ]
     except TypeError as e:
         raise UserError(f"{where}: {e}") from None
     except SpecError as e:
         key = "data_seed" if e.key == "seed" and e.args[0].startswith("data:") else e.key
-        if where == FLAGS:  # the flag the user typed, e.g. --train-size
-            raise UserError(f"{_FLAG_NAMES.get(key, '--' + key.replace('_', '-'))} {e.rule}") from None
-        raise UserError(f"{where}: key {key!r} {e.rule}") from None
+        if key in ("train_lengths", "test_lengths") and "lengths" in m:  # a sweep point, made both ranges: say it as given
+            raise UserError(f"{where_key(where, 'lengths')} must be in [1, {MAX_LENGTH:,}] each, got {m['lengths']!r}") from None
+        raise UserError(f"{where_key(where, key)} {e.rule}") from None  # the flag typed (--train-size), or the file and key
 
 
 def _fixed(length: int | None) -> dict[str, Any]:

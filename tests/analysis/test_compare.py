@@ -53,10 +53,11 @@ def add_session(store: Store, sid: str, cal: float | None = 0.1, status: str = "
 
 
 def add_run(store: Store, sid: str, model: str = "attention", seed: int = 0, task: str = "date", status: str = "ok",
-            error: str | None = None, options: dict | None = None, **metrics: object) -> None:
+            error: str | None = None, options: dict | None = None, amp: str = "off", epochs: int = 5, **metrics: object) -> None:
     m = {} if status != "ok" else {**METRICS, **metrics}
-    cfg = {"model_options": options or {}, "train": {"amp": "off"}}
-    store.add_run(RunRecord(sid, f"{task}/{model}/tiny/{seed}/h", task, model, "tiny", seed, cfg, "h", status, error,
+    cfg = {"model_options": options or {}, "train": {"amp": amp, "epochs": epochs}}
+    h = "h" if (amp, epochs) == ("off", 5) else f"h-{amp}-{epochs}"  # the runner hashes the config less the seed
+    store.add_run(RunRecord(sid, f"{task}/{model}/tiny/{seed}/{h}", task, model, "tiny", seed, cfg, h, status, error,
                             "2025-01-01T00:00:00+00:00", "2025-01-01T00:01:00+00:00", m, [], []))
 
 
@@ -315,7 +316,7 @@ def test_baseline_round_trip(store, tmp_path):
     assert doc["results"]["date/gnmt/tiny"]["failed"] == {"0": "out of memory: boom"}
 
     side = load_baseline(path)
-    assert side.cal_s == 0.1 and side.groups[("date", "attention", "tiny")].seeds[1]["test_exact_match"] == 0.90
+    assert side.cal_s == 0.1 and side.group("date", "attention", "tiny").seeds[1]["test_exact_match"] == 0.90
     c = compare_refs(path, "A", store.path)
     assert c.exit_code() == 0
     assert {r.verdict for r in c.rows} == {"same"}
@@ -380,6 +381,65 @@ def test_calibrate_measures_and_leaves_the_rng_alone():
     assert combined_seconds(None) is None and combined_seconds({"combined_s": "x"}) is None
 
 
+# --- only equal configurations pair ---------------------------------------------------------------------
+def test_two_precisions_on_each_side_pair_with_their_equals(store):
+    for sid in "AB":
+        add_session(store, sid)
+        add_run(store, sid)
+        add_run(store, sid, amp="bf16", **scaled(0.5 if sid == "A" else 1.0))  # bf16 lost its 2x on the new side
+    c = compare(*sides(store))
+    assert verdicts(c, "attention [fp32]")["train_tokens_per_s"] == "same"  # not averaged with the bf16 run
+    assert verdicts(c, "attention [bf16]")["train_tokens_per_s"] == "worse"
+    assert not c.unpaired and c.count("missing") == c.count("new") == 0
+    assert "| date | attention [bf16] | tiny | train tok/s |" in c.markdown()
+
+
+def test_configurations_that_differ_are_not_paired_and_the_output_says_why(store):
+    add_session(store, "A")
+    add_session(store, "B")
+    add_run(store, "A", epochs=5)
+    add_run(store, "B", amp="bf16", epochs=10, **scaled(3.0))  # would be a 3x regression, were they paired
+    c = compare(*sides(store))
+    assert verdicts(c, "attention [fp32, epochs=5]") == {"-": "missing"}
+    assert verdicts(c, "attention [bf16, epochs=10]") == {"-": "new"}
+    (why,) = c.unpaired
+    assert why == "date/attention/tiny: base config h and new config h-bf16-10 differ in train.amp off → bf16, train.epochs 5 → 10."
+    assert c.exit_code() == 1 and any("1 configuration could not be paired" in w and why in w for w in c.warnings)  # a gate that checks nothing fails
+    assert "1 unpaired (configurations differ)" in c.summary_line()
+
+
+def test_a_baseline_keeps_each_configuration_and_its_config(store, tmp_path):
+    add_session(store, "A")
+    add_run(store, "A")
+    add_run(store, "A", amp="bf16")
+    path, _ = save_baseline(store.path, "A", "two", str(tmp_path))
+    doc = json.loads(open(path).read())
+    assert sorted(doc["results"]) == ["date/attention/tiny/h", "date/attention/tiny/h-bf16-5"]
+    assert doc["name"] == "two" and doc["results"]["date/attention/tiny/h-bf16-5"]["config"]["train"] == {"amp": "bf16", "epochs": 5}
+    c = compare_refs(path, "A", store.path)
+    assert {r.verdict for r in c.rows} == {"same"} and not c.unpaired
+    # a baseline saved before configs were kept: pairs by hash still; where none is equal, says it cannot tell the fields
+    for r in doc["results"].values():
+        del r["config"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(doc))
+    add_session(store, "B")
+    add_run(store, "B", epochs=7)
+    c = compare_refs(str(old), "B", store.path)
+    assert len(c.unpaired) == 2 and all("which fields is unknown" in u for u in c.unpaired)  # each base config, against the new one
+    assert c.base.label.startswith("baseline two (")
+    assert {r.model for r in c.rows} == {"attention [config h]", "attention [config h-bf16-5]", "attention [config h-off-7]"}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in os.listdir(os.path.join(os.path.dirname(__file__), "..", "..", "results", "baselines"))
+                                         if n.startswith("cpu-ci")))
+def test_the_committed_baseline_pairs_every_group_with_itself(name):
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "results", "baselines", name)
+    c = compare(load_baseline(path), load_baseline(path))
+    assert not c.unpaired and c.count("missing") == c.count("new") == 0
+    assert {r.verdict for r in c.rows} == {"same"} and len({(r.task, r.model) for r in c.rows}) == 12
+
+
 def test_a_group_has_a_time_to_target_only_when_every_seed_reached_it(store):
     """The median over the seeds that reached the target would report the lucky ones: a model that reaches
     it one time in three would look as fast as one that always does."""
@@ -389,7 +449,7 @@ def test_a_group_has_a_time_to_target_only_when_every_seed_reached_it(store):
         add_run(store, "A", seed=seed, time_to_target_s=2.0)
         add_run(store, "B", seed=seed, time_to_target_s=1.0 if seed == 0 else None)
     base, new = sides(store)
-    assert base.groups[("date", "attention", "tiny")].median("time_to_target_s") == 2.0
-    assert new.groups[("date", "attention", "tiny")].median("time_to_target_s") is None
+    (gb,), (gn,) = base.groups.values(), new.groups.values()
+    assert gb.median("time_to_target_s") == 2.0 and gn.median("time_to_target_s") is None
     row = next(r for r in compare(base, new).rows if r.metric == "time_to_target_s")
     assert (row.verdict, row.base, row.new) == ("worse", 2.0, "not reached")

@@ -115,3 +115,253 @@ def test_length_bins_are_equal_width_centres():
     got = report.bin_centres(pd.Series([1, 2, 3, 4, 16]), bins=4)  # width ceil(16/4) = 4
     assert list(got) == [2.5, 2.5, 2.5, 2.5, 14.5]
 
+
+def test_the_test_overlap_of_a_files_split_is_shown_beside_its_task(store, tmp_path):
+    over = {"data_source": "file:date.txt", "test_questions": 4907, "test_questions_in_train": 1371, "test_examples_in_train": 1405}
+    add(store, "s1", "attention", 0, metrics(0.99, 1000.0) | over, key="date/attention/small/0/book")
+    add(store, "s1", "seq2seq", 5, metrics(0.5, 1000.0) | {"data_source": "generator:date", "test_questions": 2000,
+                                                           "test_questions_in_train": 0, "test_examples_in_train": 0})
+    paths = report.write(store, ["s1"], str(tmp_path / "r"))
+    md = open(paths["md"], encoding="utf-8").read()
+    quality = md[md.index("## Quality"):md.index("## Speed and cost")]
+    note = "date (file:date.txt): 1,371 of its 4,907 distinct test questions (27.9%) also appear in its training split (1,405 test examples)"
+    assert note in quality  # beside the task's rows, in the quality section
+    assert md.count("Test overlap") == 1  # the generated task's split is disjoint: no line
+    assert note in open(paths["html"], encoding="utf-8").read()
+
+
+BOOK_DATE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "book", "date.txt")
+
+
+@pytest.mark.skipif(not os.path.exists(BOOK_DATE), reason="the book's date.txt is not available beside this checkout")
+def test_a_run_on_the_books_date_file_stores_its_overlap_and_the_report_shows_it(tmp_path):
+    import numpy as np
+
+    path = str(tmp_path / "s.sqlite")
+    rc, _, err = run_cli(["run", "--task-file", BOOK_DATE, "--model", "attention", "--size", "tiny", "--epochs", "1", "--train-size", "2000",
+                          "--device", "cpu", "--threads", "1", "--store", path])
+    assert rc == 0, err
+    with open(BOOK_DATE, encoding="utf-8") as f:  # the book's split, computed here independently
+        questions = [line.split("_", 1)[0].rstrip(" ") for line in f.read().splitlines()]
+    idx = np.arange(len(questions))
+    np.random.RandomState(1984).shuffle(idx)
+    cut = len(idx) - len(idx) // 10
+    train = {questions[i] for i in idx[:cut][:2000]}
+    test = {questions[i] for i in idx[cut:]}
+    st = Store.open_existing(path)
+    (r,) = st.runs()
+    assert (r.metrics["test_questions"], r.metrics["test_questions_in_train"]) == (len(test), len(test & train))
+    rc, _, err = run_cli(["report", "--store", path, "--out", str(tmp_path / "r")])
+    assert rc == 0, err
+    md = (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
+    assert f"date (file:date.txt): {len(test & train):,} of its {len(test):,} distinct test questions" in md
+
+
+# --- never pool what differs ------------------------------------------------------------------------------
+def add_cfg(store: Store, sid: str, model: str, seed: int, m: dict | None, amp: str = "off", status: str = "ok", error: str | None = None,
+            history: list | None = None) -> None:
+    """A run whose config (and so its hash) carries its precision, as the runner stores it."""
+    cfg = {"model": model, "size": "small", "model_options": {}, "train": {"amp": amp, "epochs": 5}, "data": {"task": "date"}}
+    h = f"h-{model}-{amp}"
+    hist = history if history is not None else [{"epoch": e, "valid_exact_match": 0.3 * e + (0.05 if amp == "bf16" else 0), "wall_cum_s": float(e),
+                                                 "train_s": 1.0} for e in (1, 2, 3)]
+    store.add_run(RunRecord(sid, f"date/{model}/small/{seed}/{h}", "date", model, "small", seed, cfg, h, status, error, "t0", "t1",
+                            m or {}, hist if m else [], [SAMPLE] if m else []))
+
+
+@pytest.fixture
+def two_precisions(tmp_path) -> Store:
+    """The quick suite once in fp32 and once under --amp bf16, both seed 0: what the report once pooled as '2 seeds'."""
+    s = Store(str(tmp_path / "p.sqlite"))
+    s.add_session("fp32", "2026-01-01T00:00:00", "quick", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0", "threads": 1})
+    s.add_session("bf16", "2026-01-01T01:00:00", "quick", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0", "threads": 1})
+    add_cfg(s, "fp32", "attention", 0, metrics(0.99, 1000.0))
+    add_cfg(s, "fp32", "seq2seq", 0, metrics(0.50, 2000.0))
+    add_cfg(s, "bf16", "attention", 0, metrics(0.05, 4000.0), amp="bf16")
+    add_cfg(s, "bf16", "seq2seq", 0, metrics(0.40, 6000.0), amp="bf16")
+    return s
+
+
+def test_two_precisions_are_two_rows_of_one_seed_each(two_precisions):
+    t = report.summary_table(report.runs_frame(two_precisions, ["fp32", "bf16"]), reference="attention").set_index("label")
+    assert sorted(t.index) == ["attention [bf16]", "attention [fp32]", "seq2seq [bf16]", "seq2seq [fp32]"]
+    assert set(t["seeds"]) == {1}
+    assert t.loc["attention [fp32]", "test_exact_match"] == pytest.approx(99.0)  # not (99 + 5) / 2 = 52 "± 597"
+    assert t.loc["attention [bf16]", "test_exact_match"] == pytest.approx(5.0)
+    assert math.isnan(t.loc["attention [fp32]", "test_exact_match_ci"])
+    # speed ratios are to the reference in the same precision, never across precisions
+    assert t.loc["seq2seq [bf16]", "train_tokens_per_s_vs_ref"] == pytest.approx(6000.0 / 4000.0)
+    assert t.loc["seq2seq [fp32]", "train_tokens_per_s_vs_ref"] == pytest.approx(2000.0 / 1000.0)
+
+
+def test_two_precisions_in_every_table_and_two_separate_curves(two_precisions, tmp_path):
+    r = report.build(two_precisions, ["fp32", "bf16"])
+    for cols in (report.QUALITY_COLS, report.SPEED_COLS):
+        md = report.markdown_table(r["table"], cols)
+        rows = [line for line in md.splitlines() if line.startswith("| date | attention")]
+        assert [line.split(" | ")[1:4] for line in rows] == [["attention [fp32]", "small", "1"], ["attention [bf16]", "small", "1"]]
+    ep = report.epochs_frame(two_precisions, ["fp32", "bf16"])
+    lines = report.curve_frame(ep, r["table"])
+    att = lines[lines["model"] == "attention"]
+    assert att.groupby(["model_label", "variant"]).ngroups == 2  # one line per precision, never one line through both
+    for _, g in att.groupby("variant"):
+        assert g["seed"].nunique() == 1 and list(g["epoch"]) == [1, 2, 3]
+    assert set(att["variant"]) == {"fp32", "bf16"}
+    conf = r["configurations"][1]
+    assert any("train.amp off → bf16" in c[5][0] for c in conf)
+    html_ = open(report.write(two_precisions, ["fp32", "bf16"], str(tmp_path / "rep"))["html"], encoding="utf-8").read()
+    assert "attention [bf16]" in html_ and "attention [fp32]" in html_
+
+
+def test_a_cpu_and_a_gpu_session_are_not_pooled(store):
+    store.add_session("s2", "2026-01-02T00:00:00", "quick", "test", {"device_name": "GPU B", "device_type": "cuda", "torch": "2.13.0", "threads": 2})
+    add(store, "s2", "attention", 0, metrics(0.95, 9000.0))
+    t = report.summary_table(report.runs_frame(store, ["s1", "s2"]), reference="attention").set_index("label")
+    assert t.loc["attention [cuda: GPU B]", "seeds"] == 1 and t.loc["attention [CPU A]", "seeds"] == 3
+    assert t.loc["attention [cuda: GPU B]", "train_tokens_per_s"] == pytest.approx(9000.0)
+    assert t.loc["seq2seq", "train_tokens_per_s_vs_ref"] == pytest.approx(3000.0 / 1001.0)  # the CPU reference, not the GPU's
+    t = t.reset_index()
+    win = report.winners(t)
+    # per device: the CPU rows have their own winner; the GPU row, alone on its device, beats no one
+    assert [t.at[i, "label"] for (i, c) in win if c == "train_tokens_per_s"] == ["seq2seq"]
+
+
+def test_a_seed_run_in_two_sessions_counts_once(store):
+    store.add_session("s2", "2026-01-02T00:00:00", "quick", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0", "threads": 2})
+    add(store, "s2", "attention", 0, metrics(0.80, 1000.0))  # same config, same device, same seed as s1's seed 0 (0.90)
+    t = report.summary_table(report.runs_frame(store, ["s1", "s2"])).set_index("label")
+    assert (t.loc["attention", "seeds"], t.loc["attention", "runs"]) == (3, 4)
+    assert t.loc["attention", "test_exact_match"] == pytest.approx((85.0 + 92.0 + 97.0) / 3)  # seed 0 averaged first
+    assert "3 (4 runs)" in report.markdown_table(t.reset_index(), report.QUALITY_COLS)
+
+
+# --- a report for any session with a finished run -----------------------------------------------------------
+def test_a_small_test_set_gets_wider_bins_or_a_note(store, tmp_path):
+    small = Store(str(tmp_path / "small.sqlite"))
+    small.add_session("s", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
+    m = metrics(0.5, 100.0)
+    m["test_by_length"] = {str(L): [2, 4] for L in range(5, 12)}  # 28 test examples: no bin of 10 at 8 bins
+    add(small, "s", "attention", 0, m)
+    r = report.build(small, ["s"])
+    names = [f.name for f in r["figures"]]
+    assert "accuracy_by_length" in names  # 2 bins of 14 examples each
+    tiny = Store(str(tmp_path / "tiny.sqlite"))
+    tiny.add_session("s", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
+    m = metrics(0.5, 100.0)
+    m["test_by_length"] = {"5": [3, 4], "6": [2, 3]}  # a 40-line book file's test split: 7 examples
+    add(tiny, "s", "attention", 0, m)
+    paths = report.write(tiny, ["s"], str(tmp_path / "tiny"))
+    html_ = open(paths["html"], encoding="utf-8").read()
+    assert "no length bin holds 10 test examples (the largest holds 7)" in html_
+    assert not os.path.exists(tmp_path / "tiny" / "accuracy_by_length.png")
+    assert os.path.exists(tmp_path / "tiny" / "learning_curves.png")
+
+
+def test_a_report_of_failures_only_renders(tmp_path):
+    s = Store(str(tmp_path / "f.sqlite"))
+    s.add_session("s", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
+    add(s, "s", "gnmt", 0, None, status="failed")
+    html_ = open(report.write(s, ["s"], str(tmp_path / "f"))["html"], encoding="utf-8").read()
+    assert "No run finished." in html_ and "diverged: loss is nan" in html_
+
+
+# --- throughput runs and length sweeps ----------------------------------------------------------------------
+# tokens/s of each model at each length: the Transformer's falls slowest (one step per sequence, not per token)
+SWEEP = {"transformer": {16: 1000.0, 64: 800.0, 256: None}, "attention": {16: 2000.0, 64: 700.0, 256: 200.0},
+         "gnmt": {16: 4000.0, 64: 2000.0, 256: 1000.0}}
+
+
+def add_tp(store: Store, sid: str, model: str, length: int, tok_s: float | None, amp: str = "off", seed: int = 0, steps: int = 5) -> None:
+    cfg = {"model": model, "size": "tiny", "model_options": {}, "train": {"amp": amp, "batch_size": 8},
+           "data": {"task": "copy", "train_lengths": [length, length], "test_lengths": [length, length]},
+           "throughput": {"steps": steps, "warmup": 2, "batches": 4}}
+    h = f"t-{model}-{length}-{amp}-{steps}"
+    meta = {"order": {"attention": 2, "gnmt": 3, "transformer": 4}[model], "reference": model == "attention", "recurrent": model != "transformer"}
+    if tok_s is None:
+        store.add_run(RunRecord(sid, f"copy/{model}/tiny/{seed}/{h}", "copy", model, "tiny", seed, cfg, h, "failed",
+                                "out of memory: CUDA out of memory. Tried to allocate 2.00 GiB", "t0", "t1", {}, [], []))
+        return
+    step = 8 * length / tok_s
+    m = {"mode": "throughput", "params": 1000, "step_s": step, "train_tokens_per_s": tok_s, "peak_memory_bytes": int(length * 2**20 * (2 if model == "transformer" else 1)),
+         "src_len": length + 1, "tgt_len": length + 1, "batch_size": 8, "mfu": 0.01, "decode_s_per_token_b1": 0.001,
+         "decode_s_per_token_batch": 0.0001, "flops_per_token": 1e5, "model_meta": meta}
+    store.add_run(RunRecord(sid, f"copy/{model}/tiny/{seed}/{h}", "copy", model, "tiny", seed, cfg, h, "ok", None, "t0", "t1", m, [], []))
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Store:
+    s = Store(str(tmp_path / "sweep.sqlite"))
+    s.add_session("w", "2026-01-01T00:00:00", None, "test", {"device_name": "GPU B", "device_type": "cuda", "torch": "2.13.0"})
+    for model, pts in SWEEP.items():
+        for L, v in pts.items():
+            add_tp(s, "w", model, L, v)
+    add_tp(s, "w", "attention", 32, 1500.0, steps=50)  # a lone throughput run: the plain table, not the sweep
+    add(s, "w", "attention", 0, metrics(0.9, 1234.0))  # a time-to-quality run: the quality tables, never the sweep
+    return s
+
+
+def test_a_sweep_is_long_range_arenas_table_with_failures_shown(sweep):
+    r = report.build(sweep, ["w"])
+    assert r["sweep_reference"] == "transformer"  # the model recorded as not recurrent
+    (sw,) = r["sweeps"]
+    assert sw.lengths == [16, 64, 256] and sw.models == ["attention", "gnmt", "transformer"]
+    assert "copy · size tiny · cuda: GPU B · fp32 · eager · batch 8 · 5 timed steps" == sw.title
+    headers, body = report.sweep_rows(sw)
+    assert headers == ["model", "length 16", "length 64", "length 256"]
+    cells = {row[0][0]: [c for c, _ in row[1:]] for row in body}
+    assert cells["transformer (absolute)"][0] == f"{1000.0 / 128:.3g} steps/s · 32 MiB"
+    assert cells["transformer (absolute)"][2] == "OOM"  # a failed point shows, it does not vanish
+    assert cells["attention"][:2] == ["2.00× · 0.50×", "0.88× · 0.50×"]
+    assert cells["attention"][2] == f"{200.0 / 2048:.3g} steps/s · 256 MiB"  # no reference there: absolute
+    # throughput runs stay out of the quality tables; time-to-quality runs out of the sweep
+    assert list(r["table"]["model"]) == ["attention"] and r["table"]["train_tokens_per_s"].iloc[0] == pytest.approx(1234.0)
+    assert set(sw.points["length"]) == {16, 64, 256}
+    assert list(r["throughput"]["label"]) == ["attention"] and r["throughput"]["shape"].iloc[0] == "33 → 33"
+
+
+def test_the_crossover_line_says_where_attention_overtakes_each_recurrent_model(sweep):
+    r = report.build(sweep, ["w"])
+    (line,) = r["crossovers"]
+    assert "transformer is faster than attention from length 64 on (the lines cross near 51; 0.50× at 16, 1.14× at 64)" in line
+    assert "slower than gnmt at every length measured up to 64 (0.40× its tokens/s there)" in line
+    assert "transformer failed (OOM at 256)" in line
+    # the crossing is interpolated on log-log axes between 16 (0.5x) and 64 (1.14x)
+    assert report._crossing((16, 0.5), (64, 800 / 700)) == pytest.approx(16 * 4 ** (math.log(2) / math.log(2 * 800 / 700)))
+
+
+def test_sweeps_of_two_precisions_are_two_tables_and_the_html_shows_them(sweep, tmp_path):
+    for model, pts in SWEEP.items():
+        for L, v in pts.items():
+            add_tp(sweep, "w", model, L, None if v is None else v * 2, amp="bf16")
+    r = report.build(sweep, ["w"])
+    assert sorted(s.variant for s in r["sweeps"]) == ["bf16", "fp32"]
+    assert len(r["crossovers"]) == 2
+    paths = report.write(sweep, ["w"], str(tmp_path / "rep"))
+    html_ = open(paths["html"], encoding="utf-8").read()
+    md = open(paths["md"], encoding="utf-8").read()
+    for text in (html_, md):
+        assert "copy · size tiny · cuda: GPU B · bf16 · eager · batch 8 · 5 timed steps" in text and "OOM" in text
+        assert "From which length transformer trains faster than each recurrent model" in text
+    assert os.path.getsize(tmp_path / "rep" / "sweep_copy.png") > 1000
+    assert md.index("## Length sweeps") < md.index("## Throughput")
+
+
+def test_a_sweep_without_the_recurrent_flag_says_so_and_takes_an_explicit_reference(sweep):
+    for rid in [r.id for r in sweep.runs("w")]:
+        sweep.db.execute("UPDATE runs SET metrics = json_remove(metrics, '$.model_meta.recurrent') WHERE id = ?", (rid,))
+    sweep.db.commit()
+    r = report.build(sweep, ["w"])
+    assert r["sweep_reference"] == "attention" and not r["crossovers"]
+    assert any("do not record which model is parallel over time" in n for n in r["sweep_notes"])
+    r = report.build(sweep, ["w"], reference="transformer")
+    assert r["sweep_reference"] == "transformer" and len(r["crossovers"]) == 1
+
+
+def test_lines_that_cross_twice_say_so(tmp_path):
+    s = Store(str(tmp_path / "x.sqlite"))
+    s.add_session("w", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
+    for L, (t, g) in {16: (1500.0, 1000.0), 64: (500.0, 900.0), 128: (420.0, 400.0)}.items():
+        add_tp(s, "w", "transformer", L, t)
+        add_tp(s, "w", "gnmt", L, g)
+    (line,) = report.build(s, ["w"])["crossovers"]
+    assert "faster than gnmt from length 128 on (the lines cross near" in line and "also faster at 16)" in line

@@ -214,6 +214,37 @@ def test_book_data_file_loads_45000_train_5000_test(fname: str) -> None:
             assert int(e.tgt) == int(a_) + int(b_)
 
 
+@pytest.mark.parametrize("name", tasks.names())
+def test_generated_splits_have_no_test_question_in_training(name: str) -> None:
+    d = tasks.make(name, SMALL)
+    assert tasks.split_overlap(d) == {"test_questions": 60, "test_questions_in_train": 0, "test_examples_in_train": 0}
+
+
+def test_a_files_split_overlap_counts_distinct_questions_and_examples(tmp_path) -> None:
+    rows = ROWS + [ROWS[0]] * 6 + [ROWS[1]] * 6  # repeated lines: the shuffle puts copies on both sides
+    p = tmp_path / "dup.txt"
+    _write_book(str(p), rows)
+    d = textfile.load(str(p))
+    tr, te = _book_split(len(rows))
+    train_q = {rows[i][0] for i in tr}
+    test_q = [rows[i][0] for i in te]
+    want = {"test_questions": len(set(test_q)), "test_questions_in_train": len(set(test_q) & train_q),
+            "test_examples_in_train": sum(q in train_q for q in test_q)}
+    assert want["test_questions_in_train"] > 0  # the case this is about
+    assert tasks.split_overlap(d) == want
+    capped = textfile.load(str(p), train_size=1)  # what the run trained on counts, not the whole file
+    assert tasks.split_overlap(capped)["test_questions_in_train"] <= want["test_questions_in_train"]
+
+
+@pytest.mark.parametrize("fname, want", [("date.txt", (4_907, 1_371, 1_405)), ("addition.txt", (5_000, 0, 0))])
+def test_the_books_own_split_repeats_test_questions_in_training(fname: str, want: tuple[int, int, int]) -> None:
+    path = os.path.join(BOOK_DIR, fname)
+    if not os.path.exists(path):
+        pytest.skip(f"the book's {fname} is not available beside this checkout")
+    o = tasks.split_overlap(textfile.load(path))
+    assert (o["test_questions"], o["test_questions_in_train"], o["test_examples_in_train"]) == want
+
+
 @pytest.mark.parametrize(
     "first_import, registry, expected",
     [

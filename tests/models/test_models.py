@@ -421,3 +421,50 @@ def test_transformer_refuses_sequences_past_its_table(positions: str) -> None:
     assert model.generate(src, mask, 12, BOS, -1).tokens.shape == (2, 12)
     with pytest.raises(ValueError, match="max_positions=12"):
         model.generate(src, mask, 13, BOS, EOS)
+
+
+# --- options: checked against the config before anything is built ------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_size_lies_within_its_config_limits(name) -> None:
+    """The declared ranges and choices admit every registered size, and name only real fields."""
+    import dataclasses
+
+    from models.options import check_options
+
+    cls = models.entry(name).config_cls
+    fields = {f.name for f in dataclasses.fields(cls)}
+    assert set(cls.LIMITS) <= fields
+    for size in models.sizes(name):
+        cfg = models.config(name, V, size)
+        values = {f: getattr(cfg, f) for f in fields - {"vocab_size"}}
+        assert check_options(cls, values) == values
+
+
+@pytest.mark.parametrize("name, options, words", [
+    ("attention", {"bidirectional": "maybe"}, ["bidirectional", "true or false"]),
+    ("attention", {"bidirectional": 1}, ["bidirectional", "true or false"]),
+    ("attention", {"score": "cosine"}, ["score", "dot, general, additive"]),
+    ("attention", {"hidden": 0}, ["hidden", ">= 1"]),
+    ("attention", {"hidden": True}, ["hidden", "integer"]),
+    ("seq2seq", {"dropout": 2}, ["dropout", "[0, 1)"]),
+    ("seq2seq", {"dropout": float("nan")}, ["dropout", "finite"]),
+    ("gnmt", {"attention_feed": "input"}, ["attention_feed", "gnmt, output"]),
+    ("transformer", {"positions": "rotary"}, ["positions", "sinusoidal, learned"]),
+    ("ntm", {"clip": 0}, ["clip", "> 0"]),
+    ("ntm", {"shift": -1}, ["shift", ">= 0"]),
+])
+def test_bad_options_are_refused_with_the_rule(name, options, words) -> None:
+    with pytest.raises(models.OptionError) as e:
+        models.config(name, V, "tiny", **options)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_options_are_coerced_to_the_field_type() -> None:
+    cfg = models.config("attention", V, "tiny", bidirectional="TRUE", dropout=0)
+    assert cfg.bidirectional is True and isinstance(cfg.dropout, float)
+    assert models.config("attention", V, "tiny", bidirectional="false").bidirectional is False
+    with pytest.raises(KeyError, match="LIMITS"):  # a class variable is not an option
+        models.config("attention", V, "tiny", LIMITS={})

@@ -244,3 +244,170 @@ def test_another_programs_sqlite_file_is_refused_and_untouched(tmp_path) -> None
     assert db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall() == [("notes",)]
     assert db.execute("SELECT t FROM notes").fetchall() == [("keep me",)]
     db.close()
+
+
+def test_a_store_locked_past_the_wait_leaves_the_session_interrupted_not_finished(tmp_path, make_spec) -> None:
+    path = str(tmp_path / "s.sqlite")
+    specs = [make_spec(seed=s) for s in range(3)]
+    Store(path).close()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # another writer
+    locked: list[int] = []
+
+    def fake(spec, prep, device, sc, progress=None):
+        if spec.seed == 1 and not locked:
+            locked.append(1)
+            other.execute("BEGIN EXCLUSIVE")  # ... takes the store while the second run trains, and keeps it too long
+        return {"test_exact_match": 0.5}, [{"epoch": 1, "loss": 1.0}], []
+
+    class Held(Store):
+        def add_run(self, r, claim=None):
+            try:
+                return super().add_run(r, claim)
+            finally:  # the other writer lets go once this write has given up waiting
+                if other.in_transaction:
+                    other.rollback()
+
+    store = Held(path)
+    store.db.execute("PRAGMA busy_timeout=200")
+    with pytest.raises(UserError, match="database is locked"):
+        run_session(specs, store, CPU, "mini", "test", session_id="sess", executor=LocalExecutor(run=fake))
+    assert [r.seed for r in store.runs("sess")] == [0]
+    assert snapshot(path)["sessions"][0][3] == "interrupted"  # as stored: not finished
+    assert store.resumable("mini") == "sess"
+    sid = run_session(specs, store, CPU, "mini", "test", resume="sess", executor=LocalExecutor(run=fake))
+    assert sorted(r.seed for r in store.runs(sid)) == [0, 1, 2] and store.sessions()[0]["status"] == "finished"
+    store.close()
+    other.close()
+
+
+def test_a_failed_run_retried_ok_on_resume_no_longer_counts_as_failed(tmp_path, make_spec) -> None:
+    from bench.results.outcome import Outcomes, outcomes
+    from tests.conftest import run_cli
+
+    attempts: list[int] = []
+
+    def flaky(spec, prep, device, sc, progress=None):
+        attempts.append(spec.seed)
+        if spec.seed == 1 and attempts.count(1) == 1:
+            raise RuntimeError("out of luck")
+        return {"test_exact_match": 0.5}, [{"epoch": 1, "loss": 1.0}], []
+
+    path = str(tmp_path / "s.sqlite")
+    specs = [make_spec(seed=s) for s in range(3)]
+    store = Store(path)
+    sid = run_session(specs, store, CPU, "mini", "test", executor=LocalExecutor(run=flaky))
+    assert outcomes(store.runs(sid)) == Outcomes(ok=2, failed=1, retried=0)
+    assert store.sessions()[0]["status"] == "finished"  # a failed run ran: the session did every run
+    run_session(specs, store, CPU, "mini", "test", resume=sid, executor=LocalExecutor(run=flaky))
+    assert attempts == [0, 1, 2, 1]  # only the failed run ran again
+    assert [(r.seed, r.status) for r in store.runs(sid)] == [(0, "ok"), (1, "failed"), (2, "ok"), (1, "ok")]  # history kept
+    assert outcomes(store.runs(sid)) == Outcomes(ok=3, failed=0, retried=1)
+    store.close()
+    rc, out, err = run_cli(["list", "--sessions", "--store", path])
+    assert rc == 0, err
+    assert f"{sid}  finished    3 runs ok, 0 failed (1 earlier failure retried ok)" in out
+
+
+def test_a_loss_that_explodes_but_stays_finite_is_diverged(tmp_path, make_spec) -> None:
+    store = Store(str(tmp_path / "s.sqlite"))
+    sid = run_session([make_spec("attention", lr=1e6, epochs=2)], store, CPU, None, "test")
+    (r,) = store.runs(sid)
+    assert r.status == "failed" and r.metrics == {}
+    assert r.error.startswith("diverged: loss ") and "in epoch 1" in r.error and "guessing uniformly" in r.error
+    store.close()
+
+
+def test_the_divergence_rule() -> None:
+    from bench.train.loop import divergence
+
+    V = 62  # ln V = 4.13
+    assert divergence(float("nan"), 1, None, V) == "loss is nan in epoch 1"
+    assert "inf" in divergence(float("inf"), 3, 1.0, None)
+    assert "epoch 1" in divergence(2.3e6, 1, None, V)  # --lr 1e6: finite, far above a uniform guess
+    assert divergence(8.4, 1, None, V) is not None  # just over twice a uniform guess
+    assert divergence(8.2, 1, None, V) is None and divergence(8.2, 1, None, None) is None  # without V: only NaN/inf
+    assert divergence(4.0, 1, None, V) is None  # a first epoch near a uniform guess: learning
+    assert divergence(4.2, 2, 4.1, V) is None  # stalled near ln V: slow, not diverged
+    assert divergence(0.3, 3, 0.1, V) is None  # a wobble above a tiny loss: still far better than guessing
+    late = divergence(5.0, 3, 1.0, V)  # was learning, now worse than guessing and five times epoch 1
+    assert late is not None and "epoch 1's" in late
+
+
+# --- reading without writing ----------------------------------------------------------------------------
+
+
+def _closed_store(path: str) -> bytes:
+    st = Store(path)
+    st.add_session("s1", "2024-01-01T00:00:00+00:00", None, "c", {})
+    st.add_run(_record("s1", "k1"))
+    st.close()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_open_read_only_reads_and_leaves_nothing_beside_the_store(tmp_path) -> None:
+    path = str(tmp_path / "s.sqlite")
+    data = _closed_store(path)
+    st = Store.open_read_only(path)
+    assert [r.key for r in st.runs()] == ["k1"] and st.session("latest")["id"] == "s1"
+    with pytest.raises(UserError, match="cannot write"):  # query_only: a reader cannot write, even by mistake
+        st.add_session("s2", "2024-01-02T00:00:00+00:00", None, "c", {})
+    st.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sqlite"]
+    assert (tmp_path / "s.sqlite").read_bytes() == data
+
+
+def test_open_read_only_refuses_what_is_not_a_store(tmp_path) -> None:
+    with pytest.raises(UserError, match="a folder"):
+        Store.open_read_only(str(tmp_path))
+    with pytest.raises(UserError, match="no results store"):
+        Store.open_read_only(str(tmp_path / "none.sqlite"))
+    other = str(tmp_path / "other.db")
+    db = sqlite3.connect(other)
+    with db:
+        db.execute("CREATE TABLE notes (t TEXT)")
+    db.close()
+    with pytest.raises(UserError, match="another program"):
+        Store.open_read_only(other)
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_a_full_disk_during_a_bulk_write_is_one_error_and_rolls_back(tmp_path) -> None:
+    path = str(tmp_path / "s.sqlite")
+    _closed_store(path)
+    st = Store(path)
+    before = snapshot(path)
+    st.db.execute(f"PRAGMA max_page_count={st.db.execute('PRAGMA page_count').fetchone()[0]}")  # SQLITE_FULL on growth
+    with pytest.raises(UserError, match="full"):
+        with st.bulk() as w:
+            for i in range(50):
+                w.insert_run({**w.dump().runs[0], "key": f"k{i + 2}", "samples": "x" * 10_000})
+    st.close()
+    assert snapshot(path) == before
+
+
+def test_write_files_is_all_or_nothing(tmp_path, monkeypatch) -> None:
+    import errno
+    import os
+
+    from bench.results.files import write_files
+
+    (tmp_path / "keep.txt").write_text("old")
+    real, calls = os.write, []
+
+    def write(fd, data):  # the second file hits a full disk
+        if fd > 2:
+            calls.append(fd)
+            if len(calls) > 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    with pytest.raises(UserError, match="No space left"):
+        write_files(str(tmp_path / "new" / "deeper"), {"a.png": b"\x89PNG", "b.html": "<p>"}, "report")
+    with pytest.raises(UserError, match="No space left"):
+        write_files(str(tmp_path), {"keep.txt": "new", "other.txt": "x"}, "report")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"] and (tmp_path / "keep.txt").read_text() == "old"
+    monkeypatch.undo()
+    paths = write_files(str(tmp_path / "new"), {"a.png": b"\x89PNG", "b.html": "<p>é"}, "report")
+    assert open(paths["b.html"], encoding="utf-8").read() == "<p>é" and sorted(os.listdir(tmp_path / "new")) == ["a.png", "b.html"]

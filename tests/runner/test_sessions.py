@@ -35,10 +35,16 @@ def stored_keys(path: str, session: str | None = None) -> list[str]:
     return rows
 
 
-def test_sigkill_midway_then_resume_runs_each_run_exactly_once(tmp_path):
-    s = write(tmp_path, TINY_SUITE)
+FIVE_RUNS = TINY_SUITE.replace("seeds = [0, 1, 2]", "seeds = [0, 1, 2, 3, 4]")
+
+
+def test_sigkill_reads_interrupted_and_two_concurrent_resumes_store_each_run_exactly_once(tmp_path):
+    from bench.results.store import Store
+    from tests.conftest import run_cli
+
+    s = write(tmp_path, FIVE_RUNS)
     store = str(tmp_path / "store.sqlite")
-    p = cli("run", "--suite", s, "--store", store, "--device", "cpu")
+    p = cli("run", "--suite", s, "--store", store, "--device", "cpu", "--threads", "1")
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
@@ -49,19 +55,39 @@ def test_sigkill_midway_then_resume_runs_each_run_exactly_once(tmp_path):
         if p.poll() is not None:
             pytest.fail(f"session ended before it could be killed: {p.stderr.read()}")
         time.sleep(0.05)
+    # while it runs: running, and --resume does not pick it
+    st = Store.open_existing(store)
+    (sess,) = st.sessions()
+    st.close()
+    assert sess["status"] == "running"
+    rc, _, err = run_cli(["run", "--suite", s, "--store", store, "--device", "cpu", "--threads", "1", "--resume"])
+    assert rc == 2 and "still running" in err
     p.send_signal(signal.SIGKILL)
     p.wait()
     first = stored_keys(store)
-    assert 1 <= len(first) < 3
-    r = cli("run", "--suite", s, "--store", store, "--device", "cpu", "--resume")
-    out, err = r.communicate(timeout=300)
-    assert r.returncode == 0, err
+    assert 1 <= len(first) < 5
+    # killed: interrupted in the listing and in the report, though nothing wrote it
+    rc, out, err = run_cli(["list", "--sessions", "--store", store])
+    assert rc == 0, err
+    assert f"{sess['id']}  interrupted" in out
+    rc, out, err = run_cli(["report", "--store", store, "--out", str(tmp_path / "report")])
+    assert rc == 0, err
+    md = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    env_table = md[md.index("## Environment"):]
+    assert "interrupted" in env_table and "running" not in env_table
+    # two processes resume it at once: one works on it, and every run is stored exactly once
+    procs = [cli("run", "--suite", s, "--store", store, "--device", "cpu", "--threads", "1", "--resume", sess["id"]) for _ in range(2)]
+    results = [(q.returncode, err) for q in procs for _, err in [q.communicate(timeout=300)]]
+    assert any(rc == 0 for rc, _ in results), results
+    for rc, err in results:
+        assert rc == 0 or (rc == 2 and "still running" in err), err
     db = sqlite3.connect(store)
     sessions = db.execute("SELECT id, status FROM sessions").fetchall()
     db.close()
-    assert len(sessions) == 1 and sessions[0][1] == "finished"
-    keys = stored_keys(store, sessions[0][0])
-    assert sorted(keys) == sorted(set(keys)) and len(keys) == 3
+    assert sessions == [(sess["id"], "finished")]
+    keys = stored_keys(store, sess["id"])
+    assert len(keys) == 5 and len(set(keys)) == 5
+    assert set(first) <= set(keys)
 
 
 def test_two_concurrent_writers_leave_a_valid_store_with_every_run(tmp_path):

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import importlib
 
-from bench.data.tasks.base import _REGISTRY, Example, Span, TaskData, TaskEntry, TaskOptions, register, unique_split
+from bench.data.tasks.base import _REGISTRY, Example, Span, TaskData, TaskEntry, TaskOptions, register, split_overlap, unique_split
 from bench.errors import UserError
 
-__all__ = ["Example", "Span", "TaskData", "TaskEntry", "TaskOptions", "entry", "make", "names", "register", "unique_split"]
+__all__ = ["Example", "Span", "TaskData", "TaskEntry", "TaskOptions", "entry", "make", "names", "register", "split_overlap", "unique_split"]
 
 
 def _load() -> None:

@@ -72,6 +72,20 @@ def register(name: str, summary: str, aligned: bool) -> Callable:
     return deco
 
 
+def split_overlap(data: TaskData) -> dict[str, int]:
+    """How many test questions (sources) also appear in the training split, as trained on.
+
+    Generated tasks are disjoint by construction (``unique_split``): 0. A file's split need not be: the book's
+    own split of its date.txt holds 1,371 of its 4,907 distinct test questions in training as well, so exact
+    match on that test set is partly memory. -> distinct test questions, those also in training, and the
+    test examples (duplicates counted) whose question is in training.
+    """
+    train = {ex.src for ex in data.train}
+    test = {ex.src for ex in data.test}
+    return {"test_questions": len(test), "test_questions_in_train": len(test & train),
+            "test_examples_in_train": sum(ex.src in train for ex in data.test)}
+
+
 def unique_split(name: str, gen: Callable[[random.Random], Example], opts: TaskOptions, max_tries: int = 50) -> TaskData:
     """Draw examples from ``gen`` with a seeded RNG until the three splits are full of *distinct* sources.
 

@@ -1,0 +1,433 @@
+"""Bad input, full disks and read-only stores, across every sub-command.
+
+The promise (README: bad input): one line on stderr, exit code 2, no traceback -- and nothing changed,
+nothing left behind. Each case below runs in a folder of its own holding a copy of a finished store (and
+whatever input files the case makes); the folder's every file and byte is recorded before the command and
+must be the same after it. A full disk is simulated in-process: ``os.write`` failing with ENOSPC for the
+files s2sbench writes, or SQLite's own "database or disk is full" (``PRAGMA max_page_count``) for a store.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import torch
+
+from tests.conftest import REPO, copy_store, run_cli
+
+GOOD_SUITE = '[defaults]\nsizes = ["tiny"]\nepochs = 1\ntrain = 40\nvalid = 10\ntest = 10\n[[runs]]\ntasks = ["date"]\nmodels = ["attention"]\n'
+TINY = ["--task", "date", "--model", "attention", "--size", "tiny", "--epochs", "1", "--train-size", "50", "--device", "cpu"]
+
+
+@dataclass
+class Ctx:
+    """What a case works with: its folder, the store copied into it, and the store's session."""
+
+    d: str
+    store: str
+    session: str
+
+    def file(self, name: str, content: str | bytes) -> str:
+        p = os.path.join(self.d, name)
+        with open(p, "wb") as f:
+            f.write(content.encode("utf-8") if isinstance(content, str) else content)
+        return p
+
+    def folder(self, name: str) -> str:
+        p = os.path.join(self.d, name)
+        os.mkdir(p)
+        return p
+
+    def suite(self, extra: str, name: str = "s.toml") -> str:
+        return self.file(name, GOOD_SUITE + extra + "\n")
+
+    def baseline(self, edit: Callable[[dict], None] | None = None) -> str:
+        """A baseline file of the store's session, optionally edited (written without the code under test's writer)."""
+        from bench.analysis.compare import baseline_doc, side_from_store
+
+        doc = baseline_doc(side_from_store(self.store, "latest"), "b")
+        if edit:
+            edit(doc)
+        return self.file("b.json", json.dumps(doc))
+
+
+def tree(d: str) -> dict[str, str]:
+    """Every file and folder under ``d`` -> a digest of its bytes ("dir" for a folder).
+
+    A store's ``-shm`` file counts by its presence only: it is SQLite's shared lock table, which every reader
+    of a store with a live writer (its ``-wal`` and ``-shm`` there) takes part in; it holds no data.
+    """
+    out = {}
+    for root, dirs, files in os.walk(d):
+        for x in dirs:
+            out[os.path.relpath(os.path.join(root, x), d)] = "dir"
+        for x in files:
+            p = os.path.join(root, x)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, d)] = "shm" if x.endswith("-shm") else hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+# --- simulated failures -------------------------------------------------------------------------------
+
+def disk_full(monkeypatch: pytest.MonkeyPatch, ctx: Ctx) -> None:
+    """Every ``os.write`` to a file fails with ENOSPC (the standard streams still work)."""
+    real = os.write
+
+    def write(fd: int, data: Any) -> int:
+        if fd > 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+
+
+def store_full(monkeypatch: pytest.MonkeyPatch, ctx: Ctx) -> None:
+    """A store opened for writing cannot grow: SQLite answers SQLITE_FULL ("database or disk is full"), as on a full disk."""
+    from bench.results import merge, store
+
+    class FullStore(store.Store):
+        def __init__(self, path: str) -> None:
+            super().__init__(path)
+            pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+            self.db.execute(f"PRAGMA max_page_count={pages}")
+
+    monkeypatch.setattr(merge, "Store", FullStore)
+
+
+def unreadable(name: str) -> Callable[[pytest.MonkeyPatch, Ctx], None]:
+    """Opening ``name`` fails with EACCES (as chmod 000 does for anyone but root; the tests may run as root)."""
+
+    def patch(monkeypatch: pytest.MonkeyPatch, ctx: Ctx) -> None:
+        import builtins
+
+        real = builtins.open
+
+        def fake_open(file: Any, *a: Any, **kw: Any) -> Any:
+            if isinstance(file, str) and os.path.basename(file) == name:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), file)
+            return real(file, *a, **kw)
+
+        monkeypatch.setattr(builtins, "open", fake_open)
+
+    return patch
+
+
+def _string_metric(doc: dict) -> None:
+    for r in doc["results"].values():
+        for vals in r["seeds"].values():
+            vals["test_exact_match"] = "0.9"
+
+
+def clean_copy(src: str, dst: str, session: str | None = None) -> str:
+    """A self-contained copy of a store (SQLite's backup: no -wal beside it), its session renamed if asked."""
+    a, b = sqlite3.connect(src), sqlite3.connect(dst)
+    a.backup(b)
+    a.close()
+    if session:
+        with b:
+            b.execute("UPDATE sessions SET id=?", (session,))
+            b.execute("UPDATE runs SET session=?", (session,))
+    b.execute("PRAGMA journal_mode=WAL")  # as s2sbench leaves a store
+    b.close()
+    return dst
+
+
+def _merge_into_existing(ctx: Ctx) -> list[str]:
+    """An existing OUT (a copy of the store) and an input holding another session: the merge has rows to write."""
+    out = clean_copy(ctx.store, os.path.join(ctx.d, "out.sqlite"))
+    return [out, clean_copy(ctx.store, os.path.join(ctx.d, "other.sqlite"), session="other-session")]
+
+
+def _other_program_db(ctx: Ctx) -> str:
+    p = os.path.join(ctx.d, "notes.db")
+    db = sqlite3.connect(p)
+    with db:
+        db.execute("CREATE TABLE notes (t TEXT)")
+    db.close()
+    return p
+
+
+# (id, argv from the case's folder, words the error line must contain, optional patch(monkeypatch, ctx))
+CASES: list[tuple] = [
+    # run: suite files that cannot be read
+    ("run-suite-not-utf8", lambda c: ["run", "--suite", c.file("latin.toml", b"\xff\xfe[defaults]\nepochs = 1\n"), "--device", "cpu"],
+     ["latin.toml", "utf-8"]),
+    ("run-suite-is-a-folder", lambda c: ["run", "--suite", c.folder("f.toml")], ["f.toml", "folder"]),
+    ("run-suite-unreadable", lambda c: ["run", "--suite", c.suite("", "locked.toml"), "--device", "cpu"], ["locked.toml", "cannot read"],
+     unreadable("locked.toml")),
+    # run: values refused before anything runs, one place each
+    ("run-lr-nan", lambda c: ["run", *TINY, "--lr", "nan"], ["--lr", "nan"]),
+    ("run-lr-inf", lambda c: ["run", *TINY, "--lr", "inf"], ["--lr", "inf"]),
+    ("run-suite-lr-nan", lambda c: ["run", "--suite", c.suite("lr = nan"), "--device", "cpu"], ["s.toml", "'lr'", "nan"]),
+    ("run-time-budget-negative", lambda c: ["run", *TINY, "--time-budget", "-5"], ["--time-budget", "-5"]),
+    ("run-threads-zero", lambda c: ["run", *TINY, "--threads", "0"], ["--threads", ">= 1"]),
+    ("run-fp16-on-cpu", lambda c: ["run", *TINY, "--amp", "fp16"], ["--amp", "fp16", "cuda"]),
+    ("run-cudagraph-on-cpu", lambda c: ["run", *TINY, "--capture", "cudagraph"], ["--capture", "cudagraph", "cuda"]),
+    ("run-option-bool-maybe", lambda c: ["run", *TINY, "--option", "bidirectional=maybe"], ["bidirectional", "true or false", "maybe"]),
+    ("run-option-unknown-score", lambda c: ["run", *TINY, "--option", "score=cosine"], ["score", "dot, general, additive", "cosine"]),
+    ("run-option-hidden-zero", lambda c: ["run", *TINY, "--option", "hidden=0"], ["hidden", ">= 1"]),
+    ("run-option-dropout-two", lambda c: ["run", *TINY, "--option", "dropout=2"], ["dropout", "[0, 1)"]),
+    ("run-option-hidden-not-integer", lambda c: ["run", *TINY, "--option", "hidden=2.5"], ["hidden", "integer"]),
+    ("run-option-odd-width-bidirectional", lambda c: ["run", *TINY, "--option", "bidirectional=true", "--option", "hidden=33"],
+     ["even hidden size"]),
+    ("run-option-transformer-heads", lambda c: ["run", *TINY[:2], "--model", "transformer", *TINY[4:], "--option", "heads=7"],
+     ["transformer", "heads"]),
+    ("run-option-class-variable", lambda c: ["run", *TINY, "--option", "LIMITS=1"], ["no option LIMITS"]),
+    ("run-suite-option-type", lambda c: ["run", "--suite", c.suite('model_options = { hidden = "big" }'), "--device", "cpu"],
+     ["s.toml", "model_options", "hidden", "big"]),
+    ("run-suite-epochs-zero", lambda c: ["run", "--suite", c.file("e.toml", GOOD_SUITE.replace("epochs = 1", "epochs = 0")), "--device", "cpu"],
+     ["e.toml", "key 'epochs'"]),
+    ("run-suite-batch-size-negative", lambda c: ["run", "--suite", c.suite("batch_size = -1"), "--device", "cpu"], ["s.toml", "key 'batch_size'"]),
+    ("run-suite-lr-string", lambda c: ["run", "--suite", c.suite('lr = "fast"'), "--device", "cpu"], ["s.toml", "key 'lr'", "fast"]),
+    ("run-suite-amp-fp16-on-cpu", lambda c: ["run", "--suite", c.suite('amp = "fp16"'), "--device", "cpu"], ["s.toml", "key 'amp'", "cuda"]),
+    ("run-length-zero", lambda c: ["run", *TINY, "--length", "0"], ["--length"]),
+    ("run-length-absurd", lambda c: ["run", *TINY, "--length", "200000"], ["--length", "16,384"]),
+    ("run-data-line-200k", lambda c: ["run", "--task-file", c.file("huge.txt", "1+1 _2\n" * 20 + "9" * 200_000 + "_1\n"), *TINY[2:]],
+     ["huge.txt:21:", "200,000"]),
+    ("run-data-not-utf8", lambda c: ["run", "--task-file", c.file("bin.txt", b"\xff\xfe1+1 _2\n" * 20), *TINY[2:]], ["bin.txt"]),
+    ("run-store-is-a-folder", lambda c: ["run", *TINY, "--store", c.folder("st")], ["st"]),
+    # merge
+    ("merge-bad-input-leaves-no-out", lambda c: ["merge", os.path.join(c.d, "new.sqlite"), c.store, c.file("notes.txt", "my notes\n")],
+     ["notes.txt", "not a results store"]),
+    ("merge-input-is-a-folder", lambda c: ["merge", os.path.join(c.d, "new.sqlite"), c.folder("in")], ["in", "folder"]),
+    ("merge-missing-input", lambda c: ["merge", os.path.join(c.d, "new.sqlite"), os.path.join(c.d, "gone.sqlite")], ["gone.sqlite"]),
+    ("merge-out-is-an-input", lambda c: ["merge", c.store, c.store], ["also an input"]),
+    ("merge-out-under-a-file", lambda c: ["merge", os.path.join(c.file("plain", "x"), "o.sqlite"), c.store], ["o.sqlite"]),
+    ("merge-new-out-disk-full", lambda c: ["merge", os.path.join(c.d, "sub", "new.sqlite"), c.store], ["new.sqlite", "full"], store_full),
+    ("merge-existing-out-disk-full", lambda c: ["merge", *_merge_into_existing(c)], ["out.sqlite", "full"], store_full),
+    ("merge-other-programs-db", lambda c: ["merge", os.path.join(c.d, "new.sqlite"), _other_program_db(c)], ["notes.db"]),
+    # report
+    ("report-disk-full", lambda c: ["report", "--store", c.store, "--out", os.path.join(c.d, "rep")], ["rep", "no space"], disk_full),
+    ("report-unknown-reference", lambda c: ["report", "--store", c.store, "--reference", "nosuchmodel", "--out", os.path.join(c.d, "r")],
+     ["--reference", "nosuchmodel"]),
+    ("report-unknown-session", lambda c: ["report", "--store", c.store, "--session", "nosuchsession", "--out", os.path.join(c.d, "r")],
+     ["nosuchsession"]),
+    ("report-out-is-a-file", lambda c: ["report", "--store", c.store, "--out", c.file("taken", "x")], ["taken"]),
+    ("report-store-is-a-folder", lambda c: ["report", "--store", c.folder("st"), "--out", os.path.join(c.d, "r")], ["folder"]),
+    ("report-unknown-task", lambda c: ["report", "--store", c.store, "--task", "nosuchtask", "--out", os.path.join(c.d, "r")], ["no runs"]),
+    # list
+    ("list-store-not-sqlite", lambda c: ["list", "--sessions", "--store", c.file("notes.txt", "my notes\n" * 20)], ["notes.txt"]),
+    ("list-other-programs-db", lambda c: ["list", "--sessions", "--store", _other_program_db(c)], ["notes.db"]),
+    ("list-store-wrong-schema", lambda c: ["list", "--sessions", "--store", _schema_99(c)], ["99"]),
+    # export
+    ("export-unknown-session", lambda c: ["export", "--store", c.store, "--session", "nosuchsession"], ["nosuchsession"]),
+    ("export-store-is-a-folder", lambda c: ["export", "--store", c.folder("st")], ["folder"]),
+    ("export-unknown-format", lambda c: ["export", "--store", c.store, "--format", "xml"], ["xml"]),
+    # compare
+    ("compare-markdown-disk-full", lambda c: ["compare", "latest", "latest", "--store", c.store, "--markdown", os.path.join(c.d, "pr.md")],
+     ["pr.md", "no space"], disk_full),
+    ("compare-baseline-string-metric", lambda c: ["compare", c.baseline(_string_metric), "latest", "--store", c.store],
+     ["b.json", "test_exact_match", "number"]),
+    ("compare-baseline-not-json", lambda c: ["compare", c.file("b.json", "{nope"), "latest", "--store", c.store], ["b.json", "json"]),
+    ("compare-bad-fail-on", lambda c: ["compare", "latest", "latest", "--store", c.store, "--fail-on", "speed:+10%"], ["--fail-on", "speed"]),
+    ("compare-unknown-session", lambda c: ["compare", "nosuchsession", "latest", "--store", c.store], ["nosuchsession"]),
+    # baseline
+    ("baseline-save-disk-full", lambda c: ["baseline", "save", "ci", "--store", c.store, "--dir", os.path.join(c.d, "bl")], ["ci.json", "no space"],
+     disk_full),
+    ("baseline-save-bad-name", lambda c: ["baseline", "save", "../evil", "--store", c.store, "--dir", c.d], ["evil"]),
+    ("baseline-save-unknown-session", lambda c: ["baseline", "save", "ci", "--store", c.store, "--session", "nosuch", "--dir", c.d], ["nosuch"]),
+    ("baseline-save-dir-is-a-file", lambda c: ["baseline", "save", "ci", "--store", c.store, "--dir", c.file("plain", "x")], ["plain", "baseline"]),
+    # calibrate
+    ("calibrate-threads-zero", lambda c: ["calibrate", "--threads", "0", "--device", "cpu"], ["--threads", ">= 1"]),
+    ("calibrate-unknown-device", lambda c: ["calibrate", "--device", "toaster"], ["toaster"]),
+    ("calibrate-cuda-without-cuda", lambda c: ["calibrate", "--device", "cuda:7"], ["cuda"],
+     None, pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),
+]
+
+
+def _schema_99(ctx: Ctx) -> str:
+    p = os.path.join(ctx.d, "v99.sqlite")
+    shutil.copyfile(ctx.store, p)
+    db = sqlite3.connect(p)
+    with db:
+        db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    db.close()
+    return p
+
+
+def _param(c: tuple) -> Any:
+    patch = c[3] if len(c) > 3 else None
+    return pytest.param(c[1], c[2], patch, id=c[0], marks=list(c[4:]))
+
+
+def test_the_table_covers_every_sub_command() -> None:
+    commands = {c[0].split("-")[0] for c in CASES}
+    assert commands == {"run", "merge", "report", "list", "export", "compare", "baseline", "calibrate"}
+    assert len(CASES) >= 40 and len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("make_argv, words, patch", [_param(c) for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, monkeypatch, cli_store, make_argv, words, patch) -> None:
+    d = str(tmp_path / "case")
+    os.mkdir(d)
+    ctx = Ctx(d, copy_store(cli_store["path"], d), cli_store["session"]["id"])
+    argv = make_argv(ctx)
+    if "--store" not in argv and argv[0] in ("run", "list", "export", "report", "compare"):
+        argv += ["--store", ctx.store]
+    before = tree(d)
+    if patch:
+        patch(monkeypatch, ctx)
+    rc, out, err = run_cli(argv)
+    monkeypatch.undo()
+    assert rc == 2, (rc, out, err)
+    assert "Traceback" not in err and "Traceback" not in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("s2sbench"), err
+    for w in words:
+        assert w.lower() in lines[0].lower(), (w, lines[0])
+    assert tree(d) == before  # the store's bytes, every input, and no new file or folder
+
+
+# --- read-only stores: readers read them, leave nothing beside them -----------------------------------
+
+def _runs_in(path: str) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+    finally:
+        db.close()
+
+
+# (id, argv from (store, output folder), did it read the store? from (stdout, output folder, the session id))
+READERS: list[tuple[str, Callable[[str, str], list[str]], Callable[[str, str, str], bool]]] = [
+    ("list", lambda s, d: ["list", "--sessions", "--store", s], lambda out, d, sid: sid in out),
+    ("export", lambda s, d: ["export", "--store", s, "--format", "json"], lambda out, d, sid: json.loads(out)[0]["session"] == sid),
+    ("report", lambda s, d: ["report", "--store", s, "--out", os.path.join(d, "report")],
+     lambda out, d, sid: sid in open(os.path.join(d, "report", "index.html"), encoding="utf-8").read()),
+    ("compare", lambda s, d: ["compare", "latest", "latest", "--store", s], lambda out, d, sid: sid in out and "attention" in out),
+    ("merge", lambda s, d: ["merge", os.path.join(d, "merged.sqlite"), s], lambda out, d, sid: _runs_in(os.path.join(d, "merged.sqlite")) == 1),
+    ("baseline", lambda s, d: ["baseline", "save", "ro", "--store", s, "--dir", d],
+     lambda out, d, sid: json.load(open(os.path.join(d, "ro.json"), encoding="utf-8"))["session"]["id"] == sid),
+]
+
+
+def _store_files(folder: str) -> dict[str, str]:
+    return {k: v for k, v in tree(folder).items() if k.startswith("bench.sqlite")}
+
+
+@pytest.mark.parametrize("argv, read", [pytest.param(r[1], r[2], id=r[0]) for r in READERS])
+def test_readers_open_the_store_read_only(tmp_path, cli_store, argv, read) -> None:
+    """The store's folder and file read-only (root ignores the modes; ``mode=ro``/``immutable`` do not need them)."""
+    ro, out = tmp_path / "ro", tmp_path / "out"
+    ro.mkdir()
+    out.mkdir()
+    store = clean_copy(cli_store["path"], str(ro / "bench.sqlite"))
+    before = _store_files(str(ro))
+    assert set(before) == {"bench.sqlite"}
+    os.chmod(store, 0o444)
+    os.chmod(ro, 0o555)
+    try:
+        rc, stdout, err = run_cli(argv(store, str(out)))
+    finally:
+        os.chmod(ro, 0o755)
+    assert rc == 0, err
+    assert read(stdout, str(out), cli_store["session"]["id"])
+    assert _store_files(str(ro)) == before  # same bytes, and no -wal / -shm beside it
+
+
+def test_a_reader_sees_what_a_live_writer_committed(tmp_path, cli_store) -> None:
+    """With a writer's connection open (its -wal and -shm there), readers read through its log and add no file."""
+    from bench.results.store import Store
+
+    path = copy_store(cli_store["path"], str(tmp_path))
+    writer = Store(path)
+    try:
+        writer.add_session("live-one", "2030-01-01T00:00:00+00:00", None, "c", {})
+        files = set(os.listdir(tmp_path))
+        assert {"bench.sqlite-wal", "bench.sqlite-shm"} <= files
+        rc, out, err = run_cli(["list", "--sessions", "--store", path])
+        assert rc == 0, err
+        assert "live-one" in out and cli_store["session"]["id"] in out
+        assert set(os.listdir(tmp_path)) == files
+    finally:
+        writer.close()
+
+
+def test_merge_into_a_new_store_is_complete_and_alone(tmp_path, cli_store) -> None:
+    """The new OUT is renamed into place whole: every run, and no -wal/-shm or temporary file beside it."""
+    out = tmp_path / "m" / "merged.sqlite"
+    rc, _, err = run_cli(["merge", str(out), cli_store["path"]])
+    assert rc == 0, err
+    assert sorted(os.listdir(out.parent)) == ["merged.sqlite"]
+    db = sqlite3.connect(out)
+    assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == len(cli_store["runs"])
+    db.close()
+
+
+def _nobody() -> tuple[int, int] | None:
+    import pwd
+
+    try:
+        p = pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+    return p.pw_uid, p.pw_gid
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and (shutil.which("setpriv") is None or _nobody() is None),
+                    reason="needs a non-root user (or setpriv and a 'nobody' user to become one)")
+def test_readers_on_read_only_media_as_a_user(cli_store) -> None:
+    """As a user the file modes bind: a read-only folder and file, read by list, export and merge in a subprocess."""
+    base = tempfile.mkdtemp(prefix="s2sbench-ro-")
+    try:
+        os.chmod(base, 0o777)
+        ro = os.path.join(base, "ro")
+        os.mkdir(ro)
+        store = clean_copy(cli_store["path"], os.path.join(ro, "bench.sqlite"))
+        os.chmod(store, 0o444)
+        os.chmod(ro, 0o555)
+        before = _store_files(ro)
+        prefix: list[str] = []
+        if os.geteuid() == 0:
+            uid, gid = _nobody()  # type: ignore[misc]
+            prefix = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+        env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1", "HOME": base, "MPLCONFIGDIR": base}
+        for argv in (["list", "--sessions", "--store", store], ["export", "--store", store],
+                     ["merge", os.path.join(base, "m.sqlite"), store]):
+            p = subprocess.run([*prefix, sys.executable, "-m", "bench", *argv], cwd=base, env=env, capture_output=True, text=True, timeout=300)
+            if p.returncode != 0 and "Permission denied" in p.stderr and "bench" not in p.stderr.split("Permission denied")[0][-200:]:
+                pytest.skip(f"the user cannot reach the code or interpreter here: {p.stderr.strip().splitlines()[-1]}")
+            assert p.returncode == 0, (argv, p.stderr)
+            assert cli_store["session"]["id"] in p.stdout or argv[0] == "merge"
+            assert _store_files(ro) == before
+    finally:
+        for root, dirs, _ in os.walk(base):
+            for x in dirs:
+                os.chmod(os.path.join(root, x), 0o755)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="needs POSIX resource limits")
+def test_report_onto_a_real_write_failure_leaves_nothing(tmp_path, cli_store) -> None:
+    """Not a simulation: the kernel refuses to write past 4 KiB (RLIMIT_FSIZE), so the first figure cannot be written."""
+    import resource
+    import signal
+
+    d = tmp_path / "case"
+    d.mkdir()
+    store = clean_copy(cli_store["path"], str(d / "bench.sqlite"))
+    before = tree(str(d))
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "bench", "report", "--store", store, "--out", str(d / "rep")], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    assert p.returncode == 2, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "rep" in p.stderr and "Traceback" not in p.stderr
+    assert tree(str(d)) == before
