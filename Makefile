@@ -1,6 +1,7 @@
-# The README's two commands. Each bootstraps .venv from nothing, so a fresh clone needs only Python 3.
+# The README's commands. Each bootstraps .venv from nothing, so a fresh clone needs only Python 3.
 #   make bench   -- quick benchmark session + its report
-#   make test    -- the test suite
+#   make test    -- the test suite (CI: `make test EXTRAS=test,ray` also runs the Ray executor's tests)
+#   make mutation -- plant the quiet bugs a benchmark cannot afford and check that a test catches each (on demand)
 # Torch is installed first, pinned, where the venv has none: an unpinned `pip install .` on a machine
 # without torch would pull a multi-GB CUDA build. Override e.g. TORCH_SPEC="torch==2.5.1" or
 # TORCH_INDEX="--index-url https://download.pytorch.org/whl/cu124" for a GPU machine.
@@ -8,6 +9,7 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
+EXTRAS ?= test
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
@@ -29,13 +31,13 @@ REGRESS_MD ?= results/reports/regress.md
 REGRESS_SUITE ?= quick
 REGRESS_FLAGS ?= --device cpu --deterministic --threads 1
 
-.PHONY: bench test regress regress-run baseline lint clean
+.PHONY: bench test mutation regress regress-run baseline lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_INDEX) "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 bench: $(STAMP)
@@ -44,6 +46,9 @@ bench: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+mutation: $(STAMP)
+	$(PY) -m bench.checks.mutation
 
 regress: regress-run
 	@if [ -f results/baselines/$(BASELINE).json ]; then \

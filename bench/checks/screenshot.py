@@ -21,14 +21,25 @@ def find_browser() -> str | None:
     return next((p for p in map(shutil.which, BROWSERS) if p), None)
 
 
-def screenshot(html: str, out: str, width: int = 1300, height: int = 6000) -> str:
+def _browser() -> str:
     browser = find_browser()
     if browser is None:
         raise FileNotFoundError("no Chromium found (install Debian's chromium package)")
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--window-size={width},{height}",
+    return browser
+
+
+def screenshot(html: str, out: str, width: int = 1300, height: int = 6000) -> str:
+    cmd = [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--window-size={width},{height}",
            f"--screenshot={os.path.abspath(out)}", "file://" + os.path.abspath(html)]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     return out
+
+
+def rendered_dom(html: str) -> str:
+    """The page's DOM as Chromium built it from ``html`` (``--dump-dom``): what the browser actually loaded, so a
+    test can find a table's text in the page it screenshots, not only in the file it was given."""
+    cmd = [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", "file://" + os.path.abspath(html)]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -438,3 +438,18 @@ def test_the_committed_baseline_pairs_every_group_with_itself(name):
     c = compare(load_baseline(path), load_baseline(path))
     assert not c.unpaired and c.count("missing") == c.count("new") == 0
     assert {r.verdict for r in c.rows} == {"same"} and len({(r.task, r.model) for r in c.rows}) == 12
+
+
+def test_a_group_has_a_time_to_target_only_when_every_seed_reached_it(store):
+    """The median over the seeds that reached the target would report the lucky ones: a model that reaches
+    it one time in three would look as fast as one that always does."""
+    add_session(store, "A")
+    add_session(store, "B")
+    for seed in range(3):
+        add_run(store, "A", seed=seed, time_to_target_s=2.0)
+        add_run(store, "B", seed=seed, time_to_target_s=1.0 if seed == 0 else None)
+    base, new = sides(store)
+    (gb,), (gn,) = base.groups.values(), new.groups.values()
+    assert gb.median("time_to_target_s") == 2.0 and gn.median("time_to_target_s") is None
+    row = next(r for r in compare(base, new).rows if r.metric == "time_to_target_s")
+    assert (row.verdict, row.base, row.new) == ("worse", 2.0, "not reached")

@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 import torch
 
-from bench.measure.flops import counter
+from bench.measure.flops import counter, cudnn_rnn_backward_flops, cudnn_rnn_flops
 from bench.measure.timing import Stopwatch, time_fn
 
 
@@ -26,6 +26,17 @@ def test_lstm_flops_follow_the_gate_matmul_formula(layers, bidirectional):
         out, _ = lstm(x)
         out.sum().backward()
     assert fc.get_total_flops() == 3 * forward
+
+
+def test_cudnn_lstm_formula_on_its_argument_shapes():
+    """The cuDNN kernel's formula, checked here on the shapes it receives (the GPU test checks it on a real
+    kernel): every layer and direction's two gate matmuls per token, the biases not counted; backward twice."""
+    T, B, D, H = 5, 3, 8, 16
+    layer0 = [[4 * H, D], [4 * H, H], [4 * H], [4 * H]]
+    layer1 = [[4 * H, H], [4 * H, H], [4 * H], [4 * H]]
+    forward = 2 * T * B * 4 * H * ((D + H) + (H + H))
+    assert cudnn_rnn_flops([T, B, D], layer0 + layer1) == forward
+    assert cudnn_rnn_backward_flops([T, B, D], layer0 + layer1) == 2 * forward
 
 
 def test_stopwatch_synchronises_cuda_at_start_and_stop():

@@ -15,6 +15,7 @@ def test_the_first_epoch_is_warm_up_and_is_left_out():
 
 def test_seconds_per_epoch_is_the_median_of_the_steady_epochs():
     assert s_per_epoch([100.0, 2.0, 4.0, 3.0]) == 3.0  # the 100 s warm-up epoch does not count
+    assert s_per_epoch([100.0, 1.0, 1.0, 10.0]) == 1.0  # a median: one slow steady epoch (a hiccup) does not move it
     assert s_per_epoch([5.0]) == 5.0
     assert s_per_epoch([]) is None and s_per_epoch(None) is None
 

@@ -1,6 +1,7 @@
 """The Ray executor: a tiny suite on a local Ray with two worker processes stores every run once (and the
 same results as a local session); a worker that dies takes only its run, recorded as failed; --resume
-re-runs it; an unreachable cluster is one line and exit 2. Skipped where Ray is not installed."""
+re-runs it; an unreachable cluster is one line and exit 2. Skipped where Ray is not installed (CI installs it:
+`make test EXTRAS=test,ray`); the refusals that need no Ray are in test_ray_cli.py."""
 
 from __future__ import annotations
 
@@ -97,9 +98,4 @@ def test_unreachable_ray_address_is_one_line_and_exit_2(tmp_path):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "127.0.0.1:1" in lines[0] and "Traceback" not in err
     assert not store.exists()
-
-
-def test_address_without_the_ray_executor_is_refused(tmp_path):
-    rc, out, err = run_cli(["run", "--task", "date", "--model", "attention", "--address", "auto", "--store", str(tmp_path / "s.sqlite")])
-    assert rc == 2 and "--executor ray" in err and len(err.strip().splitlines()) == 1
 

@@ -64,3 +64,38 @@ def test_a_run_over_its_budget_stops_after_warm_up(monkeypatch):
     with pytest.raises(OverBudget, match="over the budget of 10 s"):
         time_steps(lambda b: calls.append(b), todo, CPU, warmup=2, steps=100, budget_s=10)
     assert len(calls) == 2  # no timed step ran
+
+
+def test_tokens_per_step_leave_the_padding_out():
+    enc = _enc(2, 9)  # lengths 2..9: every batch padded to the split's longest
+    todo = fixed_batches(enc, 4, 3, torch.Generator().manual_seed(0))
+    real = [int(enc.tgt_len[b.index].sum()) for b in todo]
+    assert sum(real) < sum(b.tgt_out.numel() for b in todo)  # there is padding to leave out
+    t = time_steps(lambda b: torch.zeros(()), todo, CPU, warmup=0, steps=6)  # each batch twice
+    assert t.tokens_per_step == pytest.approx(sum(real) / 3)
+
+
+def test_on_cuda_step_times_are_read_from_events_only_after_synchronising(monkeypatch):
+    """CUDA events are recorded around each step without waiting; reading one before the device has passed it
+    is an error (or, worse, a time of work not done). The read must follow a synchronisation after the last step."""
+    log: list[str] = []
+
+    class FakeEvent:
+        def __init__(self, enable_timing: bool = False):
+            assert enable_timing
+
+        def record(self):
+            log.append("record")
+
+        def elapsed_time(self, end):
+            last_record = len(log) - 1 - log[::-1].index("record")
+            assert "sync" in log[last_record:], "an event read before the device was synchronised after the last step"
+            log.append("read")
+            return 5.0  # ms
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: log.append("sync"))
+    enc = _enc(5, 5)
+    todo = fixed_batches(enc, 4, 2, torch.Generator().manual_seed(0))
+    t = time_steps(lambda b: log.append("step"), todo, torch.device("cuda"), warmup=2, steps=3)
+    assert t.seconds == [0.005, 0.005, 0.005] and log.count("read") == 3
