@@ -12,11 +12,12 @@ They change a number, not whether anything runs, so only a test that pins the de
 see them. This check keeps that promise honest: each entry of ``MUTATIONS`` is one such bug as data -- a
 file, an exact piece of its text and what replaces it -- and the tests that should catch it.
 
-For each planted bug the check copies the tree (``bench``, ``models``, ``tests``, ``pyproject.toml``) into
-a temporary folder, applies the one change there (the working tree is never touched), and runs
-``python -m pytest -x`` on the bug's tests in that copy, one torch thread. A bug is *caught* when a test
-fails; the first failing test is named in the table. Before any bug is planted, the union of all the
-selected tests runs once on an unchanged copy and must pass -- a test that fails anyway catches nothing.
+For each planted bug the check copies the tree (``bench``, ``models``, ``tests``, ``pyproject.toml`` and the
+small committed files tests read, ``COPIED``) into a temporary folder, applies the one change there (the
+working tree is never touched), and runs ``python -m pytest -x`` on the bug's tests in that copy, one torch
+thread. A bug is *caught* when a test fails; the first failing test is named in the table. Before any bug is
+planted, the union of all the selected tests runs once on an unchanged copy and must pass -- a test that
+fails anyway catches nothing.
 
 The list cannot rot silently: an entry whose text is not found exactly once in its file (the code moved
 on) stops the check before anything runs, with one line naming it and exit code 2. Exit code 0 when
@@ -38,7 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-COPIED = ("bench", "models", "tests", "pyproject.toml")  # what a test run needs; results/ and the rest stay out
+# What a test run needs: the code, the tests, and the small committed files tests read (baselines, the Makefile,
+# the CI files); stores, reports and virtual environments stay out. Those not in the tree are skipped.
+COPIED = ("bench", "models", "tests", "pyproject.toml", "results/baselines", "Makefile", "tox.ini", "README.md", ".ci", ".github")
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 
 
@@ -175,9 +178,9 @@ MUTATIONS: tuple[Mutation, ...] = (
       "scaler = prec.scaler(device)", "scaler = None",
       (FIT,)),
     # --- the store -----------------------------------------------------------------------------------------
-    M("resume-reruns-finished", "--resume runs (and writes) finished runs again", "bench/runner/session.py",
-      "if s.key() not in done", "if True",
-      ("tests/runner/test_resume.py",)),
+    M("claim-ignores-stored-run", "a run already stored can be claimed, run and written again", "bench/results/owners.py",
+      "AND key=? AND status='ok' LIMIT 1", "AND key=? AND 0 LIMIT 1",
+      ("tests/results/test_owners.py::test_a_run_is_claimed_once_and_stored_only_under_its_claim",)),
     M("resume-skips-failed", "--resume counts failed runs as done (never retried)", "bench/results/store.py",
       "WHERE session=? AND status='ok'", "WHERE session=?",
       ("tests/runner/test_resume.py",)),
