@@ -98,7 +98,7 @@ def test_a_figure_for_fewer_epochs_is_compared_at_that_epoch(tmp_path, monkeypat
     g = next(g for g in groups if g.spec.model == "attention")
     assert (g.final, g.best, g.epochs) == ([0.97] * 3, [0.97] * 3, [5] * 3)
     row = next(line for line in book.book_table(groups).splitlines() if "| attention |" in line)
-    assert "| 3 of 10 | 99.9 | 97.0 [97.0, 97.0] |" in row and row.endswith("| no |")
+    assert "| 3 of 10 | 99.9 | 99.9 | – | 97.0 [97.0, 97.0] |" in row and row.endswith("| no | – |")
     assert "| not run |" in book.book_table(groups)  # seq2seq and peeky: no runs in this store
 
 
@@ -141,3 +141,15 @@ def test_bookseeds_refuses_a_folder_without_the_books_code(tmp_path, capsys) -> 
 
     assert bookseeds.main(["--book-code", str(tmp_path), "--data-dir", str(tmp_path)]) == 2
     assert "not the book's code" in capsys.readouterr().err
+
+
+def test_the_book_codes_own_spread_is_set_against_s2sbenchs_mean(tmp_path, monkeypatch) -> None:
+    fig = BookFigure("addition", "seq2seq", True, 128, 2, final=0.54, best=0.54, where="§7.4.1", reseeded=(0.42, 0.32, 0.32, 0.35))
+    monkeypatch.setattr(book, "lookup", lambda task, model, rev: fig if (model, rev) == ("seq2seq", True) else None)
+    _, _, specs = suite.load("book_ch7", data_dir=str(tmp_path))
+    store = Store(str(tmp_path / "s.sqlite"))
+    for s, acc in zip([s for s in specs if s.model == "seq2seq" and s.data.reverse_source], (0.21, 0.38, 0.34)):
+        store.add_run(_record(s, [0.1, acc]))
+    row = next(line for line in book.book_table(book.collect(specs, store.runs())).splitlines() if "| reversed |" in line and "seq2seq" in line)
+    store.close()
+    assert "| 35.2 [27.7, 42.8] (42.0, 32.0, 32.0, 35.0) | 31.0 [8.9, 53.1] |" in row and row.endswith("| no | yes |")
