@@ -249,8 +249,7 @@ CASES: list[tuple] = [
 
 
 def _schema_99(ctx: Ctx) -> str:
-    p = os.path.join(ctx.d, "v99.sqlite")
-    shutil.copyfile(ctx.store, p)
+    p = clean_copy(ctx.store, os.path.join(ctx.d, "v99.sqlite"))  # a file copy could miss what is still in the -wal
     db = sqlite3.connect(p)
     with db:
         db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
