@@ -27,6 +27,7 @@ import argparse
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -217,12 +218,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"GPU self-check on {name} (torch {torch.__version__}, CUDA {torch.version.cuda})", flush=True)
     t0 = time.perf_counter()
     rows: list[Row] = []
+    done = 0
     for part in (lambda: check_overhead(dev, sc), lambda: check_step_modes(dev, sc, a.quick), lambda: check_decode(dev, sc),
                  lambda: check_determinism(dev, sc), lambda: check_scaling(dev, sc)):
         try:
             rows += part()
         except Exception as e:  # noqa: BLE001 -- one failing check is a row, not the end of the table
+            traceback.print_exc()
             rows.append(Row("error", "", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:120], None, "", False))
+        for r in rows[done:]:  # as they come, so a check cut short by a timeout still leaves its figures
+            print("  " + " | ".join(r.cells()[:4]), file=sys.stderr, flush=True)
+        done = len(rows)
         print(f"  ... {len(rows)} rows, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     for r in rows:  # the overhead goal is judged on the GPU only: CPU epochs at toy size are noise
         if r.check == "harness / bare loop" and r.value is not None and dev.type == "cuda":
