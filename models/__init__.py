@@ -15,6 +15,8 @@ costs nothing.
 recurrent models (no limit but time and memory), the position table's length for the Transformer. A
 harness checks it before running a sweep point it cannot run. A config declares its limit with a
 ``longest_sequence() -> int | None`` method; a config without one has no limit.
+``host_sync(name, size)`` says why a model's forward pass waits for the host (packing needs the lengths
+there), which no CUDA graph can capture; ``None`` for most.
 """
 
 from __future__ import annotations
@@ -116,9 +118,21 @@ def longest_sequence(name: str, size: str = "small", **overrides: Any) -> int | 
     return limit() if callable(limit) else None
 
 
+def host_sync(name: str, size: str = "small", **overrides: Any) -> str | None:
+    """Why the model's forward pass reads device values on the host, or ``None`` when it does not.
+
+    A CUDA graph replays device work alone, so a step that must stop for a host read cannot be captured
+    (``--capture cudagraph``); ``torch.compile`` splits its graph there instead. Read from the config's
+    ``host_sync()`` method where it has one; a config without one never syncs.
+    """
+    cfg = config(name, BUDGET_VOCAB, size, **overrides)
+    why = getattr(cfg, "host_sync", None)
+    return why() if callable(why) else None
+
+
 Factory = Callable[..., Seq2Seq]
 
 __all__ = [
     "BUDGETS", "BUDGET_VOCAB", "Generation", "ModelMeta", "OptionError", "reference", "Seq2Seq", "build", "config", "count_params", "entry",
-    "longest_sequence", "names", "param_count", "register", "sizes",
+    "host_sync", "longest_sequence", "names", "param_count", "register", "sizes",
 ]

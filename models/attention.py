@@ -89,6 +89,10 @@ class AttentionConfig:
         if self.init not in INITS:
             raise ValueError(f"unknown init {self.init!r}; use {' or '.join(INITS)}")
 
+    def host_sync(self) -> str | None:
+        """Why a forward pass reads device values on the host (``models.host_sync``): no CUDA graph can hold it."""
+        return "the bidirectional encoder packs each source to stop at its length (pack_padded_sequence reads the lengths on the host)" if self.bidirectional else None
+
     # models.options: the range or choices of each option (--option score=cosine is refused before anything runs)
     LIMITS: ClassVar[dict] = {"embed": POSITIVE, "hidden": POSITIVE, "score": SCORES, "dropout": DROPOUT}
 

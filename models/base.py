@@ -60,12 +60,13 @@ class Seq2Seq(nn.Module):
         """
         raise NotImplementedError
 
-    def static_decoder(self, batch: int, src_len: int, max_len: int) -> Callable[..., Generation] | None:
-        """A greedy decoder with fixed shapes whose step is captured as a CUDA graph on CUDA, or None.
+    def static_decoder(self, batch: int, src_len: int, max_len: int, compile: bool = False) -> Callable[..., Generation] | None:
+        """A greedy decoder with fixed shapes whose steps are captured as CUDA graphs on CUDA, or None.
 
         -> a callable ``(src, src_mask, bos, eos) -> Generation`` for batches of at most ``batch`` x
         ``src_len``, built once and called many times (building captures the graph). Models without one
-        (the default) decode eagerly; the harness records which way a decode ran.
+        (the default) decode eagerly; the harness records which way a decode ran. ``compile``: the step goes
+        through ``torch.compile`` before it is captured (fewer, fused kernels; the build compiles).
         """
         return None
 
@@ -159,8 +160,12 @@ def last_valid(hs: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
     Right-padding keeps a left-to-right LSTM's outputs at real positions independent of padding, so the
     last real output is exactly the final state of the unpadded sequence (no packing needed).
     """
+    B, S, H = hs.shape
     idx = src_mask.long().sum(dim=1).clamp(min=1) - 1  # [B]
-    return hs[torch.arange(hs.size(0), device=hs.device), idx]
+    # index_select on the flattened rows, not hs[arange, idx]: the same values, but advanced indexing's
+    # backward is index_put, which torch.compile cannot trace under bf16 autocast on CUDA ("Unexpected
+    # floating ScalarType in at::autocast::prioritize", torch 2.11); index_select's backward is index_add.
+    return hs.reshape(B * S, H).index_select(0, torch.arange(B, device=hs.device) * S + idx)  # [B,H]
 
 
 INITS = ("torch", "book")

@@ -52,6 +52,10 @@ class GNMTConfig:
     residual_from: int = 2  # first 0-based layer with a residual connection; Wu et al. start at the third
     dropout: float = 0.1  # on every layer's input and the projection input (Wu et al. use 0.2-0.3 on big data)
 
+    def host_sync(self) -> str | None:
+        """Why a forward pass reads device values on the host (``models.host_sync``): no CUDA graph can hold it."""
+        return "the bidirectional bottom encoder layer packs each source to stop at its length (pack_padded_sequence reads the lengths on the host)"
+
     # models.options: the range or choices of each option (refused before anything runs)
     LIMITS: ClassVar[dict] = {"embed": POSITIVE, "hidden": POSITIVE, "enc_layers": POSITIVE, "dec_layers": POSITIVE,
                               "attention_feed": FEEDS, "score": SCORES, "residual_from": NONNEGATIVE, "dropout": DROPOUT}

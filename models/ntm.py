@@ -40,6 +40,8 @@ wrote to the slots the head is reading", which is what a copy/reverse/sort align
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import math
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
@@ -209,7 +211,8 @@ class NTMSeq2Seq(Seq2Seq):
         p = self.heads(h).float().clamp(-cfg.clip, cfg.clip)
         # Addressing and memory stay in float32 under autocast: cosine norms, powers and renormalisations
         # underflow in half precision (an eps of 1e-16 is 0 in fp16), and the memory accumulates over steps.
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        off = torch.autocast(device_type=x.device.type, enabled=False) if torch.amp.is_autocast_available(x.device.type) else nullcontext()
+        with off:  # (no autocast to turn off on a device without one, e.g. meta: shapes only)
             heads = p[:, : (R + 1) * self._head].view(B, R + 1, self._head)  # [B,R+1,head]; read heads first
             key = heads[..., :M]  # [B,R+1,M]
             beta = F.softplus(heads[..., M : M + 1])  # [B,R+1,1]
@@ -231,7 +234,9 @@ class NTMSeq2Seq(Seq2Seq):
         st = self.initial_state(src.size(0), src.device)
         x = self.embed(src)  # [B,S,E]
         writes = []
-        full = src_mask.all(dim=0).tolist()  # one host sync, not one per step: columns without padding
+        # Columns without padding skip the masking (same values, fewer kernels). Reading that off the mask is
+        # free on the CPU; on an accelerator it would be a host sync, which a CUDA graph cannot hold: mask all.
+        full = src_mask.all(dim=0).tolist() if src.device.type == "cpu" else [False] * src.size(1)
         for s in range(src.size(1)):
             new = self.step(x[:, s], 0.0, st)
             if full[s]:

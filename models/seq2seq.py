@@ -59,6 +59,10 @@ class Seq2SeqConfig:
         if self.init not in INITS:
             raise ValueError(f"unknown init {self.init!r}; use {' or '.join(INITS)}")
 
+    def host_sync(self) -> str | None:
+        """Why a forward pass reads device values on the host (``models.host_sync``): no CUDA graph can hold it."""
+        return "the encoder packs each source to stop at its length (pack_padded_sequence reads the lengths on the host)"
+
     # models.options: the range of each option (--option hidden=0 is refused before anything runs)
     LIMITS: ClassVar[dict] = {"embed": POSITIVE, "hidden": POSITIVE, "dropout": DROPOUT}
 

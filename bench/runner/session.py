@@ -65,6 +65,10 @@ def validate(spec: RunSpec) -> None:
             raise UserError(f"{where}: {spec.model} at size {spec.size} with {', '.join(f'{k}={v}' for k, v in spec.model_options)}: {e}") from None
     if spec.data.task_file is None:
         tasks.entry(spec.data.task)
+    sync = models.host_sync(spec.model, spec.size, **options) if spec.train.capture == "cudagraph" else None
+    if sync:
+        raise UserError(f"{where_key(spec.origin, 'capture')} cudagraph cannot capture {spec.model}: {sync}, a wait no CUDA graph "
+                        "can hold; use --capture compile (it splits the graph there) or eager")
     longest = models.longest_sequence(spec.model, spec.size, **dict(spec.model_options))
     lengths = [hi for lo_hi in (spec.data.train_lengths, spec.data.test_lengths) if lo_hi for hi in lo_hi[1:]]
     if longest is not None and lengths and max(lengths) + 1 > longest:  # the target is one longer (EOS)

@@ -176,6 +176,9 @@ CASES: list[tuple] = [
     ("run-threads-zero", lambda c: ["run", *TINY, "--threads", "0"], ["--threads", ">= 1"]),
     ("run-fp16-on-cpu", lambda c: ["run", *TINY, "--amp", "fp16"], ["--amp", "fp16", "cuda"]),
     ("run-cudagraph-on-cpu", lambda c: ["run", *TINY, "--capture", "cudagraph"], ["--capture", "cudagraph", "cuda"]),
+    # validated before the device: a model whose forward waits for the host is refused on any machine
+    ("run-cudagraph-of-a-packing-model", lambda c: ["run", *TINY, "--model", "gnmt", "--capture", "cudagraph"],
+     ["--capture", "cudagraph", "cannot capture gnmt", "host", "compile"]),
     ("run-option-bool-maybe", lambda c: ["run", *TINY, "--option", "bidirectional=maybe"], ["bidirectional", "true or false", "maybe"]),
     ("run-option-unknown-score", lambda c: ["run", *TINY, "--option", "score=cosine"], ["score", "dot, general, additive", "cosine"]),
     ("run-option-hidden-zero", lambda c: ["run", *TINY, "--option", "hidden=0"], ["hidden", ">= 1"]),

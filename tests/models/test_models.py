@@ -468,3 +468,29 @@ def test_options_are_coerced_to_the_field_type() -> None:
     assert models.config("attention", V, "tiny", bidirectional="false").bidirectional is False
     with pytest.raises(KeyError, match="LIMITS"):  # a class variable is not an option
         models.config("attention", V, "tiny", LIMITS={})
+
+
+SYNC_VARIANTS = VARIANTS + [("attention", {"bidirectional": True})]
+
+
+@pytest.mark.parametrize("name,overrides", SYNC_VARIANTS, ids=[*VARIANT_IDS, "attention-bidirectional"])
+def test_host_sync_is_declared_exactly_when_forward_reads_the_host(name: str, overrides: dict) -> None:
+    """``models.host_sync`` decides whether ``--capture cudagraph`` is refused, so it must not lie either way.
+
+    On the meta device a tensor has no values: a forward that reads one on the host (``.cpu()``, ``.item()``,
+    packing's lengths) raises there, one that does not runs through -- the same line a CUDA graph draws.
+    """
+    with torch.device("meta"):
+        m = models.build(name, V, "tiny", **overrides).train()
+        src = torch.ones(3, 7, dtype=torch.long)
+        mask = torch.ones(3, 7, dtype=torch.bool)
+        tgt = torch.ones(3, 5, dtype=torch.long)
+    declared = models.host_sync(name, "tiny", **overrides)
+    try:
+        m(src, mask, tgt).sum().backward()
+        synced = None
+    except NotImplementedError as e:  # only a read of values: any other error is a failure of its own
+        if "meta tensor" not in str(e):
+            raise
+        synced = e
+    assert (declared is None) == (synced is None), f"declared {declared!r}, forward on meta: {synced!r}"

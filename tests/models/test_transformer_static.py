@@ -130,7 +130,7 @@ def test_cuda_graph_gives_the_eager_tokens(positions: str) -> None:
         model = _model(positions, dtype=dtype, device="cuda")
         graph = StaticDecoder(model, batch=8, src_len=16, max_len=24, return_attention=True)
         eager = StaticDecoder(model, batch=8, src_len=16, max_len=24, return_attention=True, graph=False)
-        assert graph._graph is not None and eager._graph is None
+        assert graph._graphs and not eager._graphs
         for B, S, seed in ((8, 16, 1), (3, 12, 2)):
             src, mask = (t.cuda() for t in _batch(B, S, seed))
             g, e = graph(src, mask, BOS, EOS, max_len=20), eager(src, mask, BOS, EOS, max_len=20)
@@ -160,3 +160,32 @@ def test_static_step_has_no_host_sync() -> None:
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert int(dec.pos) == 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("max_len", [20, 7])
+def test_compiled_static_step_gives_the_same_tokens(max_len: int) -> None:
+    """The step through torch.compile (inductor's fused kernels; CPU here, the same code a CUDA graph then
+    captures): in float64 the tokens of cached decoding, for whole chunks of steps and a shorter rest."""
+    pytest.importorskip("torch._inductor")
+    model = _model()
+    src, mask = _batch(3)
+    dec = StaticDecoder(model, batch=3, src_len=src.size(1), max_len=max_len, return_attention=True, compile=True)
+    for eos in (NEVER, EOS):
+        got, want = dec(src, mask, BOS, eos), model.generate(src, mask, max_len, BOS, eos, return_attention=True)
+        assert torch.equal(got.tokens, want.tokens)
+        torch.testing.assert_close(got.attention, want.attention)
+
+
+@pytest.mark.gpu
+@cuda
+def test_compiled_cuda_graph_gives_the_cached_tokens() -> None:
+    """Compiled, then captured (chunks of 8 steps and a rest of 4): in float64 the tokens of cached decoding."""
+    model = _model(dtype=torch.float64, device="cuda")
+    dec = StaticDecoder(model, batch=8, src_len=16, max_len=20, return_attention=True, compile=True)
+    assert sorted(dec._graphs) == [4, 8]
+    for B, S, seed in ((8, 16, 1), (3, 12, 2)):
+        src, mask = (t.cuda() for t in _batch(B, S, seed))
+        for eos in (NEVER, EOS):
+            got, want = dec(src, mask, BOS, eos), model.generate(src, mask, 20, BOS, eos, return_attention=True)
+            assert torch.equal(got.tokens, want.tokens)
