@@ -43,6 +43,7 @@ from bench.measure.device import resolve_device  # noqa: E402
 from bench.measure.latency import call_latency  # noqa: E402
 from bench.runner.cache import DataCache  # noqa: E402
 from bench.spec.run import DataSpec, TrainConfig  # noqa: E402
+from bench.train.capture import GraphStep  # noqa: E402
 from bench.train.loop import fit, make_step, train_step_flops  # noqa: E402
 from bench.train.seeding import seed_everything, set_deterministic  # noqa: E402
 from bench.train.throughput import fixed_batches, time_steps  # noqa: E402
@@ -79,11 +80,13 @@ class Scale:
     steps: int = 50
     repeats: int = 3
     train: int = 4000
+    overhead_repeats: int = 5  # harness/bare pairs: a ratio of ~0.5 s epochs moves by a few % between pairs
+    overhead_train: int = 8000
 
     @classmethod
     def toy(cls) -> Scale:
         return cls(size="tiny", big="tiny", batch=8, length=8, probe_length=16, probe_batch=4, decode_lengths=(8, 16), steps=3,
-                   repeats=1, train=300)
+                   repeats=1, train=300, overhead_repeats=1, overhead_train=300)
 
 
 def _copy_prep(length: int, n: int):
@@ -91,13 +94,14 @@ def _copy_prep(length: int, n: int):
 
 
 def check_overhead(dev: torch.device, sc: Scale) -> list[Row]:
-    return [Row("harness / bare loop", m, "epoch time ratio", overhead.ratio(m, sc.size, dev, sc.repeats, sc.train, log=False), "<= 1.03",
+    return [Row("harness / bare loop", m, "epoch time ratio", overhead.ratio(m, sc.size, dev, sc.overhead_repeats, sc.overhead_train, log=False), "<= 1.03",
                 None) for m in ("attention", "transformer", "gnmt")]
 
 
 def check_step_modes(dev: torch.device, sc: Scale, quick: bool) -> list[Row]:
     amp = "bf16" if dev.type == "cuda" else "off"
-    modes = ["eager", "compile"] + (["cudagraph"] if dev.type == "cuda" else [])
+    # cudagraph+compiled: inductor's kernels inside the whole-step graph (GraphStep(compiled=True))
+    modes = ["eager", "compile"] + (["cudagraph", "cudagraph+compiled"] if dev.type == "cuda" else [])
     if quick and dev.type != "cuda":
         modes = ["eager"]
     prep = _copy_prep(sc.length, sc.batch * 2)
@@ -106,7 +110,7 @@ def check_step_modes(dev: torch.device, sc: Scale, quick: bool) -> list[Row]:
     for m in ("attention", "gnmt", "transformer"):
         best = None
         for mode in modes:
-            sync = models.host_sync(m, sc.size) if mode == "cudagraph" else None
+            sync = models.host_sync(m, sc.size) if mode.startswith("cudagraph") else None
             if sync:  # refused by the harness too (bench.runner.session.validate): a row that says why
                 rows.append(Row("step time", m, f"{mode}: not capturable, {sync}"[:110], None))
                 continue
@@ -114,7 +118,10 @@ def check_step_modes(dev: torch.device, sc: Scale, quick: bool) -> list[Row]:
                 seed_everything(0)
                 model = models.build(m, len(prep.vocab), sc.size).to(dev)
                 todo = [b.to(dev) for b in fixed_batches(prep.train, sc.batch, 2, torch.Generator().manual_seed(0))]
-                step = make_step(model, TrainConfig(amp=amp, capture=mode), dev, rows=sc.batch)
+                if mode == "cudagraph+compiled":
+                    step = GraphStep(model, TrainConfig(amp=amp, capture="cudagraph"), dev, sc.batch, compiled=True)
+                else:
+                    step = make_step(model, TrainConfig(amp=amp, capture=mode), dev, rows=sc.batch)
                 ms = time_steps(step, todo, dev, warmup=10 if mode == "compile" else 3, steps=sc.steps).median * 1000
             except Exception as e:  # noqa: BLE001 -- one mode failing is a row; the other modes still run
                 traceback.print_exc()
@@ -195,19 +202,31 @@ def check_scaling(dev: torch.device, sc: Scale) -> list[Row]:
     peak = peak_matmul_gflops(dev).get(amp, 0.0) * 1e9
     prep = _copy_prep(sc.probe_length, sc.probe_batch * 2)
     rows, rate = [], {}
-    for m in ("attention", "transformer"):
-        seed_everything(0)
-        model = models.build(m, len(prep.vocab), sc.big).to(dev)
-        todo = [b.to(dev) for b in fixed_batches(prep.train, sc.probe_batch, 2, torch.Generator().manual_seed(0))]
-        fpt = train_step_flops(model, todo[0]) / max(todo[0].target_tokens, 1)
-        t = time_steps(make_step(model, TrainConfig(amp=amp), dev), todo, dev, warmup=3, steps=max(3, sc.steps // 5))
-        rate[m] = t.tokens_per_s
-        mfu = fpt * t.tokens_per_s / peak if peak else None
-        rows.append(Row("scaling probe", m, f"{sc.big} L={sc.probe_length} {amp} tokens/s", t.tokens_per_s))
-        rows.append(Row("scaling probe", m, f"MFU % of measured {amp} matmul", None if mfu is None else 100 * mfu,
-                        ">= 30" if m == "transformer" else "", (100 * mfu >= 30) if (m == "transformer" and mfu and dev.type == "cuda") else None))
-    rows.append(Row("scaling probe", "transformer / attention", "tokens/s ratio", rate["transformer"] / rate["attention"]))
+    modes = ("eager", "compile") if dev.type == "cuda" else ("eager",)
+    for mode in modes:
+        for m in ("attention", "transformer"):
+            try:
+                seed_everything(0)
+                model = models.build(m, len(prep.vocab), sc.big).to(dev)
+                todo = [b.to(dev) for b in fixed_batches(prep.train, sc.probe_batch, 2, torch.Generator().manual_seed(0))]
+                fpt = train_step_flops(model, todo[0]) / max(todo[0].target_tokens, 1)
+                step = make_step(model, TrainConfig(amp=amp, capture=mode), dev)
+                t = time_steps(step, todo, dev, warmup=10 if mode == "compile" else 3, steps=max(3, sc.steps // 5))
+            except Exception as e:  # noqa: BLE001 -- a row, and the other points still run
+                traceback.print_exc()
+                rows.append(Row("scaling probe", m, f"{mode} {amp}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:110], None, "", False))
+                continue
+            rate[m, mode] = t.tokens_per_s
+            mfu = fpt * t.tokens_per_s / peak if peak else None
+            rows.append(Row("scaling probe", m, f"{sc.big} L={sc.probe_length} {mode} {amp} tokens/s", t.tokens_per_s))
+            rows.append(Row("scaling probe", m, f"{mode} MFU % of measured {amp} matmul", None if mfu is None else 100 * mfu,
+                            ">= 30" if m == "transformer" else "", (100 * mfu >= 30) if (m == "transformer" and mfu and dev.type == "cuda") else None))
+        if ("transformer", mode) in rate and ("attention", mode) in rate:
+            rows.append(Row("scaling probe", "transformer / attention", f"{mode} tokens/s ratio", rate["transformer", mode] / rate["attention", mode]))
     return rows
+
+
+PARTS = ("overhead", "step", "decode", "determinism", "scaling")
 
 
 def table(rows: list[Row]) -> str:
@@ -222,7 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda", help="cuda | cuda:N; cpu runs the code paths at toy sizes")
     p.add_argument("--quick", action="store_true", help="fewer repeats and steps")
+    p.add_argument("--only", default=",".join(PARTS), help=f"checks to run, comma-separated (default all: {','.join(PARTS)})")
     a = p.parse_args(argv)
+    only = [x.strip() for x in a.only.split(",") if x.strip()]
+    if not only or set(only) - set(PARTS):
+        p.error(f"--only takes some of {', '.join(PARTS)}; got {a.only!r}")
     if a.device.startswith("cuda") and not torch.cuda.is_available():
         print("GPU self-check: no CUDA device here; nothing to check (use --device cpu to exercise the code paths)")
         return 0
@@ -235,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     rows: list[Row] = []
     done = 0
-    for part in (lambda: check_overhead(dev, sc), lambda: check_step_modes(dev, sc, a.quick), lambda: check_decode(dev, sc),
-                 lambda: check_determinism(dev, sc), lambda: check_scaling(dev, sc)):
+    parts = {"overhead": lambda: check_overhead(dev, sc), "step": lambda: check_step_modes(dev, sc, a.quick),
+             "decode": lambda: check_decode(dev, sc), "determinism": lambda: check_determinism(dev, sc), "scaling": lambda: check_scaling(dev, sc)}
+    for part in (parts[k] for k in PARTS if k in only):
         try:
             rows += part()
         except Exception as e:  # noqa: BLE001 -- one failing check is a row, not the end of the table

@@ -155,8 +155,8 @@ def execute_throughput(spec: RunSpec, prep: Prepared, device: torch.device, sc: 
     model = models.build(spec.model, len(prep.vocab), spec.size, **dict(spec.model_options)).to(device)
     params = models.count_params(model)
     todo = fixed_batches(prep.train, spec.train.batch_size, tp.batches, torch.Generator().manual_seed(spec.seed))
-    flops_per_token = train_step_flops(model, todo[0]) / max(todo[0].target_tokens, 1)
     todo = [b.pin().to(device) if device.type == "cuda" else b for b in todo]
+    flops_per_token = train_step_flops(model, todo[0]) / max(todo[0].target_tokens, 1)  # on the device, where the model is
     reset_peak_memory(device)
     autocast = Precision(spec.train.amp).autocast(device)
     with PeakRSS() as mem:
