@@ -30,3 +30,21 @@ def test_table_marks_goals():
     rows = [gpu.Row("a", "m", "f", 1.5, "<= 2", True), gpu.Row("b", "m", "g", None)]
     t = gpu.table(rows)
     assert "pass" in t and "–" in t and t.count("\n") == 3
+
+
+def test_only_runs_the_checks_named(capsys):
+    assert gpu.main(["--device", "cpu", "--quick", "--only", "determinism"]) == 0
+    table = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| ")]
+    assert {ln.split("|")[1].strip() for ln in table[1:]} == {"determinism"}
+
+
+def test_the_determinism_check_does_not_slow_this_process():
+    """Deterministic cuBLAS (CUBLAS_WORKSPACE_CONFIG) tripled the eager decode time of the other checks on a
+    GPU: the determinism check sets it in its own process, never in this one."""
+    import importlib
+    import os
+
+    before = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    importlib.reload(gpu)
+    gpu.check_determinism(torch.device("cpu"), gpu.Scale.toy())
+    assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == before
