@@ -198,7 +198,7 @@ def _name(g: Group, base: Group, ablation: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--suite", default="book_ablation", help="book_ch7, book_ch8, book_ablation, or a suite file")
+    p.add_argument("--suite", default="book_ablation", help="book_ch7, book_ch8, book_ch8_attention, book_ablation, or a suite file")
     p.add_argument("--data-dir", required=True, help="the folder with the book's addition.txt and date.txt")
     p.add_argument("--store", default=DEFAULT_PATH)
     p.add_argument("--seeds", help="other seeds than the suite's, e.g. 0,1,2,3,4 (as given to `run --seeds`)")

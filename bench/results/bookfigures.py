@@ -55,7 +55,9 @@ FIGURES: tuple[BookFigure, ...] = (
                curve=(0.0012, 0.004, 0.0194, 0.0578, 0.1246, 0.1426, 0.175, 0.2308, 0.2654, 0.2982, 0.285, 0.3664, 0.3942,
                       0.3666, 0.411, 0.427, 0.4286, 0.4064, 0.4754, 0.4988, 0.5122, 0.4774, 0.45, 0.518, 0.5404),
                reseeded=(0.418, 0.321, 0.3184, 0.3494)),  # seeds 1-4
-    BookFigure("addition", "peeky", True, 128, 25, final=0.873, best=0.995, where="§7.4.2, Fig. 7-26"),
+    # Reseeded: final 96.4 / 96.46 % (best 98.06 / 98.86 %): the one draw's 87.3 % is a late dip of that draw.
+    BookFigure("addition", "peeky", True, 128, 25, final=0.873, best=0.995, where="§7.4.2, Fig. 7-26",
+               reseeded=(0.964, 0.9646)),  # seeds 1-2
     # Ch. 8 (date.txt, hidden 256, source reversed).
     BookFigure("date", "attention", True, 256, 3, final=0.999, best=0.999, where="§8.3, Fig. 8-26"),
 )

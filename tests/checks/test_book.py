@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import subprocess
@@ -34,6 +36,16 @@ def test_book_suites_run_the_books_configuration(loaded) -> None:
         assert s.model_options in ((), (("hidden", 256),)), s.label()
     # ch. 8 runs seq2seq and peeky at its own hidden 256, like attention
     assert {dict(s.model_options).get("hidden", 256) for s in loaded["book_ch8"]} == {256}
+
+
+def test_the_three_epoch_attention_suite_is_book_ch8s_attention_block_cut_to_the_books_epochs(loaded) -> None:
+    short = suite.load("book_ch8_attention", data_dir="/nonexistent/book")[2]
+    full = [s for s in loaded["book_ch8"] if s.model == "attention"]
+    assert [s.train.epochs for s in short] == [3, 3, 3]
+    assert [s.seed for s in short] == [s.seed for s in full]
+    # everything else equal: the same runs, fewer epochs (so the first three epochs are the same numbers)
+    assert [dataclasses.replace(s, train=dataclasses.replace(s.train, epochs=10), origin=None) for s in short] == \
+        [dataclasses.replace(s, origin=None) for s in full]
 
 
 def test_the_ablation_starts_at_ch7s_run_and_changes_one_thing_at_a_time(loaded) -> None:
