@@ -40,9 +40,8 @@ wrote to the slots the head is reading", which is what a copy/reverse/sort align
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 

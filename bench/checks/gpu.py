@@ -13,7 +13,7 @@ runs the same code paths at toy sizes, which is how the test suite keeps this fi
    device-resident batches (``bench.checks.overhead``); goal <= 1.03.
 2. **step time by launch mode**: one training step (forward, loss, backward, clip, Adam) at size small,
    batch 128, 32-character sources, bf16, eager vs ``torch.compile`` vs a captured CUDA graph
-   (``bench.train.capture``) vs a captured graph of the compiled model (``GraphStep(compiled=True)``);
+   (``bench.train.capture``) vs a captured graph of the compiled model (``compile-cudagraph``);
    goals: Transformer <= 3 ms, attention LSTM <= 2 ms (best mode). Models that cannot be captured (their
    forward waits for the host: ``models.host_sync``) get a row that says why.
 3. **greedy decoding per token** of the small Transformer at batch 1: without cache, with cache, and the
@@ -47,7 +47,6 @@ from bench.measure.device import resolve_device
 from bench.measure.latency import call_latency
 from bench.runner.cache import DataCache
 from bench.spec.run import DataSpec, TrainConfig
-from bench.train.capture import GraphStep
 from bench.train.loop import make_step, train_step_flops
 from bench.train.seeding import seed_everything
 from bench.train.throughput import fixed_batches, time_steps
@@ -105,8 +104,7 @@ def check_overhead(dev: torch.device, sc: Scale) -> list[Row]:
 
 def check_step_modes(dev: torch.device, sc: Scale, quick: bool) -> list[Row]:
     amp = "bf16" if dev.type == "cuda" else "off"
-    # cudagraph+compiled: inductor's kernels inside the whole-step graph (GraphStep(compiled=True))
-    modes = ["eager", "compile"] + (["cudagraph", "cudagraph+compiled"] if dev.type == "cuda" else [])
+    modes = ["eager", "compile"] + (["cudagraph", "compile-cudagraph"] if dev.type == "cuda" else [])
     if quick and dev.type != "cuda":
         modes = ["eager"]
     prep = _copy_prep(sc.length, sc.batch * 2)
@@ -115,7 +113,7 @@ def check_step_modes(dev: torch.device, sc: Scale, quick: bool) -> list[Row]:
     for m in ("attention", "gnmt", "transformer"):
         best = None
         for mode in modes:
-            sync = models.host_sync(m, sc.size) if mode.startswith("cudagraph") else None
+            sync = models.host_sync(m, sc.size) if TrainConfig(capture=mode).graph else None
             if sync:  # refused by the harness too (bench.runner.session.validate): a row that says why
                 rows.append(Row("step time", m, f"{mode}: not capturable, {sync}"[:110], None))
                 continue
@@ -123,10 +121,7 @@ def check_step_modes(dev: torch.device, sc: Scale, quick: bool) -> list[Row]:
                 seed_everything(0)
                 model = models.build(m, len(prep.vocab), sc.size).to(dev)
                 todo = [b.to(dev) for b in fixed_batches(prep.train, sc.batch, 2, torch.Generator().manual_seed(0))]
-                if mode == "cudagraph+compiled":
-                    step = GraphStep(model, TrainConfig(amp=amp, capture="cudagraph"), dev, sc.batch, compiled=True)
-                else:
-                    step = make_step(model, TrainConfig(amp=amp, capture=mode), dev, rows=sc.batch)
+                step = make_step(model, TrainConfig(amp=amp, capture=mode), dev, rows=sc.batch)
                 ms = time_steps(step, todo, dev, warmup=10 if mode == "compile" else 3, steps=sc.steps).median * 1000
             except Exception as e:  # noqa: BLE001 -- one mode failing is a row; the other modes still run
                 traceback.print_exc()

@@ -10,6 +10,7 @@ from typing import Any
 from bench.cli import args
 from bench.errors import UserError
 from bench.results.store import DEFAULT_PATH
+from bench.spec.run import CAPTURE
 
 
 def shard_parse(s: str) -> tuple[int, int]:
@@ -46,8 +47,8 @@ def add(sub: Any) -> None:
     how.add_argument("--amp", choices=["off", "bf16", "fp16"], help="mixed precision (bf16 also on CPUs with bf16 instructions)")
     how.add_argument("--threads", type=args.nonneg_int, help="CPU threads (torch.set_num_threads)")
     how.add_argument("--deterministic", action="store_true", help="deterministic kernels (GPU), cuDNN benchmark off")
-    how.add_argument("--capture", choices=["eager", "compile", "cudagraph"],
-                     help="how steps are launched: eager, torch.compile, or captured CUDA graphs (CUDA only)")
+    how.add_argument("--capture", choices=list(CAPTURE),
+                     help="how steps are launched: eager, torch.compile, captured CUDA graphs, or graphs of the compiled model (the last two CUDA only)")
     how.add_argument("--compile", action="store_true", help="the same as --capture compile")
     how.add_argument("--resume", nargs="?", const="auto", help="continue an interrupted session (default: the latest unfinished one of this suite)")
     how.add_argument("--store", default=DEFAULT_PATH)

@@ -41,19 +41,20 @@ NEVER = -1  # an end token no model emits: a decode that must run its full lengt
 
 
 def decode_latency(model: models.Seq2Seq, enc: Encoded, batch: int, device: torch.device, repeats: int, autocast: Callable,
-                   max_len: int | None = None, full: bool = False, static: bool = False) -> dict[str, Any]:
+                   max_len: int | None = None, full: bool = False, static: bool = False, compiled: bool = False) -> dict[str, Any]:
     """Median seconds of one greedy decode of ``batch`` inputs of ``enc``, and decoded tokens per second.
 
     ``full``: decode all ``max_len`` steps (a throughput figure per token must not depend on when an
     untrained model happens to emit EOS). ``static``: through the model's fixed-shape, graph-captured
-    decoder where it has one (``Seq2Seq.static_decoder``), built before the clock; else eagerly.
+    decoder where it has one (``Seq2Seq.static_decoder``), built before the clock; else eagerly. ``compiled``:
+    that decoder's step through ``torch.compile`` before capture.
     """
     idx = torch.arange(min(batch, len(enc)))
     b = make_batch(enc, idx).to(device)
     max_len = max_len or int(enc.tgt_len.max()) + 1
     eos = NEVER if full else EOS
     model.eval()
-    decoder = model.static_decoder(len(idx), b.src.size(1), max_len) if static else None
+    decoder = model.static_decoder(len(idx), b.src.size(1), max_len, compile=compiled) if static else None
 
     def run() -> None:
         with torch.inference_mode():
@@ -64,7 +65,7 @@ def decode_latency(model: models.Seq2Seq, enc: Encoded, batch: int, device: torc
                     model.generate(b.src, b.src_mask, max_len, BOS, eos)
 
     secs = call_latency(run, device, repeats)
-    return {"seconds": secs, "tokens_per_s": len(idx) * max_len / secs, "capture": "cudagraph" if decoder is not None else "eager"}
+    return {"seconds": secs, "tokens_per_s": len(idx) * max_len / secs, "capture": ("compile-cudagraph" if compiled else "cudagraph") if decoder is not None else "eager"}
 
 
 def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConfig, progress: Progress | None = None,
@@ -164,10 +165,12 @@ def execute_throughput(spec: RunSpec, prep: Prepared, device: torch.device, sc: 
         step = make_step(model, spec.train, device, rows=spec.train.batch_size)
         times = time_steps(step, todo, device, tp.warmup, tp.steps, tp.budget_s)
         dec_len = int(prep.train.tgt_len.max())  # the answer and its EOS: L + 1 tokens for a source of L
-        static = spec.train.capture == "cudagraph"
-        lat1 = decode_latency(model, prep.train, 1, device, spec.measure.decode_repeats, autocast, max_len=dec_len, full=True, static=static)
+        static = spec.train.graph
+        compiled = spec.train.capture == "compile-cudagraph"
+        lat1 = decode_latency(model, prep.train, 1, device, spec.measure.decode_repeats, autocast, max_len=dec_len, full=True, static=static,
+                              compiled=compiled)
         latb = decode_latency(model, prep.train, spec.measure.decode_batch, device, spec.measure.decode_repeats, autocast, max_len=dec_len,
-                              full=True, static=static)
+                              full=True, static=static, compiled=compiled)
     tok_s = times.tokens_per_s
     metrics: dict[str, Any] = {
         "mode": "throughput",

@@ -65,9 +65,9 @@ def validate(spec: RunSpec) -> None:
             raise UserError(f"{where}: {spec.model} at size {spec.size} with {', '.join(f'{k}={v}' for k, v in spec.model_options)}: {e}") from None
     if spec.data.task_file is None:
         tasks.entry(spec.data.task)
-    sync = models.host_sync(spec.model, spec.size, **options) if spec.train.capture == "cudagraph" else None
+    sync = models.host_sync(spec.model, spec.size, **options) if spec.train.graph else None
     if sync:
-        raise UserError(f"{where_key(spec.origin, 'capture')} cudagraph cannot capture {spec.model}: {sync}, a wait no CUDA graph "
+        raise UserError(f"{where_key(spec.origin, 'capture')} {spec.train.capture} cannot capture {spec.model}: {sync}, a wait no CUDA graph "
                         "can hold; use --capture compile (it splits the graph there) or eager")
     longest = models.longest_sequence(spec.model, spec.size, **dict(spec.model_options))
     lengths = [hi for lo_hi in (spec.data.train_lengths, spec.data.test_lengths) if lo_hi for hi in lo_hi[1:]]
@@ -85,11 +85,11 @@ def check_device(spec: RunSpec, device: torch.device, data_parallel: bool = Fals
     if device.type != "cuda":
         if spec.train.amp == "fp16":
             raise UserError(f"{where_key(spec.origin, 'amp')} fp16 needs a CUDA device; this session runs on {device.type} (use bf16 or off)")
-        if spec.train.capture == "cudagraph":
-            raise UserError(f"{where_key(spec.origin, 'capture')} cudagraph needs a CUDA device; this session runs on {device.type} "
+        if spec.train.graph:
+            raise UserError(f"{where_key(spec.origin, 'capture')} {spec.train.capture} needs a CUDA device; this session runs on {device.type} "
                             "(use eager or compile)")
-    if data_parallel and spec.train.capture == "cudagraph":
-        raise UserError(f"{where_key(spec.origin, 'capture')} cudagraph cannot capture data-parallel (--ddp) steps; use eager or compile")
+    if data_parallel and spec.train.graph:
+        raise UserError(f"{where_key(spec.origin, 'capture')} {spec.train.capture} cannot capture data-parallel (--ddp) steps; use eager or compile")
 
 
 def check(specs: list[RunSpec], sc: SessionConfig, executor: Executor | None = None) -> DataCache:

@@ -22,7 +22,10 @@ from bench.errors import UserError
 AMP = ("off", "bf16", "fp16")  # autocast precisions (bf16 also on CPUs with bf16 instructions)
 # How the training (and decode) step is launched: eager PyTorch; torch.compile (mode reduce-overhead on CUDA);
 # or the step captured once as a CUDA graph and replayed (fixed shapes; CUDA only). DESIGN: launch overhead.
-CAPTURE = ("eager", "compile", "cudagraph")
+CAPTURE = ("eager", "compile", "cudagraph", "compile-cudagraph")
+# The modes that capture the whole step as CUDA graphs (bench.train.capture.GraphStep); compile-cudagraph
+# runs the model through torch.compile first, so the graph replays inductor's fused kernels.
+GRAPH_CAPTURES = ("cudagraph", "compile-cudagraph")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 # The longest generated source a run may ask for (train_lengths, test_lengths, a --length sweep point): Long
 # Range Arena's longest sequences. Far beyond it, generating the data alone takes minutes and gigabytes.
@@ -75,14 +78,14 @@ class TrainConfig:
     time_budget_s: float | None = None  # stop after the epoch during which this much training time passed
     eval_batch_size: int = 512  # batched greedy decoding; the book decodes one example at a time
     amp: str = "off"  # off | bf16 | fp16
-    capture: str = "eager"  # eager | compile | cudagraph: launch overhead as a dimension of the run
+    capture: str = "eager"  # eager | compile | cudagraph | compile-cudagraph: launch overhead as a dimension of the run
 
     def __post_init__(self) -> None:
         w = "training"
         if self.capture not in CAPTURE:
             raise SpecError(w, "capture", f"must be {', '.join(CAPTURE)}, got {self.capture!r}")
-        if self.capture == "cudagraph" and self.amp == "fp16":
-            raise SpecError(w, "capture", "cudagraph cannot capture fp16's dynamic loss scaling; use amp bf16 or off")
+        if self.graph and self.amp == "fp16":
+            raise SpecError(w, "capture", f"{self.capture} cannot capture fp16's dynamic loss scaling; use amp bf16 or off")
         _number(w, "epochs", self.epochs, low=1, low_open=False, integer=True)
         _number(w, "batch_size", self.batch_size, low=1, low_open=False, integer=True)
         _number(w, "eval_batch_size", self.eval_batch_size, low=1, low_open=False, integer=True)
@@ -94,6 +97,11 @@ class TrainConfig:
             _number(w, "time_budget_s", self.time_budget_s, low=0)
         if self.amp not in AMP:
             raise SpecError(w, "amp", f"must be {', '.join(AMP)}, got {self.amp!r}")
+
+    @property
+    def graph(self) -> bool:
+        """Whether the step is captured as CUDA graphs (needs CUDA; no fp16, no data-parallel steps)."""
+        return self.capture in GRAPH_CAPTURES
 
 
 @dataclass(frozen=True)

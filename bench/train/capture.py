@@ -15,6 +15,9 @@ launch mode is therefore a dimension of the run, like the precision:
   back to the host. The warm-up steps a capture needs (on a side stream, as the documentation requires)
   would move the weights; they are undone after capture, so the captured run starts where eager starts.
 
+* ``compile-cudagraph`` -- the same capture, of the model through ``torch.compile`` (default mode):
+  inductor's fused kernels replayed with the optimiser as one graph (``GraphStep(compiled=True)``).
+
 Padding rows are copies of a real row with every target set to PAD: the loss ignores them, and since no
 model mixes rows, the real rows' logits and gradients are those of the unpadded batch. Padding columns are
 PAD with the source mask off, which every model ignores (tests/models check padding invariance).

@@ -107,8 +107,8 @@ def make_step(model: Seq2Seq, cfg: TrainConfig, device: torch.device, rows: int 
     ``cfg.capture`` picks how it is launched (``bench.train.capture``): eager, compiled, or a CUDA graph per
     bucket shape (``rows``: the batch size graphs are captured at; default ``cfg.batch_size``).
     """
-    if cfg.capture == "cudagraph":
-        return GraphStep(model, cfg, device, rows or cfg.batch_size)
+    if cfg.graph:
+        return GraphStep(model, cfg, device, rows or cfg.batch_size, compiled=cfg.capture == "compile-cudagraph")
     if cfg.capture == "compile":
         model = compile_model(model, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)

@@ -176,6 +176,7 @@ CASES: list[tuple] = [
     ("run-threads-zero", lambda c: ["run", *TINY, "--threads", "0"], ["--threads", ">= 1"]),
     ("run-fp16-on-cpu", lambda c: ["run", *TINY, "--amp", "fp16"], ["--amp", "fp16", "cuda"]),
     ("run-cudagraph-on-cpu", lambda c: ["run", *TINY, "--capture", "cudagraph"], ["--capture", "cudagraph", "cuda"]),
+    ("run-compile-cudagraph-on-cpu", lambda c: ["run", *TINY, "--capture", "compile-cudagraph"], ["--capture", "compile-cudagraph", "cuda"]),
     # validated before the device: a model whose forward waits for the host is refused on any machine
     ("run-cudagraph-of-a-packing-model", lambda c: ["run", *TINY, "--model", "gnmt", "--capture", "cudagraph"],
      ["--capture", "cudagraph", "cannot capture gnmt", "host", "compile"]),

@@ -66,14 +66,16 @@ def test_pad_to_refuses_to_shrink():
         pad_to(b, 2, b.src.size(1), b.tgt_in.size(1))
 
 
-def test_cudagraph_needs_cuda_and_refuses_fp16():
+@pytest.mark.parametrize("capture", ["cudagraph", "compile-cudagraph"])
+def test_graph_modes_need_cuda_and_refuse_fp16(capture):
+    assert TrainConfig(capture=capture).graph and not TrainConfig(capture="compile").graph
     with pytest.raises(SpecError, match="capture"):
-        TrainConfig(capture="cudagraph", amp="fp16")
+        TrainConfig(capture=capture, amp="fp16")
     with pytest.raises(SpecError, match="capture"):
         TrainConfig(capture="graphs")
     vocab, _, _ = _data()
     with pytest.raises(ValueError, match="CUDA"):
-        make_step(models.build("attention", len(vocab), "tiny"), TrainConfig(capture="cudagraph"), CPU)
+        make_step(models.build("attention", len(vocab), "tiny"), TrainConfig(capture=capture), CPU)
 
 
 def _losses(capture: str, model: str) -> list[float]:
@@ -98,19 +100,21 @@ def test_compile_mode_gives_eagers_losses(model):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("capture", ["cudagraph", "compile-cudagraph"])
 @pytest.mark.parametrize("model", [n for n in models.names() if models.host_sync(n, "tiny") is None])
-def test_cudagraph_step_gives_eagers_losses_on_cuda(model):
+def test_cudagraph_step_gives_eagers_losses_on_cuda(model, capture):
     """The captured step replays eager's arithmetic: same losses within 1e-3 relative (cuBLAS may pick
-    other kernels inside a graph), for several bucket shapes (date sources vary in length)."""
+    other kernels inside a graph, inductor fuses and reorders), for several bucket shapes (date sources vary
+    in length)."""
     dev = torch.device("cuda")
     vocab, train, valid = _data(192)
     out = {}
-    for capture in ("eager", "cudagraph"):
+    for mode in ("eager", capture):
         seed_everything(0)
         m = models.build(model, len(vocab), "tiny", **({"dropout": 0.0} if model == "transformer" else {})).to(dev)
-        r = fit(m, train, valid, TrainConfig(epochs=2, batch_size=32, target=None, capture=capture), dev, seed=0)
-        out[capture] = [e.loss for e in r.epochs]
-    assert out["cudagraph"] == pytest.approx(out["eager"], rel=1e-3)
+        r = fit(m, train, valid, TrainConfig(epochs=2, batch_size=32, target=None, capture=mode), dev, seed=0)
+        out[mode] = [e.loss for e in r.epochs]
+    assert out[capture] == pytest.approx(out["eager"], rel=1e-3)
 
 
 @pytest.mark.gpu
