@@ -20,7 +20,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from models.base import INITS, Generation, Seq2Seq, greedy_decode, init_weights, last_valid, one_lstm_bias
+from models.base import INITS, PACKS, Generation, Seq2Seq, greedy_decode, init_weights, last_valid, one_lstm_bias
 from models.options import DROPOUT, POSITIVE
 from models.registry import ModelMeta, register
 
@@ -85,16 +85,12 @@ class AttentionConfig:
     # together. True holds b_hh at zero (models.base.one_lstm_bias).
     one_bias: bool = False
 
-    def __post_init__(self) -> None:
-        if self.init not in INITS:
-            raise ValueError(f"unknown init {self.init!r}; use {' or '.join(INITS)}")
-
     def host_sync(self) -> str | None:
         """Why a forward pass reads device values on the host (``models.host_sync``): no CUDA graph can hold it."""
-        return "the bidirectional encoder packs each source to stop at its length (pack_padded_sequence reads the lengths on the host)" if self.bidirectional else None
+        return f"the bidirectional encoder {PACKS}" if self.bidirectional else None
 
     # models.options: the range or choices of each option (--option score=cosine is refused before anything runs)
-    LIMITS: ClassVar[dict] = {"embed": POSITIVE, "hidden": POSITIVE, "score": SCORES, "dropout": DROPOUT}
+    LIMITS: ClassVar[dict] = {"embed": POSITIVE, "hidden": POSITIVE, "score": SCORES, "dropout": DROPOUT, "init": INITS}
 
 
 class AttentionSeq2Seq(Seq2Seq):

@@ -170,6 +170,9 @@ def last_valid(hs: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
 
 INITS = ("torch", "book")
 
+# Why the LSTM encoders that pack cannot be captured as a CUDA graph (their configs' ``host_sync``).
+PACKS = "packs each source to stop at its length (pack_padded_sequence reads the lengths on the host)"
+
 
 @torch.no_grad()
 def init_weights(module: nn.Module, scheme: str) -> None:

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from models.attention import SCORES, Attention
-from models.base import Generation, Seq2Seq, greedy_decode
+from models.base import PACKS, Generation, Seq2Seq, greedy_decode
 from models.options import DROPOUT, NONNEGATIVE, POSITIVE
 from models.registry import ModelMeta, register
 
@@ -54,7 +54,7 @@ class GNMTConfig:
 
     def host_sync(self) -> str | None:
         """Why a forward pass reads device values on the host (``models.host_sync``): no CUDA graph can hold it."""
-        return "the bidirectional bottom encoder layer packs each source to stop at its length (pack_padded_sequence reads the lengths on the host)"
+        return f"the bidirectional bottom encoder layer {PACKS}"
 
     # models.options: the range or choices of each option (refused before anything runs)
     LIMITS: ClassVar[dict] = {"embed": POSITIVE, "hidden": POSITIVE, "enc_layers": POSITIVE, "dec_layers": POSITIVE,

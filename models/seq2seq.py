@@ -35,7 +35,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from models.base import INITS, Generation, Seq2Seq, greedy_decode, init_weights, one_lstm_bias
+from models.base import INITS, PACKS, Generation, Seq2Seq, greedy_decode, init_weights, one_lstm_bias
 from models.options import DROPOUT, POSITIVE
 from models.registry import ModelMeta, register
 
@@ -55,16 +55,12 @@ class Seq2SeqConfig:
     # together. True holds b_hh at zero (models.base.one_lstm_bias).
     one_bias: bool = False
 
-    def __post_init__(self) -> None:
-        if self.init not in INITS:
-            raise ValueError(f"unknown init {self.init!r}; use {' or '.join(INITS)}")
-
     def host_sync(self) -> str | None:
         """Why a forward pass reads device values on the host (``models.host_sync``): no CUDA graph can hold it."""
-        return "the encoder packs each source to stop at its length (pack_padded_sequence reads the lengths on the host)"
+        return f"the encoder {PACKS}"
 
     # models.options: the range of each option (--option hidden=0 is refused before anything runs)
-    LIMITS: ClassVar[dict] = {"embed": POSITIVE, "hidden": POSITIVE, "dropout": DROPOUT}
+    LIMITS: ClassVar[dict] = {"embed": POSITIVE, "hidden": POSITIVE, "dropout": DROPOUT, "init": INITS}
 
 
 class LSTMSeq2Seq(Seq2Seq):
