@@ -496,7 +496,7 @@ class StaticDecoder:
         done = 0
         while done < L:
             n = min(self.chunk, L - done)  # whole chunks, then the rest: the steps a captured graph runs
-            if self._graphs and n in self._graphs:
+            if n in self._graphs:
                 self._graphs[n].replay()
             else:  # eager, or a shorter max_len than the decoder's: step by step
                 self._steps(n)

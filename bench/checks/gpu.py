@@ -70,6 +70,13 @@ class Row:
         return [self.check, self.model, self.figure, v, self.goal, verdict]
 
 
+def failed(check: str, model: str, what: str, e: Exception) -> Row:
+    """A check that raised, as a missed row (its traceback goes to stderr): one failure is a row, not the end."""
+    traceback.print_exc()
+    first = str(e).splitlines()[0] if str(e) else ""
+    return Row(check, model, f"{what}{type(e).__name__}: {first}"[:110], None, "", False)
+
+
 @dataclass(frozen=True)
 class Scale:
     """Sizes of the check: the real ones on a GPU, toy ones for ``--device cpu`` (the code paths, not the figures)."""
@@ -123,9 +130,8 @@ def check_step_modes(dev: torch.device, sc: Scale, quick: bool) -> list[Row]:
                 todo = [b.to(dev) for b in fixed_batches(prep.train, sc.batch, 2, torch.Generator().manual_seed(0))]
                 step = make_step(model, TrainConfig(amp=amp, capture=mode), dev, rows=sc.batch)
                 ms = time_steps(step, todo, dev, warmup=10 if mode == "compile" else 3, steps=sc.steps).median * 1000
-            except Exception as e:  # noqa: BLE001 -- one mode failing is a row; the other modes still run
-                traceback.print_exc()
-                rows.append(Row("step time", m, f"{mode} {amp}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:110], None, "", False))
+            except Exception as e:  # noqa: BLE001 -- the other modes still run
+                rows.append(failed("step time", m, f"{mode} {amp}: ", e))
                 continue
             best = ms if best is None else min(best, ms)
             rows.append(Row("step time", m, f"{mode} {amp} ms/step", ms))
@@ -208,9 +214,8 @@ def check_scaling(dev: torch.device, sc: Scale) -> list[Row]:
                 fpt = train_step_flops(model, todo[0]) / max(todo[0].target_tokens, 1)
                 step = make_step(model, TrainConfig(amp=amp, capture=mode), dev)
                 t = time_steps(step, todo, dev, warmup=10 if mode == "compile" else 3, steps=max(3, sc.steps // 5))
-            except Exception as e:  # noqa: BLE001 -- a row, and the other points still run
-                traceback.print_exc()
-                rows.append(Row("scaling probe", m, f"{mode} {amp}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:110], None, "", False))
+            except Exception as e:  # noqa: BLE001 -- the other points still run
+                rows.append(failed("scaling probe", m, f"{mode} {amp}: ", e))
                 continue
             rate[m, mode] = t.tokens_per_s
             mfu = fpt * t.tokens_per_s / peak if peak else None
@@ -222,7 +227,15 @@ def check_scaling(dev: torch.device, sc: Scale) -> list[Row]:
     return rows
 
 
-PARTS = ("overhead", "step", "decode", "determinism", "scaling")
+# The checks, in the order they run; --only picks some by these names.
+CHECKS: dict[str, Callable[[torch.device, Scale, bool], list[Row]]] = {
+    "overhead": lambda dev, sc, quick: check_overhead(dev, sc),
+    "step": check_step_modes,
+    "decode": lambda dev, sc, quick: check_decode(dev, sc),
+    "determinism": lambda dev, sc, quick: check_determinism(dev, sc),
+    "scaling": lambda dev, sc, quick: check_scaling(dev, sc),
+}
+PARTS = tuple(CHECKS)
 
 
 def table(rows: list[Row]) -> str:
@@ -254,14 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     rows: list[Row] = []
     done = 0
-    parts = {"overhead": lambda: check_overhead(dev, sc), "step": lambda: check_step_modes(dev, sc, a.quick),
-             "decode": lambda: check_decode(dev, sc), "determinism": lambda: check_determinism(dev, sc), "scaling": lambda: check_scaling(dev, sc)}
-    for part in (parts[k] for k in PARTS if k in only):
+    for name in (k for k in PARTS if k in only):
         try:
-            rows += part()
+            rows += CHECKS[name](dev, sc, a.quick)
         except Exception as e:  # noqa: BLE001 -- one failing check is a row, not the end of the table
-            traceback.print_exc()
-            rows.append(Row("error", "", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:120], None, "", False))
+            rows.append(failed("error", "", f"{name}: ", e))
         for r in rows[done:]:  # as they come, so a check cut short by a timeout still leaves its figures
             print("  " + " | ".join(r.cells()[:4]), file=sys.stderr, flush=True)
         done = len(rows)

@@ -48,3 +48,15 @@ def test_the_determinism_check_does_not_slow_this_process():
     importlib.reload(gpu)
     gpu.check_determinism(torch.device("cpu"), gpu.Scale.toy())
     assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == before
+
+
+def test_a_check_that_raises_is_a_missed_row_and_the_rest_still_run(capsys, monkeypatch):
+    def boom(dev, sc, quick):
+        raise RuntimeError("planted\nsecond line")
+
+    monkeypatch.setitem(gpu.CHECKS, "decode", boom)
+    assert gpu.main(["--device", "cpu", "--quick", "--only", "decode,determinism"]) == 0
+    out = capsys.readouterr().out
+    error = [ln for ln in out.splitlines() if ln.startswith("| error")]
+    assert len(error) == 1 and "decode: RuntimeError: planted" in error[0] and "MISS" in error[0] and "second" not in error[0]
+    assert sum(ln.startswith("| determinism") for ln in out.splitlines()) == 2
