@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -135,6 +136,27 @@ def connect_read_only(path: str) -> sqlite3.Connection:
     return db
 
 
+def _use_wal(db: sqlite3.Connection, patience_s: float = 60.0) -> None:
+    """Switch the store to WAL journaling, waiting out other processes doing the same.
+
+    Turning WAL on needs the file to itself, and SQLite answers "database is locked" at once rather than
+    calling the busy handler when another connection holds it -- which is what two sessions starting on one
+    new store at the same moment do. So the switch is retried, with a growing pause, for ``patience_s``
+    seconds (the busy timeout every other statement waits), and skipped once the store is already in WAL.
+    """
+    deadline, pause = time.monotonic() + patience_s, 0.005
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
 class Store:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -148,8 +170,8 @@ class Store:
                 if tables and "meta" not in tables:
                     self.db.close()
                     raise UserError(f"{path}: not a results store (an SQLite database of another program)")
-            self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA busy_timeout=60000")
+            _use_wal(self.db)
             with self.db:
                 self.db.executescript(_SCHEMA)
                 self.db.executescript(owners.SCHEMA)  # who runs a session (bench.results.owners): version-1 tables too

@@ -411,3 +411,26 @@ def test_write_files_is_all_or_nothing(tmp_path, monkeypatch) -> None:
     monkeypatch.undo()
     paths = write_files(str(tmp_path / "new"), {"a.png": b"\x89PNG", "b.html": "<p>é"}, "report")
     assert open(paths["b.html"], encoding="utf-8").read() == "<p>é" and sorted(os.listdir(tmp_path / "new")) == ["a.png", "b.html"]
+
+
+def test_opening_a_new_store_waits_for_another_process_that_holds_it(tmp_path) -> None:
+    # Two sessions starting on one new store: one holds the file while it sets the store up; turning WAL on
+    # needs the file to itself, and SQLite answers "locked" at once there instead of waiting. The opener must
+    # wait for the holder (as every other statement does), not fail the session.
+    import threading
+
+    path = tmp_path / "new.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    holder.execute("BEGIN IMMEDIATE")  # a writer mid-transaction, as a starting session is
+    holder.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    timer = threading.Timer(0.5, holder.execute, ("COMMIT",))
+    timer.start()
+    try:
+        store = Store(str(path))
+    finally:
+        timer.join()
+        holder.close()
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.schema_version() == SCHEMA_VERSION
+    store.close()
