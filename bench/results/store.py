@@ -26,6 +26,7 @@ from bench.results import owners
 
 SCHEMA_VERSION = 1
 DEFAULT_PATH = os.path.join("results", "bench.sqlite")
+WAIT_S = 60.0  # how long a statement waits for another process that holds the store before it gives up
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -129,22 +130,22 @@ def connect_read_only(path: str) -> sqlite3.Connection:
         raise UserError(f"{path}: its write-ahead log {os.path.basename(path)}-wal can only be read in a writable folder; "
                         "copy the store with its -wal file to one")
     try:
-        db = sqlite3.connect(uri + ("?mode=ro" if wal or journal else "?immutable=1"), uri=True, timeout=60.0)
+        db = sqlite3.connect(uri + ("?mode=ro" if wal or journal else "?immutable=1"), uri=True, timeout=WAIT_S)
         db.execute("PRAGMA query_only=ON")
     except sqlite3.Error as e:
         raise UserError(f"{path}: cannot open the results store ({e})") from None
     return db
 
 
-def _use_wal(db: sqlite3.Connection, patience_s: float = 60.0) -> None:
+def _use_wal(db: sqlite3.Connection) -> None:
     """Switch the store to WAL journaling, waiting out other processes doing the same.
 
     Turning WAL on needs the file to itself, and SQLite answers "database is locked" at once rather than
     calling the busy handler when another connection holds it -- which is what two sessions starting on one
-    new store at the same moment do. So the switch is retried, with a growing pause, for ``patience_s``
-    seconds (the busy timeout every other statement waits), and skipped once the store is already in WAL.
+    new store at the same moment do. So the switch is retried, with a growing pause, for ``WAIT_S`` seconds
+    (what every other statement waits), and skipped once the store is already in WAL.
     """
-    deadline, pause = time.monotonic() + patience_s, 0.005
+    deadline, pause = time.monotonic() + WAIT_S, 0.005
     while True:
         try:
             if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
@@ -164,13 +165,13 @@ class Store:
             d = os.path.dirname(os.path.abspath(path))
             os.makedirs(d, exist_ok=True)
             existed = os.path.exists(path) and os.path.getsize(path) > 0
-            self.db = sqlite3.connect(path, timeout=60.0)
+            self.db = sqlite3.connect(path, timeout=WAIT_S)
             if existed:
                 tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
                 if tables and "meta" not in tables:
                     self.db.close()
                     raise UserError(f"{path}: not a results store (an SQLite database of another program)")
-            self.db.execute("PRAGMA busy_timeout=60000")
+            self.db.execute(f"PRAGMA busy_timeout={int(WAIT_S * 1000)}")
             _use_wal(self.db)
             with self.db:
                 self.db.executescript(_SCHEMA)
