@@ -23,6 +23,9 @@ class ModelMeta:
     fixed-length vector, ch. 8). ``recurrent``: the model steps through the sequence one position after
     another (O(n) sequential operations), as against attention alone (O(1); Vaswani et al. 2017, Table 1):
     a report's length sweep says from which length the parallel model trains faster than each recurrent one.
+    ``scan``: recurrent, but trained in parallel over time -- the recurrence is linear in its state, so training
+    solves it for every position at once by a parallel scan (O(log n) depth; Feng et al. 2024, Gu & Dao 2023) and
+    only decoding steps through time; a sweep's crossover line names such models as scans, not as sequential loops.
     ``order`` (the story's order) is set by the registry.
     """
 
@@ -30,12 +33,13 @@ class ModelMeta:
     attention: bool = False
     reference: bool = False
     recurrent: bool = True
+    scan: bool = False
     order: int = 0
 
     def record(self) -> dict[str, Any]:
         """The metadata as stored with each run, so reports can order and colour models without importing them."""
         return {"order": self.order, "attention": self.attention, "reference": self.reference, "cost": self.cost,
-                "recurrent": self.recurrent}
+                "recurrent": self.recurrent, "scan": self.scan}
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,8 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
-_STORY = ("seq2seq", "peeky", "attention", "gnmt", "transformer", "ntm")  # book ch. 7 -> ch. 8 -> GNMT -> Transformer -> NTM
+# book ch. 7 -> ch. 8 -> GNMT -> Transformer -> NTM -> recurrences that train in parallel (§8.5's other way out)
+_STORY = ("seq2seq", "peeky", "attention", "gnmt", "transformer", "ntm", "mingru", "minlstm", "ssm")
 
 
 def register(name: str, cls: type[Seq2Seq], config_cls: type, sizes: dict[str, Any], summary: str, meta: ModelMeta | None = None) -> None:

@@ -25,6 +25,11 @@ V = models.BUDGET_VOCAB
 VARIANTS = [(n, {}) for n in NAMES] + [
     ("gnmt", {"attention_feed": "output"}),
     ("transformer", {"positions": "learned"}),
+    ("mingru", {"form": "cross"}),
+    ("minlstm", {"form": "cross"}),
+    ("ssm", {"form": "cross"}),
+    ("mingru", {"scan": "heinsen"}),
+    ("ssm", {"scan": "heinsen"}),
 ]
 VARIANT_IDS = [n + "".join(f"-{v}" for v in o.values()) for n, o in VARIANTS]
 
@@ -192,7 +197,7 @@ def test_generate_attention(name: str) -> None:
     plain = model.generate(src, mask, 6, BOS, EOS)
     assert plain.attention is None  # not asked, not computed
     assert torch.equal(plain.tokens, gen.tokens)  # asking for maps does not change the decoding
-    if not models.entry(name).meta.attention:  # the registry's word, checked against what generate returns
+    if not models.attention_maps(name, "tiny"):  # the registry's word, checked against what generate returns
         assert gen.attention is None
         return
     assert gen.attention is not None
@@ -454,6 +459,10 @@ def test_every_size_lies_within_its_config_limits(name) -> None:
     ("transformer", {"positions": "rotary"}, ["positions", "sinusoidal, learned"]),
     ("ntm", {"clip": 0}, ["clip", "> 0"]),
     ("ntm", {"shift": -1}, ["shift", ">= 0"]),
+    ("mingru", {"form": "hybrid"}, ["form", "prefix, cross"]),
+    ("minlstm", {"scan": "blelloch"}, ["scan", "chunked, heinsen"]),
+    ("ssm", {"kernel": "triton"}, ["kernel", "torch, mamba"]),
+    ("ssm", {"d_state": 0}, ["d_state", ">= 1"]),
 ])
 def test_bad_options_are_refused_with_the_rule(name, options, words) -> None:
     with pytest.raises(models.OptionError) as e:
