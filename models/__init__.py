@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from models.base import Generation, Seq2Seq
+from models.base import Generation, Seq2Seq, state_bytes
 from models.options import OptionError, check_options
 from models.registry import _REGISTRY, ModelEntry, ModelMeta, register
 
@@ -165,5 +165,5 @@ Factory = Callable[..., Seq2Seq]
 
 __all__ = [
     "BUDGETS", "BUDGET_VOCAB", "Generation", "ModelMeta", "OptionError", "reference", "Seq2Seq", "attention_maps", "build", "config",
-    "count_params", "entry", "host_sync", "longest_sequence", "meta_record", "names", "param_count", "register", "sizes", "unmet_requirement",
+    "count_params", "entry", "host_sync", "longest_sequence", "meta_record", "names", "param_count", "register", "sizes", "state_bytes", "unmet_requirement",
 ]

@@ -102,13 +102,14 @@ def chunked_scan(log_a: torch.Tensor, b: torch.Tensor, chunk: int = CHUNK) -> to
     P = A.exp()  # exp(-A) below is its own exp, not 1 / P: the backward of 1 / P would square P
     local = P * (bb * (-A).exp()).cumsum(dim=2)  # [B,n,C,...] each chunk's states from a zero start
     if n > 1:
-        local = local + P * chunk_starts(A[:, :, -1], local[:, :, -1]).unsqueeze(2)
+        local = local + P * chunk_starts(A[:, :, -1], local[:, :, -1], P[:, :, -1]).unsqueeze(2)
     return local.reshape(B, n * chunk, *rest)[:, :T]
 
 
-def chunk_starts(log_decay: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+def chunk_starts(log_decay: torch.Tensor, ends: torch.Tensor, decay: torch.Tensor) -> torch.Tensor:
     """The state each chunk starts from: log_decay [B,n,...] (each chunk's total, in [C * LOG_A_FLOOR, 0]) and
-    ends [B,n,...] (each chunk's end state from a zero start) -> [B,n,...], zero for the first chunk.
+    ends [B,n,...] (each chunk's end state from a zero start), decay = exp(log_decay) -> [B,n,...], zero for the
+    first chunk.
 
     Up to ``LOOP_CHUNKS`` chunks, the chunk recurrence one chunk after another (exact; on a CPU cheaper than any
     scan over so few); beyond, Heinsen's scan over the chunks in float64 (its |a*| grows with n; float64 keeps
@@ -119,7 +120,7 @@ def chunk_starts(log_decay: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
         h = torch.zeros_like(ends[:, 0])
         starts = [h]
         for c in range(n - 1):
-            h = log_decay[:, c].exp() * h + ends[:, c]
+            h = decay[:, c] * h + ends[:, c]
             starts.append(h)
         return torch.stack(starts, dim=1)
     true_ends = signed_log_scan(log_decay.double(), ends.double()).to(ends.dtype)  # [B,n,...]
