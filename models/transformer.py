@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.base import STOP_CHECK_EVERY, Generation, Seq2Seq, all_ended, check_step, finish
+from models.base import STOP_CHECK_EVERY, DecodeStep, Generation, Seq2Seq, all_ended, check_step, finish
 from models.options import DROPOUT, POSITIVE
 from models.registry import ModelMeta, register
 
@@ -191,7 +191,7 @@ class DecoderLayer(nn.Module):
         Without ``cache``: the whole prefix at once under the causal mask. With ``cache`` (buffers
         [B,h,L,dh]): x is the single position ``step`` (T = 1); its key/value are written into the
         buffers and it attends to positions 0..step -- all in the past, so no mask is needed. When ``step``
-        is a device tensor [1] (``StaticDecoder``), it attends to all L positions instead, with
+        is a device tensor [1] (``TransformerStep``), it attends to all L positions instead, with
         ``cache_bias`` [1,1,1,L] (-inf after ``step``) masking the ones not written yet: fixed shapes, and no
         Python int that a CUDA graph would have to be captured again for.
         Returns the new x [B,T,d] and the cross-attention queries [B,h,T,dh] (for the attention maps).
@@ -286,6 +286,10 @@ class Transformer(Seq2Seq):
         """The position encodings of every position the model covers, [max_positions, d]."""
         return self.pos.weight if self.cfg.positions == "learned" else self.pe
 
+    def decode_step(self, batch: int, src_len: int, max_len: int, return_attention: bool = False) -> TransformerStep:
+        """The cached greedy decoding of ``generate`` as a fixed-shape step (:class:`TransformerStep`)."""
+        return TransformerStep(self, batch, src_len, max_len, return_attention=return_attention)
+
     @torch.no_grad()
     def static_decoder(self, batch: int, src_len: int, max_len: int, compile: bool = False) -> StaticDecoder:
         return StaticDecoder(self, batch, src_len, max_len, compile=compile)
@@ -337,6 +341,85 @@ class Transformer(Seq2Seq):
         return finish(out[:, 1 : steps + 1], torch.cat(maps, dim=1) if return_attention and maps else None, eos, max_len)
 
 
+class TransformerStep(DecodeStep):
+    """The Transformer's cached greedy decoding as a fixed-shape step (``models.base.DecodeStep``).
+
+    The same computation as ``generate``'s cached loop, with what varies from step to step moved into
+    tensors so that the shapes and addresses stay put:
+
+    * the self-attention KV cache is preallocated for ``max_len`` positions, [B,h,L,dh] per layer; a step
+      writes its key/value at the current position (``index_copy_``) and attends over the whole cache with
+      an additive mask, -inf at the positions not written yet -- the softmax gives them weight exactly 0,
+      so this is attention over the positions written so far;
+    * the position is a device tensor ``position`` [1] that the step increments itself, and the position
+      encoding is looked up by it (``index_select``): no Python int depends on it;
+    * the cross-attention keys/values and the source bias are buffers that ``load`` fills from a batch's
+      encoding; each step writes its token into the input of the next step and into ``tokens`` at the
+      position (and, with maps, into ``attention``).
+
+    The step runs in whatever precision the parameters and the caller's autocast give; the buffers are in
+    the parameters' dtype. It reads the parameters where they are: updated in place (an optimizer step), it
+    sees the new values; moved or replaced (``.to``), it needs building again.
+    """
+
+    def __init__(self, model: Transformer, batch: int, src_len: int, max_len: int, return_attention: bool = False) -> None:
+        if max_len > model.cfg.longest_sequence():
+            raise ValueError(f"max_len {max_len} exceeds max_positions={model.cfg.longest_sequence()}")
+        if min(batch, src_len, max_len) < 1:
+            raise ValueError(f"batch, src_len and max_len must be >= 1, got {batch}, {src_len}, {max_len}")
+        p = next(model.parameters())
+        self.device, self.dtype = p.device, p.dtype
+        self.model, self.batch, self.src_len, self.max_len = model, batch, src_len, max_len
+        cfg = model.cfg
+        h, dh, L = cfg.heads, cfg.d_model // cfg.heads, max_len
+        # Plain tensors even when built under inference mode, so that eager code outside it may copy into them.
+        with torch.inference_mode(False), torch.no_grad():
+            new = dict(device=self.device, dtype=self.dtype)
+            # Zeros, not empty: a masked position's weight is exactly 0, but 0 * NaN (uninitialised memory) is NaN.
+            self.caches = [(torch.zeros(batch, h, L, dh, **new), torch.zeros(batch, h, L, dh, **new)) for _ in model.decoder]
+            self.mem_kv = [(torch.zeros(batch, h, src_len, dh, **new), torch.zeros(batch, h, src_len, dh, **new)) for _ in model.decoder]
+            self.bias = torch.zeros(batch, 1, 1, src_len, **new)  # source key padding, 0 or -inf
+            self.slots = torch.arange(L, device=self.device)  # [L] cache positions
+            self.no_bias = torch.zeros(L, **new)  # [L] the cache mask before masking
+            self.position = torch.zeros(1, dtype=torch.long, device=self.device)  # the step's position
+            self.tok = torch.zeros(batch, 1, dtype=torch.long, device=self.device)  # the step's input token
+            self.tokens = torch.zeros(batch, L, dtype=torch.long, device=self.device)  # output: token at each step
+            self.attention = torch.zeros(batch, L, src_len, **new) if return_attention else None  # output: maps
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One decoder step on the buffers: fixed shapes, no host sync, every output written in place."""
+        m, pos = self.model, self.position
+        x = m.tgt_embed(self.tok) * math.sqrt(m.cfg.d_model) + m.position_table().index_select(0, pos)  # [B,1,d]
+        cache_bias = self.no_bias.masked_fill(self.slots > pos, float("-inf")).view(1, 1, 1, -1)  # [1,1,1,L]
+        for layer, kv, cache in zip(m.decoder, self.mem_kv, self.caches, strict=True):
+            x, q = layer(x, kv, self.bias, cache=cache, step=pos, cache_bias=cache_bias)
+        nxt = m.out(m.dec_norm(x[:, -1])).argmax(-1, keepdim=True)  # [B,1]
+        self.tokens.index_copy_(1, pos, nxt)
+        if self.attention is not None:  # last decoder layer's cross-attention, mean over heads: [B,1,S]
+            self.attention.index_copy_(1, pos, MultiHeadAttention.weights(q, self.mem_kv[-1][0], self.bias).mean(dim=1))
+        self.tok.copy_(nxt)
+        pos.add_(1)
+
+    @torch.no_grad()
+    def load(self, src: torch.Tensor, src_mask: torch.Tensor, bos: int) -> None:
+        """Encode a batch and copy what the step reads into the buffers; reset position and token."""
+        B0, S0 = src.shape
+        if B0 > self.batch or S0 > self.src_len:
+            raise ValueError(f"batch of {B0} x {S0} does not fit a decoder built for {self.batch} x {self.src_len}")
+        m = self.model
+        mem, bias = m.encode(src, src_mask)  # [B0,S0,d], [B0,1,1,S0]
+        kvs = m._memory_kv(mem)
+        rows = torch.cat([torch.arange(B0, device=self.device), torch.zeros(self.batch - B0, dtype=torch.long, device=self.device)])
+        self.bias.fill_(float("-inf"))  # padded columns: never attended
+        self.bias[..., :S0].copy_(bias.index_select(0, rows))
+        for (bk, bv), (k, v) in zip(self.mem_kv, kvs, strict=True):
+            bk[:, :, :S0].copy_(k.index_select(0, rows))
+            bv[:, :, :S0].copy_(v.index_select(0, rows))
+        self.tok.fill_(bos)
+        self.position.zero_()
+
+
 class StaticDecoder:
     """Greedy decoding of a Transformer with fixed shapes, decoder steps captured as CUDA graphs.
 
@@ -344,19 +427,9 @@ class StaticDecoder:
     sizes a GPU spends longer on the launches than on the work (DESIGN: on a GPU, 1.2 ms per token at
     batch 1). A CUDA graph replays the whole step with one launch. A graph replays fixed kernels on fixed
     addresses, so (PyTorch, "CUDA Graphs", torch.cuda.graph; constraints: static shapes, no host sync,
-    no CPU-side work inside the step):
-
-    * the self-attention KV cache is preallocated for ``max_len`` positions, [B,h,L,dh] per layer; a step
-      writes its key/value at the current position (``index_copy_``) and attends over the whole cache with
-      an additive mask, -inf at the positions not written yet -- the softmax gives them weight exactly 0,
-      so this is attention over the positions written so far;
-    * the position is a device tensor ``pos`` [1] that the step increments itself, and the position
-      encoding is looked up by it (``index_select``): no Python int enters the step, so one capture serves
-      every position;
-    * inputs and outputs are static buffers: ``load`` copies a batch's cross-attention keys/values and
-      source bias into them before the first replay; each replay writes its token into the input buffer
-      of the next step and into the token buffer at ``pos`` (and, with maps, the map buffer); ``__call__``
-      clones the results out before returning, as the next decode replays over the same buffers.
+    no CPU-side work inside the step) the step is the model's fixed-shape one (``Seq2Seq.decode_step``:
+    buffers allocated once, the position on the device), and ``__call__`` clones the results out of its
+    buffers before returning, as the next decode replays over the same buffers.
 
     The decoder serves any batch of at most ``batch`` rows and ``src_len`` source columns: columns are
     padded (masked, so nothing changes) and missing rows are copies of the first row (dropped from the
@@ -390,54 +463,26 @@ class StaticDecoder:
     ) -> None:
         if model.training:
             raise ValueError("StaticDecoder needs the model in eval mode (no dropout in a replayed step)")
-        if max_len > model.cfg.longest_sequence():
-            raise ValueError(f"max_len {max_len} exceeds max_positions={model.cfg.longest_sequence()}")
-        if min(batch, src_len, max_len) < 1:
-            raise ValueError(f"batch, src_len and max_len must be >= 1, got {batch}, {src_len}, {max_len}")
-        p = next(model.parameters())
-        self.device, self.dtype = p.device, p.dtype
+        state = model.decode_step(batch, src_len, max_len, return_attention=return_attention)
+        if state is None:
+            raise ValueError(f"{type(model).__name__} has no fixed-shape decoding step (Seq2Seq.decode_step)")
+        self.state = state
+        self.device = state.tokens.device
         self.graph = self.device.type == "cuda" if graph is None else graph
         if self.graph and self.device.type != "cuda":
             raise ValueError("a CUDA graph needs the model on a CUDA device")
-        self.model, self.batch, self.src_len, self.max_len = model, batch, src_len, max_len
-        self.return_attention = return_attention
-        cfg = model.cfg
-        h, dh, L = cfg.heads, cfg.d_model // cfg.heads, max_len
-        # Plain tensors even when built under inference mode, so that eager code outside it may copy into them.
-        with torch.inference_mode(False), torch.no_grad():
-            new = dict(device=self.device, dtype=self.dtype)
-            # Zeros, not empty: a masked position's weight is exactly 0, but 0 * NaN (uninitialised memory) is NaN.
-            self.caches = [(torch.zeros(batch, h, L, dh, **new), torch.zeros(batch, h, L, dh, **new)) for _ in model.decoder]
-            self.mem_kv = [(torch.zeros(batch, h, src_len, dh, **new), torch.zeros(batch, h, src_len, dh, **new)) for _ in model.decoder]
-            self.bias = torch.zeros(batch, 1, 1, src_len, **new)  # source key padding, 0 or -inf
-            self.slots = torch.arange(L, device=self.device)  # [L] cache positions
-            self.no_bias = torch.zeros(L, **new)  # [L] the cache mask before masking
-            self.pos = torch.zeros(1, dtype=torch.long, device=self.device)  # the step's position
-            self.tok = torch.zeros(batch, 1, dtype=torch.long, device=self.device)  # the step's input token
-            self.tokens = torch.zeros(batch, L, dtype=torch.long, device=self.device)  # output: token at each step
-            self.maps = torch.zeros(batch, L, src_len, **new) if return_attention else None  # output: maps
+        self.batch, self.src_len, self.max_len = batch, src_len, max_len
         self.chunk = STOP_CHECK_EVERY  # steps per replay
-        self._step = torch.compile(self.step, fullgraph=True, dynamic=False) if compile else self.step
+        self._step = torch.compile(self._one, fullgraph=True, dynamic=False) if compile else self._one
         self._graphs: dict[int, torch.cuda.CUDAGraph] = {}  # steps -> the graph that runs that many
         if self.graph:
             for n in sorted({min(self.chunk, max_len), max_len % self.chunk} - {0}, reverse=True):
                 self._graphs[n] = self._capture(n)
 
-    @torch.no_grad()
-    def step(self) -> None:
-        """One decoder step on the static buffers: fixed shapes, no host sync, every output written in place."""
-        m, pos = self.model, self.pos
+    def _one(self) -> None:
+        """One step with autocast off: a graph replays the kernels it captured, whatever autocast says later."""
         with torch.autocast(self.device.type, enabled=False):
-            x = m.tgt_embed(self.tok) * math.sqrt(m.cfg.d_model) + m.position_table().index_select(0, pos)  # [B,1,d]
-            cache_bias = self.no_bias.masked_fill(self.slots > pos, float("-inf")).view(1, 1, 1, -1)  # [1,1,1,L]
-            for layer, kv, cache in zip(m.decoder, self.mem_kv, self.caches, strict=True):
-                x, q = layer(x, kv, self.bias, cache=cache, step=pos, cache_bias=cache_bias)
-            nxt = m.out(m.dec_norm(x[:, -1])).argmax(-1, keepdim=True)  # [B,1]
-            self.tokens.index_copy_(1, pos, nxt)
-            if self.maps is not None:  # last decoder layer's cross-attention, mean over heads: [B,1,S]
-                self.maps.index_copy_(1, pos, MultiHeadAttention.weights(q, self.mem_kv[-1][0], self.bias).mean(dim=1))
-            self.tok.copy_(nxt)
-            pos.add_(1)
+            self.state.step()
 
     def _steps(self, n: int) -> None:
         for _ in range(n):
@@ -449,39 +494,20 @@ class StaticDecoder:
 
         Warm-up runs let lazy initialisation (cuBLAS handles, kernel selection, allocator growth, and the
         compilation of a compiled step) happen outside the capture; the buffers hold valid values (zeros)
-        throughout, and ``pos`` is reset so the warm-up never writes past the cache.
+        throughout, and the position is reset so the warm-up never writes past the cache.
         """
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             for _ in range(3):
-                self.pos.zero_()
+                self.state.position.zero_()
                 self._steps(n)
         torch.cuda.current_stream(self.device).wait_stream(side)
-        self.pos.zero_()
+        self.state.position.zero_()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             self._steps(n)
         return graph
-
-    @torch.no_grad()
-    def load(self, src: torch.Tensor, src_mask: torch.Tensor, bos: int) -> None:
-        """Encode a batch and copy what the step reads into the static buffers; reset position and token."""
-        B0, S0 = src.shape
-        if B0 > self.batch or S0 > self.src_len:
-            raise ValueError(f"batch of {B0} x {S0} does not fit a decoder built for {self.batch} x {self.src_len}")
-        m = self.model
-        with torch.autocast(self.device.type, enabled=False):
-            mem, bias = m.encode(src, src_mask)  # [B0,S0,d], [B0,1,1,S0]
-            kvs = m._memory_kv(mem)
-        rows = torch.cat([torch.arange(B0, device=self.device), torch.zeros(self.batch - B0, dtype=torch.long, device=self.device)])
-        self.bias.fill_(float("-inf"))  # padded columns: never attended
-        self.bias[..., :S0].copy_(bias.index_select(0, rows))
-        for (bk, bv), (k, v) in zip(self.mem_kv, kvs, strict=True):
-            bk[:, :, :S0].copy_(k.index_select(0, rows))
-            bv[:, :, :S0].copy_(v.index_select(0, rows))
-        self.tok.fill_(bos)
-        self.pos.zero_()
 
     @torch.no_grad()
     def __call__(self, src: torch.Tensor, src_mask: torch.Tensor, bos: int, eos: int, max_len: int | None = None) -> Generation:
@@ -491,7 +517,8 @@ class StaticDecoder:
         if not 1 <= L <= self.max_len:
             raise ValueError(f"max_len {L} is not in 1..{self.max_len}, the length this decoder was built for")
         B0, S0 = src.shape
-        self.load(src, src_mask, bos)
+        with torch.autocast(self.device.type, enabled=False):
+            self.state.load(src, src_mask, bos)
         ended = torch.zeros(B0, dtype=torch.bool, device=self.device)
         done = 0
         while done < L:
@@ -501,10 +528,10 @@ class StaticDecoder:
             else:  # eager, or a shorter max_len than the decoder's: step by step
                 self._steps(n)
             done += n
-            if check_step(done - 1, L) and all_ended(self.tokens[:B0, done - STOP_CHECK_EVERY : done], eos, ended):
+            if check_step(done - 1, L) and all_ended(self.state.tokens[:B0, done - STOP_CHECK_EVERY : done], eos, ended):
                 break
-        tokens = self.tokens[:B0, :done].clone()  # cloned: the next decode overwrites the buffers
-        maps = self.maps[:B0, :done, :S0].clone() if self.maps is not None else None
+        tokens = self.state.tokens[:B0, :done].clone()  # cloned: the next decode overwrites the buffers
+        maps = self.state.attention[:B0, :done, :S0].clone() if self.state.attention is not None else None
         return finish(tokens, maps, eos, L)
 
 

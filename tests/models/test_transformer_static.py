@@ -74,17 +74,17 @@ def test_static_decoding_in_float32_matches_the_cache() -> None:
 def test_static_step_writes_one_position_and_moves_on() -> None:
     """The step reads its position from a device tensor and advances it; the cache fills one column per step."""
     model = _model()
-    dec = StaticDecoder(model, batch=2, src_len=12, max_len=6)
+    step = model.decode_step(batch=2, src_len=12, max_len=6)
     src, mask = _batch(2)
-    dec.load(src, mask, BOS)
-    for layer_cache in dec.caches:
+    step.load(src, mask, BOS)
+    for layer_cache in step.caches:
         layer_cache[0].zero_()
     for t in range(3):
-        assert int(dec.pos) == t
-        dec.step()
-    k = dec.caches[0][0]  # [B,h,L,dh]
+        assert int(step.position) == t
+        step.step()
+    k = step.caches[0][0]  # [B,h,L,dh]
     assert (k[:, :, :3].abs().sum(dim=(0, 1, 3)) > 0).all() and (k[:, :, 3:] == 0).all()
-    assert int(dec.pos) == 3
+    assert int(step.position) == 3
 
 
 def test_static_decoder_refuses_what_it_cannot_do() -> None:
@@ -149,17 +149,17 @@ def test_cuda_graph_gives_the_eager_tokens(positions: str) -> None:
 def test_static_step_has_no_host_sync() -> None:
     """Run eagerly with CUDA's sync debug mode set to error: any host-device sync in the step raises."""
     model = _model(dtype=torch.float32, device="cuda")
-    dec = StaticDecoder(model, batch=4, src_len=12, max_len=10, return_attention=True, graph=False)
+    step = model.decode_step(batch=4, src_len=12, max_len=10, return_attention=True)
     src, mask = (t.cuda() for t in _batch(4))
-    dec.load(src, mask, BOS)
+    step.load(src, mask, BOS)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         for _ in range(10):
-            dec.step()
+            step.step()
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert int(dec.pos) == 10
+    assert int(step.position) == 10
 
 
 @pytest.mark.slow
