@@ -72,16 +72,6 @@ class Seq2Seq(nn.Module):
         """
         return None
 
-    def static_decoder(self, batch: int, src_len: int, max_len: int, compile: bool = False) -> Callable[..., Generation] | None:
-        """A greedy decoder with fixed shapes whose steps are captured as CUDA graphs on CUDA, or None.
-
-        -> a callable ``(src, src_mask, bos, eos) -> Generation`` for batches of at most ``batch`` x
-        ``src_len``, built once and called many times (building captures the graph). Models without one
-        (the default) decode eagerly; the harness records which way a decode ran. ``compile``: the step goes
-        through ``torch.compile`` before it is captured (fewer, fused kernels; the build compiles).
-        """
-        return None
-
 
 class DecodeStep:
     """Greedy decoding as one fixed-shape step over buffers allocated once: what ``Seq2Seq.decode_step`` returns.

@@ -22,10 +22,11 @@ computes one new position (attending over t cached ones) instead of re-running t
 positions and re-projecting the memory; ``generate(..., use_cache=False)`` is that uncached
 re-decoding, kept for tests and the benchmark (tests/benchmarks/test_transformer_cache.py).
 
-``StaticDecoder`` (``generate(..., static=True)`` for one batch) is the same cached decoding with fixed
-shapes -- a cache preallocated at the full length, the position a device tensor, attention over the whole
-cache under a mask -- so that one decoder step can be captured as a CUDA graph and replayed with one
-launch per token (DESIGN: on a GPU, measure the architecture, not the launches). Same tokens.
+``decode_step`` (:class:`TransformerStep`, the optional ``models.base.DecodeStep``) is the same cached
+decoding with fixed shapes -- a cache preallocated at the full length, the position a device tensor,
+attention over the whole cache under a mask -- so that a harness can replay one decoder step with fixed
+kernels on fixed addresses (``bench.train.decode`` captures it as a CUDA graph), one launch per token
+(DESIGN: on a GPU, measure the architecture, not the launches). Same tokens.
 
 Attention maps (``return_attention=True``): the cross-attention weights of the *last* decoder layer,
 averaged over heads -- the layer closest to the prediction, as in the usual Transformer alignment
@@ -290,28 +291,16 @@ class Transformer(Seq2Seq):
         """The cached greedy decoding of ``generate`` as a fixed-shape step (:class:`TransformerStep`)."""
         return TransformerStep(self, batch, src_len, max_len, return_attention=return_attention)
 
-    @torch.no_grad()
-    def static_decoder(self, batch: int, src_len: int, max_len: int, compile: bool = False) -> StaticDecoder:
-        return StaticDecoder(self, batch, src_len, max_len, compile=compile)
-
-    def generate(self, src, src_mask, max_len, bos, eos, return_attention=False, use_cache=True, static=False) -> Generation:
+    def generate(self, src, src_mask, max_len, bos, eos, return_attention=False, use_cache=True) -> Generation:
         """Greedy decoding, with the KV cache (default) or without.
 
         ``use_cache=False`` is the textbook loop (the Annotated Transformer's ``greedy_decode``): encode
         once, then at every step run the forward decoder over the whole prefix -- self-attention over all
         positions again and the cross-attention keys/values projected from the memory again. Same tokens,
         O(t) positions of work at step t instead of one; it exists to test and benchmark the cache.
-
-        ``static=True`` decodes through a :class:`StaticDecoder` built for this batch's shapes: a fixed-shape
-        step over a preallocated cache, captured as a CUDA graph on CUDA (eager elsewhere). Same tokens.
-        Building one captures a graph, so a harness that decodes many batches builds the decoder once
-        (per batch shape) and calls it; this flag is the one-off form.
         """
         if max_len > self.cfg.longest_sequence():  # refuse before any work, not at step max_positions
             raise ValueError(f"max_len {max_len} exceeds max_positions={self.cfg.longest_sequence()}")
-        if static:
-            dec = StaticDecoder(self, src.size(0), src.size(1), max_len, return_attention=return_attention)
-            return dec(src, src_mask, bos, eos)
         mem, bias = self.encode(src, src_mask)
         B = src.size(0)
         out = torch.empty(B, max_len + 1, dtype=torch.long, device=src.device)
@@ -418,121 +407,6 @@ class TransformerStep(DecodeStep):
             bv[:, :, :S0].copy_(v.index_select(0, rows))
         self.tok.fill_(bos)
         self.position.zero_()
-
-
-class StaticDecoder:
-    """Greedy decoding of a Transformer with fixed shapes, decoder steps captured as CUDA graphs.
-
-    Why: a cached decode step launches about a dozen kernels per decoder layer from Python; at benchmark
-    sizes a GPU spends longer on the launches than on the work (DESIGN: on a GPU, 1.2 ms per token at
-    batch 1). A CUDA graph replays the whole step with one launch. A graph replays fixed kernels on fixed
-    addresses, so (PyTorch, "CUDA Graphs", torch.cuda.graph; constraints: static shapes, no host sync,
-    no CPU-side work inside the step) the step is the model's fixed-shape one (``Seq2Seq.decode_step``:
-    buffers allocated once, the position on the device), and ``__call__`` clones the results out of its
-    buffers before returning, as the next decode replays over the same buffers.
-
-    The decoder serves any batch of at most ``batch`` rows and ``src_len`` source columns: columns are
-    padded (masked, so nothing changes) and missing rows are copies of the first row (dropped from the
-    result), which lets a harness keep one decoder per bucket of shapes.
-
-    One replay runs ``base.STOP_CHECK_EVERY`` steps (a graph of that many steps in a row; a second graph
-    of ``max_len mod k`` steps finishes the length), and decoding stops once every row has emitted EOS,
-    checked between replays: the host launches one graph per k tokens, not one per token. Measured on an
-    H200 (small model, batch 1, L=64): 0.217 ms per token against 0.221 with one step per replay -- the
-    GPU is the limit there, ~66 kernels of ~2 µs each per token (profiled), not the host.
-
-    ``compile=True`` runs the step through ``torch.compile`` (inductor fuses the layer norms, residual adds
-    and mask arithmetic into fewer kernels) before it is captured; the first build compiles (seconds).
-
-    ``graph=None`` captures on CUDA and runs the very same step eagerly elsewhere (or with ``graph=False``),
-    which is what the CPU tests compare with ``generate``. The step runs in the model's parameter dtype
-    with autocast off (a graph cannot follow autocast's changing casts); cast the model to bf16 for a
-    half-precision decode. The graph reads the parameters where they are: update them in place (an
-    optimizer step) and it sees the new values; move or replace them (``.to``) and build a new decoder.
-    """
-
-    def __init__(
-        self,
-        model: Transformer,
-        batch: int,
-        src_len: int,
-        max_len: int,
-        return_attention: bool = False,
-        graph: bool | None = None,
-        compile: bool = False,
-    ) -> None:
-        if model.training:
-            raise ValueError("StaticDecoder needs the model in eval mode (no dropout in a replayed step)")
-        state = model.decode_step(batch, src_len, max_len, return_attention=return_attention)
-        if state is None:
-            raise ValueError(f"{type(model).__name__} has no fixed-shape decoding step (Seq2Seq.decode_step)")
-        self.state = state
-        self.device = state.tokens.device
-        self.graph = self.device.type == "cuda" if graph is None else graph
-        if self.graph and self.device.type != "cuda":
-            raise ValueError("a CUDA graph needs the model on a CUDA device")
-        self.batch, self.src_len, self.max_len = batch, src_len, max_len
-        self.chunk = STOP_CHECK_EVERY  # steps per replay
-        self._step = torch.compile(self._one, fullgraph=True, dynamic=False) if compile else self._one
-        self._graphs: dict[int, torch.cuda.CUDAGraph] = {}  # steps -> the graph that runs that many
-        if self.graph:
-            for n in sorted({min(self.chunk, max_len), max_len % self.chunk} - {0}, reverse=True):
-                self._graphs[n] = self._capture(n)
-
-    def _one(self) -> None:
-        """One step with autocast off: a graph replays the kernels it captured, whatever autocast says later."""
-        with torch.autocast(self.device.type, enabled=False):
-            self.state.step()
-
-    def _steps(self, n: int) -> None:
-        for _ in range(n):
-            self._step()
-
-    def _capture(self, n: int) -> torch.cuda.CUDAGraph:
-        """Warm up on a side stream, then capture ``n`` steps in a row (PyTorch's documented recipe for
-        torch.cuda.graph).
-
-        Warm-up runs let lazy initialisation (cuBLAS handles, kernel selection, allocator growth, and the
-        compilation of a compiled step) happen outside the capture; the buffers hold valid values (zeros)
-        throughout, and the position is reset so the warm-up never writes past the cache.
-        """
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                self.state.position.zero_()
-                self._steps(n)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        self.state.position.zero_()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self._steps(n)
-        return graph
-
-    @torch.no_grad()
-    def __call__(self, src: torch.Tensor, src_mask: torch.Tensor, bos: int, eos: int, max_len: int | None = None) -> Generation:
-        """Greedy decoding of ``src`` [B0,S0] (B0 <= batch, S0 <= src_len) for at most ``max_len`` tokens
-        (default: the decoder's). -> Generation as ``Transformer.generate`` returns it."""
-        L = self.max_len if max_len is None else max_len
-        if not 1 <= L <= self.max_len:
-            raise ValueError(f"max_len {L} is not in 1..{self.max_len}, the length this decoder was built for")
-        B0, S0 = src.shape
-        with torch.autocast(self.device.type, enabled=False):
-            self.state.load(src, src_mask, bos)
-        ended = torch.zeros(B0, dtype=torch.bool, device=self.device)
-        done = 0
-        while done < L:
-            n = min(self.chunk, L - done)  # whole chunks, then the rest: the steps a captured graph runs
-            if n in self._graphs:
-                self._graphs[n].replay()
-            else:  # eager, or a shorter max_len than the decoder's: step by step
-                self._steps(n)
-            done += n
-            if check_step(done - 1, L) and all_ended(self.state.tokens[:B0, done - STOP_CHECK_EVERY : done], eos, ended):
-                break
-        tokens = self.state.tokens[:B0, :done].clone()  # cloned: the next decode overwrites the buffers
-        maps = self.state.attention[:B0, :done, :S0].clone() if self.state.attention is not None else None
-        return finish(tokens, maps, eos, L)
 
 
 # Parameter counts at vocab 60 (models.BUDGET_VOCAB) are checked against models.BUDGETS in the tests.

@@ -47,6 +47,7 @@ from bench.measure.device import resolve_device
 from bench.measure.latency import call_latency
 from bench.runner.cache import DataCache
 from bench.spec.run import DataSpec, TrainConfig
+from bench.train.decode import static_decoder
 from bench.train.loop import make_step, train_step_flops
 from bench.train.seeding import seed_everything
 from bench.train.throughput import fixed_batches, time_steps
@@ -172,11 +173,11 @@ def _decoders(model: models.Seq2Seq, src: torch.Tensor, mask: torch.Tensor, L: i
         "uncached": lambda: model.generate(src, mask, L, BOS, NEVER, use_cache=False),
         "cached": lambda: model.generate(src, mask, L, BOS, NEVER),
     }
-    dec = model.static_decoder(1, src.size(1), L)
+    dec = static_decoder(model, 1, src.size(1), L)
     if dec is not None:
         out["static" + (" graph" if dev.type == "cuda" else " eager")] = lambda: dec(src, mask, BOS, NEVER)
     if dev.type == "cuda":  # the step through inductor first, then captured (its build compiles: seconds)
-        fused = model.static_decoder(1, src.size(1), L, compile=True)
+        fused = static_decoder(model, 1, src.size(1), L, compile=True)
         if fused is not None:
             out["static compiled graph"] = lambda: fused(src, mask, BOS, NEVER)
     return out

@@ -14,9 +14,9 @@ import torch
 
 import models
 from bench.data.vocab import BOS, EOS
-from models.base import after_eos
-from models.transformer import StaticDecoder
-from tests.models.test_models import V, random_batch
+from bench.train.decode import StaticDecoder
+from models.base import STOP_CHECK_EVERY, after_eos
+from tests.models.test_models import V, _ending_token, _module_calls, random_batch, tiny
 
 NEVER = -1  # an EOS no model produces: every step runs
 
@@ -40,7 +40,7 @@ def test_static_decoding_equals_cached_and_uncached(positions: str, B: int) -> N
     for eos in (NEVER, EOS):
         cached = model.generate(src, mask, 20, BOS, eos, return_attention=True)
         uncached = model.generate(src, mask, 20, BOS, eos, return_attention=True, use_cache=False)
-        static = model.generate(src, mask, 20, BOS, eos, return_attention=True, static=True)
+        static = StaticDecoder(model, src.size(0), src.size(1), 20, return_attention=True)(src, mask, BOS, eos)
         assert torch.equal(static.tokens, cached.tokens) and torch.equal(static.tokens, uncached.tokens)
         torch.testing.assert_close(static.attention, cached.attention)
     assert cached.tokens.unique().numel() > 1  # a non-trivial sequence
@@ -68,7 +68,29 @@ def test_one_decoder_serves_smaller_batches_and_is_reused() -> None:
 def test_static_decoding_in_float32_matches_the_cache() -> None:
     model = _model(dtype=torch.float32)
     src, mask = _batch(6)
-    assert torch.equal(model.generate(src, mask, 20, BOS, EOS, static=True).tokens, model.generate(src, mask, 20, BOS, EOS).tokens)
+    static = StaticDecoder(model, src.size(0), src.size(1), 20)(src, mask, BOS, EOS)
+    assert torch.equal(static.tokens, model.generate(src, mask, 20, BOS, EOS).tokens)
+
+
+def test_static_decoding_stops_early_with_the_fixed_length_result() -> None:
+    """As every greedy loop (tests/models/test_models.py, early stop): decoding stops once every row has emitted
+    EOS, checked between chunks of STOP_CHECK_EVERY steps, and returns exactly what running all max_len steps
+    and finishing the rows gives -- tokens, PAD and maps -- with fewer steps run."""
+    src, mask, _ = random_batch(B=4, S=8)
+    max_len = 5 * STOP_CHECK_EVERY
+    for seed in range(10):  # random weights: the first model whose rows share a token, used as EOS
+        model = tiny("transformer", seed=seed)
+        dec = StaticDecoder(model, batch=4, src_len=8, max_len=max_len, return_attention=True)
+        full = dec(src, mask, BOS, NEVER)
+        eos = _ending_token(full.tokens, max_len - 2 * STOP_CHECK_EVERY)  # every row ends well before max_len
+        if eos is not None:
+            break
+    assert eos is not None, "no seed gives a token that every row emits"
+    stopped = dec(src, mask, BOS, eos)
+    dead = after_eos(full.tokens, eos)
+    assert torch.equal(stopped.tokens, full.tokens.masked_fill(dead, 0))
+    assert torch.equal(stopped.attention, full.attention.masked_fill(dead.unsqueeze(-1), 0.0))
+    assert _module_calls(model, lambda: dec(src, mask, BOS, eos)) < _module_calls(model, lambda: dec(src, mask, BOS, NEVER))
 
 
 def test_static_step_writes_one_position_and_moves_on() -> None:
