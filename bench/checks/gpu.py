@@ -187,8 +187,8 @@ def check_determinism(dev: torch.device, sc: Scale) -> list[Row]:
     """Two deterministic trainings, per-epoch losses compared bit for bit (``bench.checks.determinism``).
 
     In a fresh process: deterministic cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG`` before CUDA starts, and in
-    this process it would slow every other check -- measured on an H200, the eager cached decode of the
-    small Transformer took 3.03 ms per token with ``:4096:8`` against 0.99 ms without.
+    this process it would slow every other check (it tripled the eager cached decode of the small
+    Transformer on an H200: docs/results-gpu.md).
     """
     cmd = [sys.executable, "-m", "bench.checks.determinism", "--device", str(dev), "--size", sc.size, "--train", str(min(sc.train, 2000)),
            "--json"]

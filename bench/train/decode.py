@@ -1,5 +1,14 @@
 """How greedy decoding is launched: eagerly through ``generate``, or as a model's fixed-shape step
-(``Seq2Seq.decode_step``) captured as CUDA graphs and replayed.
+(``Seq2Seq.decode_step``) replayed as CUDA graphs.
+
+A cached decode step launches about a dozen kernels per decoder layer from Python; at benchmark sizes a GPU
+spends longer on the launches than on the work, and a report that times eager decoding ranks models by how
+many kernels they launch (docs/design.md, "On a GPU: measure the architecture, not the launches"). As for
+the training step (``bench.train.capture``), the launch is the harness's business, not the model's: a model
+that offers a fixed-shape step (pure torch: buffers allocated once, the position on the device, no host
+sync) is decoded here through :class:`StaticDecoder`, which captures that step as CUDA graphs on CUDA and
+replays them; a model that offers none decodes eagerly (``static_decoder`` returns None). Same tokens either
+way (tests/train/test_decode.py). Figures: docs/results-gpu.md.
 """
 
 from __future__ import annotations
@@ -14,15 +23,13 @@ class NoDecodeStep(ValueError):
 
 
 class StaticDecoder:
-    """Greedy decoding of a Transformer with fixed shapes, decoder steps captured as CUDA graphs.
+    """Greedy decoding through a model's fixed-shape step (``Seq2Seq.decode_step``), captured as CUDA graphs.
 
-    Why: a cached decode step launches about a dozen kernels per decoder layer from Python; at benchmark
-    sizes a GPU spends longer on the launches than on the work (DESIGN: on a GPU, 1.2 ms per token at
-    batch 1). A CUDA graph replays the whole step with one launch. A graph replays fixed kernels on fixed
-    addresses, so (PyTorch, "CUDA Graphs", torch.cuda.graph; constraints: static shapes, no host sync,
-    no CPU-side work inside the step) the step is the model's fixed-shape one (``Seq2Seq.decode_step``:
-    buffers allocated once, the position on the device), and ``__call__`` clones the results out of its
-    buffers before returning, as the next decode replays over the same buffers.
+    A CUDA graph replays fixed kernels on fixed addresses with one launch (PyTorch, "CUDA Graphs",
+    ``torch.cuda.graph``; constraints: static shapes, no host sync, no CPU-side work inside the step), which
+    is what the model's step promises (``models.base.DecodeStep``). ``__call__`` loads a batch into the step's
+    buffers, replays, and clones the results out before returning, as the next decode replays over the same
+    buffers.
 
     The decoder serves any batch of at most ``batch`` rows and ``src_len`` source columns: columns are
     padded (masked, so nothing changes) and missing rows are copies of the first row (dropped from the
@@ -30,9 +37,9 @@ class StaticDecoder:
 
     One replay runs ``base.STOP_CHECK_EVERY`` steps (a graph of that many steps in a row; a second graph
     of ``max_len mod k`` steps finishes the length), and decoding stops once every row has emitted EOS,
-    checked between replays: the host launches one graph per k tokens, not one per token. Measured on an
-    H200 (small model, batch 1, L=64): 0.217 ms per token against 0.221 with one step per replay -- the
-    GPU is the limit there, ~66 kernels of ~2 µs each per token (profiled), not the host.
+    checked between replays: the host launches one graph per k tokens, not one per token, and reads the
+    device once per k tokens. (At batch 1 the GPU's own time per step is the limit, not the host: replaying
+    one step per graph was hardly slower; docs/results-gpu.md.)
 
     ``compile=True`` runs the step through ``torch.compile`` (inductor fuses the layer norms, residual adds
     and mask arithmetic into fewer kernels) before it is captured; the first build compiles (seconds).
@@ -42,6 +49,7 @@ class StaticDecoder:
     with autocast off (a graph cannot follow autocast's changing casts); cast the model to bf16 for a
     half-precision decode. The graph reads the parameters where they are: update them in place (an
     optimizer step) and it sees the new values; move or replace them (``.to``) and build a new decoder.
+    The model must be in eval mode (a replayed step cannot drop out at random).
     """
 
     def __init__(
@@ -105,7 +113,7 @@ class StaticDecoder:
     @torch.no_grad()
     def __call__(self, src: torch.Tensor, src_mask: torch.Tensor, bos: int, eos: int, max_len: int | None = None) -> Generation:
         """Greedy decoding of ``src`` [B0,S0] (B0 <= batch, S0 <= src_len) for at most ``max_len`` tokens
-        (default: the decoder's). -> Generation as ``Transformer.generate`` returns it."""
+        (default: the decoder's). -> Generation as the model's ``generate`` returns it."""
         L = self.max_len if max_len is None else max_len
         if not 1 <= L <= self.max_len:
             raise ValueError(f"max_len {L} is not in 1..{self.max_len}, the length this decoder was built for")

@@ -1,5 +1,7 @@
-"""The Transformer's static-shape decoder: the same tokens as cached and uncached decoding, any batch that
-fits, reused across batches; on CUDA captured as a graph with no host sync inside the step.
+"""The harness's static decoder (``bench.train.decode``): through the Transformer's fixed-shape step
+(``decode_step``), the same tokens as cached and uncached decoding, any batch that fits, reused across
+batches, stopping early as every greedy loop does; on CUDA captured as graphs and replayed. The step alone,
+pure torch, is tested in tests/models/test_decode_step.py.
 
 CPU runs the static step eagerly -- the very code a CUDA graph captures -- so equality with ``generate`` is
 checked everywhere; the ``gpu`` tests capture it and skip without CUDA. Cross-path comparisons run in
@@ -93,22 +95,6 @@ def test_static_decoding_stops_early_with_the_fixed_length_result() -> None:
     assert _module_calls(model, lambda: dec(src, mask, BOS, eos)) < _module_calls(model, lambda: dec(src, mask, BOS, NEVER))
 
 
-def test_static_step_writes_one_position_and_moves_on() -> None:
-    """The step reads its position from a device tensor and advances it; the cache fills one column per step."""
-    model = _model()
-    step = model.decode_step(batch=2, src_len=12, max_len=6)
-    src, mask = _batch(2)
-    step.load(src, mask, BOS)
-    for layer_cache in step.caches:
-        layer_cache[0].zero_()
-    for t in range(3):
-        assert int(step.position) == t
-        step.step()
-    k = step.caches[0][0]  # [B,h,L,dh]
-    assert (k[:, :, :3].abs().sum(dim=(0, 1, 3)) > 0).all() and (k[:, :, 3:] == 0).all()
-    assert int(step.position) == 3
-
-
 def test_static_decoder_refuses_what_it_cannot_do() -> None:
     model = _model()
     with pytest.raises(ValueError, match="eval mode"):
@@ -168,20 +154,19 @@ def test_cuda_graph_gives_the_eager_tokens(positions: str) -> None:
 
 @pytest.mark.gpu
 @cuda
-def test_static_step_has_no_host_sync() -> None:
-    """Run eagerly with CUDA's sync debug mode set to error: any host-device sync in the step raises."""
-    model = _model(dtype=torch.float32, device="cuda")
-    step = model.decode_step(batch=4, src_len=12, max_len=10, return_attention=True)
-    src, mask = (t.cuda() for t in _batch(4))
-    step.load(src, mask, BOS)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        for _ in range(10):
-            step.step()
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    assert int(step.position) == 10
+def test_a_graph_reads_the_parameters_where_they_are() -> None:
+    """PyTorch's contract: a replay runs the captured kernels on the captured tensors. Weights changed in place
+    (as an optimizer step changes them) change the replayed tokens as they change eager decoding's; a batch
+    copied into the static inputs is decoded as itself."""
+    model = _model(dtype=torch.float64, device="cuda")
+    dec = StaticDecoder(model, batch=3, src_len=12, max_len=20)
+    src, mask = (t.cuda() for t in _batch(3))
+    assert torch.equal(dec(src, mask, BOS, NEVER).tokens, model.generate(src, mask, 20, BOS, NEVER).tokens)
+    with torch.no_grad():  # in place: the output layer now always picks token 7
+        model.out.bias.zero_()
+        model.out.bias[7] = 1e4
+    after = dec(src, mask, BOS, NEVER).tokens
+    assert (after == 7).all() and torch.equal(after, model.generate(src, mask, 20, BOS, NEVER).tokens)
 
 
 @pytest.mark.slow
