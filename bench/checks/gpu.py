@@ -247,11 +247,20 @@ def table(rows: list[Row]) -> str:
     return "\n".join([line(head), "|" + "|".join("-" * (x + 2) for x in w) + "|"] + [line(c) for c in cells[1:]])
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+PROG = "python -m bench.checks.gpu"  # the name usage and errors show; `s2sbench check gpu` passes its own
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """This check's options: one parser for both doors, ``python -m bench.checks.gpu`` and ``s2sbench check gpu``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda", help="cuda | cuda:N; cpu runs the code paths at toy sizes")
     p.add_argument("--quick", action="store_true", help="fewer repeats and steps")
     p.add_argument("--only", default=",".join(PARTS), help=f"checks to run, comma-separated (default all: {','.join(PARTS)})")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    p = parser(prog)
     a = p.parse_args(argv)
     only = [x.strip() for x in a.only.split(",") if x.strip()]
     if not only or set(only) - set(PARTS):

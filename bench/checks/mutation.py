@@ -306,8 +306,12 @@ def _row(i: int, o: Outcome, width: int) -> str:
     return f"| {i:>2} | {o.mutation.what:<{width}} | {o.mutation.file} | {verdict}{extra} | {o.seconds:.0f} |"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.checks.mutation", description=__doc__.split("\n\n")[0])
+PROG = "python -m bench.checks.mutation"  # the name usage and errors show; `s2sbench check mutation` passes its own
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """This check's options: one parser for both doors, ``python -m bench.checks.mutation`` and ``s2sbench check mutation``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--list", action="store_true", help="print the planted bugs and their tests; run nothing")
     p.add_argument("--only", help="comma-separated mutation names (default: all)")
     p.add_argument("--against", help="run these tests (comma-separated paths or node ids) for every bug instead of its own selection")
@@ -315,7 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds one bug's tests may take (default 600)")
     p.add_argument("--no-baseline", action="store_true", help="skip running the selected tests on the unchanged tree first")
     p.add_argument("--keep", help="build the copies here and keep them (default: a temporary folder, removed)")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    a = parser(prog).parse_args(argv)
     todo = list(MUTATIONS)
     if a.only:
         want = [n.strip() for n in a.only.split(",") if n.strip()]
