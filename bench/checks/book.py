@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import models
+from bench.analysis import markdown
 from bench.analysis.stats import summarize
 from bench.results.bookfigures import BookFigure, lookup
 from bench.results.store import DEFAULT_PATH, RunRecord, Store
@@ -146,11 +147,13 @@ def inside(x: float, xs: Sequence[float]) -> str:
     return "yes" if s.low <= x <= s.high or min(xs) <= x <= max(xs) else "no"
 
 
+BOOK_HEAD = ("task", "model", "source", "epochs", "book final", "book best", "book's code, other seeds: final",
+             "s2sbench final: mean [95 % interval]", "per seed", "s2sbench best: mean [95 % interval]", "per seed",
+             "book final within s2sbench's spread", "s2sbench mean within the book code's spread")
+
+
 def book_table(groups: Sequence[Group]) -> str:
-    head = ("| task | model | source | epochs | book final | book best | book's code, other seeds: final | "
-            "s2sbench final: mean [95 % interval] | per seed | s2sbench best: mean [95 % interval] | per seed "
-            "| book final within s2sbench's spread | s2sbench mean within the book code's spread |")
-    lines = [head, "|" + "---|" * 13]
+    rows = []
     for g in groups:
         s, f = g.spec, g.figure
         model = s.model + "".join(f" ({k}={v})" for k, v in s.model_options)
@@ -158,20 +161,18 @@ def book_table(groups: Sequence[Group]) -> str:
         reseeded = f"{interval(f.reseeded)} ({per_seed(f.reseeded)})" if f and f.reseeded else "–"
         # the book's code over all its runs (its own draw and the reseeded ones) against s2sbench's mean
         theirs = inside(summarize(g.final).mean, (f.final, *f.reseeded)) if f and f.reseeded and g.final else "–"
-        lines.append(f"| {s.data.name} | {model} | {'reversed' if s.data.reverse_source else 'as written'} | {epochs} "
-                     f"| {pct(f.final) if f else '–'} | {pct(f.best) if f else '–'} | {reseeded} "
-                     f"| {interval(g.final)} | {per_seed(g.final)} | {interval(g.best)} | {per_seed(g.best)} "
-                     f"| {inside(f.final, g.final) if f else '–'} | {theirs} |")
-    return "\n".join(lines)
+        rows.append((s.data.name, model, "reversed" if s.data.reverse_source else "as written", epochs,
+                     pct(f.final) if f else "–", pct(f.best) if f else "–", reseeded,
+                     interval(g.final), per_seed(g.final), interval(g.best), per_seed(g.best),
+                     inside(f.final, g.final) if f else "–", theirs))
+    return markdown.table(BOOK_HEAD, rows)
 
 
 def ablation_table(groups: Sequence[Group]) -> str:
+    head = ("change from the book's configuration", "final: mean [95 % interval]", "per seed", "best: mean [95 % interval]", "per seed")
     base = groups[0].spec
-    lines = ["| change from the book's configuration | final: mean [95 % interval] | per seed | best: mean [95 % interval] | per seed |",
-             "|---|---|---|---|---|"]
-    for g in groups:
-        lines.append(f"| {change(g.spec, base)} | {interval(g.final)} | {per_seed(g.final)} | {interval(g.best)} | {per_seed(g.best)} |")
-    return "\n".join(lines)
+    return markdown.table(head, [(change(g.spec, base), interval(g.final), per_seed(g.final), interval(g.best), per_seed(g.best))
+                                 for g in groups])
 
 
 def render(name: str, groups: Sequence[Group]) -> str:

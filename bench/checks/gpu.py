@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import torch
 
 import models
+from bench.analysis import markdown
 from bench.checks import overhead
 from bench.data.vocab import BOS
 from bench.measure.calibrate import peak_matmul_gflops
@@ -240,11 +241,7 @@ PARTS = tuple(CHECKS)
 
 
 def table(rows: list[Row]) -> str:
-    head = ["check", "model", "figure", "value", "goal", "verdict"]
-    cells = [head] + [r.cells() for r in rows]
-    w = [max(len(c[i]) for c in cells) for i in range(len(head))]
-    line = lambda c: "| " + " | ".join(x.ljust(w[i]) for i, x in enumerate(c)) + " |"  # noqa: E731
-    return "\n".join([line(head), "|" + "|".join("-" * (x + 2) for x in w) + "|"] + [line(c) for c in cells[1:]])
+    return markdown.table(["check", "model", "figure", "value", "goal", "verdict"], [r.cells() for r in rows], align="lllrll")
 
 
 PROG = "python -m bench.checks.gpu"  # the name usage and errors show; `s2sbench check gpu` passes its own
