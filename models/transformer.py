@@ -26,7 +26,7 @@ re-decoding, kept for tests and the benchmark (tests/benchmarks/test_transformer
 decoding with fixed shapes -- a cache preallocated at the full length, the position a device tensor,
 attention over the whole cache under a mask -- so that a harness can replay one decoder step with fixed
 kernels on fixed addresses (``bench.train.decode`` captures it as a CUDA graph), one launch per token
-(DESIGN: on a GPU, measure the architecture, not the launches). Same tokens.
+(docs/design.md, "On a GPU: measure the architecture, not the launches"). Same tokens.
 
 Attention maps (``return_attention=True``): the cross-attention weights of the *last* decoder layer,
 averaged over heads -- the layer closest to the prediction, as in the usual Transformer alignment

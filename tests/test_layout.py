@@ -1,4 +1,4 @@
-"""The tree shows the layers (DESIGN: Layout): imports run one way, there are no cycles (not even through
+"""The tree shows the layers (docs/design.md, "Layout"): imports run one way, there are no cycles (not even through
 imports inside functions), and the analysis side works where torch is not installed."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The ``s2sbench`` command: parses, calls, prints. One module per group of sub-commands (``run``;
 ``merge``/``report``/``list``/``export``; ``compare``/``baseline``/``calibrate``; ``bisect``; ``check``, the front
-door of the self-checks); what they call lives in the layers below (DESIGN: Layout). Imports of the heavy
+door of the self-checks); what they call lives in the layers below (docs/design.md, "Layout"). Imports of the heavy
 layers happen inside the commands, so that ``report`` or ``compare`` never load torch.
 
 Bad input (unknown names, malformed files, impossible configs, an unwritable store) ends with one line
