@@ -116,6 +116,19 @@ def test_length_bins_are_equal_width_centres():
     assert list(got) == [2.5, 2.5, 2.5, 2.5, 14.5]
 
 
+def test_the_heatmaps_are_drawn_from_the_stored_samples_of_finished_runs_only(store):
+    from bench.results.tidy import samples_frame
+
+    add(store, "s1", "transformer", 0, None, status="failed")  # a failed run stores no samples, and is not read for them
+    samples = samples_frame(store, ["s1"])
+    assert len(samples) == 6 and list(samples["model"]) == ["attention"] * 3 + ["seq2seq"] * 3  # one sample per finished run
+    assert list(samples.iloc[0][["task", "seed", "sample", "target"]]) == ["date", 0, 0, "1995-03-04"]
+    assert samples.iloc[0]["attention"] == SAMPLE["attention"] and samples.iloc[0]["src"] == SAMPLE["src"]
+    (fig,) = report.fig_heatmaps(samples, report.palette(["attention", "seq2seq"]))  # a frame in, no store
+    assert fig.name == "attention_date" and fig.png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report.fig_heatmaps(samples.iloc[:0], {}) == []
+
+
 def test_the_test_overlap_of_a_files_split_is_shown_beside_its_task(store, tmp_path):
     over = {"data_source": "file:date.txt", "test_questions": 4907, "test_questions_in_train": 1371, "test_examples_in_train": 1405}
     add(store, "s1", "attention", 0, metrics(0.99, 1000.0) | over, key="date/attention/small/0/book")

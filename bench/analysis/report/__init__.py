@@ -30,6 +30,8 @@ from bench.analysis.report.figures import (
     fig_learning_curves,
     fig_speed_accuracy,
     fig_sweep,
+    length_frame,
+    length_note,
     plain_log_ticks,
 )
 from bench.analysis.report.html_writer import CSS, html_grid, html_table
@@ -70,12 +72,12 @@ from bench.analysis.report.tables import (
 from bench.errors import UserError
 from bench.results.files import write_files
 from bench.results.store import Store
-from bench.results.tidy import epochs_frame, runs_frame
+from bench.results.tidy import epochs_frame, runs_frame, samples_frame
 
 __all__ = ["CSS", "DASHES", "ENV_KEYS", "MARKERS", "MIN_PER_BIN", "QUALITY_COLS", "RATIO_COLS", "SPEED_COLS", "THROUGHPUT_COLS", "Figure", "Sweep",
            "_abs", "_crossing", "_facet", "_lines", "_order_rows", "_png", "_points", "_scope_title", "annotate", "bin_centres", "build",
            "configuration_rows", "crossover", "curve_frame", "dashes", "default_reference", "environment", "epochs_frame", "failure_kind",
-           "fig_accuracy_by_length", "fig_heatmaps", "fig_learning_curves", "fig_speed_accuracy", "fig_sweep", "format_cell", "html_grid",
+           "fig_accuracy_by_length", "fig_heatmaps", "fig_learning_curves", "fig_speed_accuracy", "fig_sweep", "format_cell", "length_frame", "length_note", "html_grid",
            "html_table", "markdown_frame", "markdown_grid", "markdown_table", "model_order", "model_palette", "overlap_notes", "palette",
            "plain_log_ticks", "quality_runs", "recurrent_models", "runs_frame", "seeds_text", "summary_table", "sweep_reference", "sweep_rows",
            "table_rows", "throughput_rows", "throughput_split", "throughput_table", "variants", "winners", "write"]
@@ -94,7 +96,6 @@ def build(store: Store, sessions: list[str], reference: str | None = None, tasks
         reference = default_reference(runs)
     elif reference not in set(runs["model"]):
         raise UserError(f"--reference {reference}: no such model in these sessions (models: {', '.join(model_order(runs))})")
-    notes: list[str] = []
     table = summary_table(runs, reference)
     if not table.empty:
         table["variant"] = variants(table, ["task", "size"])
@@ -103,9 +104,14 @@ def build(store: Store, sessions: list[str], reference: str | None = None, tasks
         ep = ep[ep["task"].isin(tasks)]
     pal = palette(model_order(runs))
     qruns = quality_runs(runs)
+    lengths = length_frame(qruns, table)
+    notes = [n for n in (length_note(lengths),) if n is not None]
     figs = [f for f in (fig_learning_curves(ep, table, pal), fig_speed_accuracy(table, pal) if not table.empty else None,
-                        fig_accuracy_by_length(qruns, table, pal, notes)) if f is not None]
-    figs += fig_heatmaps(store, sessions, pal, tasks=tasks)
+                        fig_accuracy_by_length(lengths, table, pal)) if f is not None]
+    samples = samples_frame(store, sessions)
+    if tasks:
+        samples = samples[samples["task"].isin(tasks)]
+    figs += fig_heatmaps(samples, pal)
     sref = sweep_reference(runs, explicit)
     sweeps, single = throughput_split(runs, sref)
     recurrent = recurrent_models(runs)
@@ -119,7 +125,8 @@ def build(store: Store, sessions: list[str], reference: str | None = None, tasks
         crossovers = [c for sw in sweeps if (c := crossover(sw, recurrent)) is not None]
     sweep_figs = [f for t in dict.fromkeys(sw.task for sw in sweeps) if (f := fig_sweep(t, sweeps, pal)) is not None]
     tput = throughput_table(single)
-    env, warnings = environment(store, sessions)
+    info = {s["id"]: s for s in store.sessions()}
+    env, warnings = environment([info[sid] for sid in sessions])
     ok_keys = set(runs.loc[runs["status"] == "ok", "key"])
     failed = annotate(runs)  # labelled like the rows, so 'attention [bf16]' says which configuration failed
     failures = (failed[(failed["status"] != "ok") & ~failed["key"].isin(ok_keys)][["task", "label", "size", "seed", "mode", "device", "error"]]

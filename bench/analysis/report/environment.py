@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from bench.analysis.environment import differences
-from bench.results.store import Store
 
 ENV_KEYS = ("device_name", "torch", "cuda", "python", "threads", "commit", "dirty", "host", "suite")
 
 
-def environment(store: Store, sessions: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    info = {s["id"]: s for s in store.sessions()}
+def environment(sessions: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[str]]:
+    """``sessions``: the stored session records (``Store.sessions()``: id, started, status, env), in the report's
+    order. -> (one row per session, a warning per environment field on which they differ)."""
     rows = []
-    for sid in sessions:
-        e = info[sid]["env"]
-        row = {"session": sid, **{k: e.get(k) for k in ENV_KEYS}, "started": info[sid]["started"], "status": info[sid]["status"]}
+    for s in sessions:
+        e = s["env"]
+        row = {"session": s["id"], **{k: e.get(k) for k in ENV_KEYS}, "started": s["started"], "status": s["status"]}
         row["commit"] = (row["commit"] or "")[:10] or None
         rows.append(row)
     env = pd.DataFrame(rows)
     warnings = [f"The sessions compared ran on different {what} ({', '.join(vals)}): speed differences mix machine and model."
-                for _, what, vals in differences([info[sid]["env"] for sid in sessions])]
+                for _, what, vals in differences([s["env"] for s in sessions])]
     return env, warnings

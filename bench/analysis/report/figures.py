@@ -20,7 +20,6 @@ import seaborn as sns  # noqa: E402
 from bench.analysis.report.palette import model_palette  # noqa: E402
 from bench.analysis.report.sweeps import Sweep  # noqa: E402
 from bench.analysis.stats import pareto_front  # noqa: E402
-from bench.results.store import Store  # noqa: E402
 
 
 @dataclass
@@ -154,35 +153,47 @@ def bin_centres(lengths: pd.Series, bins: int = 8) -> pd.Series:
 MIN_PER_BIN = 10  # test examples a point of the length plot rests on, at least
 
 
-def fig_accuracy_by_length(runs: pd.DataFrame, table: pd.DataFrame, pal: dict, notes: list[str] | None = None) -> Figure | None:
-    """Test accuracy by source length, one line per configuration.
+def length_frame(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The points of the length plot: test examples (``correct``, ``n``) per configuration's line and source-length bin.
 
     A small test set (a few hundred lines of a book-format file) gets fewer, wider bins -- about one per
-    ``MIN_PER_BIN`` examples of its smallest run -- and a bin still under that many examples is left out;
-    where nothing is left, there is no figure and ``notes`` says why."""
+    ``MIN_PER_BIN`` examples of its smallest run. Bins still under that many examples are kept here: the figure
+    leaves them out and says how many (``length_note`` says when nothing is left). Empty when no run scored by length."""
     rows = []
     for r in runs[runs["status"] == "ok"].itertuples():
         for L, (c, n) in (r.test_by_length or {}).items():
             rows.append({"task": r.task, "size": r.size, "model": r.model, "cfg": f"{r.config_hash}@{r.device}", "seed": r.seed, "length": int(L),
                          "correct": c, "n": n})
     if not rows or table.empty:
-        return None
+        return pd.DataFrame()
     d = _lines(pd.DataFrame(rows), table)
     if d.empty:
-        return None
+        return d
     per_run = d.groupby(["task", "cfg", "seed"])["n"].sum().groupby("task").min()
     binned = pd.Series(0.0, index=d.index)
     for task, g in d.groupby("task"):
         bins = int(max(1, min(8, per_run[task] // MIN_PER_BIN)))
         binned[g.index] = bin_centres(g["length"], bins)
     d["length"] = binned
-    d = d.groupby(["task", "size", "cfg", "model_label", "variant", "length"], as_index=False)[["correct", "n"]].sum()
-    dropped = d[d["n"] < MIN_PER_BIN]
-    d = d[d["n"] >= MIN_PER_BIN]
+    return d.groupby(["task", "size", "cfg", "model_label", "variant", "length"], as_index=False)[["correct", "n"]].sum()
+
+
+def length_note(d: pd.DataFrame) -> str | None:
+    """Why the length plot is left out when every bin of ``length_frame`` holds too few test examples; else None."""
+    if d.empty or (d["n"] >= MIN_PER_BIN).any():
+        return None
+    return (f"Accuracy by source length: left out, no length bin holds {MIN_PER_BIN} test examples "
+            f"(the largest holds {int(d['n'].max())}); the test set is too small to say more than the overall exact match.")
+
+
+def fig_accuracy_by_length(d: pd.DataFrame, table: pd.DataFrame, pal: dict) -> Figure | None:
+    """Test accuracy by source length, one line per configuration. ``d``: ``length_frame``; a bin under
+    ``MIN_PER_BIN`` test examples is left out, and the caption says how many."""
     if d.empty:
-        if notes is not None:
-            notes.append(f"Accuracy by source length: left out, no length bin holds {MIN_PER_BIN} test examples "
-                         f"(the largest holds {int(dropped['n'].max())}); the test set is too small to say more than the overall exact match.")
+        return None
+    dropped = d[d["n"] < MIN_PER_BIN]
+    d = d[d["n"] >= MIN_PER_BIN].copy()
+    if d.empty:
         return None
     d["exact_pct"] = d["correct"] / d["n"] * 100
     d["label"] = _facet(d)
@@ -252,26 +263,21 @@ def fig_sweep(task: str, sweeps: list[Sweep], pal: dict) -> Figure | None:
                   "edge is a point that failed (OOM: out of memory). On a CPU the memory is the process's peak RSS.")
 
 
-def fig_heatmaps(store: Store, sessions: list[str], pal: dict, per_task: int = 2, tasks: list[str] | None = None) -> list[Figure]:
-    """Attention heatmaps of the same test inputs across models (book §8.3)."""
-    by_task: dict[str, list] = {}
-    for sid in sessions:
-        for r in store.runs(sid):
-            if r.status == "ok" and r.samples and (not tasks or r.task in tasks):
-                by_task.setdefault(r.task, []).append(r)
+def fig_heatmaps(samples: pd.DataFrame, pal: dict, per_task: int = 2) -> list[Figure]:
+    """Attention heatmaps of the same test inputs across models (book §8.3). ``samples``: the stored test examples
+    (``bench.results.tidy.samples_frame``); per task, each model's first run (the first seed) so the same inputs line up."""
     figs = []
-    for task, runs in by_task.items():
-        seen: dict[str, object] = {}
-        for r in runs:  # one run per model (the first seed) so the same inputs line up
-            seen.setdefault(r.model, r)
+    for task, runs in samples.groupby("task", sort=False):
+        first = runs.drop_duplicates("model")
+        seen = {m: runs[runs["run"] == r] for m, r in zip(first["model"], first["run"])}  # model -> its first run's examples
         order = [m for m in pal if m in seen] + [m for m in seen if m not in pal]
-        n_inputs = min(per_task, min(len(seen[m].samples) for m in order))
+        n_inputs = min(per_task, min(len(seen[m]) for m in order))
         if n_inputs == 0:
             continue
         fig, axes = plt.subplots(n_inputs, len(order), figsize=(3.3 * len(order), 3.3 * n_inputs), squeeze=False)
         for col, m in enumerate(order):
             for row in range(n_inputs):
-                s = seen[m].samples[row]
+                s = seen[m].iloc[row]
                 att = np.array(s["attention"], dtype=float)
                 ax = axes[row][col]
                 src = ["␣" if ch == " " else ch for ch in s["src"]]
@@ -285,7 +291,7 @@ def fig_heatmaps(store: Store, sessions: list[str], pal: dict, per_task: int = 2
                 ax.set_title(f"{m}{'' if ok else ' ✗'}", fontsize=10, color=pal.get(m, "black"))
                 if col == 0:
                     ax.set_ylabel("output", fontsize=8)
-                ax.set_xlabel("source" + (" (reversed, as the model reads it)" if s.get("reversed_source") else ""), fontsize=8)
+                ax.set_xlabel("source" + (" (reversed, as the model reads it)" if s["reversed_source"] else ""), fontsize=8)
         fig.tight_layout()
         figs.append(Figure(f"attention_{task}", f"Attention on {task}", _png(fig),
                            f"Where each output character looks in the source, for the same {task} test inputs across models (darker = more weight; ✗ = wrong answer)."))
