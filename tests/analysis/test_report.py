@@ -278,6 +278,16 @@ def test_a_report_of_failures_only_renders(tmp_path):
     assert "No run finished." in html_ and "diverged: loss is nan" in html_
 
 
+def test_an_error_with_a_pipe_or_a_line_break_stays_in_its_cell_of_the_markdown(tmp_path):
+    s = Store(str(tmp_path / "f.sqlite"))
+    s.add_session("s", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
+    s.add_run(RunRecord("s", "date/gnmt/small/0/h", "date", "gnmt", "small", 0, {"model_options": {}}, "h", "failed",
+                        "RuntimeError: a | b\n  at line 2", "t0", "t1", {}, [], []))
+    md = open(report.write(s, ["s"], str(tmp_path / "f"))["md"], encoding="utf-8").read()
+    (row,) = [line for line in md.splitlines() if line.startswith("| date | gnmt")]
+    assert row.endswith("| RuntimeError: a \\| b   at line 2 |")  # the one table writer escapes the pipe, folds the break
+
+
 # --- throughput runs and length sweeps ----------------------------------------------------------------------
 # tokens/s of each model at each length: the Transformer's falls slowest (one step per sequence, not per token)
 SWEEP = {"transformer": {16: 1000.0, 64: 800.0, 256: None}, "attention": {16: 2000.0, 64: 700.0, 256: 200.0},
