@@ -1,10 +1,9 @@
-"""The report's figures (seaborn), each a PNG with its title and caption."""
+"""The report's figures (seaborn), each drawn from frames into a PNG with its title and caption (``document.Figure``)."""
 
 from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
@@ -17,17 +16,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from bench.analysis.report.document import Figure  # noqa: E402
 from bench.analysis.report.palette import model_palette  # noqa: E402
 from bench.analysis.report.sweeps import Sweep  # noqa: E402
 from bench.analysis.stats import pareto_front  # noqa: E402
-
-
-@dataclass
-class Figure:
-    name: str
-    title: str
-    png: bytes
-    caption: str
 
 
 def _png(fig: plt.Figure) -> bytes:

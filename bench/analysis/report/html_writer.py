@@ -1,12 +1,11 @@
-"""The report as HTML: the page's style and its tables."""
+"""The report as one self-contained HTML page: the sections walked once, figures inlined as PNG."""
 
 from __future__ import annotations
 
+import base64
 import html
 
-import pandas as pd
-
-from bench.analysis.report.tables import table_rows
+from bench.analysis.report.document import Bullets, Figure, Heading, Report, Section, Strong, Table, Text
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
@@ -23,12 +22,33 @@ table.sweep td,table.sweep th{text-align:right} table.sweep td:first-child,table
 table.conf td:last-child,table.fail td:last-child,table.fail th:last-child{text-align:left;white-space:normal;min-width:24rem} ul.cross{font-size:.9rem}
 """
 
-
-def html_grid(headers: list[str], body: list[list[tuple[str, bool]]], cls: str = "") -> str:
-    h = "".join(f"<th>{html.escape(x)}</th>" for x in headers)
-    rows = "".join("<tr>" + "".join(f"<td class='{'win' if w else ''}'>{html.escape(t)}</td>" for t, w in r) + "</tr>" for r in body)
-    return f"<table class='{cls}'><thead><tr>{h}</tr></thead><tbody>{rows}</tbody></table>"
+e = html.escape
 
 
-def html_table(table: pd.DataFrame, columns: tuple[str, ...]) -> str:
-    return html_grid(*table_rows(table, columns))
+def _class(style: str) -> str:
+    return f" class='{style}'" if style else ""
+
+
+def section(s: Section) -> str:
+    """One section's HTML."""
+    if isinstance(s, Heading):
+        return f"<h{s.level}>{e(s.text)}</h{s.level}>"
+    if isinstance(s, Text):
+        words = "".join(f"<b>{e(x.text)}</b>" if isinstance(x, Strong) else e(x) for x in s.spans)
+        return f"<p{_class('' if s.kind == 'plain' else s.kind)}>{words}</p>"
+    if isinstance(s, Table):
+        head = "".join(f"<th>{e(h)}</th>" for h in s.headers)
+        rows = "".join("<tr>" + "".join(f"<td{_class('win' if c.best else '')}>{e(c.text)}</td>" for c in r) + "</tr>" for r in s.rows)
+        return f"<table{_class(s.style)}><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    if isinstance(s, Bullets):
+        return f"<ul{_class(s.style)}>" + "".join(f"<li>{e(x)}</li>" for x in s.items) + "</ul>"
+    if isinstance(s, Figure):
+        b64 = base64.b64encode(s.png).decode()
+        return (f"<figure><img alt='{e(s.title)}' src='data:image/png;base64,{b64}'>"
+                f"<figcaption>{e(s.caption)}</figcaption></figure>")
+    raise TypeError(f"no HTML for a section of type {type(s).__name__}")
+
+
+def render(report: Report) -> str:
+    head = f"<!doctype html><html><head><meta charset='utf-8'><title>{e(report.title)}</title><style>{CSS}</style></head><body>"
+    return "\n".join([head, *(section(s) for s in report.sections), "</body></html>"])

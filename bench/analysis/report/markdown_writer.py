@@ -1,21 +1,32 @@
-"""The report as Markdown: its tables, each through the project's one Markdown-table writer."""
+"""The report as Markdown: the sections walked once, each a block; figures linked as PNG files beside it.
+Every table goes through the project's one Markdown-table writer."""
 
 from __future__ import annotations
 
-import pandas as pd
-
-from bench.analysis.markdown import table as markdown_rows
-from bench.analysis.report.tables import table_rows
+from bench.analysis.markdown import table as markdown_table
+from bench.analysis.report.document import Bullets, Figure, Heading, Report, Section, Strong, Table, Text
 
 
-def markdown_grid(headers: list[str], body: list[list[tuple[str, bool]]]) -> str:
-    return markdown_rows(headers, [[f"**{t}**" if w else t for t, w in r] for r in body])
+def table(t: Table) -> str:
+    """A table, its best cells in bold."""
+    return markdown_table(t.headers, [[f"**{c.text}**" if c.best else c.text for c in r] for r in t.rows])
 
 
-def markdown_table(table: pd.DataFrame, columns: tuple[str, ...]) -> str:
-    return markdown_grid(*table_rows(table, columns))
+def section(s: Section) -> str:
+    """One section's Markdown block."""
+    if isinstance(s, Heading):
+        return "#" * s.level + " " + s.text
+    if isinstance(s, Text):
+        words = "".join(f"**{x.text}**" if isinstance(x, Strong) else x for x in s.spans)
+        return f"> {words}" if s.kind == "warn" else words
+    if isinstance(s, Table):
+        return table(s)
+    if isinstance(s, Bullets):
+        return "\n".join(f"- {x}" for x in s.items)
+    if isinstance(s, Figure):
+        return f"![{s.title}]({s.name}.png)\n\n{s.caption}"
+    raise TypeError(f"no Markdown for a section of type {type(s).__name__}")
 
 
-def markdown_frame(df: pd.DataFrame) -> str:
-    cells = df.astype(object).where(df.notna(), "–").astype(str)
-    return markdown_rows([str(c) for c in df.columns], cells.values.tolist())
+def render(report: Report) -> str:
+    return "\n\n".join(section(s) for s in report.sections) + "\n"

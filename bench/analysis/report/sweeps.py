@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from bench.analysis import configs
+from bench.analysis.report.document import Cell, Table
 from bench.analysis.report.palette import default_reference, model_order
 from bench.analysis.report.tables import annotate, failure_kind
 from bench.results.metrics import metric
@@ -120,32 +121,33 @@ def _abs(p: pd.Series) -> str:
     return f"{p['steps_per_s']:.3g} steps/s · {metric('peak_memory_bytes').format(metric('peak_memory_bytes').display(p['peak_bytes']))} MiB"
 
 
-def sweep_rows(sw: Sweep) -> tuple[list[str], list[list[tuple[str, bool]]]]:
+def sweep_rows(sw: Sweep) -> Table:
     """Long Range Arena's table: rows models, columns lengths, cells steps/s and peak memory as ratios to the
-    reference at the same length; the reference's own row holds its absolute figures; a failed point says so."""
+    reference at the same length; the reference's own row holds its absolute figures; a failed point says so.
+    A cell is flagged best where its model trains faster than the reference there."""
     headers = ["model"] + [f"length {L}" for L in sw.lengths]
     body = []
     ref = sw.reference
     if ref is not None:
-        body.append([(f"{ref} (absolute)", False)] + [
-            ((_abs(p) if p["status"] == "ok" else str(p["status"])) if (p := sw.point(ref, L)) is not None else "–", False) for L in sw.lengths])
+        body.append((Cell(f"{ref} (absolute)"),) + tuple(
+            Cell((_abs(p) if p["status"] == "ok" else str(p["status"])) if (p := sw.point(ref, L)) is not None else "–") for L in sw.lengths))
     for m in sw.models:
         if m == ref:
             continue
-        cells = [(m + (" (absolute)" if ref is None else ""), False)]
+        cells = [Cell(m + (" (absolute)" if ref is None else ""))]
         for L in sw.lengths:
             p, r = sw.point(m, L), sw.point(ref, L) if ref is not None else None
             if p is None:
-                cells.append(("–", False))
+                cells.append(Cell("–"))
             elif p["status"] != "ok":
-                cells.append((str(p["status"]), False))
+                cells.append(Cell(str(p["status"])))
             elif r is None or r["status"] != "ok":
-                cells.append((_abs(p), False))
+                cells.append(Cell(_abs(p)))
             else:
-                cells.append((f"{p['steps_per_s'] / r['steps_per_s']:.2f}× · {p['peak_bytes'] / r['peak_bytes']:.2f}×",
-                              p["steps_per_s"] > r["steps_per_s"]))
-        body.append(cells)
-    return headers, body
+                cells.append(Cell(f"{p['steps_per_s'] / r['steps_per_s']:.2f}× · {p['peak_bytes'] / r['peak_bytes']:.2f}×",
+                                  bool(p["steps_per_s"] > r["steps_per_s"])))
+        body.append(tuple(cells))
+    return Table(tuple(headers), tuple(body), "sweep")
 
 
 def _crossing(lo: tuple[int, float], hi: tuple[int, float]) -> float:

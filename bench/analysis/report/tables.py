@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis import configs
+from bench.analysis.report.document import Cell, Table
 from bench.analysis.report.palette import model_order
 from bench.analysis.stats import summarize
 from bench.results.metrics import metric, of_kind
@@ -170,8 +171,9 @@ def seeds_text(table: pd.DataFrame, i: int) -> str:
     return str(n) if runs == n else f"{n} ({runs} runs)"
 
 
-def table_rows(table: pd.DataFrame, columns: tuple[str, ...]) -> tuple[list[str], list[list[tuple[str, bool]]]]:
-    """Headers and cells (text, is-winner) of one of the report's two tables."""
+def table_rows(table: pd.DataFrame, columns: tuple[str, ...]) -> Table:
+    """One of the report's two tables (``QUALITY_COLS`` or ``SPEED_COLS`` of ``summary_table``): headers and
+    cells, each flagged where it is the best of its task, size and device."""
     win = winners(table)
     cols = [c for c in columns if c in table and not table[c].isna().all()]
     quality = columns == QUALITY_COLS
@@ -179,17 +181,21 @@ def table_rows(table: pd.DataFrame, columns: tuple[str, ...]) -> tuple[list[str]
     body = []
     for i in table.index:
         name = table.at[i, "label"] if "label" in table else table.at[i, "model"]
-        r = [(str(table.at[i, "task"]), False), (str(name), False), (str(table.at[i, "size"]), False), (seeds_text(table, i), False)]
-        r += [(format_cell(table, i, c), win.get((i, c), False)) for c in cols]
+        r = [Cell(str(table.at[i, "task"])), Cell(str(name)), Cell(str(table.at[i, "size"])), Cell(seeds_text(table, i))]
+        r += [Cell(format_cell(table, i, c), win.get((i, c), False)) for c in cols]
         if quality:
-            r += [(str(table.at[i, "reached_target"]), False), (str(table.at[i, "failed"]), False)]
-        body.append(r)
-    return headers, body
+            r += [Cell(str(table.at[i, "reached_target"])), Cell(str(table.at[i, "failed"]))]
+        body.append(tuple(r))
+    return Table(tuple(headers), tuple(body))
 
 
-def configuration_rows(tables: list[pd.DataFrame]) -> tuple[list[str], list[list[tuple[str, bool]]]]:
+CONFIGURATION_COLUMNS = ["task", "row", "size", "config hash", "device", "differs from the first by"]
+
+
+def configuration_frame(tables: list[pd.DataFrame]) -> pd.DataFrame:
     """Where a task x model x size has more than one configuration: each one, its hash and device, and every
-    field on which it differs from the first of its group (the labels name at most three)."""
+    field on which it differs from the first of its group (the labels name at most three). ``tables``:
+    ``annotate``d runs or ``throughput_table``s; -> one row each, ``CONFIGURATION_COLUMNS``."""
     body = []
     for t in tables:
         if t.empty:
@@ -200,9 +206,15 @@ def configuration_rows(tables: list[pd.DataFrame]) -> tuple[list[str], list[list
             first = g.iloc[0]
             for _, r in g.iterrows():
                 what = "(the first)" if r["cfg"] == first["cfg"] else configs.diff_text(first["flat"], r["flat"], limit=99)
-                body.append([(str(r["task"]), False), (str(r["label"]), False), (str(r["size"]), False), (str(r["config_hash"]), False),
-                             (str(r["device_label"] if "device_label" in r else r["device"]), False), (what, False)])
-    return ["task", "row", "size", "config hash", "device", "differs from the first by"], body
+                body.append([str(r["task"]), str(r["label"]), str(r["size"]), str(r["config_hash"]),
+                             str(r["device_label"] if "device_label" in r else r["device"]), what])
+    return pd.DataFrame(body, columns=CONFIGURATION_COLUMNS)
+
+
+def frame_table(df: pd.DataFrame, style: str = "") -> Table:
+    """A frame as a table of plain cells, its columns the headers; a missing value shows as ``–``."""
+    cells = df.astype(object).where(df.notna(), "–").astype(str)
+    return Table(tuple(str(c) for c in df.columns), tuple(tuple(Cell(v) for v in row) for row in cells.values.tolist()), style)
 
 
 # --- throughput runs and length sweeps ---------------------------------------------------------------
@@ -246,20 +258,20 @@ def throughput_table(tp: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def throughput_rows(table: pd.DataFrame) -> tuple[list[str], list[list[tuple[str, bool]]]]:
+def throughput_rows(table: pd.DataFrame) -> Table:
+    """``throughput_table`` as the report shows it: a failed configuration says why in its first metric's cell."""
     cols = [c for c in THROUGHPUT_COLS if c in table and not table[c].isna().all()]
     headers = ["task", "model", "size", "source → target", "batch", "seeds"] + [metric(c).label for c in cols]
     body = []
     for i in table.index:
         r = table.loc[i]
-        cells = [(str(r["task"]), False), (str(r["label"]), False), (str(r["size"]), False), (r["shape"], False), (r["batch"], False),
-                 (str(r["seeds"]), False)]
+        cells = [Cell(str(r["task"])), Cell(str(r["label"])), Cell(str(r["size"])), Cell(r["shape"]), Cell(r["batch"]), Cell(str(r["seeds"]))]
         if r["status"] != "ok":
-            cells += [(str(r["status"]), False)] + [("–", False)] * (len(cols) - 1)
+            cells += [Cell(str(r["status"]))] + [Cell("–")] * (len(cols) - 1)
         else:
-            cells += [(metric(c).format(r[c]), False) for c in cols]
-        body.append(cells)
-    return headers, body
+            cells += [Cell(metric(c).format(r[c])) for c in cols]
+        body.append(tuple(cells))
+    return Table(tuple(headers), tuple(body))
 
 
 def overlap_notes(runs: pd.DataFrame) -> list[str]:
