@@ -27,8 +27,8 @@ from bench.analysis.report.sections import SECTIONS, build, document
 from bench.results.files import write_files
 from bench.results.store import Store
 
-__all__ = ["SECTIONS", "Bullets", "Cell", "Figure", "Findings", "Heading", "Inputs", "Report", "Section", "Strong", "Table", "Text", "analyse",
-           "build", "document", "load", "write"]
+__all__ = ["SECTIONS", "Bullets", "Cell", "Figure", "Findings", "Heading", "Inputs", "Report", "Section", "Strong", "Table", "Text",
+           "analyse", "build", "document", "load", "write"]
 
 
 def write(store: Store, sessions: list[str], out: str, reference: str | None = None, tasks: list[str] | None = None) -> dict[str, str]:
@@ -36,7 +36,8 @@ def write(store: Store, sessions: list[str], out: str, reference: str | None = N
     figure, written together at the end, all or none (a full disk leaves nothing). -> ``html``/``md``/``csv`` -> path."""
     found = analyse(load(store, sessions, tasks), reference)
     doc = document(found)
-    runs = found.runs.assign(epoch_seconds=found.runs["epoch_seconds"].map(json.dumps), test_by_length=found.runs["test_by_length"].map(json.dumps))
+    runs = found.runs.assign(epoch_seconds=found.runs["epoch_seconds"].map(json.dumps),
+                             test_by_length=found.runs["test_by_length"].map(json.dumps))
     outputs: dict[str, bytes | str] = {f.name + ".png": f.png for f in doc.figures()}
     outputs |= {"index.html": html_writer.render(doc), "report.md": markdown_writer.render(doc), "runs.csv": runs.to_csv(index=False)}
     write_files(out, outputs, "report")

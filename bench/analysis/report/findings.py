@@ -103,17 +103,17 @@ def analyse(inputs: Inputs, reference: str | None = None) -> Findings:
     crossovers: list[str] = []
     sweep_notes: list[str] = []
     if sweeps and explicit is None and recurrent.get(str(sref)) is not False:
-        sweep_notes.append(f"Length sweeps: these runs do not record which model is parallel over time (they were stored before the registry "
-                           f"recorded whether a model is recurrent), so the sweep ratios are to {sref} and no crossover length is derived; "
-                           "--reference MODEL picks the model to compare against.")
+        sweep_notes.append("Length sweeps: these runs do not record which model is parallel over time (they were stored before the "
+                           f"registry recorded whether a model is recurrent), so the sweep ratios are to {sref} and no crossover length "
+                           "is derived; --reference MODEL picks the model to compare against.")
     else:
         crossovers = [c for sw in sweeps if (c := crossover(sw, recurrent)) is not None]
     tput = throughput_table(single)
     env, warnings = environment(inputs.sessions)
     ok_keys = set(runs.loc[runs["status"] == "ok", "key"])
     failed = annotate(runs)  # labelled like the rows, so 'attention [bf16]' says which configuration failed
-    failures = (failed[(failed["status"] != "ok") & ~failed["key"].isin(ok_keys)][["task", "label", "size", "seed", "mode", "device", "error"]]
-                .rename(columns={"label": "model"}))
+    failed = failed[(failed["status"] != "ok") & ~failed["key"].isin(ok_keys)]
+    failures = failed[["task", "label", "size", "seed", "mode", "device", "error"]].rename(columns={"label": "model"})
     return Findings(
         sessions=ids, runs=runs, epochs=inputs.epochs, samples=inputs.samples, palette=palette(model_order(runs)), reference=reference,
         table=table, overlap=overlap_notes(runs), lengths=lengths, notes=[n for n in (length_note(lengths),) if n is not None],

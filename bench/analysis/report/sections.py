@@ -59,8 +59,8 @@ def length_sweeps(f: Findings) -> list[Section]:
         return []
     sref = f.sweep_reference
     how: tuple[str | Strong, ...] = (
-        ("Each cell: training steps/s and peak memory as ratios to ", Strong(sref), " at the same length (speed above 1× is faster, memory "
-         f"below 1× is smaller; bold green: faster than {sref}); its own row holds its absolute figures. ")
+        ("Each cell: training steps/s and peak memory as ratios to ", Strong(sref), " at the same length (speed above 1× is faster, "
+         f"memory below 1× is smaller; bold green: faster than {sref}); its own row holds its absolute figures. ")
         if sref else ("Each cell: training steps/s and peak memory. ",))
     how += ("OOM: the point ran out of memory; – : not run. Throughput runs: fixed-shape timed steps after warm-up, medians over seeds.",)
     out: list[Section] = [Heading("Length sweeps", 2), Text(how, "note"), *[Text.of(n, "warn") for n in f.sweep_notes]]
@@ -77,7 +77,8 @@ def throughput(f: Findings) -> list[Section]:
     if f.throughput.empty:
         return []
     return [Heading("Throughput", 2),
-            Text.of("Throughput runs outside a length sweep: fixed-shape timed steps after warm-up, no evaluation; medians over seeds.", "note"),
+            Text.of("Throughput runs outside a length sweep: fixed-shape timed steps after warm-up, no evaluation; medians over seeds.",
+                    "note"),
             throughput_rows(f.throughput)]
 
 
