@@ -16,20 +16,23 @@ from tests.conftest import REPO
 
 # layer -> the layers it may import. ``errors`` (the one exception type) and ``spec`` (what runs) are the
 # floor every layer stands on. ``cli`` also reaches the registries (list) and the calibration (calibrate).
+# ``regress`` (regression tracking: compare, bisect) judges what ``results`` holds, with ``analysis``'s statistics,
+# config labels and Markdown-table writer; ``cli`` and ``checks`` use it.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "spec": {"errors"},
     "results": {"spec", "errors"},
     "analysis": {"results", "spec", "errors"},
+    "regress": {"analysis", "results", "spec", "errors"},
     "data": {"errors"},
     "measure": {"spec", "errors"},
     "train": {"data", "measure", "spec", "errors", "models"},
     "runner": {"train", "measure", "data", "spec", "results", "errors", "models"},
-    "cli": {"runner", "analysis", "results", "spec", "errors", "data", "measure", "models"},
-    "checks": {"cli", "runner", "analysis", "results", "spec", "errors", "data", "measure", "train", "models"},
+    "cli": {"runner", "regress", "analysis", "results", "spec", "errors", "data", "measure", "models"},
+    "checks": {"cli", "runner", "regress", "analysis", "results", "spec", "errors", "data", "measure", "train", "models"},
     "models": set(),
 }
-SUBPACKAGES = {"cli", "runner", "train", "measure", "data", "spec", "results", "analysis", "checks"}
+SUBPACKAGES = {"cli", "runner", "train", "measure", "data", "spec", "results", "analysis", "regress", "checks"}
 
 
 def _modules() -> dict[str, Path]:
@@ -164,7 +167,7 @@ def _without_torch(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 def test_analysis_results_and_spec_import_without_torch(tmp_path) -> None:
-    mods = sorted(m for m in MODULES if layer(m) in ("analysis", "results", "spec"))
+    mods = sorted(m for m in MODULES if layer(m) in ("regress", "analysis", "results", "spec"))
     code = "import importlib, json\n" + f"mods = {mods!r}\n" + "for m in mods: importlib.import_module(m)\n" + \
         "print(json.dumps(sorted(k for k in sys.modules if k == 'torch' or k.startswith('torch.'))))"
     p = _without_torch(code, tmp_path)

@@ -1,7 +1,7 @@
 """Baseline files: a session's per-seed results frozen as JSON and committed beside the code.
 
 The file format lives here (what a baseline holds, its version, reading it back with one clear error per
-way it can be wrong); turning a session into one, and comparing against it, is ``bench.analysis.compare``.
+way it can be wrong); turning a session into one, and comparing against it, is ``bench.regress.compare``.
 Files are written to a temporary name and renamed, so a failed write leaves neither half a baseline nor a
 stray temporary file.
 """

@@ -13,7 +13,9 @@ import pytest
 import torch
 
 from bench import cli
-from bench.analysis.compare import (
+from bench.errors import UserError
+from bench.measure.calibrate import calibrate
+from bench.regress.compare import (
     Thresholds,
     compare,
     compare_refs,
@@ -24,8 +26,6 @@ from bench.analysis.compare import (
     save_baseline,
     side_from_store,
 )
-from bench.errors import UserError
-from bench.measure.calibrate import calibrate
 from bench.results.calibration import combined_seconds
 from bench.results.store import RunRecord, Store
 

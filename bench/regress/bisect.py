@@ -40,9 +40,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from bench.analysis import compare as cmp
 from bench.analysis.configs import model_label
 from bench.errors import UserError
+from bench.regress import compare as cmp
 from bench.results.metrics import BY_NAME
 from bench.results.store import Store
 from bench.spec import suite as suite_mod
@@ -346,7 +346,7 @@ def plan_from(repo: str, good: str, bad: str, out: str | None, suite: str | None
 def _predicate(plan_path: str) -> list[str]:
     """The command ``git bisect run`` calls: this module of the driving copy, whatever the checkout holds."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the folder holding this bench/
-    code = f"import sys; sys.path.insert(0, {root!r}); from bench.analysis.bisect import step_main; sys.exit(step_main(sys.argv[1]))"
+    code = f"import sys; sys.path.insert(0, {root!r}); from bench.regress.bisect import step_main; sys.exit(step_main(sys.argv[1]))"
     return [sys.executable, "-c", code, plan_path]
 
 

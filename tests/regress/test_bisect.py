@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from bench.analysis import bisect
+from bench.regress import bisect
 from bench.results.store import RunRecord, Store
 from bench.spec import suite as suite_mod
 from bench.spec.run import DataSpec, RunSpec, ThroughputSpec, TrainConfig
