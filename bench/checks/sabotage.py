@@ -43,7 +43,9 @@ import torch
 
 import models
 from bench.measure import timing
-from bench.regress.compare import SPEED, compare, parse_fail_on, side_from_store
+from bench.regress.compare import compare
+from bench.regress.sides import SPEED, side_from_store
+from bench.regress.thresholds import parse_fail_on
 from bench.results.store import Store
 from bench.runner.progress import Progress
 from bench.runner.session import run_session

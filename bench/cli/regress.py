@@ -53,7 +53,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
 
 
 def cmd_baseline(a: argparse.Namespace) -> int:
-    from bench.regress.compare import save_baseline
+    from bench.regress.sides import save_baseline
 
     path, side = save_baseline(a.store, a.session, a.name, a.dir)
     failed = sum(len(g.failed) for g in side.groups.values())

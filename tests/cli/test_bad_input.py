@@ -55,7 +55,7 @@ class Ctx:
 
     def baseline(self, edit: Callable[[dict], None] | None = None) -> str:
         """A baseline file of the store's session, optionally edited (written without the code under test's writer)."""
-        from bench.regress.compare import baseline_doc, side_from_store
+        from bench.regress.sides import baseline_doc, side_from_store
 
         doc = baseline_doc(side_from_store(self.store, "latest"), "b")
         if edit:

@@ -15,17 +15,10 @@ import torch
 from bench import cli
 from bench.errors import UserError
 from bench.measure.calibrate import calibrate
-from bench.regress.compare import (
-    Thresholds,
-    compare,
-    compare_refs,
-    load_baseline,
-    parse_fail_on,
-    quality_verdict,
-    ratio_verdict,
-    save_baseline,
-    side_from_store,
-)
+from bench.regress.compare import compare, compare_refs
+from bench.regress.sides import load_baseline, save_baseline, side_from_store
+from bench.regress.thresholds import Thresholds, parse_fail_on
+from bench.regress.verdicts import quality_verdict, ratio_verdict
 from bench.results.calibration import combined_seconds
 from bench.results.store import RunRecord, Store
 
