@@ -27,7 +27,6 @@ is "worse", 0 otherwise; bad input (unknown session, unreadable baseline, bad ``
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +35,7 @@ from bench.regress.pairing import model_labels, pair_groups, unpaired_reasons
 from bench.regress.sides import MEMORY, QUALITY, SPEED, Group, Side, load_side
 from bench.regress.thresholds import Thresholds, parse_fail_on
 from bench.regress.verdicts import quality_verdict, ratio_verdict
-from bench.results.metrics import BY_NAME
+from bench.results.metrics import BY_NAME, finite
 
 SYMBOLS = {"better": "✅ better", "same": "➖ same", "worse": "❌ worse", "missing": "❔ missing", "new": "🆕 new",
            "unchecked": "· unchecked"}
@@ -150,7 +149,7 @@ def calibration_spread(cal: Any) -> float | None:
     """The larger (max - min) / median of the calibration workloads, or None when not recorded."""
     if not isinstance(cal, dict):
         return None
-    xs = [v for k in ("matmul_spread", "lstm_spread") if isinstance(v := cal.get(k), (int, float)) and math.isfinite(v)]
+    xs = [v for k in ("matmul_spread", "lstm_spread") if (v := finite(cal.get(k))) is not None]
     return max(xs) if xs else None
 
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
-import numbers
 import os
 import statistics
 from dataclasses import dataclass, field
@@ -32,7 +30,7 @@ from bench.analysis import configs
 from bench.errors import UserError
 from bench.results import baseline
 from bench.results.calibration import combined_seconds
-from bench.results.metrics import of_kind
+from bench.results.metrics import finite, finite_as_stored, of_kind
 from bench.results.store import Store
 from bench.results.tidy import runs_frame
 
@@ -71,12 +69,7 @@ class Group:
         return (self.task, self.model, self.size, self.config_hash)
 
     def values(self, metric: str) -> list[float]:
-        out = []
-        for s in sorted(self.seeds):
-            v = self.seeds[s].get(metric)
-            if v is not None and not isinstance(v, (bool, str)) and math.isfinite(float(v)):
-                out.append(float(v))
-        return out
+        return [f for s in sorted(self.seeds) if (f := finite(self.seeds[s].get(metric))) is not None]
 
     def quality(self, metric: str) -> tuple[float, float, int] | None:
         """(mean, sample std, n) in percent over seeds, or None when no seed has the metric."""
@@ -123,18 +116,6 @@ class Side:
         return hits[0]
 
 
-def _num(v: Any) -> Any:
-    if v is None or isinstance(v, (bool, str)):
-        return v
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    if math.isnan(f):
-        return None
-    return int(f) if isinstance(v, numbers.Integral) else f
-
-
 def _config(v: Any) -> dict[str, Any] | None:
     try:
         c = json.loads(v) if isinstance(v, str) else v
@@ -158,7 +139,7 @@ def groups_from_frame(df: Any) -> dict[tuple[str, str, str, str | None], Group]:
         g.seeds.pop(seed, None)
         g.failed.pop(seed, None)
         if r["status"] == "ok":
-            g.seeds[seed] = {m: _num(r.get(m)) for m in PER_SEED}
+            g.seeds[seed] = {m: finite_as_stored(r.get(m)) for m in PER_SEED}
         else:
             g.failed[seed] = str(r.get("error") or "failed")
     return groups
@@ -240,7 +221,7 @@ def side_from_doc(doc: Any, path: str = "<baseline>") -> Side:
     for k, r in results.items():
         try:
             g = Group(str(r["task"]), str(r["model"]), str(r["size"]))
-            g.seeds = {int(s): {m: _num(x) for m, x in dict(vals).items()} for s, vals in dict(r.get("seeds", {})).items()}
+            g.seeds = {int(s): {m: finite_as_stored(x) for m, x in dict(vals).items()} for s, vals in dict(r.get("seeds", {})).items()}
             g.failed = {int(s): str(e) for s, e in dict(r.get("failed", {})).items()}
             g.config_hashes = {str(h) for h in r.get("config_hashes", [])}
             g.config = _config(r.get("config"))

@@ -9,13 +9,13 @@ stray temporary file.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from typing import Any
 
 from bench.errors import UserError
 from bench.results import files
+from bench.results.metrics import finite
 
 FORMAT = "s2sbench-baseline"
 VERSION = 1
@@ -34,19 +34,19 @@ def name(n: str) -> str:
     return stem
 
 
-def _finite(x: Any) -> Any:
-    """NaN and infinities -> None, so the file is strict JSON."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
+def _strict_json(x: Any) -> Any:
+    """Every float read as a number is (NaN and infinities -> null), so the file is strict JSON."""
+    if isinstance(x, float):
+        return finite(x)
     if isinstance(x, dict):
-        return {str(k): _finite(v) for k, v in x.items()}
+        return {str(k): _strict_json(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
+        return [_strict_json(v) for v in x]
     return x
 
 
 def dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(_finite(doc), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(_strict_json(doc), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def write_text_atomic(path: str, text: str, what: str) -> None:

@@ -316,6 +316,24 @@ def test_baseline_round_trip(store, tmp_path):
     assert cli.main(["compare", path, "latest", "--store", store.path]) == 0
 
 
+def test_a_flag_or_text_stored_as_a_metric_is_no_figure_and_its_baseline_still_loads(store, tmp_path):
+    """Stored values are read the one way (``bench.results.metrics.finite``): a flag, text or an infinity is no
+    figure, so the baseline file holds null there -- a value its reader would refuse is never written."""
+    add_session(store, "A")
+    add_run(store, "A", test_exact_match=True, alignment="0.8", train_tokens_per_s=float("inf"))
+    side = side_from_store(store.path, "A")
+    g = side.group("date", "attention", "tiny")
+    assert g.values("test_exact_match") == g.values("alignment") == g.values("train_tokens_per_s") == []
+    assert g.values("test_token_accuracy") == [0.95] and g.seeds[0]["params"] == 50_000
+    path, _ = save_baseline(store.path, "A", "odd", str(tmp_path))
+    text = open(path).read()
+    seed = json.loads(text)["results"]["date/attention/tiny"]["seeds"]["0"]
+    assert seed["test_exact_match"] is seed["alignment"] is seed["train_tokens_per_s"] is None
+    assert '"params": 50000,' in text  # an integer stays an integer
+    c = compare(load_baseline(path), side)
+    assert {r.verdict for r in c.rows} == {"same"} and not c.unpaired
+
+
 # --- the command line ---------------------------------------------------------------------------------
 def test_cli_exit_codes(store, tmp_path, capsys):
     add_session(store, "A")
