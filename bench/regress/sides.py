@@ -19,8 +19,6 @@ the other side is not compared, and the output says which fields kept it from be
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import os
 import statistics
 from dataclasses import dataclass, field
@@ -32,7 +30,7 @@ from bench.results import baseline
 from bench.results.calibration import combined_seconds
 from bench.results.metrics import finite, finite_as_stored, of_kind
 from bench.results.store import Store
-from bench.results.tidy import runs_frame
+from bench.results.tidy import config_of, runs_frame
 
 # The metrics compared, from the one catalogue: quality (mean over seeds), speed and memory (medians).
 QUALITY = tuple(m.name for m in of_kind("quality"))
@@ -116,14 +114,6 @@ class Side:
         return hits[0]
 
 
-def _config(v: Any) -> dict[str, Any] | None:
-    try:
-        c = json.loads(v) if isinstance(v, str) else v
-    except ValueError:
-        return None
-    return c if isinstance(c, dict) else None
-
-
 def groups_from_frame(df: Any) -> dict[tuple[str, str, str, str | None], Group]:
     """``runs_frame`` rows -> one group per configuration. A seed run twice (a failure retried by ``--resume``)
     keeps its last run."""
@@ -134,7 +124,7 @@ def groups_from_frame(df: Any) -> dict[tuple[str, str, str, str | None], Group]:
         key = (str(r["task"]), model, str(r["size"]), h)
         g = groups.get(key)
         if g is None:
-            g = groups[key] = Group(str(r["task"]), model, str(r["size"]), config_hashes={h} if h else set(), config=_config(r.get("config")))
+            g = groups[key] = Group(str(r["task"]), model, str(r["size"]), config_hashes={h} if h else set(), config=config_of(r.get("config")))
         seed = int(r["seed"])
         g.seeds.pop(seed, None)
         g.failed.pop(seed, None)
@@ -169,66 +159,31 @@ def load_side(ref: str, store_path: str) -> Side:
     return load_baseline(ref) if is_baseline_ref(ref) else side_from_store(store_path, ref)
 
 
-# --- baselines ----------------------------------------------------------------------------------------
-def baseline_doc(side: Side, name: str) -> dict[str, Any]:
-    """A side as a baseline document: environment, calibration, per-seed values and their summary."""
-    results = {}
-    per_cell: dict[tuple[str, str, str], int] = {}
-    for g in side.groups.values():
-        per_cell[g.cell] = per_cell.get(g.cell, 0) + 1
-    for key in sorted(side.groups, key=lambda k: tuple(str(x) for x in k)):
-        g = side.groups[key]
-        rkey = "/".join(g.cell) + (f"/{g.config_hash}" if per_cell[g.cell] > 1 else "")
-        results[rkey] = {
-            "task": g.task,
-            "model": g.model,
-            "size": g.size,
-            "config_hashes": sorted(g.config_hashes),
-            **({"config": g.config} if g.config is not None else {}),
-            "seeds": {str(s): g.seeds[s] for s in sorted(g.seeds)},
-            "failed": {str(s): g.failed[s] for s in sorted(g.failed)},
-            "summary": g.summary(),  # for readers; compare recomputes it from the seeds
-        }
-    return {
-        "format": baseline.FORMAT,
-        "schema_version": baseline.VERSION,
-        "name": name,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "session": side.info or {"id": side.session, "status": side.status},
-        "env": side.env,
-        "calibration": side.calibration,
-        "results": results,
-    }
+# --- baselines: the file is bench.results.baseline's; here a side becomes one, and one a side -----------------
+def as_baseline(side: Side, name: str) -> baseline.Baseline:
+    """A side as a baseline: its groups' per-seed values, with their summary for readers of the file."""
+    entries = tuple(baseline.Entry(task=g.task, model=g.model, size=g.size, config_hashes=tuple(sorted(g.config_hashes)),
+                                   config=g.config, seeds=g.seeds, failed=g.failed, summary=g.summary())
+                    for g in side.groups.values())
+    return baseline.Baseline(name, side.info or {"id": side.session, "status": side.status}, side.env, side.calibration, entries)
+
+
+def side_from_baseline(b: baseline.Baseline, path: str = "<baseline>") -> Side:
+    groups: dict[tuple[str, str, str, str | None], Group] = {}
+    for e in b.entries:
+        g = Group(e.task, e.model, e.size, seeds=dict(e.seeds), failed=dict(e.failed), config_hashes=set(e.config_hashes), config=e.config)
+        groups[g.key] = g
+    sid = b.session.get("id")
+    label = f"baseline {b.name} ({path}" + (f", session {sid})" if sid else ")")
+    return Side(label, sid, b.session.get("status"), b.env, b.calibration, groups, dict(b.session))
 
 
 def save_baseline(store_path: str, ref: str, name: str, directory: str = baseline.DEFAULT_DIR) -> tuple[str, Side]:
     """Write ``directory/NAME.json`` from a stored session. -> (path, the side saved)."""
     n = baseline.name(name)
     side = side_from_store(store_path, ref)
-    path = os.path.join(directory, n + ".json")
-    baseline.write(path, baseline_doc(side, n))
-    return path, side
+    return baseline.save(as_baseline(side, n), directory), side
 
 
 def load_baseline(path: str) -> Side:
-    return side_from_doc(baseline.read(path), path)
-
-
-def side_from_doc(doc: Any, path: str = "<baseline>") -> Side:
-    doc = baseline.check(doc, path)
-    results, env, cal = doc["results"], doc.get("env", {}), doc.get("calibration")
-    groups: dict[tuple[str, str, str, str | None], Group] = {}
-    for k, r in results.items():
-        try:
-            g = Group(str(r["task"]), str(r["model"]), str(r["size"]))
-            g.seeds = {int(s): {m: finite_as_stored(x) for m, x in dict(vals).items()} for s, vals in dict(r.get("seeds", {})).items()}
-            g.failed = {int(s): str(e) for s, e in dict(r.get("failed", {})).items()}
-            g.config_hashes = {str(h) for h in r.get("config_hashes", [])}
-            g.config = _config(r.get("config"))
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise baseline.bad(path, f"result {k!r} is malformed ({type(e).__name__}: {e})") from None
-        groups[g.key] = g
-    sess = doc.get("session") if isinstance(doc.get("session"), dict) else {}
-    name = doc.get("name") or os.path.splitext(os.path.basename(path))[0]
-    label = f"baseline {name} ({path}" + (f", session {sess['id']})" if sess.get("id") else ")")
-    return Side(label, sess.get("id"), sess.get("status"), env, cal, groups, dict(sess))
+    return side_from_baseline(baseline.load(path), path)
