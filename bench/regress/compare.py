@@ -31,12 +31,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.analysis.environment import differences
+from bench.analysis.markdown import table
 from bench.regress.pairing import model_labels, pair_groups, unpaired_reasons
 from bench.regress.sides import MEMORY, QUALITY, SPEED, Group, Side, load_side
 from bench.regress.thresholds import Thresholds, parse_fail_on
 from bench.regress.verdicts import quality_verdict, ratio_verdict
 from bench.results.metrics import BY_NAME, finite
 
+COLUMNS = ("task", "model", "size", "metric", "base", "new", "ratio / Δ", "verdict")
 SYMBOLS = {"better": "✅ better", "same": "➖ same", "worse": "❌ worse", "missing": "❔ missing", "new": "🆕 new",
            "unchecked": "· unchecked"}
 
@@ -102,11 +104,9 @@ class Comparison:
             lines.append("")
         rows = [r for r in self.rows if not changes_only or r.verdict not in ("same", "unchecked")]
         if rows:
-            lines += ["| task | model | size | metric | base | new | ratio / Δ | verdict |", "|---|---|---|---|---:|---:|---:|---|"]
-            for r in rows:
-                verdict = SYMBOLS.get(r.verdict, r.verdict) + (f" ({r.note})" if r.note else "")
-                lines.append(f"| {r.task} | {r.model} | {r.size} | {metric_label(r.metric)} | {_fmt(r.metric, r.base)} | "
-                             f"{_fmt(r.metric, r.new)} | {fmt_change(r)} | {verdict} |")
+            lines.append(table(COLUMNS, ([r.task, r.model, r.size, metric_label(r.metric), _fmt(r.metric, r.base), _fmt(r.metric, r.new),
+                                          fmt_change(r), SYMBOLS.get(r.verdict, r.verdict) + (f" ({r.note})" if r.note else "")]
+                                         for r in rows), align="llllrrrl"))
         elif changes_only:
             lines.append("_No changes past the thresholds._")
         lines.append("")
@@ -281,7 +281,8 @@ def _compare_group(gb: Group, gn: Group, th: Thresholds, cb: float | None, cn: f
 
 
 def _short(s: str, n: int = 120) -> str:
-    s = s.replace("|", "/").replace("\n", " ")
+    """One line of at most ``n`` characters (a ``|`` is the table writer's to escape)."""
+    s = s.replace("\n", " ")
     return s if len(s) <= n else s[: n - 1] + "…"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -187,6 +188,16 @@ def test_failed_run_on_new_side_is_a_regression(store):
     c2 = compare(*sides(store, "B", "A"))
     assert next(r for r in c2.rows if r.metric == "runs").verdict == "better"
     assert c2.exit_code() == 0
+
+
+def test_a_pipe_or_a_line_break_in_a_failure_reason_stays_in_its_cell(store):
+    add_session(store, "A")
+    add_session(store, "B")
+    add_run(store, "A")
+    add_run(store, "B", status="failed", error="shape [2|3] mismatch\nin the decoder")
+    line = next(ln for ln in compare(*sides(store)).markdown().splitlines() if "runs ok" in ln)
+    assert "(seed 0: shape [2\\|3] mismatch in the decoder)" in line
+    assert len(re.split(r"(?<!\\)\|", line)) == 10  # 8 cells between 9 unescaped bars
 
 
 def test_resumed_retry_replaces_the_failed_run(store):
