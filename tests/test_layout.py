@@ -176,7 +176,8 @@ def test_analysis_results_and_spec_import_without_torch(tmp_path) -> None:
 
 
 def test_a_report_and_a_compare_are_made_where_torch_is_not_installed(tmp_path) -> None:
-    from bench.results.store import RunRecord, Store
+    from bench.results.store import Store
+    from tests.factories import run_record
 
     path = str(tmp_path / "s.sqlite")
     s = Store(path)
@@ -184,8 +185,7 @@ def test_a_report_and_a_compare_are_made_where_torch_is_not_installed(tmp_path) 
     for model, em in (("attention", 0.9), ("seq2seq", 0.5)):
         m = {"test_exact_match": em, "test_token_accuracy": em, "train_tokens_per_s": 100.0, "epoch_seconds": [2.0, 1.0],
              "peak_memory_bytes": 2**20, "params": 10, "model_meta": {"order": 0 if model == "seq2seq" else 2, "reference": model == "attention"}}
-        s.add_run(RunRecord("a", f"date/{model}", "date", model, "tiny", 0, {}, "h", "ok", None, "t0", "t1", m,
-                            [{"epoch": 1, "valid_exact_match": em, "wall_cum_s": 1.0}], []))
+        s.add_run(run_record(session="a", key=f"date/{model}", model=model, metrics=m, history=[{"epoch": 1, "valid_exact_match": em, "wall_cum_s": 1.0}]))
     s.close()
     code = ("from bench.cli import main\n"
             f"assert main(['report', '--store', {path!r}, '--out', 'rep']) == 0\n"

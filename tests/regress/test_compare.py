@@ -21,7 +21,8 @@ from bench.regress.sides import load_baseline, save_baseline, side_from_store
 from bench.regress.thresholds import Thresholds, parse_fail_on
 from bench.regress.verdicts import quality_verdict, ratio_verdict
 from bench.results.calibration import combined_seconds
-from bench.results.store import RunRecord, Store
+from bench.results.store import Store
+from tests.factories import run_record
 
 ENV = {"device_name": "Test CPU", "device_type": "cpu", "torch": "2.13.0+cpu", "threads": 2, "cuda": None}
 METRICS = {
@@ -51,8 +52,7 @@ def add_run(store: Store, sid: str, model: str = "attention", seed: int = 0, tas
     m = {} if status != "ok" else {**METRICS, **metrics}
     cfg = {"model_options": options or {}, "train": {"amp": amp, "epochs": epochs}}
     h = "h" if (amp, epochs) == ("off", 5) else f"h-{amp}-{epochs}"  # the runner hashes the config less the seed
-    store.add_run(RunRecord(sid, f"{task}/{model}/tiny/{seed}/{h}", task, model, "tiny", seed, cfg, h, status, error,
-                            "2025-01-01T00:00:00+00:00", "2025-01-01T00:01:00+00:00", m, [], []))
+    store.add_run(run_record(session=sid, task=task, model=model, seed=seed, config=cfg, config_hash=h, status=status, error=error, metrics=m))
 
 
 def scaled(k: float) -> dict:
