@@ -104,9 +104,9 @@ class Comparison:
             lines.append("")
         rows = [r for r in self.rows if not changes_only or r.verdict not in ("same", "unchecked")]
         if rows:
-            lines.append(table(COLUMNS, ([r.task, r.model, r.size, metric_label(r.metric), _fmt(r.metric, r.base), _fmt(r.metric, r.new),
-                                          fmt_change(r), SYMBOLS.get(r.verdict, r.verdict) + (f" ({r.note})" if r.note else "")]
-                                         for r in rows), align="llllrrrl"))
+            cells = ([r.task, r.model, r.size, metric_label(r.metric), cell_text(r.metric, r.base), cell_text(r.metric, r.new),
+                      fmt_change(r), SYMBOLS.get(r.verdict, r.verdict) + (f" ({r.note})" if r.note else "")] for r in rows)
+            lines.append(table(COLUMNS, cells, align="llllrrrl"))
         elif changes_only:
             lines.append("_No changes past the thresholds._")
         lines.append("")
@@ -122,7 +122,9 @@ def metric_label(metric: str) -> str:
     return BY_NAME[metric].label if metric in BY_NAME else {"runs": "runs ok", "-": "(all metrics)"}.get(metric, metric)
 
 
-def _fmt(metric: str, v: Any) -> str:
+def cell_text(metric: str, v: Any) -> str:
+    """A base or new cell for people. The figures in it were read with ``bench.results.metrics.finite`` when the
+    side was loaded; what is text here is compare's own ("not reached", "2/3" runs ok), shown as it is."""
     if v is None:
         return "—"
     if isinstance(v, str):
