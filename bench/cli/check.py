@@ -44,7 +44,8 @@ def add(sub: Any) -> None:
                        description="Run one of the harness's self-checks with its own options, as `python -m bench.checks.NAME` does.")
     c.add_argument("--list", action="store_true", help="list the checks, one line each, and run nothing (default when no NAME is given)")
     c.add_argument("name", nargs="?", metavar="NAME", help=f"the check to run, one of: {', '.join(names())}")
-    c.add_argument("options", nargs=argparse.REMAINDER, metavar="...", help="the check's own options (`s2sbench check NAME --help` lists them)")
+    c.add_argument("options", nargs=argparse.REMAINDER, metavar="...",
+                   help="the check's own options (`s2sbench check NAME --help` lists them)")
     c.set_defaults(func=cmd_check)
 
 
