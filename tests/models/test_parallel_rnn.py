@@ -255,3 +255,15 @@ def test_mamba_kernel_equals_the_torch_scan(form: str) -> None:
     with torch.no_grad():
         for x, y in zip(fast.prefill(src, mask).tensors(), ref.prefill(src, mask).tensors(), strict=True):
             torch.testing.assert_close(x, y, **MAMBA_TOL)
+
+
+@pytest.mark.parametrize("name", ["seq2seq", "peeky", "attention"])
+def test_the_lstm_models_carry_a_state_flat_in_the_output_length_too(name: str) -> None:
+    """The book's recurrent models decode from (h, c) -- and attention from the encoder states, O(source) -- so their
+    state does not grow with the output either; the peeky decoder's source vector is its encoder's h."""
+    torch.manual_seed(0)
+    model = models.build(name, V, "tiny").eval()
+    src, mask, _ = random_batch(B=4, S=10)
+    sizes = [_bytes(model, src, mask, L) for L in (8, 512)]
+    H = model.cfg.hidden
+    assert sizes[0] == sizes[1] == 4 * 4 * H * (2 if name != "attention" else 2 + 10)

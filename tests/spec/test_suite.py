@@ -87,7 +87,7 @@ def test_quick_keeps_the_configs_of_the_committed_baseline():
             assert g["config_hashes"] == [hashes[(g["task"], g["model"], g["size"])]], (name, g["task"], g["model"])
 
 
-@pytest.mark.parametrize("name, lengths, size", [("copy-length", (16, 64, 256, 1024), "small"), ("copy-length-cpu", (16, 32, 64, 128), "tiny")])
+@pytest.mark.parametrize("name, lengths, size", [("copy-length", (16, 64, 256, 1024), "small"), ("copy-length-cpu", (4, 8, 16, 32, 64, 128), "tiny")])
 def test_copy_length_suites_give_every_model_one_budget(name, lengths, size):
     """Copy at fixed lengths, every model with the same training budget (examples, epochs, batch, learning rate,
     target), the recurrences in both forms, and a length split beside the fixed lengths."""

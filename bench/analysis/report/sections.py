@@ -11,9 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench.analysis.report.document import Bullets, Figure, Heading, Report, Section, Strong, Text
-from bench.analysis.report.figures import fig_accuracy_by_length, fig_heatmaps, fig_learning_curves, fig_speed_accuracy, fig_sweep
+from bench.analysis.report.figures import (
+    fig_accuracy_by_length,
+    fig_heatmaps,
+    fig_learning_curves,
+    fig_length_curves,
+    fig_speed_accuracy,
+    fig_sweep,
+)
 from bench.analysis.report.findings import Findings, analyse, load
-from bench.analysis.report.sweeps import sweep_rows
+from bench.analysis.report.fixed_lengths import FAILS_BELOW, HOLDS_ABOVE
+from bench.analysis.report.sweeps import SCAN_MARK, SCAN_NOTE, sweep_rows
 from bench.analysis.report.tables import QUALITY_COLS, SPEED_COLS, frame_table, table_rows, throughput_rows
 from bench.results.store import Store
 
@@ -68,6 +76,8 @@ def length_sweeps(f: Findings) -> list[Section]:
         out += [Heading(sw.title, 3), sweep_rows(sw)]
     if f.crossovers:
         out += [Heading(f"From which length {sref} trains faster than each recurrent model", 3), Bullets(tuple(f.crossovers), "cross")]
+        if any(SCAN_MARK in c for c in f.crossovers):
+            out.append(Text.of(SCAN_NOTE, "note"))
     for task in dict.fromkeys(sw.task for sw in f.sweeps):
         out += _figure(fig_sweep(task, f.sweeps, f.palette))
     return out
@@ -111,6 +121,18 @@ def accuracy_by_length(f: Findings) -> list[Section]:
     return _figure(fig_accuracy_by_length(f.lengths, f.table, f.palette))
 
 
+def exact_by_fixed_length(f: Findings) -> list[Section]:
+    """Runs at fixed lengths (the copy-length suites): from which length each model stops getting the answer right."""
+    if f.length_curves.empty:
+        return []
+    sref = f.sweep_reference
+    how = (f"Time-to-quality runs trained and tested at one fixed source length each. Per model, the length from which its test "
+           f"exact match falls below {FAILS_BELOW:.0%} and stays there" + (f", and whether {sref} holds above {HOLDS_ABOVE:.0%} there" if sref else "")
+           + " (Jelassi et al. 2024: a fixed-size state stops copying once the string outgrows it).")
+    return [Heading("Exact match against length", 2), Text.of(how, "note"), Bullets(tuple(f.length_verdicts), "cross"),
+            *_figure(fig_length_curves(f.length_curves, f.palette))]
+
+
 def attention(f: Findings) -> list[Section]:
     return [s for fig in fig_heatmaps(f.samples, f.palette) for s in _figure(fig)]
 
@@ -122,7 +144,7 @@ def environment(f: Findings) -> list[Section]:
 # The report, top to bottom.
 SECTIONS: tuple[Callable[[Findings], list[Section]], ...] = (
     title, warnings, results, figure_notes, length_sweeps, throughput, nothing_finished, configurations, failures,
-    learning_curves, speed_accuracy, accuracy_by_length, attention, environment,
+    learning_curves, speed_accuracy, exact_by_fixed_length, accuracy_by_length, attention, environment,
 )
 
 
