@@ -32,10 +32,7 @@ import torch
 from models.base import Generation, Seq2Seq
 from models.options import OptionError, check_options
 from models.registry import _REGISTRY, ModelEntry, ModelMeta, register
-
-# Parameter budget per size, for a character vocabulary of about 60 symbols.
-BUDGETS: dict[str, int] = {"tiny": 50_000, "small": 400_000, "base": 3_000_000, "large": 20_000_000, "xl": 100_000_000}
-BUDGET_VOCAB = 60
+from models.sizing import BUDGET_VOCAB, BUDGETS, count_params
 
 
 def _load() -> None:
@@ -90,10 +87,6 @@ def config(name: str, vocab_size: int, size: str = "small", **overrides: Any) ->
 
 def build(name: str, vocab_size: int, size: str = "small", **overrides: Any) -> Seq2Seq:
     return entry(name).cls(config(name, vocab_size, size, **overrides))
-
-
-def count_params(model: Seq2Seq) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def param_count(name: str, vocab_size: int = BUDGET_VOCAB, size: str = "small", **overrides: Any) -> int:
