@@ -267,7 +267,7 @@ def _budget(s: Subject) -> list[str]:
             continue
         n, budget = models.param_count(s.name, models.BUDGET_VOCAB, size), models.BUDGETS[size]
         if abs(n - budget) > TOLERANCE * budget:
-            out.append(f"size {size} has {n:,} parameters, outside {budget:,} +-{TOLERANCE:.0%}")
+            out.append(f"size {size} has {n:,} parameters, outside {budget:,} +-{TOLERANCE * 100:g} %")
     counted = models.param_count(s.name, models.BUDGET_VOCAB, s.size, **s.options)
     real = models.count_params(s.build())
     if counted != real:
@@ -283,7 +283,7 @@ def _host_sync(s: Subject) -> list[str]:
     try:
         model(src, mask, tgt).sum().backward()
         synced = None
-    except NotImplementedError as e:
+    except (NotImplementedError, RuntimeError) as e:  # a copy out of a meta tensor (.cpu()), or .item() / bool() of one
         if "meta" not in str(e):
             return [f"forward on the meta device raised {type(e).__name__}: {_line(e)}"]
         synced = _line(e)
