@@ -20,6 +20,8 @@ def add(sub: Any) -> None:
     cm.add_argument("--size", help="the size the rules run the model at (default: tiny, else the model's smallest); budgets are checked at every size")
     cm.add_argument("--option", type=args.option, action="append", default=[], metavar="KEY=VALUE", help="model option, e.g. bidirectional=true")
     cm.add_argument("--rules", help=f"only these rules, separated by commas (default: all: {', '.join(MODEL_RULES)})")
+    cm.add_argument("--threads", type=args.nonneg_int, default=1,
+                    help="CPU threads (torch.set_num_threads; default 1: the contract's models are tiny, more threads only contend)")
     args.add_plugin_flag(cm)
     cm.set_defaults(func=cmd_check_model)
 
@@ -31,10 +33,15 @@ def add(sub: Any) -> None:
 
 
 def cmd_check_model(a: argparse.Namespace) -> int:
+    import torch
+
     import models
     from bench.runner import plugins
     from bench.train import contract
 
+    if a.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {a.threads}")
+    torch.set_num_threads(a.threads)
     plugins.load(args.plugin_refs(a.plugin))
     names = models.names() if a.names == ["all"] else a.names
     rules = [r.strip() for r in a.rules.split(",") if r.strip()] if a.rules else None

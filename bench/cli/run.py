@@ -111,8 +111,6 @@ def cmd_run(a: argparse.Namespace) -> int:
     from bench.runner.session import check, run_session
     suite, specs = specs_from_flags(a)
     specs = plugins.attach(specs)  # loaded here (and by every torchrun rank, which reads the same flags); each run keeps its own
-    if a.check_models:
-        plugins.refuse_broken(specs)
     sc = args.session_config(a.device, a.threads, a.deterministic)
     env_extra: dict[str, Any] = {}
     if a.shard:
@@ -140,6 +138,8 @@ def cmd_run(a: argparse.Namespace) -> int:
                 validate(s)
             executor = RayExecutor(a.address, threads=a.threads)
         cache = check(specs, sc, executor)  # bad input is refused before the store is touched
+        if a.check_models:
+            plugins.refuse_broken(specs)  # models that run, held to the whole contract
 
         def open_store() -> tuple[Store, str | None]:
             store = Store(a.store)

@@ -32,6 +32,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 
+import torch
+
 import models
 from bench.data import tasks
 from bench.errors import UserError
@@ -107,6 +109,17 @@ def smoke(spec: RunSpec) -> None:
 def refuse_broken(specs: Iterable[RunSpec]) -> None:
     """``--check-models``: every model of the runs (with its options) through the whole contract; one that breaks a rule
     is refused before anything runs, in one line that names the rules (``s2sbench check-model`` says how)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the contract's models are tiny: more threads only contend (the session's own count comes back after)
+    try:
+        broken = _broken(specs)
+    finally:
+        torch.set_num_threads(threads)
+    if broken:
+        raise UserError(f"--check-models: {'; '.join(broken)} (see s2sbench check-model NAME)")
+
+
+def _broken(specs: Iterable[RunSpec]) -> list[str]:
     seen: dict[tuple, None] = {}
     broken = []
     for s in specs:
@@ -121,8 +134,7 @@ def refuse_broken(specs: Iterable[RunSpec]) -> None:
             raise UserError(f"--check-models: {e}") from None
         if rules:
             broken.append(f"{label} breaks {', '.join(rules)}")
-    if broken:
-        raise UserError(f"--check-models: {'; '.join(broken)} (see s2sbench check-model NAME)")
+    return broken
 
 
 # --- the --plugin door ------------------------------------------------------------------------------------

@@ -292,6 +292,7 @@ CASES: list[tuple] = [
     ("check-model-forward-raises", lambda c: ["check-model", "raises", "--plugin", c.file("raises.py", RAISES)], ["raises", "first batch"]),
     ("check-model-size-out-of-reach", lambda c: ["check-model", "wide", "--size", "base", "--plugin", c.file("wide.py", WIDE)],
      ["--size", "cannot reach", "'base'"]),
+    ("check-model-threads-zero", lambda c: ["check-model", "attention", "--threads", "0"], ["--threads", ">= 1"]),
     ("check-task-unknown-task", lambda c: ["check-task", "nosuchtask"], ["nosuchtask"]),
     # calibrate
     ("calibrate-threads-zero", lambda c: ["calibrate", "--threads", "0", "--device", "cpu"], ["--threads", ">= 1"]),
