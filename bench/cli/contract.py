@@ -68,7 +68,7 @@ def cmd_check_model(a: argparse.Namespace) -> int:
         except models.OptionError as e:
             raise UserError(f"--option: {n} option {e.key} {e.rule}") from None
         except (KeyError, ValueError, TypeError) as e:  # an option the config does not have, or fields its constructor refuses
-            raise UserError(f"--option: {n} at size {size}: {str(e).strip(chr(39))}") from None
+            raise UserError(f"--option: {n} at size {size}: {str(e).strip(chr(39) + chr(34))}") from None
         n_rules = len(rules or contract.MODEL_RULES)
         if broken:
             failed += 1

@@ -292,6 +292,8 @@ CASES: list[tuple] = [
     ("check-model-forward-raises", lambda c: ["check-model", "raises", "--plugin", c.file("raises.py", RAISES)], ["raises", "first batch"]),
     ("check-model-size-out-of-reach", lambda c: ["check-model", "wide", "--size", "base", "--plugin", c.file("wide.py", WIDE)],
      ["--size", "cannot reach", "'base'"]),
+    ("check-model-unknown-option", lambda c: ["check-model", "attention", "--option", "nosuch=1"], ["--option", "no option nosuch"]),
+    ("check-model-option-out-of-range", lambda c: ["check-model", "attention", "--option", "hidden=0"], ["--option", "hidden", ">= 1"]),
     ("check-model-threads-zero", lambda c: ["check-model", "attention", "--threads", "0"], ["--threads", ">= 1"]),
     ("check-task-unknown-task", lambda c: ["check-task", "nosuchtask"], ["nosuchtask"]),
     # calibrate
