@@ -42,6 +42,14 @@ seeds = [0, 1, 2]
 """
 
 
+def builtin_models() -> list[str]:
+    """The project's own models, in the story's order: the registry less installed plugins (CI installs the example
+    plugin), for the tests that hold the shipped suites and sizes to every model the project has."""
+    import models
+
+    return [n for n in models.names() if not models.entry(n).meta.plugin]
+
+
 @pytest.fixture(autouse=True)
 def registries_as_they_were() -> Any:
     """Whatever a test registers -- a toy model, a plugin loaded by ``run --plugin`` in this process -- is gone after it:

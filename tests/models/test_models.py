@@ -19,9 +19,10 @@ import models
 from bench.data.vocab import BOS, EOS
 from bench.train.contract import first_batch
 from models.base import STOP_CHECK_EVERY, after_eos, greedy_decode
+from tests.conftest import builtin_models
 
 NAMES = models.names()
-BUILTIN = [n for n in NAMES if not models.entry(n).meta.plugin]  # the project's own models (installed plugins aside)
+BUILTIN = builtin_models()  # the project's own models (installed plugins aside)
 V = models.BUDGET_VOCAB
 
 
