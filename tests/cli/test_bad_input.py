@@ -302,6 +302,8 @@ CASES: list[tuple] = [
     ("calibrate-unknown-device", lambda c: ["calibrate", "--device", "toaster"], ["toaster"]),
     ("calibrate-cuda-without-cuda", lambda c: ["calibrate", "--device", "cuda:7"], ["cuda"],
      None, pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),
+    # check (the self-checks' front door): an unknown check, refused before any check is loaded
+    ("check-unknown-name", lambda c: ["check", "nosuchcheck", "--store", c.store], ["nosuchcheck", "s2sbench check --list"]),
 ]
 
 
