@@ -459,11 +459,11 @@ def test_exact_match_against_fixed_lengths_says_where_each_model_falls_below_hal
     assert set(pts["model_label"]) == {"transformer", "seq2seq", "mingru", "mingru(form=cross)", "attention"}
     assert pts.set_index(["model_label", "length"]).loc[("seq2seq", 64), "exact"] == pytest.approx(0.3)
     (line,) = f.length_verdicts
-    assert line.startswith("copy · size tiny, test exact match at lengths 16, 32, 64, 128: transformer stays above 90% (lowest 93.0 % at 128)")
-    assert "seq2seq falls below 50% from length 64 on (80.0 % at 32, 30.0 % at 64), while transformer stays above 90% there (lowest 93.0 %)" in line
-    assert "mingru below 50% at every length measured, from 16 on (20.0 % at 16), while transformer stays above 90% there" in line
-    assert "attention stays at or above 50% at every length measured up to 128 (lowest 55.0 % at 128)" in line
-    assert "mingru(form=cross) falls below 50% from length 128 on" in line
+    assert line.startswith("copy · size tiny, test exact match at lengths 16, 32, 64, 128: transformer stays above 90 % (lowest 93.0 % at 128)")
+    assert "seq2seq falls below 50 % from length 64 on (80.0 % at 32, 30.0 % at 64), while transformer stays above 90 % there (lowest 93.0 %)" in line
+    assert "mingru below 50 % at every length measured, from 16 on (20.0 % at 16), while transformer stays above 90 % there" in line
+    assert "attention stays at or above 50 % at every length measured up to 128 (lowest 55.0 % at 128)" in line
+    assert "mingru(form=cross) falls below 50 % from length 128 on" in line
     paths = report.write(copy_lengths, ["c"], str(tmp_path / "rep"))
     md = open(paths["md"], encoding="utf-8").read()
     assert "## Exact match against length" in md and line in md
@@ -474,8 +474,8 @@ def test_the_reference_failing_too_is_said_and_one_length_draws_nothing(copy_len
     add_fixed(copy_lengths, "c", "transformer", 256, 0.2)
     add_fixed(copy_lengths, "c", "seq2seq", 256, 0.0)
     (line,) = found(copy_lengths, ["c"]).length_verdicts
-    assert "transformer does not stay above 90% (lowest 20.0 % at 256)" in line
-    assert "seq2seq falls below 50% from length 64 on (80.0 % at 32, 30.0 % at 64); transformer does not hold above 90% there either (20.0 % at 256)" in line
+    assert "transformer does not stay above 90 % (lowest 20.0 % at 256)" in line
+    assert "seq2seq falls below 50 % from length 64 on (80.0 % at 32, 30.0 % at 64); transformer does not hold above 90 % there either (20.0 % at 256)" in line
     s = Store(str(tmp_path / "one.sqlite"))
     s.add_session("o", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
     add_fixed(s, "o", "transformer", 16, 1.0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.analysis import configs
+from bench.analysis.report.palette import model_order
 from bench.analysis.report.tables import annotate
 
 FAILS_BELOW = 0.5  # a model "fails" at a length where its exact match is below this
@@ -45,11 +46,19 @@ def length_curves(runs: pd.DataFrame) -> pd.DataFrame:
            .agg(exact=("exact", "mean"), seeds=("seed", "nunique")).reset_index())
     pts["length"] = pts["length"].astype(int)
     pts["scope_title"] = pts["scope"].map(titles)
-    return pts[cols].sort_values(["scope", "model_label", "length"], kind="stable").reset_index(drop=True)
+    rank = {m: i for i, m in enumerate(model_order(runs))}  # the story's order: lines, legend and verdicts alike
+    pts["rank"] = [rank.get(m, len(rank)) for m in pts["model"]]
+    first = {sc: i for i, sc in enumerate(dict.fromkeys(pts["scope"]))}
+    pts["first"] = pts["scope"].map(first)
+    return pts.sort_values(["first", "rank", "model_label", "length"], kind="stable")[cols].reset_index(drop=True)
 
 
 def _pct(x: float) -> str:
     return f"{x * 100:.1f} %"
+
+
+BELOW = f"{FAILS_BELOW * 100:.0f} %"
+ABOVE = f"{HOLDS_ABOVE * 100:.0f} %"
 
 
 def _model_clause(pts: pd.DataFrame, ref_at: dict[int, float], ref: str | None) -> str:
@@ -58,13 +67,13 @@ def _model_clause(pts: pd.DataFrame, ref_at: dict[int, float], ref: str | None) 
     below = [L for L, x in curve if x < FAILS_BELOW]
     if not below:
         low = min(curve, key=lambda p: p[1])
-        return f"stays at or above {FAILS_BELOW:.0%} at every length measured up to {curve[-1][0]} (lowest {_pct(low[1])} at {low[0]})"
+        return f"stays at or above {BELOW} at every length measured up to {curve[-1][0]} (lowest {_pct(low[1])} at {low[0]})"
     start = next(i for i in range(len(curve)) if all(x < FAILS_BELOW for _, x in curve[i:]))
     L, x = curve[start]
     if start == 0:
-        head = f"below {FAILS_BELOW:.0%} at every length measured, from {L} on ({_pct(x)} at {L})"
+        head = f"below {BELOW} at every length measured, from {L} on ({_pct(x)} at {L})"
     else:
-        head = f"falls below {FAILS_BELOW:.0%} from length {L} on ({_pct(curve[start - 1][1])} at {curve[start - 1][0]}, {_pct(x)} at {L})"
+        head = f"falls below {BELOW} from length {L} on ({_pct(curve[start - 1][1])} at {curve[start - 1][0]}, {_pct(x)} at {L})"
         if any(x < FAILS_BELOW for _, x in curve[: start - 1]):
             head += "; below it at shorter lengths too"
     if ref is None:
@@ -73,9 +82,9 @@ def _model_clause(pts: pd.DataFrame, ref_at: dict[int, float], ref: str | None) 
     if not later:
         return head + f"; {ref} did not run there"
     if all(r > HOLDS_ABOVE for _, r in later):
-        return head + f", while {ref} stays above {HOLDS_ABOVE:.0%} there (lowest {_pct(min(r for _, r in later))})"
+        return head + f", while {ref} stays above {ABOVE} there (lowest {_pct(min(r for _, r in later))})"
     M, r = next((M, r) for M, r in later if r <= HOLDS_ABOVE)
-    return head + f"; {ref} does not hold above {HOLDS_ABOVE:.0%} there either ({_pct(r)} at {M})"
+    return head + f"; {ref} does not hold above {ABOVE} there either ({_pct(r)} at {M})"
 
 
 def length_verdicts(points: pd.DataFrame, reference: str | None) -> list[str]:
@@ -90,7 +99,7 @@ def length_verdicts(points: pd.DataFrame, reference: str | None) -> list[str]:
             ref_at = dict(zip(r["length"], r["exact"], strict=True))
             low = min(ref_at.items(), key=lambda p: p[1])
             holds = all(x > HOLDS_ABOVE for x in ref_at.values())
-            parts.append(f"{ref} {'stays above' if holds else 'does not stay above'} {HOLDS_ABOVE:.0%} "
+            parts.append(f"{ref} {'stays above' if holds else 'does not stay above'} {ABOVE} "
                          f"(lowest {_pct(low[1])} at {low[0]})")
         for lab in dict.fromkeys(g["model_label"]):
             if lab != ref:

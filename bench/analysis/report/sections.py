@@ -20,7 +20,7 @@ from bench.analysis.report.figures import (
     fig_sweep,
 )
 from bench.analysis.report.findings import Findings, analyse, load
-from bench.analysis.report.fixed_lengths import FAILS_BELOW, HOLDS_ABOVE
+from bench.analysis.report.fixed_lengths import ABOVE, BELOW
 from bench.analysis.report.sweeps import SCAN_MARK, SCAN_NOTE, sweep_rows
 from bench.analysis.report.tables import QUALITY_COLS, SPEED_COLS, frame_table, table_rows, throughput_rows
 from bench.results.store import Store
@@ -127,10 +127,10 @@ def exact_by_fixed_length(f: Findings) -> list[Section]:
         return []
     sref = f.sweep_reference
     how = (f"Time-to-quality runs trained and tested at one fixed source length each. Per model, the length from which its test "
-           f"exact match falls below {FAILS_BELOW:.0%} and stays there" + (f", and whether {sref} holds above {HOLDS_ABOVE:.0%} there" if sref else "")
+           f"exact match falls below {BELOW} and stays there" + (f", and whether {sref} holds above {ABOVE} there" if sref else "")
            + " (Jelassi et al. 2024: a fixed-size state stops copying once the string outgrows it).")
-    return [Heading("Exact match against length", 2), Text.of(how, "note"), Bullets(tuple(f.length_verdicts), "cross"),
-            *_figure(fig_length_curves(f.length_curves, f.palette))]
+    fig = fig_length_curves(f.length_curves, f.palette)
+    return [Heading("Exact match against length", 2), Text.of(how, "note"), Bullets(tuple(f.length_verdicts), "cross"), *([fig] if fig else [])]
 
 
 def attention(f: Findings) -> list[Section]:
