@@ -44,7 +44,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from models.base import Generation, Seq2Seq, greedy_decode
+from models.base import DecodeStep, Generation, Seq2Seq, greedy_decode
 from models.options import DROPOUT, NONNEGATIVE, POSITIVE
 from models.scan import SCANS
 from models.transformer import FeedForward, MultiHeadAttention
@@ -314,8 +314,84 @@ class ScanSeq2Seq(Seq2Seq):
         maps = return_attention and self.stack is None
         return greedy_decode(lambda tok: self.step(tok, state, maps), src.size(0), max_len, bos, eos, src.device, maps)
 
+    def decode_step(self, batch: int, src_len: int, max_len: int, return_attention: bool = False) -> ScanStep:
+        """The recurrent decoding of ``generate`` as a fixed-shape step (:class:`ScanStep`): its state is fixed in size
+        already, so it needs no cache to preallocate -- the harness can replay it as CUDA graphs (``bench.train.decode``)."""
+        return ScanStep(self, batch, src_len, max_len, return_attention)
+
     def decode_state(self, src: torch.Tensor, src_mask: torch.Tensor, max_len: int) -> tuple[torch.Tensor, ...]:
         """The tensors ``generate`` carries between steps: per block its recurrent state, plus (cross form) the
         encoder's keys, values and padding bias. The same for any ``max_len``: O(1) in the output length."""
         with torch.no_grad():
             return self.prefill(src, src_mask).tensors()
+
+
+class ScanStep(DecodeStep):
+    """Greedy decoding of a :class:`ScanSeq2Seq` as a fixed-shape step (``models.base.DecodeStep``).
+
+    The recurrence already decodes from a state of fixed size, so the buffers are that state (per block, as the
+    mixer's ``start`` shapes it), in the cross form the encoder's keys and values for ``src_len`` columns and
+    their padding bias, the input token, the position and the outputs. ``load`` prefills by scan (as ``generate``
+    does) and copies the result in; ``step`` runs the model's ``step`` and writes its new state back into the
+    same buffers: no shape or address changes from one step to the next, no host sync.
+    """
+
+    def __init__(self, model: ScanSeq2Seq, batch: int, src_len: int, max_len: int, return_attention: bool = False) -> None:
+        if min(batch, src_len, max_len) < 1:
+            raise ValueError(f"batch, src_len and max_len must be >= 1, got {batch}, {src_len}, {max_len}")
+        p = next(model.parameters())
+        self.device, self.dtype = p.device, p.dtype
+        self.model, self.batch, self.src_len, self.max_len = model, batch, src_len, max_len
+        cfg = model.cfg
+        blocks = model.stack if model.stack is not None else model.decoder
+        # Plain tensors even when built under inference mode, so that eager code outside it may copy into them.
+        with torch.inference_mode(False), torch.no_grad():
+            like = torch.zeros(1, dtype=self.dtype, device=self.device)
+            self.states = [blk.mixer.start(batch, like) for blk in blocks]  # each block's recurrent state
+            self.memory: Memory | None = None
+            if model.decoder is not None:
+                h, dh = cfg.heads, cfg.d_model // cfg.heads
+                new = dict(device=self.device, dtype=self.dtype)
+                kv = {blk: (torch.zeros(batch, h, src_len, dh, **new), torch.zeros(batch, h, src_len, dh, **new)) for blk in model.decoder}
+                self.memory = Memory(kv, torch.zeros(batch, 1, 1, src_len, **new))
+            self.position = torch.zeros(1, dtype=torch.long, device=self.device)
+            self.tok = torch.zeros(batch, 1, dtype=torch.long, device=self.device)
+            self.tokens = torch.zeros(batch, max_len, dtype=torch.long, device=self.device)
+            maps = return_attention and self.memory is not None  # the prefix form has no attention to map
+            self.attention = torch.zeros(batch, max_len, src_len, dtype=self.dtype, device=self.device) if maps else None
+
+    @torch.no_grad()
+    def load(self, src: torch.Tensor, src_mask: torch.Tensor, bos: int) -> None:
+        """Prefill a batch by scan and copy its decoding state into the buffers; reset position and token."""
+        B0, S0 = src.shape
+        if B0 > self.batch or S0 > self.src_len:
+            raise ValueError(f"batch of {B0} x {S0} does not fit a decoder built for {self.batch} x {self.src_len}")
+        state = self.model.prefill(src, src_mask)
+        rows = torch.cat([torch.arange(B0, device=self.device), torch.zeros(self.batch - B0, dtype=torch.long, device=self.device)])
+        for buf, new in zip(self.states, state.layers, strict=True):
+            for b, n in zip(buf, new, strict=True):
+                b.copy_(n.index_select(0, rows))
+        if self.memory is not None and state.memory is not None:
+            self.memory.bias.fill_(float("-inf"))  # padded columns: never attended
+            self.memory.bias[..., :S0].copy_(state.memory.bias.index_select(0, rows))
+            for blk, (bk, bv) in self.memory.kv.items():
+                k, v = state.memory.kv[blk]
+                bk[:, :, :S0].copy_(k.index_select(0, rows))
+                bv[:, :, :S0].copy_(v.index_select(0, rows))
+        self.tok.fill_(bos)
+        self.position.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One greedy step on the buffers: fixed shapes, no host sync, every output written in place."""
+        state = DecodeState(list(self.states), self.memory)
+        logits, w = self.model.step(self.tok, state, weights=self.attention is not None)  # [B,1,V], [B,1,S] | None
+        for buf, new in zip(self.states, state.layers, strict=True):
+            for b, n in zip(buf, new, strict=True):
+                b.copy_(n)
+        nxt = logits[:, -1].argmax(-1, keepdim=True)  # [B,1]
+        self.tokens.index_copy_(1, self.position, nxt)
+        if self.attention is not None and w is not None:
+            self.attention.index_copy_(1, self.position, w.to(self.attention.dtype))
+        self.tok.copy_(nxt)
+        self.position.add_(1)

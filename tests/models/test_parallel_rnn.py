@@ -267,3 +267,23 @@ def test_the_lstm_models_carry_a_state_flat_in_the_output_length_too(name: str) 
     sizes = [_bytes(model, src, mask, L) for L in (8, 512)]
     H = model.cfg.hidden
     assert sizes[0] == sizes[1] == 4 * 4 * H * (2 if name != "attention" else 2 + 10)
+
+
+@pytest.mark.parametrize("name", PARALLEL)
+def test_the_cross_forms_fixed_shape_step_gives_generates_tokens_and_maps(name: str) -> None:
+    """The decode step the harness replays as CUDA graphs (``decode_step``), in the form with attention: buffers
+    larger than the batch, the same tokens and maps as ``generate``; its state buffers never change size."""
+    src, mask, _ = random_batch(B=4, S=9)
+    for seed in range(5):
+        model = build(name, seed=seed, form="cross").double()
+        want = model.generate(src, mask, 10, BOS, -1, return_attention=True)
+        if want.tokens.unique().numel() > 1:
+            break
+    step = model.decode_step(6, 11, 10, return_attention=True)
+    step.load(src, mask, BOS)
+    shapes = [tuple(t.shape) for s in step.states for t in s]
+    for _ in range(10):
+        step.step()
+    assert [tuple(t.shape) for s in step.states for t in s] == shapes and int(step.position) == 10
+    assert torch.equal(step.tokens[:4], want.tokens)
+    torch.testing.assert_close(step.attention[:4, :, :9], want.attention)
