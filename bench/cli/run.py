@@ -10,7 +10,7 @@ from typing import Any
 from bench.cli import args
 from bench.errors import UserError
 from bench.results.store import DEFAULT_PATH
-from bench.spec.run import CAPTURE
+from bench.spec.run import CAPTURE, SCHEDULES
 
 
 def shard_parse(s: str) -> tuple[int, int]:
@@ -36,7 +36,8 @@ def add(sub: Any) -> None:
     budget.add_argument("--target", type=args.fraction, help="stop at this validation exact match (0.99 or 99)")
     budget.add_argument("--time-budget", type=float, dest="time_budget_s", help="stop after this many seconds of training")
     budget.add_argument("--batch-size", type=args.nonneg_int)
-    budget.add_argument("--lr", type=float)
+    budget.add_argument("--lr", type=float, help="peak learning rate (default 0.001)")
+    add_recipe(budget)
     budget.add_argument("--steps", type=args.nonneg_int, help="a throughput run: this many timed training steps on fixed-shape batches (no evaluation)")
     budget.add_argument("--warmup-steps", type=args.nonneg_int, dest="warmup_steps", help="untimed steps before a throughput run's clock (default 10)")
     budget.add_argument("--length", type=args.nonneg_int, dest="lengths", help="every example of this source length (generated tasks): a sweep point")
@@ -61,7 +62,18 @@ def add(sub: Any) -> None:
     r.set_defaults(func=cmd_run)
 
 
-_TRAIN_FLAGS = ("epochs", "target", "time_budget_s", "batch_size", "lr", "amp", "capture", "steps", "warmup_steps")
+def add_recipe(group: Any) -> None:
+    """The recipe flags (docs/tuning.md), shared by ``run`` and ``tune``."""
+    group.add_argument("--schedule", choices=list(SCHEDULES),
+                       help="learning-rate schedule after the warm-up: constant, inverse-sqrt (Vaswani et al.) or cosine (default constant)")
+    group.add_argument("--lr-warmup", type=args.nonneg_int, dest="lr_warmup",
+                       help="steps of linear warm-up to --lr, any schedule (default 0: none; not --warmup-steps, which belongs to throughput runs)")
+    group.add_argument("--label-smoothing", type=float, dest="label_smoothing", help="label smoothing in [0, 1) (default 0)")
+    group.add_argument("--weight-decay", type=float, dest="weight_decay", help="decoupled weight decay: AdamW instead of Adam when > 0 (default 0)")
+
+
+_TRAIN_FLAGS = ("epochs", "target", "time_budget_s", "batch_size", "lr", "amp", "capture", "steps", "warmup_steps", "schedule", "lr_warmup",
+                "label_smoothing", "weight_decay")
 _DATA_FLAGS = ("train_size", "reverse_source")
 
 

@@ -33,6 +33,7 @@ from bench.runner.executor import Executor, LocalExecutor, RunContext
 from bench.runner.progress import Progress
 from bench.spec.run import AMP, RunSpec, SessionConfig
 from bench.spec.suite import where_key
+from bench.train.schedule import total_steps
 from bench.train.seeding import set_deterministic
 
 
@@ -101,8 +102,18 @@ def check(specs: list[RunSpec], sc: SessionConfig, executor: Executor | None = N
         check_device(s, device, getattr(executor, "parallel", None) is not None)
     cache = DataCache()
     for s in specs:
-        cache.get(s.data)
+        check_warmup(s, len(cache.get(s.data).train))
     return cache
+
+
+def check_warmup(spec: RunSpec, examples: int) -> None:
+    """A warm-up longer than the run's training (``examples`` per epoch) would never reach the rate asked for."""
+    t = spec.train
+    total = spec.throughput.warmup + spec.throughput.steps if spec.throughput.enabled else total_steps(t.epochs, examples, t.batch_size)
+    if t.lr_warmup > total:
+        how = (f"{spec.throughput.warmup} + {spec.throughput.steps} steps" if spec.throughput.enabled
+               else f"{t.epochs} epochs x {total // t.epochs} batches of {t.batch_size} = {total} steps")
+        raise UserError(f"{where_key(spec.origin, 'lr_warmup')} {t.lr_warmup} is longer than training ({spec.data.name}: {how})")
 
 
 def run_session(
