@@ -1,4 +1,4 @@
-"""The ``s2sbench`` command: parses, calls, prints. One module per group of sub-commands (``run``;
+"""The ``s2sbench`` command: parses, calls, prints. One module per group of sub-commands (``run``; ``tune``;
 ``merge``/``report``/``list``/``export``; ``compare``/``baseline``/``calibrate``; ``bisect``); what they call lives in
 the layers below (DESIGN: Layout). Imports of the heavy layers happen inside the commands, so that
 ``report`` or ``compare`` never load torch.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.cli import args, bisect, regress, results, run
+from bench.cli import args, bisect, regress, results, run, tune
 from bench.errors import UserError
 
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = args.Parser(prog="s2sbench", description="Train, time and score seq2seq architectures side by side.")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=args.Parser)
     run.add(sub)
+    tune.add(sub)
     results.add(sub)
     regress.add(sub)
     bisect.add(sub)

@@ -21,6 +21,12 @@ def shard_parse(s: str) -> tuple[int, int]:
 
 def add(sub: Any) -> None:
     r = sub.add_parser("run", help="run a benchmark session (a suite, or one configuration)")
+    add_flags(r)
+    r.set_defaults(func=cmd_run)
+
+
+def add_flags(r: Any, ddp: bool = True) -> None:
+    """The flags that say what runs and how: ``run``'s, which ``tune`` takes too (without --ddp)."""
     what = r.add_argument_group("what runs (a suite, or one matrix from these flags)")
     what.add_argument("--suite", help="suite name (see `s2sbench list --suites`) or path to a .toml file")
     what.add_argument("--data-dir", help="folder holding the data files a suite names (e.g. the book's date.txt, addition.txt)")
@@ -58,8 +64,8 @@ def add(sub: Any) -> None:
     far.add_argument("--session-id", type=args.session_id, metavar="ID", help="the session's id (give every shard the same one; `merge` joins them)")
     far.add_argument("--executor", choices=["local", "ray"], default="local", help="local: this process; ray: each run a Ray task")
     far.add_argument("--address", help="with --executor ray: auto (the running cluster) or HOST:PORT; default: start a local Ray")
-    far.add_argument("--ddp", action="store_true", help="under torchrun: train each run DistributedDataParallel across the processes")
-    r.set_defaults(func=cmd_run)
+    if ddp:
+        far.add_argument("--ddp", action="store_true", help="under torchrun: train each run DistributedDataParallel across the processes")
 
 
 def add_recipe(group: Any) -> None:
