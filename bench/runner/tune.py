@@ -89,10 +89,10 @@ def _takes(model: str) -> set[str]:
 def model_space(settings: TuneSettings, base: RunSpec, examples: int) -> tuple[Param, ...]:
     """The space ``base.model`` is tuned over on this block (``examples``: its training examples).
 
-    A model option the model does not take (a dropout for a model without one) is left out of the default space
-    and refused in a space the user gave; a model's own narrower range (``ModelMeta.search``) is intersected; the
-    default warm-up range ends at a quarter of training (at the largest batch size searched), and a given one
-    longer than training is refused.
+    A model option the model does not take (a dropout for a model without one) is left out for that model (the
+    block's other models search it; ``check_options`` refuses one no model of a block takes); a model's own
+    narrower range (``ModelMeta.search``) is intersected; the default warm-up range ends at a quarter of training
+    (at the largest batch size searched), and a given one longer than training is refused.
     """
     entry = models.entry(base.model)
     own = dict(entry.meta.search)
@@ -102,9 +102,6 @@ def model_space(settings: TuneSettings, base: RunSpec, examples: int) -> tuple[P
     out = []
     for p in settings.space:
         if p.name in MODEL_OPTIONS and p.name not in takes:
-            if settings.given:
-                raise UserError(f"{settings.where} {p.name}: model {base.model} has no {p.name} (its options: "
-                                f"{', '.join(sorted(takes - {'vocab_size'}))}); search it in a suite block without {base.model}")
             continue
         if p.name in own:
             p = narrow(p, tuple(own[p.name]), base.model)
@@ -119,6 +116,26 @@ def model_space(settings: TuneSettings, base: RunSpec, examples: int) -> tuple[P
                                 f"{base.train.epochs} epochs x {steps // base.train.epochs} batches of {max(batches)} = {steps} steps)")
         out.append(p)
     return tuple(out)
+
+
+def check_options(settings: TuneSettings, base: Sequence[RunSpec]) -> None:
+    """A model option searched in a space the user gave must be taken by some model of each block it is given for:
+    ``--model ntm --search dropout=0:0.3`` searches nothing (the NTM has no dropout) and is refused, while a block of
+    every model searches dropout for the models that have one."""
+    if not settings.given:
+        return
+    blocks: dict[str, list[str]] = {}
+    for b in base:
+        blocks.setdefault(b.origin, []).append(b.model)
+    for p in settings.space:
+        if p.name not in MODEL_OPTIONS:
+            continue
+        for origin, names in blocks.items():
+            if not any(p.name in _takes(m) for m in names):
+                block = "" if origin in ("", "command line") else f" in {origin}"
+                which = names[0] if len(set(names)) == 1 else "any of " + ", ".join(dict.fromkeys(names))
+                raise UserError(f"{settings.where} {p.name}: {'model ' + which if len(set(names)) == 1 else which}{block} has no {p.name} "
+                                f"(its options: {', '.join(sorted(_takes(names[0]) - {'vocab_size'}))})")
 
 
 def corners(study: Study) -> list[RunSpec]:
@@ -136,6 +153,7 @@ def prepare(specs: list[RunSpec], settings: TuneSettings, sc: SessionConfig, exe
     if any(s.throughput.enabled for s in specs):
         raise UserError("tune tunes time-to-quality runs; --steps (a throughput run) has nothing to select on")
     base = bases(specs)
+    check_options(settings, base)
     cache = check(base, sc, executor)
     studies = []
     for b in base:

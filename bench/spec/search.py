@@ -195,7 +195,7 @@ class TuneSettings:
     seed: int = 0  # the sampler's seed, and the trial runs' model seed
     final_seeds: int = 3  # fresh seeds the default and the best recipe of each model are run with, scored on test
     space: tuple[Param, ...] = field(default=DEFAULT_SPACE)
-    given: bool = False  # the space was given by the user (then every model must take every parameter of it)
+    given: bool = False  # the space was given by the user (then a model option in it must be taken by some model of each block)
     where: str = field(default="--search", compare=False)  # where the space was given, for messages: --search, or a suite's [tune.space]
 
     def __post_init__(self) -> None:

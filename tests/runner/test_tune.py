@@ -134,12 +134,14 @@ def test_a_tpe_session_interrupted_and_resumed_runs_what_one_uninterrupted_sessi
     assert sum(n["role"] == "trial" for n in notes.values()) == 12 and sum(n["role"] != "trial" for n in notes.values()) == 4
 
 
-def test_default_space_leaves_dropout_out_for_a_model_without_one_and_a_given_one_is_refused(make_spec):
-    studies, _ = _prepare(make_spec, TuneSettings(), ("attention", "ntm"))
+@pytest.mark.parametrize("given", [False, True])
+def test_dropout_is_searched_for_the_models_that_have_one_and_refused_where_none_has(make_spec, given):
+    studies, _ = _prepare(make_spec, TuneSettings(space=SPACE, given=given), ("attention", "ntm"))
     spaces = {st.base.model: [p.name for p in st.space] for st in studies}
     assert "dropout" in spaces["attention"] and "dropout" not in spaces["ntm"]
-    with pytest.raises(UserError, match="ntm has no dropout"):
-        _prepare(make_spec, TuneSettings(space=SPACE, given=True), ("ntm",))
+    if given:
+        with pytest.raises(UserError, match="ntm has no dropout"):
+            _prepare(make_spec, TuneSettings(space=SPACE, given=True), ("ntm",))
 
 
 def test_the_default_warmup_reaches_a_quarter_of_training_and_a_longer_given_one_is_refused(make_spec):
