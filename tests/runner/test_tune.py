@@ -247,3 +247,24 @@ def test_resume_refuses_other_settings_and_sessions_that_are_not_tuning():
         tune.check_resume({"id": "x", "env": {"tune": s.record()}}, TuneSettings(trials=5))
     with pytest.raises(UserError, match="not a tuning session"):
         tune.check_resume({"id": "x", "env": {}}, s)
+
+
+@pytest.mark.parametrize("name", ["tune-cpu", "tune"])
+def test_the_tune_suites_plan_every_model_alike(name):
+    """Each tuning suite's space fits every model of it (warm-up within training at the largest batch)."""
+    from bench.cli.tune import settings as settings_of
+    from bench.spec import suite
+
+    _, _, specs = suite.load(name)
+    ts = settings_of(SimpleArgs(suite=name))
+    spaces = {(b.data.name, b.model): tune.model_space(ts, b, b.data.train) for b in tune.bases(specs)}
+    assert len(spaces) == 12 and ts.trials >= 8
+    names = {k: [p.name for p in v] for k, v in spaces.items()}
+    assert all("lr" in v and "batch_size" in v for v in names.values())
+    assert "dropout" not in names[("date", "ntm")] and "dropout" in names[("date", "transformer")]
+
+
+class SimpleArgs:
+    def __init__(self, **kw) -> None:
+        self.suite, self.search, self.seed = kw.get("suite"), [], None
+        self.trials = self.sampler = self.final_seeds = None
