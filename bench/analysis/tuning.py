@@ -6,7 +6,9 @@
   probability that it is the largest of the n draws. At n = 1 it is the mean; as n grows it tends to the best.
 * **Confidence bands** (Lourie, Cho & He 2024, "Show Your Work with Confidence", NAACL): a simultaneous band on
   the score distribution's CDF (opda's ``EmpiricalDistribution.confidence_bands``, the Learned-Miller-DeStefano
-  highest-density band they recommend), turned into a band on the expected tuning curve: the upper CDF gives the
+  band with equal-tailed intervals: opda's documentation gives it as almost the size of the highest-density one
+  and much faster -- on 8 scores, 0.9 s against 3.8 s here, for every model of a report), turned into a band on
+  the expected tuning curve: the upper CDF gives the
   lower curve and the lower CDF the upper one. The expected curve needs the support's bounds: exact match lies
   in [0, 1]. opda's band has exact coverage for a continuous score; exact match takes finitely many values, so
   trials can tie, and then it is conservative rather than exact. Without opda there are curves and no bands.
@@ -25,6 +27,7 @@ from typing import Any
 
 from bench.analysis.stats import summarize
 
+BAND = "ld_equal_tailed"  # opda's method (module docstring)
 CONFIDENCE = 0.80  # the band's coverage (the level opda's own examples use; with a handful of trials 95 % spans almost [0, 1])
 REACH = 0.99  # "trials to reach 99 % of the best"
 TIE = 1e-9  # scores closer than this rank together
@@ -61,7 +64,8 @@ def bands(scores: Sequence[float], budget: int | None = None, confidence: float 
     ns = np.arange(1, (budget or len(ys)) + 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # ties (module docstring): conservative, not exact
-        lo_cdf, _, hi_cdf = EmpiricalDistribution.confidence_bands(ys, confidence, a=low, b=high, generator=np.random.default_rng(0), n_jobs=1)
+        lo_cdf, _, hi_cdf = EmpiricalDistribution.confidence_bands(ys, confidence, a=low, b=high, generator=np.random.default_rng(0), method=BAND,
+                                                                    n_jobs=1)
     lower = hi_cdf.average_tuning_curve(ns)  # the upper CDF puts its mass lower: the lower curve
     upper = lo_cdf.average_tuning_curve(ns)
     return [float(x) for x in lower], [float(x) for x in upper]
