@@ -187,8 +187,9 @@ def run_session(
                                      else f"test exact {o.metrics['test_exact_match']:.1%}")
                 note = plan.note(spec) if plan is not None else None
                 metrics = o.metrics | ({"tune": note} if note else {})
-                store.add_run(RunRecord(sid, spec.key(), spec.data.name, spec.model, spec.size, spec.seed, spec.config(), spec.config_hash(),
-                                        rec_status, o.error, o.started, o.finished, metrics, o.history, o.samples), claim=owner.token)
+                store.add_run(RunRecord(session=sid, key=spec.key(), task=spec.data.name, model=spec.model, size=spec.size, seed=spec.seed,
+                                        config=spec.config(), config_hash=spec.config_hash(), status=rec_status, error=o.error, started=o.started,
+                                        finished=o.finished, metrics=metrics, history=o.history, samples=o.samples), claim=owner.token)
                 progress.end_run(rec_status, detail)
             # A plan's next runs depend on what is stored now; each run is tried once per invocation.
             tried = {s.key() for s in todo}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from bench.analysis import report
-from bench.results.store import RunRecord, Store
+from bench.results.store import Store
 from tests.analysis.test_report import metrics
+from tests.factories import run_record
 
 SPACE = {"lr": {"kind": "log", "low": 1e-4, "high": 1e-2}}
 
@@ -12,9 +13,9 @@ SPACE = {"lr": {"kind": "log", "low": 1e-4, "high": 1e-2}}
 def _add(store: Store, model: str, seed: int, lr: float, note: dict, valid: float, test: float, status: str = "ok") -> None:
     cfg = {"model_options": {}, "train": {"amp": "off", "lr": lr}}
     m = metrics(test, 1000.0) | {"valid_exact_match": valid, "tune": note, "model_meta": {"order": {"attention": 2, "transformer": 4}[model]}}
-    store.add_run(RunRecord("t1", f"date/{model}/tiny/{seed}/{lr}", "date", model, "tiny", seed, cfg, f"h{lr}", status,
-                            None if status == "ok" else "diverged: loss is nan", "t0", "t1", m if status == "ok" else {"tune": note},
-                            [{"epoch": 1, "valid_exact_match": valid, "wall_cum_s": 1.0, "train_s": 1.0}], []))
+    store.add_run(run_record(session="t1", key=f"date/{model}/tiny/{seed}/{lr}", model=model, seed=seed, config=cfg, config_hash=f"h{lr}",
+                             status=status, error=None if status == "ok" else "diverged: loss is nan", metrics=m if status == "ok" else {"tune": note},
+                             history=[{"epoch": 1, "valid_exact_match": valid, "wall_cum_s": 1.0, "train_s": 1.0}]))
 
 
 def test_a_tuning_sessions_report(tmp_path):

@@ -15,6 +15,7 @@ from bench.runner.executor import LocalExecutor
 from bench.spec.run import SessionConfig
 from bench.spec.search import DEFAULT_SPACE, Param, TuneSettings
 from tests.conftest import run_cli
+from tests.factories import run_record
 
 optuna = pytest.importorskip("optuna")
 pytest.importorskip("opda")
@@ -48,8 +49,7 @@ class Fake(LocalExecutor):
 
 
 def _record(spec, score: float, n: int) -> RunRecord:
-    return RunRecord("s", spec.key(), spec.data.name, spec.model, spec.size, spec.seed, spec.config(), spec.config_hash(), "ok", None,
-                     "t", "t", {"valid_exact_match": score, "test_exact_match": score}, [], [], id=n)
+    return run_record(spec, metrics={"valid_exact_match": score, "test_exact_match": score}, id=n)
 
 
 def _plan(make_spec, sampler: str, trials: int) -> tune.TunePlan:
