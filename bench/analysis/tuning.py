@@ -249,6 +249,7 @@ def summary_rows(results: Sequence[StudyResult]) -> tuple[list[str], list[list[s
             return f"{m.mean:.1%}" + (f" ± {m.half_width:.1%}" if not math.isnan(m.half_width) else "") + f" ({m.n})"
 
         recipe = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (s.best or {}).items()) or "-"
-        rows.append([s.task, s.model, str(len(sc)), f"{max(sc):.1%}" if sc else "-", "-" if not sc else (str(n99) if n99 else f"> {len(sc)}"),
+        reach = "-" if not sc or max(sc) <= 0 else (str(n99) if n99 else f"> {len(sc)}")  # a best of 0: nothing to reach
+        rows.append([s.task, s.model, str(len(sc)), f"{max(sc):.1%}" if sc else "-", reach,
                      test(s.default_test), test(s.tuned_test), recipe])
     return headers, rows

@@ -113,6 +113,12 @@ def test_studies_and_a_ranking_that_changes_with_budget_and_with_tuning():
     assert body[1][h.index("trials to 99% of best")] == "> 5"
 
 
+def test_a_model_that_learned_nothing_has_no_trials_to_reach():
+    res = [tuning.StudyResult("date", "gnmt", "tiny", "s", trials={0: 0.0, 1: 0.0})]
+    h, (row,) = tuning.summary_rows(res)
+    assert row[h.index("trials to 99% of best")] == "-"
+
+
 def test_space_text():
     assert tuning.space_text({"lr": {"kind": "log", "low": 1e-4, "high": 0.01}, "batch_size": {"kind": "choice", "choices": [32, 64]}}) == \
         "lr log-uniform [0.0001, 0.01], batch_size in {32, 64}"
