@@ -35,7 +35,7 @@ def test_a_tuning_sessions_report(tmp_path):
     md = open(paths["md"], encoding="utf-8").read()
     assert md.index("## Tuning") < md.index("## Results")
     assert "![Tuning curves](tuning_curves.png)" in md and (tmp_path / "rep" / "tuning_curves.png").exists()
-    assert "Search space: lr log-uniform [0.0001, 0.01]" in md and "Budget: 4 trials per model" in md
+    assert "Search space — date · tiny: lr log-uniform [0.0001, 0.01]" in md and "Budget: 4 trials per model" in md
     assert "1 trial(s) failed" in md
     assert "the ranking changes with the budget" in md and "the winner changes: attention -> transformer" in md
     assert "| transformer | **#1 (95.0%)** |" not in md  # n = 1 is the mean trial, not the best

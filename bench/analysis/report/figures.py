@@ -307,11 +307,15 @@ def fig_tuning_curves(studies: list[tuning.StudyResult], pal: dict, name: str, c
             colour = pal.get(s.model, (0.4, 0.4, 0.4))
             ax.plot(ns, [100 * v for v in tuning.curve(s.scores[:budget])], marker="o", ms=3, color=colour, label=s.model)
             band = tuning.bands(s.scores[:budget])
-            if band is not None:
-                ax.fill_between(ns, [100 * v for v in band[0]], [100 * v for v in band[1]], color=colour, alpha=0.12, lw=0)
+            if band is not None:  # light, with thin edges: the bands of a few trials are wide and overlap
+                lo, hi = [100 * v for v in band[0]], [100 * v for v in band[1]]
+                ax.fill_between(ns, lo, hi, color=colour, alpha=0.06, lw=0)
+                for edge in (lo, hi):
+                    ax.plot(ns, edge, color=colour, lw=0.7, ls=(0, (3, 2)), alpha=0.7)
         ax.set(xlabel="trials n", ylabel="expected best validation exact match %", title=f"{task} · {size}", ylim=(-2, 102), xlim=(0.8, budget + 0.2))
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
-    fig.legend(handles.values(), handles.keys(), loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, title="model")
+    order = sorted(handles, key=lambda m: list(pal).index(m) if m in pal else len(pal))
+    fig.legend([handles[m] for m in order], order, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, title="model")
     fig.tight_layout()
     return Figure(name, "Tuning curves", _png(fig), caption)

@@ -48,7 +48,10 @@ def tuned(f: Findings) -> list[Section]:
     out: list[Section] = []
     for i, t in enumerate(f.tuning):
         st = t.settings
-        spaces = list(dict.fromkeys(tuning.space_text(s.space) for s in t.studies if s.space))
+        spaces = []  # per task and size: the widest space of its models (a model without dropout searches the rest)
+        for key in dict.fromkeys((s.task, s.size) for s in t.studies):
+            widest = max((s.space for s in t.studies if (s.task, s.size) == key), key=len, default={})
+            spaces.append(f"{key[0]} · {key[1]}: {tuning.space_text(widest)}")
         budget = min((len(s.trials) for s in t.studies if s.trials), default=0)
         how = (f"Every model got the same budget, {st.get('trials')} trials ({st.get('sampler')} search, seed {st.get('seed')}) over the "
                "search space below, and was selected on validation only (each trial's final validation exact match; a failed trial "
@@ -56,7 +59,7 @@ def tuned(f: Findings) -> list[Section]:
                "results below are those finals, the trials are summarised here.")
         caption = (f"Expected best validation exact match after n trials (Dodge et al. 2019: the maximum of n draws from the trials), "
                    f"with {tuning.CONFIDENCE:.0%} confidence bands (opda; Lourie, Cho & He 2024). Budget: {budget} trials per model. "
-                   f"Search space: {' | '.join(spaces) or 'not recorded'} (dropout only for the models that have one).")
+                   f"Search space — {'; '.join(spaces) or 'not recorded'} (dropout only for the models that have one).")
         out += [Heading("Tuning" + (f" — {t.session}" if len(f.tuning) > 1 else ""), 2), Text.of(how, "note")]
         if t.failed_trials:
             out.append(Text.of(f"{t.failed_trials} trial(s) failed (diverged, out of memory, ...): each scores 0 in the curves.", "warn"))
