@@ -22,6 +22,8 @@ RUN_COLUMNS = [
     "error", "key", "config_hash", "model_options", "device", "device_type", "amp", "length", "model_order", "model_is_reference",
     "model_recurrent", "config",
     "data_source", "test_questions", "test_questions_in_train", "test_examples_in_train",  # the split's test/train overlap
+    # real data: what a target token is (names the token error rate), tokens unseen in training, sacrebleu's signatures
+    "target_unit", "test_unk_tokens", "test_tokens", "valid_unk_tokens", "bleu_signature", "chrf_signature",
 ]
 
 
