@@ -16,20 +16,23 @@ from tests.conftest import REPO
 
 # layer -> the layers it may import. ``errors`` (the one exception type) and ``spec`` (what runs) are the
 # floor every layer stands on. ``cli`` also reaches the registries (list) and the calibration (calibrate).
+# ``regress`` (regression tracking: compare, bisect) judges what ``results`` holds, with ``analysis``'s statistics,
+# config labels and Markdown-table writer; ``cli`` and ``checks`` use it.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "spec": {"errors"},
     "results": {"spec", "errors"},
     "analysis": {"results", "spec", "errors"},
+    "regress": {"analysis", "results", "spec", "errors"},
     "data": {"errors"},
     "measure": {"spec", "errors"},
     "train": {"data", "measure", "spec", "errors", "models"},
     "runner": {"train", "measure", "data", "spec", "results", "errors", "models"},
-    "cli": {"runner", "analysis", "results", "spec", "errors", "data", "measure", "models"},
-    "checks": {"cli", "runner", "analysis", "results", "spec", "errors", "data", "measure", "train", "models"},
+    "cli": {"runner", "regress", "analysis", "results", "spec", "errors", "data", "measure", "models"},
+    "checks": {"cli", "runner", "regress", "analysis", "results", "spec", "errors", "data", "measure", "train", "models"},
     "models": set(),
 }
-SUBPACKAGES = {"cli", "runner", "train", "measure", "data", "spec", "results", "analysis", "checks"}
+SUBPACKAGES = {"cli", "runner", "train", "measure", "data", "spec", "results", "analysis", "regress", "checks"}
 
 
 def _modules() -> dict[str, Path]:
@@ -164,7 +167,7 @@ def _without_torch(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 def test_analysis_results_and_spec_import_without_torch(tmp_path) -> None:
-    mods = sorted(m for m in MODULES if layer(m) in ("analysis", "results", "spec"))
+    mods = sorted(m for m in MODULES if layer(m) in ("regress", "analysis", "results", "spec"))
     code = "import importlib, json\n" + f"mods = {mods!r}\n" + "for m in mods: importlib.import_module(m)\n" + \
         "print(json.dumps(sorted(k for k in sys.modules if k == 'torch' or k.startswith('torch.'))))"
     p = _without_torch(code, tmp_path)
@@ -173,7 +176,8 @@ def test_analysis_results_and_spec_import_without_torch(tmp_path) -> None:
 
 
 def test_a_report_and_a_compare_are_made_where_torch_is_not_installed(tmp_path) -> None:
-    from bench.results.store import RunRecord, Store
+    from bench.results.store import Store
+    from tests.factories import run_record
 
     path = str(tmp_path / "s.sqlite")
     s = Store(path)
@@ -181,8 +185,7 @@ def test_a_report_and_a_compare_are_made_where_torch_is_not_installed(tmp_path) 
     for model, em in (("attention", 0.9), ("seq2seq", 0.5)):
         m = {"test_exact_match": em, "test_token_accuracy": em, "train_tokens_per_s": 100.0, "epoch_seconds": [2.0, 1.0],
              "peak_memory_bytes": 2**20, "params": 10, "model_meta": {"order": 0 if model == "seq2seq" else 2, "reference": model == "attention"}}
-        s.add_run(RunRecord("a", f"date/{model}", "date", model, "tiny", 0, {}, "h", "ok", None, "t0", "t1", m,
-                            [{"epoch": 1, "valid_exact_match": em, "wall_cum_s": 1.0}], []))
+        s.add_run(run_record(session="a", key=f"date/{model}", model=model, metrics=m, history=[{"epoch": 1, "valid_exact_match": em, "wall_cum_s": 1.0}]))
     s.close()
     code = ("from bench.cli import main\n"
             f"assert main(['report', '--store', {path!r}, '--out', 'rep']) == 0\n"

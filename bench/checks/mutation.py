@@ -65,7 +65,7 @@ MET = "tests/results/test_metrics.py"
 DER = "tests/runner/test_derived_metrics.py"
 FIT = "tests/train/test_fit_records.py"
 THR = "tests/train/test_throughput.py"
-CMP = "tests/analysis/test_compare.py"
+CMP = "tests/regress/test_compare.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # --- architectures: each model's defining connection -----------------------------------------------
@@ -152,19 +152,19 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("target-strictly-above", "the target counts as reached only when exceeded", "bench/train/loop.py",
       "ev.exact_match >= cfg.target", "ev.exact_match > cfg.target",
       (FIT,)),
-    M("time-to-target-some-seeds", "a group's time to target from the seeds that reached it", "bench/analysis/compare.py",
+    M("time-to-target-some-seeds", "a group's time to target from the seeds that reached it", "bench/regress/sides.py",
       'if metric == "time_to_target_s" and len(xs) < len(self.seeds):', 'if metric == "time_to_target_s" and not xs:',
       (f"{CMP}::test_a_group_has_a_time_to_target_only_when_every_seed_reached_it",)),
     M("t-interval-wrong-df", "95 % interval with n degrees of freedom, not n - 1", "bench/analysis/stats.py",
       "t95(n - 1) * std / math.sqrt(n)", "t95(n) * std / math.sqrt(n)",
       ("tests/train/test_evaluate.py::test_summarize_known_values",)),
-    M("verdict-throughput-as-time", "a drop in tokens/s judged as if it were a time (better)", "bench/analysis/compare.py",
+    M("verdict-throughput-as-time", "a drop in tokens/s judged as if it were a time (better)", "bench/regress/verdicts.py",
       "cost = 1 / ratio if higher_is_better else ratio", "cost = ratio",
       (f"{CMP}::test_ratio_verdict_throughput_is_judged_as_time",)),
-    M("verdict-ignores-seed-spread", "accuracy verdict ignores the seed-to-seed spread", "bench/analysis/compare.py",
+    M("verdict-ignores-seed-spread", "accuracy verdict ignores the seed-to-seed spread", "bench/regress/verdicts.py",
       "band = max(threshold, 2 * sp) if sp is not None else threshold", "band = threshold",
       (f"{CMP}::test_quality_verdict_uses_seed_spread",)),
-    M("verdict-calibration-inverted", "machine normalisation applied the wrong way round", "bench/analysis/compare.py",
+    M("verdict-calibration-inverted", "machine normalisation applied the wrong way round", "bench/regress/compare.py",
       'ratio = ratio / (cn / cb) if better == "low" else ratio * (cn / cb)', 'ratio = ratio * (cn / cb) if better == "low" else ratio / (cn / cb)',
       (f"{CMP}::test_slower_machine_with_slower_calibration_is_same",)),
     # --- timing ------------------------------------------------------------------------------------------

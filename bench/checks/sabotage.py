@@ -6,7 +6,7 @@
 Each repeat runs two short sessions on the same machine, one after the other, into a temporary store: a
 *base* session of the unchanged models, and a *new* session in which one model is sabotaged -- its
 ``forward`` and ``generate`` do the same work ``factor`` times (the logits are the mean of identical
-copies, so a model without dropout, like attention, learns exactly the same; only the time changes). ``bench.analysis.compare`` then judges new against
+copies, so a model without dropout, like attention, learns exactly the same; only the time changes). ``bench.regress.compare`` then judges new against
 base with the default thresholds. The check passes when the sabotaged model is flagged "worse" on time
 in every repeat and the unchanged models are never flagged -- the false-alarm and the miss rate of the
 regression gate, measured rather than assumed. Exit code 0 when it passes, 1 when not. After the
@@ -42,8 +42,10 @@ from dataclasses import replace
 import torch
 
 import models
-from bench.analysis.compare import SPEED, compare, parse_fail_on, side_from_store
 from bench.measure import timing
+from bench.regress.compare import compare
+from bench.regress.sides import SPEED, side_from_store
+from bench.regress.thresholds import parse_fail_on
 from bench.results.store import Store
 from bench.runner.progress import Progress
 from bench.runner.session import run_session

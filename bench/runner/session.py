@@ -167,8 +167,9 @@ def run_session(
                                  else f"test exact {o.metrics['test_exact_match']:.1%}")
             metrics = dict(o.metrics)
             predictions = metrics.pop(outputs.KEY, None)  # every test example's output: stored beside the run, not in its metrics
-            store.add_run(RunRecord(sid, spec.key(), spec.data.name, spec.model, spec.size, spec.seed, spec.config(), spec.config_hash(),
-                                    rec_status, o.error, o.started, o.finished, metrics, o.history, o.samples, predictions=predictions),
+            store.add_run(RunRecord(session=sid, key=spec.key(), task=spec.data.name, model=spec.model, size=spec.size, seed=spec.seed,
+                                    config=spec.config(), config_hash=spec.config_hash(), status=rec_status, error=o.error, started=o.started,
+                                    finished=o.finished, metrics=metrics, history=o.history, samples=o.samples, predictions=predictions),
                           claim=owner.token)
             progress.end_run(rec_status, detail)
         # Only a session that ran every run is finished; one whose store refused a write, or that was stopped, is not.

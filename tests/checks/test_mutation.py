@@ -17,7 +17,7 @@ def test_every_planted_bug_applies_exactly_once_to_the_code_as_it_is():
     assert len(MUTATIONS) >= 15
     files = {m.file for m in MUTATIONS}
     for where in ("models/gnmt.py", "models/seq2seq.py", "models/transformer.py", "models/ntm.py", "bench/results/metrics.py",
-                  "bench/runner/execute.py", "bench/train/loop.py", "bench/analysis/stats.py", "bench/analysis/compare.py",
+                  "bench/runner/execute.py", "bench/train/loop.py", "bench/analysis/stats.py", "bench/regress/compare.py",
                   "bench/measure/timing.py", "bench/results/store.py", "bench/results/merge.py"):
         assert where in files, f"no planted bug in {where}"
 

@@ -59,9 +59,10 @@ class Ctx:
 
     def baseline(self, edit: Callable[[dict], None] | None = None) -> str:
         """A baseline file of the store's session, optionally edited (written without the code under test's writer)."""
-        from bench.analysis.compare import baseline_doc, side_from_store
+        from bench.regress.sides import as_baseline, side_from_store
+        from bench.results.baseline import document
 
-        doc = baseline_doc(side_from_store(self.store, "latest"), "b")
+        doc = document(as_baseline(side_from_store(self.store, "latest"), "b"))
         if edit:
             edit(doc)
         return self.file("b.json", json.dumps(doc))

@@ -15,13 +15,14 @@ from bench.results import outputs
 from bench.results.merge import merge
 from bench.results.store import RunRecord, Store
 from tests.conftest import run_cli
+from tests.factories import run_record
 
 PREDS = [["ABADI", ["AH B AE D IY", "AA B AA D IY"], "AH B AE D IY", 0], ["ZOO", ["Z UW"], "Z OW", 1]]
 
 
 def _record(sid: str, key: str, predictions=None, finished: str = "2024-01-01T00:01:00+00:00") -> RunRecord:
-    return RunRecord(sid, key, "g2p", key.split("/")[1], "tiny", 0, {"model": "attention"}, "abc", "ok", None, "2024-01-01T00:00:00+00:00",
-                     finished, {"test_exact_match": 0.5, "test_ter": 1 / 7}, [], [], predictions=predictions)
+    return run_record(session=sid, key=key, task="g2p", model=key.split("/")[1], finished=finished,
+                      metrics={"test_exact_match": 0.5, "test_ter": 1 / 7}, predictions=predictions)
 
 
 def _store(path: str, sid: str = "s1", preds=PREDS) -> Store:
