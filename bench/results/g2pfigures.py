@@ -43,10 +43,12 @@ PACKAGE_TASK = "g2p"
 STANDARD_FILE = "g014b2b"  # the standard split's files: g014b2b.train, g014b2b.test
 
 
-def edition(task: str, data_source: str | None) -> str | None:
-    """``standard`` for runs on the standard split's files, ``package`` for task g2p, None for anything else."""
-    if task == PACKAGE_TASK and (data_source or "").startswith("package:"):
+def edition(task: str, data_source: object) -> str | None:
+    """``standard`` for runs on the standard split's files, ``package`` for task g2p, None for anything else (a run
+    that recorded no data source included: a frame's missing value)."""
+    src = data_source if isinstance(data_source, str) else ""
+    if task == PACKAGE_TASK and src.startswith("package:"):
         return "package"
-    if (data_source or "").startswith(f"file:{STANDARD_FILE}"):
+    if src.startswith(f"file:{STANDARD_FILE}"):
         return "standard"
     return None

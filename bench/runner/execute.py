@@ -143,8 +143,10 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
     for s in ev.samples:
         s = dict(s)
         s["pred"] = [prep.vocab.token(i) for i in s["pred"]]
-        src = prep.source.split(prep.test.examples[s["row"]].src)  # the attention map's columns: source tokens
+        ex = prep.test.examples[s["row"]]
+        src = prep.source.split(ex.src)  # the attention map's columns: source tokens
         s["src"] = src[::-1] if prep.test.reversed_source else src
+        s["references"] = [prep.target.split(r) for r in ex.references]  # every right answer, as tokens
         samples.append(s)
     return metrics, fr.history(), samples
 
