@@ -82,8 +82,8 @@ def split(words: dict[str, list[str]], seed: int, valid: int) -> TaskData:
                     target_tokens="space", target_unit="phone", open_vocabulary=True)
 
 
-@register("g2p", "CMUdict grapheme-to-phoneme: word -> ARPAbet phones (Yao & Zweig 2015); several references", aligned=False,
-          generated=False)
+@register("g2p", "CMUdict grapheme-to-phoneme: word -> ARPAbet phones (Yao & Zweig 2015), several references; extra g2p",
+          aligned=False, generated=False)
 def make(opts: TaskOptions) -> TaskData:
     path = dictionary_path()
     try:
