@@ -38,6 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.analysis import markdown
+
 REPO = Path(__file__).resolve().parents[2]
 # What a test run needs: the code, the tests, and the small committed files tests read (baselines, the Makefile,
 # the CI files); stores, reports and virtual environments stay out. Those not in the tree are skipped.
@@ -311,14 +313,23 @@ def baseline(mutations: Sequence[Mutation], work: Path, timeout: float, selectio
     return False, why, secs
 
 
-def _row(i: int, o: Outcome, width: int) -> str:
+def _verdict(o: Outcome) -> str:
     verdict = {"caught": o.caught_by, "survived": "NOT CAUGHT", "timeout": "NOT CAUGHT (timeout)", "error": "ERROR"}[o.status]
-    extra = f" -- {o.detail}" if o.status != "caught" and o.detail else ""
-    return f"| {i:>2} | {o.mutation.what:<{width}} | {o.mutation.file} | {verdict}{extra} | {o.seconds:.0f} |"
+    return verdict + (f" -- {o.detail}" if o.status != "caught" and o.detail else "")
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.checks.mutation", description=__doc__.split("\n\n")[0])
+def table(outcomes: Sequence[Outcome]) -> str:
+    """The check's table, one row per planted bug in list order: what, where, caught by which test, seconds."""
+    rows = [(i, o.mutation.what, o.mutation.file, _verdict(o), f"{o.seconds:.0f}") for i, o in enumerate(outcomes, 1)]
+    return markdown.table(("#", "planted bug", "file", "caught by", "s"), rows, align="rlllr")
+
+
+PROG = "python -m bench.checks.mutation"  # the name usage and errors show; `s2sbench check mutation` passes its own
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """This check's options: one parser for both doors, ``python -m bench.checks.mutation`` and ``s2sbench check mutation``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--list", action="store_true", help="print the planted bugs and their tests; run nothing")
     p.add_argument("--only", help="comma-separated mutation names (default: all)")
     p.add_argument("--against", help="run these tests (comma-separated paths or node ids) for every bug instead of its own selection")
@@ -326,7 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds one bug's tests may take (default 600)")
     p.add_argument("--no-baseline", action="store_true", help="skip running the selected tests on the unchanged tree first")
     p.add_argument("--keep", help="build the copies here and keep them (default: a temporary folder, removed)")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    a = parser(prog).parse_args(argv)
     todo = list(MUTATIONS)
     if a.only:
         want = [n.strip() for n in a.only.split(",") if n.strip()]
@@ -351,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="s2sbench-mutation-"))
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    outcomes: list[Outcome] = []
     try:
         print(f"mutation check: {len(todo)} planted bugs, {a.jobs} at a time, copies in {work}", flush=True)
         if not a.no_baseline:
@@ -359,14 +375,14 @@ def main(argv: list[str] | None = None) -> int:
             if not ok:
                 print("mutation: error: the selected tests fail on the unchanged tree, so a failure would prove nothing", file=sys.stderr)
                 return 2
-        width = max(len(m.what) for m in todo)
-        print(f"\n| {'#':>2} | {'planted bug':<{width}} | file | caught by | s |\n|---:|---|---|---|---:|", flush=True)
-        outcomes: list[Outcome] = []
         with ThreadPoolExecutor(max_workers=a.jobs) as pool:
             for i, o in enumerate(pool.map(lambda m: plant(m, work, a.timeout, selection), todo), 1):  # in list order, as they end
                 outcomes.append(o)
-                print(_row(i, o, width), flush=True)
+                done = f"caught by {o.caught_by}" if o.status == "caught" else _verdict(o)
+                print(f"  {i}/{len(todo)} {o.mutation.name}: {done} ({o.seconds:.0f} s)", file=sys.stderr, flush=True)
     finally:
+        if outcomes:  # the table, also of a check cut short: the bugs planted so far
+            print("\n" + table(outcomes), flush=True)
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
     caught = sum(o.status == "caught" for o in outcomes)
