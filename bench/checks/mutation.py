@@ -198,7 +198,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       "WHERE session=? AND status='ok'", "WHERE session=?",
       ("tests/runner/test_resume.py",)),
     M("merge-writes-twice", "merge into a store that has the run writes it a second time", "bench/results/merge.py",
-      "        if keep is None:\n            inserts.append(best[2])", "        inserts.append(best[2])",
+      "        if keep is None:\n            inserts.append((best[2], ", "        inserts.append((best[2], ",
       ("tests/runner/test_shards.py::test_merge_joins_same_session_ids_keeps_others_and_later_finished_wins",)),
 )
 
