@@ -23,6 +23,9 @@ import torch
 torch.set_num_threads(int(os.environ.get("S2SBENCH_TEST_THREADS", "1")))
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The data beside the project (the book's files, the CMUdict split): ../shared next to the checkout, or where
+# S2SBENCH_SHARED points (a worktree elsewhere). Tests that need it skip cleanly without it.
+SHARED = os.environ.get("S2SBENCH_SHARED") or os.path.join(REPO, "..", "shared")
 
 # Three tiny runs (one model, three seeds): a suite file for session-level tests.
 TINY_SUITE = """
@@ -104,6 +107,19 @@ def copy_store(src: str, dst_dir: str) -> str:
         if os.path.exists(src + suffix):
             shutil.copyfile(src + suffix, dst + suffix)
     return dst
+
+
+@pytest.fixture
+def shared_path() -> Callable[..., str]:
+    """``shared_path("data", "cmudict")`` -> that path beside the project; the test skips when it is not there."""
+
+    def find(*parts: str) -> str:
+        p = os.path.join(SHARED, *parts)
+        if not os.path.exists(p):
+            pytest.skip(f"{os.path.join('..', 'shared', *parts)} (the data beside the project) is not here")
+        return p
+
+    return find
 
 
 @pytest.fixture

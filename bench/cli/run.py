@@ -10,7 +10,7 @@ from typing import Any
 from bench.cli import args
 from bench.errors import UserError
 from bench.results.store import DEFAULT_PATH
-from bench.spec.run import CAPTURE
+from bench.spec.run import CAPTURE, SENTENCEPIECE_TYPES, TOKENS, UNITS
 
 
 def shard_parse(s: str) -> tuple[int, int]:
@@ -25,7 +25,12 @@ def add(sub: Any) -> None:
     what.add_argument("--suite", help="suite name (see `s2sbench list --suites`) or path to a .toml file")
     what.add_argument("--data-dir", help="folder holding the data files a suite names (e.g. the book's date.txt, addition.txt)")
     what.add_argument("--task", help="registered task (date, addition, ...)")
-    what.add_argument("--task-file", help="a data file in the book's format (question_answer per line)")
+    what.add_argument("--task-file", help="a data file: tab-separated pairs (source<TAB>target; a .tsv file, or any file whose first line "
+                                         "holds a tab), the source side of two line-aligned files (with --target-file), or the book's "
+                                         "question_answer lines")
+    what.add_argument("--target-file", help="with --task-file SOURCE: the line-aligned target side (line n answers line n; default: none)")
+    what.add_argument("--valid-file", help="a standard split's valid file, used as it is (default: held out of --task-file by source)")
+    what.add_argument("--test-file", help="a standard split's test file, used as it is (default: a tenth of --task-file's sources)")
     what.add_argument("--model", help="model name, or several separated by commas")
     what.add_argument("--size", help="model size (tiny, small, base, book), or several separated by commas")
     what.add_argument("--seed", type=args.nonneg_int, help="model seed")
@@ -43,6 +48,18 @@ def add(sub: Any) -> None:
     budget.add_argument("--length", type=args.nonneg_int, dest="lengths", help="every example of this source length (generated tasks): a sweep point")
     budget.add_argument("--train-size", type=args.nonneg_int, help="cap the number of training examples")
     budget.add_argument("--reverse-source", action="store_true", default=None, help="reverse each source (book ch. 7)")
+    toks = r.add_argument_group("tokens (docs/real-data.md)")
+    toks.add_argument("--source-tokens", choices=list(TOKENS),
+                      help="how sources are cut into tokens: char, space (whitespace-separated) or sentencepiece (trained on the training "
+                           "split) (default: the data's own: char; g2p's words are characters)")
+    toks.add_argument("--target-tokens", choices=list(TOKENS),
+                      help="how targets are cut into tokens: char, space or sentencepiece (default: the data's own: char; g2p's phones: space)")
+    toks.add_argument("--sentencepiece-type", choices=list(SENTENCEPIECE_TYPES), help="the SentencePiece model: unigram or bpe (default unigram)")
+    toks.add_argument("--sentencepiece-vocab", type=args.nonneg_int, help="pieces in each side's SentencePiece model (default 1000)")
+    toks.add_argument("--target-unit", choices=list(UNITS),
+                      help="what a target token is: char, phone, word or subword; names the token error rate (CER, PER, WER) and asks "
+                           "for BLEU/chrF for word and subword (default: char for char tokens, word for space, subword for sentencepiece; g2p: phone)")
+    toks.add_argument("--keep-stress", action="store_true", default=None, help="task g2p: keep CMUdict's stress digits (default: removed, as the papers)")
     how = r.add_argument_group("how it runs")
     how.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     how.add_argument("--amp", choices=["off", "bf16", "fp16"], help="mixed precision (bf16 also on CPUs with bf16 instructions)")
@@ -66,7 +83,8 @@ def add(sub: Any) -> None:
 
 
 _TRAIN_FLAGS = ("epochs", "target", "time_budget_s", "batch_size", "lr", "amp", "capture", "steps", "warmup_steps")
-_DATA_FLAGS = ("train_size", "reverse_source")
+_DATA_FLAGS = ("train_size", "reverse_source", "target_file", "valid_file", "test_file", "source_tokens", "target_tokens", "sentencepiece_type",
+               "sentencepiece_vocab", "target_unit", "keep_stress")
 
 
 def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
