@@ -1,4 +1,4 @@
-"""The tree shows the layers (DESIGN: Layout): imports run one way, there are no cycles (not even through
+"""The tree shows the layers (docs/design.md, "Layout"): imports run one way, there are no cycles (not even through
 imports inside functions), and the analysis side works where torch is not installed."""
 
 from __future__ import annotations
@@ -15,9 +15,14 @@ import pytest
 from tests.conftest import REPO
 
 # layer -> the layers it may import. ``errors`` (the one exception type) and ``spec`` (what runs) are the
-# floor every layer stands on. ``cli`` also reaches the registries (list) and the calibration (calibrate).
+# floor every layer stands on. ``cli`` also reaches the registries (list), the calibration (calibrate) and the
+# contract every model and task keeps (check-model, check-task: ``bench.train.contract``).
 # ``regress`` (regression tracking: compare, bisect) judges what ``results`` holds, with ``analysis``'s statistics,
 # config labels and Markdown-table writer; ``cli`` and ``checks`` use it.
+# ``cli`` -> ``checks``: ``s2sbench check NAME`` is the self-checks' front door, so the command line imports a
+# check -- in one module (bench.cli.check), inside a function, only the check it runs (tests below). The checks
+# therefore import no part of ``cli`` (that would close a cycle): a check that needs a command runs it as
+# a user does, in a process of its own.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "spec": {"errors"},
@@ -28,8 +33,8 @@ ALLOWED: dict[str, set[str]] = {
     "measure": {"spec", "errors"},
     "train": {"data", "measure", "spec", "errors", "models"},
     "runner": {"train", "measure", "data", "spec", "results", "errors", "models"},
-    "cli": {"runner", "regress", "analysis", "results", "spec", "errors", "data", "measure", "models"},
-    "checks": {"cli", "runner", "regress", "analysis", "results", "spec", "errors", "data", "measure", "train", "models"},
+    "cli": {"runner", "regress", "analysis", "results", "spec", "errors", "data", "measure", "train", "models", "checks"},
+    "checks": {"runner", "regress", "analysis", "results", "spec", "errors", "data", "measure", "train", "models"},
     "models": set(),
 }
 SUBPACKAGES = {"cli", "runner", "train", "measure", "data", "spec", "results", "analysis", "regress", "checks"}
@@ -101,8 +106,18 @@ def test_every_import_runs_down_the_map() -> None:
     assert not bad, "\n".join(bad)
 
 
-def test_nothing_imports_the_checks() -> None:
-    assert not [m for m, deps in GRAPH.items() if layer(m) != "checks" and any(layer(d) == "checks" for d in deps)]
+FRONT_DOOR = "bench.cli.check"  # ``s2sbench check NAME``: the one module that imports the checks
+
+
+def test_only_the_front_door_imports_the_checks_and_only_inside_a_function() -> None:
+    """The checks stay runnable self-checks that no code depends on: the front door loads the one it runs, when
+    it runs it. At module level it imports no check, so ``s2sbench report`` loads none (nor their torch)."""
+    importers = {m for m, deps in GRAPH.items() if layer(m) != "checks" and any(layer(d) == "checks" for d in deps)}
+    assert importers == {FRONT_DOOR}
+    tree = ast.parse(MODULES[FRONT_DOOR].read_text(encoding="utf-8"))
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]  # statements at module level only
+    names = {a.name for n in top for a in n.names} | {n.module or "" for n in top if isinstance(n, ast.ImportFrom)}
+    assert not {x for x in names if x.startswith("bench.checks") or x == "checks"}, names
 
 
 def test_models_import_only_torch_and_themselves() -> None:

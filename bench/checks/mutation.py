@@ -38,6 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.analysis import markdown
+
 REPO = Path(__file__).resolve().parents[2]
 # What a test run needs: the code, the tests, and the small committed files tests read (baselines, the Makefile,
 # the CI files); stores, reports and virtual environments stay out. Those not in the tree are skipped.
@@ -59,13 +61,14 @@ class Mutation:
 
 M = Mutation
 ARCH = "tests/models/test_architecture.py"
-TM = "tests/models/test_models.py"
+CONTRACT = "tests/models/test_contract.py"
 NTM = "tests/models/test_ntm.py"
 MET = "tests/results/test_metrics.py"
 DER = "tests/runner/test_derived_metrics.py"
 FIT = "tests/train/test_fit_records.py"
 THR = "tests/train/test_throughput.py"
 CMP = "tests/regress/test_compare.py"
+SCO = "tests/train/test_scores.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # --- architectures: each model's defining connection -----------------------------------------------
@@ -86,7 +89,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       (f"{ARCH}::test_peeky_decoder_sees_the_source_vector_at_every_step",)),
     M("attention-padding-unmasked", "attention: padded source positions get attention weight", "models/attention.py",
       '        scores = scores.masked_fill(~src_mask.unsqueeze(1), float("-inf"))\n', "",
-      (f"{TM}::test_source_padding_is_ignored",)),
+      (f"{CONTRACT}::test_padding_is_masked",)),
     M("transformer-unscaled-scores", "Transformer: attention scores not divided by sqrt(d_head)", "models/transformer.py",
       "attn_mask=bias, dropout_p=p, is_causal=causal)", "attn_mask=bias, dropout_p=p, is_causal=causal, scale=1.0)",
       (f"{ARCH}::test_transformer_attention_is_softmax_of_scaled_scores",)),
@@ -95,10 +98,10 @@ MUTATIONS: tuple[Mutation, ...] = (
       (f"{ARCH}::test_transformer_attention_is_softmax_of_scaled_scores",)),
     M("transformer-padding-unmasked", "Transformer: source key padding not masked", "models/transformer.py",
       '.masked_fill(~src_mask, float("-inf"))\n        bias = bias[:, None, None, :]', "\n        bias = bias[:, None, None, :]",
-      (f"{TM}::test_source_padding_is_ignored",)),
+      (f"{CONTRACT}::test_padding_is_masked",)),
     M("transformer-not-causal", "Transformer: decoder self-attention sees the future", "models/transformer.py",
       "a = self.self_attn.attend(q, k, v, causal=True)", "a = self.self_attn.attend(q, k, v, causal=False)",
-      (f"{TM}::test_no_future_leakage",)),
+      (f"{CONTRACT}::test_no_look_ahead",)),
     M("transformer-encoder-residual", "Transformer: encoder self-attention residual removed", "models/transformer.py",
       "x = x + self.drop(self.attn.attend(", "x = self.drop(self.attn.attend(",
       (f"{ARCH}::test_transformer_blocks_are_residual",)),
@@ -167,6 +170,16 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("verdict-calibration-inverted", "machine normalisation applied the wrong way round", "bench/regress/compare.py",
       'ratio = ratio / (cn / cb) if better == "low" else ratio * (cn / cb)', 'ratio = ratio * (cn / cb) if better == "low" else ratio / (cn / cb)',
       (f"{CMP}::test_slower_machine_with_slower_calibration_is_same",)),
+    M("error-rate-rise-as-gain", "a rise of an error rate (PER, WER) judged as an improvement", "bench/regress/verdicts.py",
+      "gain = -delta if lower_is_better else delta", "gain = delta",
+      (f"{CMP}::test_an_error_rate_that_rises_is_the_regression",)),
+    # --- scores for real outputs ---------------------------------------------------------------------------
+    M("first-reference-not-closest", "error rates against the first reference, not the closest", "bench/train/scores.py",
+      "if best < 0 or d < best:", "if best < 0:",
+      (f"{SCO}::test_closest_reference_is_the_smallest_edit_distance_first_on_a_tie",)),
+    M("per-over-first-reference-length", "PER divided by the first references' length, not the chosen ones'", "bench/train/scores.py",
+      "total += len(rs[i])", "total += len(rs[0])",
+      (f"{SCO}::test_error_rates_are_corpus_level_over_the_chosen_references",)),
     # --- timing ------------------------------------------------------------------------------------------
     M("stopwatch-no-sync", "stopwatch reads the clock before the device is done", "bench/measure/timing.py",
       "sync(self.device)\n        dt = time.perf_counter() - self._t0", "dt = time.perf_counter() - self._t0",
@@ -185,7 +198,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       "WHERE session=? AND status='ok'", "WHERE session=?",
       ("tests/runner/test_resume.py",)),
     M("merge-writes-twice", "merge into a store that has the run writes it a second time", "bench/results/merge.py",
-      "        if keep is None:\n            inserts.append(best[2])", "        inserts.append(best[2])",
+      "        if keep is None:\n            inserts.append((best[2], ", "        inserts.append((best[2], ",
       ("tests/runner/test_shards.py::test_merge_joins_same_session_ids_keeps_others_and_later_finished_wins",)),
 )
 
@@ -300,14 +313,23 @@ def baseline(mutations: Sequence[Mutation], work: Path, timeout: float, selectio
     return False, why, secs
 
 
-def _row(i: int, o: Outcome, width: int) -> str:
+def _verdict(o: Outcome) -> str:
     verdict = {"caught": o.caught_by, "survived": "NOT CAUGHT", "timeout": "NOT CAUGHT (timeout)", "error": "ERROR"}[o.status]
-    extra = f" -- {o.detail}" if o.status != "caught" and o.detail else ""
-    return f"| {i:>2} | {o.mutation.what:<{width}} | {o.mutation.file} | {verdict}{extra} | {o.seconds:.0f} |"
+    return verdict + (f" -- {o.detail}" if o.status != "caught" and o.detail else "")
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.checks.mutation", description=__doc__.split("\n\n")[0])
+def table(outcomes: Sequence[Outcome]) -> str:
+    """The check's table, one row per planted bug in list order: what, where, caught by which test, seconds."""
+    rows = [(i, o.mutation.what, o.mutation.file, _verdict(o), f"{o.seconds:.0f}") for i, o in enumerate(outcomes, 1)]
+    return markdown.table(("#", "planted bug", "file", "caught by", "s"), rows, align="rlllr")
+
+
+PROG = "python -m bench.checks.mutation"  # the name usage and errors show; `s2sbench check mutation` passes its own
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """This check's options: one parser for both doors, ``python -m bench.checks.mutation`` and ``s2sbench check mutation``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--list", action="store_true", help="print the planted bugs and their tests; run nothing")
     p.add_argument("--only", help="comma-separated mutation names (default: all)")
     p.add_argument("--against", help="run these tests (comma-separated paths or node ids) for every bug instead of its own selection")
@@ -315,7 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds one bug's tests may take (default 600)")
     p.add_argument("--no-baseline", action="store_true", help="skip running the selected tests on the unchanged tree first")
     p.add_argument("--keep", help="build the copies here and keep them (default: a temporary folder, removed)")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    a = parser(prog).parse_args(argv)
     todo = list(MUTATIONS)
     if a.only:
         want = [n.strip() for n in a.only.split(",") if n.strip()]
@@ -340,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="s2sbench-mutation-"))
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    outcomes: list[Outcome] = []
     try:
         print(f"mutation check: {len(todo)} planted bugs, {a.jobs} at a time, copies in {work}", flush=True)
         if not a.no_baseline:
@@ -348,14 +375,14 @@ def main(argv: list[str] | None = None) -> int:
             if not ok:
                 print("mutation: error: the selected tests fail on the unchanged tree, so a failure would prove nothing", file=sys.stderr)
                 return 2
-        width = max(len(m.what) for m in todo)
-        print(f"\n| {'#':>2} | {'planted bug':<{width}} | file | caught by | s |\n|---:|---|---|---|---:|", flush=True)
-        outcomes: list[Outcome] = []
         with ThreadPoolExecutor(max_workers=a.jobs) as pool:
             for i, o in enumerate(pool.map(lambda m: plant(m, work, a.timeout, selection), todo), 1):  # in list order, as they end
                 outcomes.append(o)
-                print(_row(i, o, width), flush=True)
+                done = f"caught by {o.caught_by}" if o.status == "caught" else _verdict(o)
+                print(f"  {i}/{len(todo)} {o.mutation.name}: {done} ({o.seconds:.0f} s)", file=sys.stderr, flush=True)
     finally:
+        if outcomes:  # the table, also of a check cut short: the bugs planted so far
+            print("\n" + table(outcomes), flush=True)
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
     caught = sum(o.status == "caught" for o in outcomes)

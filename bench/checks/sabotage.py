@@ -123,8 +123,12 @@ def specs(model_names: list[str], train: int, epochs: int, decode_repeats: int, 
     return [RunSpec(model=m, size="tiny", seed=sd, data=data, train=cfg, measure=measure) for m in model_names for sd in range(seeds)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.checks.sabotage", description=__doc__.split("\n\n")[0])
+PROG = "python -m bench.checks.sabotage"  # the name usage and errors show; `s2sbench check sabotage` passes its own
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """This check's options: one parser for both doors, ``python -m bench.checks.sabotage`` and ``s2sbench check sabotage``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--models", default="seq2seq,attention,transformer", help="models in both sessions")
     p.add_argument("--slow", default="attention", help="the model sabotaged in the new session")
@@ -138,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="wall: the harness's timers as they are; cpu: process CPU time instead (an experiment, use with --threads 1)")
     p.add_argument("--fail-on", help="thresholds as for `s2sbench compare` (default: its defaults)")
     p.add_argument("--keep", help="keep the store here instead of a temporary folder")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    p = parser(prog)
     a = p.parse_args(argv)
     names = [m.strip() for m in a.models.split(",") if m.strip()]
     if a.slow not in names:

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from bench.cli import args
 from bench.errors import UserError
 from bench.results.store import DEFAULT_PATH
 
@@ -35,13 +36,18 @@ def add(sub: Any) -> None:
     ls.add_argument("--store", default=DEFAULT_PATH)
     for what_ in ("tasks", "models", "suites", "sessions"):
         ls.add_argument(f"--{what_}", action="store_true")
+    args.add_plugin_flag(ls)
 
     ls.set_defaults(func=cmd_list)
 
     ex = sub.add_parser("export", help="print the tidy per-run table (CSV or JSON), or copy runs to MLflow or TensorBoard")
     ex.add_argument("--store", default=DEFAULT_PATH)
     ex.add_argument("--session", default="latest", help="session id, 'latest', 'all', or ids separated by commas")
-    ex.add_argument("--format", choices=["csv", "json"], help="the tidy table on stdout (default csv)")
+    ex.add_argument("--format", choices=["csv", "json"],
+                    help="the tidy table on stdout: csv or json (default csv); with --predictions: csv or JSON lines")
+    ex.add_argument("--predictions", action="store_true",
+                    help="every test example of every run instead of the per-run table: run, source, references, hypothesis, "
+                         "distance to the closest reference (default: off)")
     ex.add_argument("--to", choices=["mlflow", "tensorboard"], help="copy every run of the sessions into MLflow or a TensorBoard log folder")
     ex.add_argument("dest", nargs="?", metavar="DEST",
                     help="--to tensorboard: the log folder (required); --to mlflow: the tracking URI "
@@ -93,24 +99,33 @@ def commit_list(spec: str) -> list[str]:
 
 
 def cmd_list(a: argparse.Namespace) -> int:
-    import models
-    from bench.data import tasks
-    from bench.spec import suite as suite_mod
-
     every = not (a.tasks or a.models or a.suites or a.sessions)
+    if a.tasks or a.models or every or a.plugin:
+        from bench.runner import plugins
+
+        plugins.load(args.plugin_refs(a.plugin))  # the entry points too: a broken one is one line, not a traceback
     if a.tasks or every:
+        from bench.data import tasks
+
         print("tasks:")
         for n in tasks.names():
             e = tasks.entry(n)
-            print(f"  {n:10s} {e.summary}{'  [alignment]' if e.aligned else ''}")
+            print(f"  {n:10s} {e.summary}{'  [alignment]' if e.aligned else ''}{_origin(e.plugin, e.plugin_version)}")
     if a.models or every:
+        import models
+
         print(f"models (parameters at vocabulary {models.BUDGET_VOCAB}; budgets: " + ", ".join(f"{k} {v:,}" for k, v in models.BUDGETS.items()) + "):")
         for n in models.names():
             # Counted on the meta device: listing the 100 M-parameter sizes allocates nothing.
             counts = "  ".join(f"{s}={models.param_count(n, models.BUDGET_VOCAB, s):,}" for s in models.sizes(n))
+            meta = models.entry(n).meta
             print(f"  {n:12s} {counts}")
-            print(f"  {'':12s} {models.entry(n).summary}")
+            print(f"  {'':12s} {models.entry(n).summary}{_origin(meta.plugin, meta.plugin_version)}")
+            for s, why in models.unreachable(n).items():
+                print(f"  {'':12s} cannot reach {s}: {why}")
     if a.suites or every:
+        from bench.spec import suite as suite_mod
+
         print("suites:")
         for n in suite_mod.available():
             _, desc, specs = suite_mod.load(n)
@@ -134,6 +149,10 @@ def cmd_list(a: argparse.Namespace) -> int:
     return 0
 
 
+def _origin(plugin: str, version: str) -> str:
+    return f"  [plugin {plugin}{' ' + version if version else ''}]" if plugin else ""
+
+
 def cmd_export(a: argparse.Namespace) -> int:
     from bench.results.store import Store
     from bench.results.tidy import runs_frame, select_sessions
@@ -146,9 +165,20 @@ def cmd_export(a: argparse.Namespace) -> int:
         raise UserError("--experiment goes with --to mlflow")
     if a.to == "tensorboard" and not a.dest:
         raise UserError("export --to tensorboard needs the log folder: s2sbench export --to tensorboard DIR")
+    if a.predictions and a.to:
+        raise UserError(f"--predictions goes to stdout (csv or JSON lines), not --to {a.to}")
     store = Store.open_read_only(a.store)
     if a.to:
         return _export_to(a, store, select_sessions(store, a.session))
+    if a.predictions:
+        from bench.results.outputs import write_predictions
+
+        try:
+            write_predictions(store, select_sessions(store, a.session), sys.stdout, a.format or "csv")
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head`: the reader has what it wanted (Python's documented way out of a closed pipe)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     df = runs_frame(store, select_sessions(store, a.session))
     if (a.format or "csv") == "csv":
         df = df.assign(epoch_seconds=df["epoch_seconds"].map(json.dumps), test_by_length=df["test_by_length"].map(json.dumps))

@@ -10,7 +10,7 @@ from typing import Any
 from bench.cli import args
 from bench.errors import UserError
 from bench.results.store import DEFAULT_PATH
-from bench.spec.run import CAPTURE, SCHEDULES
+from bench.spec.run import CAPTURE, SCHEDULES, SENTENCEPIECE_TYPES, TOKENS, UNITS
 
 
 def shard_parse(s: str) -> tuple[int, int]:
@@ -31,12 +31,18 @@ def add_flags(r: Any, ddp: bool = True) -> None:
     what.add_argument("--suite", help="suite name (see `s2sbench list --suites`) or path to a .toml file")
     what.add_argument("--data-dir", help="folder holding the data files a suite names (e.g. the book's date.txt, addition.txt)")
     what.add_argument("--task", help="registered task (date, addition, ...)")
-    what.add_argument("--task-file", help="a data file in the book's format (question_answer per line)")
+    what.add_argument("--task-file", help="a data file: tab-separated pairs (source<TAB>target; a .tsv file, or any file whose first line "
+                                         "holds a tab), the source side of two line-aligned files (with --target-file), or the book's "
+                                         "question_answer lines")
+    what.add_argument("--target-file", help="with --task-file SOURCE: the line-aligned target side (line n answers line n; default: none)")
+    what.add_argument("--valid-file", help="a standard split's valid file, used as it is (default: held out of --task-file by source)")
+    what.add_argument("--test-file", help="a standard split's test file, used as it is (default: a tenth of --task-file's sources)")
     what.add_argument("--model", help="model name, or several separated by commas")
     what.add_argument("--size", help="model size (tiny, small, base, book), or several separated by commas")
     what.add_argument("--seed", type=args.nonneg_int, help="model seed")
     what.add_argument("--seeds", type=args.seeds, help="several model seeds, e.g. 0,1,2")
     what.add_argument("--option", type=args.option, action="append", default=[], metavar="KEY=VALUE", help="model option, e.g. bidirectional=true, score=general")
+    args.add_plugin_flag(what)
     budget = r.add_argument_group("budget and training")
     budget.add_argument("--epochs", type=args.nonneg_int)
     budget.add_argument("--target", type=args.fraction, help="stop at this validation exact match (0.99 or 99)")
@@ -49,6 +55,18 @@ def add_flags(r: Any, ddp: bool = True) -> None:
     budget.add_argument("--length", type=args.nonneg_int, dest="lengths", help="every example of this source length (generated tasks): a sweep point")
     budget.add_argument("--train-size", type=args.nonneg_int, help="cap the number of training examples")
     budget.add_argument("--reverse-source", action="store_true", default=None, help="reverse each source (book ch. 7)")
+    toks = r.add_argument_group("tokens (docs/real-data.md)")
+    toks.add_argument("--source-tokens", choices=list(TOKENS),
+                      help="how sources are cut into tokens: char, space (whitespace-separated) or sentencepiece (trained on the training "
+                           "split) (default: the data's own: char; g2p's words are characters)")
+    toks.add_argument("--target-tokens", choices=list(TOKENS),
+                      help="how targets are cut into tokens: char, space or sentencepiece (default: the data's own: char; g2p's phones: space)")
+    toks.add_argument("--sentencepiece-type", choices=list(SENTENCEPIECE_TYPES), help="the SentencePiece model: unigram or bpe (default unigram)")
+    toks.add_argument("--sentencepiece-vocab", type=args.nonneg_int, help="pieces in each side's SentencePiece model (default 1000)")
+    toks.add_argument("--target-unit", choices=list(UNITS),
+                      help="what a target token is: char, phone, word or subword; names the token error rate (CER, PER, WER) and asks "
+                           "for BLEU/chrF for word and subword (default: char for char tokens, word for space, subword for sentencepiece; g2p: phone)")
+    toks.add_argument("--keep-stress", action="store_true", default=None, help="task g2p: keep CMUdict's stress digits (default: removed, as the papers)")
     how = r.add_argument_group("how it runs")
     how.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     how.add_argument("--amp", choices=["off", "bf16", "fp16"], help="mixed precision (bf16 also on CPUs with bf16 instructions)")
@@ -57,6 +75,9 @@ def add_flags(r: Any, ddp: bool = True) -> None:
     how.add_argument("--capture", choices=list(CAPTURE),
                      help="how steps are launched: eager, torch.compile, captured CUDA graphs, or graphs of the compiled model (the last two CUDA only)")
     how.add_argument("--compile", action="store_true", help="the same as --capture compile")
+    how.add_argument("--check-models", action="store_true",
+                     help="before anything runs, hold every model of the session to the contract (s2sbench check-model) and refuse one "
+                          "that breaks a rule (default: off; a plugin model whose forward raises is refused either way)")
     how.add_argument("--resume", nargs="?", const="auto", help="continue an interrupted session (default: the latest unfinished one of this suite)")
     how.add_argument("--store", default=DEFAULT_PATH)
     far = r.add_argument_group("beyond one machine (README: Beyond one machine)")
@@ -80,7 +101,8 @@ def add_recipe(group: Any) -> None:
 
 _TRAIN_FLAGS = ("epochs", "target", "time_budget_s", "batch_size", "lr", "amp", "capture", "steps", "warmup_steps", "schedule", "lr_warmup",
                 "label_smoothing", "weight_decay")
-_DATA_FLAGS = ("train_size", "reverse_source")
+_DATA_FLAGS = ("train_size", "reverse_source", "target_file", "valid_file", "test_file", "source_tokens", "target_tokens", "sentencepiece_type",
+               "sentencepiece_vocab", "target_unit", "keep_stress")
 
 
 def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
@@ -101,6 +123,8 @@ def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
         overrides["capture"] = "compile"
     if a.lengths is not None:
         overrides["lengths"] = [a.lengths]
+    if a.plugin:
+        overrides["plugins"] = args.plugin_refs(a.plugin)
     if a.suite:
         if a.task or a.task_file:
             raise UserError("give either --suite or --task/--task-file, not both")
@@ -119,8 +143,10 @@ def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from bench.results.store import Store
+    from bench.runner import plugins
     from bench.runner.session import check, run_session
     suite, specs = specs_from_flags(a)
+    specs = plugins.attach(specs)  # loaded here (and by every torchrun rank, which reads the same flags); each run keeps its own
     sc = args.session_config(a.device, a.threads, a.deterministic)
     env_extra: dict[str, Any] = {}
     if a.shard:
@@ -148,6 +174,8 @@ def cmd_run(a: argparse.Namespace) -> int:
                 validate(s)
             executor = RayExecutor(a.address, threads=a.threads)
         cache = check(specs, sc, executor)  # bad input is refused before the store is touched
+        if a.check_models:
+            plugins.refuse_broken(specs)  # models that run, held to the whole contract
 
         def open_store() -> tuple[Store, str | None]:
             store = Store(a.store)

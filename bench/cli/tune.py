@@ -61,6 +61,9 @@ def cmd_tune(a: argparse.Namespace) -> int:
         raise UserError("tune runs every trial at one seed (--seed) and the finals at --final-seeds fresh seeds; --seeds is for run")
     ts = settings(a)
     suite, specs = run.specs_from_flags(a)
+    from bench.runner import plugins
+
+    specs = plugins.attach(specs)  # plugin models are tuned like the built-in ones
     sc = args.session_config(a.device, a.threads, a.deterministic)
     if a.address and a.executor != "ray":
         raise UserError("--address goes with --executor ray")
@@ -71,6 +74,8 @@ def cmd_tune(a: argparse.Namespace) -> int:
 
             executor = RayExecutor(a.address, threads=a.threads)
         studies, cache = tune.prepare(specs, ts, sc, executor)  # bad input is refused before the store is touched
+        if a.check_models:
+            plugins.refuse_broken([st.base for st in studies])
         env_extra: dict[str, Any] = {}
         if a.shard:
             studies, env_extra["shard"] = tune.shard(studies, a.shard, ts)

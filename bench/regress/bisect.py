@@ -8,7 +8,7 @@
    bisect's folder, so every commit runs the same definition.
 2. The reference is measured here, now: the suite runs at GOOD first, and every later commit is compared
    with *that* session, on this machine, in this bisect (speed is compared as ratios measured together,
-   DESIGN: sessions). The suite then runs at BAD; if the regression does not show there, there is nothing
+   docs/design.md, "Speed on noisy machines"). The suite then runs at BAD; if the regression does not show there, there is nothing
    to bisect and it says so.
 3. ``git bisect run`` calls the predicate at each midpoint: run the suite with that commit's own code
    (``python -m bench run`` in a checkout of the commit), compare with the GOOD session under the same
@@ -227,9 +227,9 @@ def _cost(r: Row) -> float:
     """How bad a row is, larger is worse: a time ratio, or points lost."""
     if r.change is None:
         return math.inf if r.verdict == "worse" else -math.inf
-    if r.kind == "quality":
-        return -r.change
     m = BY_NAME.get(r.metric)
+    if r.kind == "quality":
+        return r.change if m is not None and m.better == "low" else -r.change  # an error rate's rise is the loss
     return 1 / r.change if m is not None and m.better == "high" and r.change > 0 else r.change
 
 

@@ -22,18 +22,22 @@ import torch
 
 import models
 from bench.data import tasks
+from bench.data.tokens import OptionError
 from bench.errors import UserError
 from bench.measure.device import resolve_device
+from bench.results import outputs
 from bench.results.calibration import peak_flops
 from bench.results.owners import Heartbeat, Owner, SessionLost
 from bench.results.store import RunRecord, Store
 from bench.runner.cache import DataCache
 from bench.runner.execute import now
 from bench.runner.executor import Executor, LocalExecutor, RunContext
+from bench.runner.plugins import load_for, smoke
 from bench.runner.progress import Progress
 from bench.spec.run import AMP, RunSpec, SessionConfig
 from bench.spec.suite import where_key
 from bench.train.schedule import total_steps
+from bench.train.scores import TEXT_UNITS, require_text_scores
 from bench.train.seeding import set_deterministic
 
 
@@ -53,10 +57,14 @@ def validate(spec: RunSpec) -> None:
     constructor accepts (built once on the meta device: no memory, no time). So ``--option hidden=0`` is
     refused here, before any run starts, not stored as a failed run.
 
-    Every value of the spec itself was checked when it was built (``bench.spec.run``).
+    Every value of the spec itself was checked when it was built (``bench.spec.run``). The plugins the run names are
+    loaded first (once per process), and a plugin's model must run on the contract's first batch.
     """
+    load_for([spec])
     if spec.model not in models.names():
         raise UserError(f"unknown model {spec.model!r}; known models: {', '.join(models.names())}")
+    if spec.size in (miss := models.unreachable(spec.model)):
+        raise UserError(f"{where_key(spec.origin, 'sizes')}: model {spec.model!r} cannot reach size {spec.size!r}: {miss[spec.size]}")
     if spec.size not in models.sizes(spec.model):
         raise UserError(f"{where_key(spec.origin, 'sizes')}: model {spec.model!r} has no size {spec.size!r}; sizes: {', '.join(models.sizes(spec.model))}")
     where = where_key(spec.origin, "model_options")
@@ -74,6 +82,7 @@ def validate(spec: RunSpec) -> None:
                 models.build(spec.model, 10, spec.size, **options)
         except ValueError as e:
             raise UserError(f"{where}: {spec.model} at size {spec.size} with {', '.join(f'{k}={v}' for k, v in spec.model_options)}: {e}") from None
+    smoke(spec)
     if spec.data.task_file is None:
         tasks.entry(spec.data.task)
     sync = models.host_sync(spec.model, spec.size, **options) if spec.train.graph else None
@@ -112,7 +121,13 @@ def check(specs: list[RunSpec], sc: SessionConfig, executor: Executor | None = N
         check_device(s, device, getattr(executor, "parallel", None) is not None)
     cache = DataCache()
     for s in specs:
-        check_warmup(s, len(cache.get(s.data).train))
+        try:
+            prep = cache.get(s.data)
+        except OptionError as e:  # a data option the data refuses: named as the user wrote it
+            raise UserError(f"{where_key(s.origin, e.key)} {e.rule}") from None
+        if not s.throughput.enabled and prep.unit in TEXT_UNITS:
+            require_text_scores()
+        check_warmup(s, len(prep.train))
     return cache
 
 
@@ -185,11 +200,15 @@ def run_session(
                 rec_status = "ok" if o.error is None else "failed"
                 detail = o.error or (f"{o.metrics['step_s'] * 1000:.2f} ms/step, {o.metrics['train_tokens_per_s']:,.0f} tok/s" if spec.throughput.enabled
                                      else f"test exact {o.metrics['test_exact_match']:.1%}")
+                metrics = dict(o.metrics)
+                predictions = metrics.pop(outputs.KEY, None)  # every test example's output: stored beside the run, not in its metrics
                 note = plan.note(spec) if plan is not None else None
-                metrics = o.metrics | ({"tune": note} if note else {})
+                if note:
+                    metrics["tune"] = note
                 store.add_run(RunRecord(session=sid, key=spec.key(), task=spec.data.name, model=spec.model, size=spec.size, seed=spec.seed,
                                         config=spec.config(), config_hash=spec.config_hash(), status=rec_status, error=o.error, started=o.started,
-                                        finished=o.finished, metrics=metrics, history=o.history, samples=o.samples), claim=owner.token)
+                                        finished=o.finished, metrics=metrics, history=o.history, samples=o.samples, predictions=predictions),
+                              claim=owner.token)
                 progress.end_run(rec_status, detail)
             # A plan's next runs depend on what is stored now; each run is tried once per invocation.
             tried = {s.key() for s in todo}

@@ -19,9 +19,15 @@ from typing import Any
 
 from bench.errors import UserError
 
-AMP = ("off", "bf16", "fp16")  # autocast precisions (bf16 also on CPUs with bf16 instructions)
+AMP = ("off", "bf16", "fp16")
+# How a side's text is cut into tokens, and what a target token is (bench.data.tokens holds the tokenizers;
+# the names are here, with every other option's choices, so that a spec is checked without the data code).
+TOKENS = ("char", "space", "sentencepiece")
+SENTENCEPIECE_TYPES = ("unigram", "bpe")
+UNITS = ("char", "phone", "word", "subword")  # autocast precisions (bf16 also on CPUs with bf16 instructions)
 # How the training (and decode) step is launched: eager PyTorch; torch.compile (mode reduce-overhead on CUDA);
-# or the step captured once as a CUDA graph and replayed (fixed shapes; CUDA only). DESIGN: launch overhead.
+# or the step captured once as a CUDA graph and replayed (fixed shapes; CUDA only).
+# (docs/design.md, "Launch overhead is a dimension of the run")
 CAPTURE = ("eager", "compile", "cudagraph", "compile-cudagraph")
 # The modes that capture the whole step as CUDA graphs (bench.train.capture.GraphStep); compile-cudagraph
 # runs the model through torch.compile first, so the graph replays inductor's fused kernels.
@@ -62,6 +68,20 @@ def _number(owner: str, name: str, v: Any, *, low: float | None = None, low_open
         raise SpecError(owner, name, f"must be a finite number{'' if want == 'finite' else ' ' + want}, got {v!r}")
     if (low is not None and (v <= low if low_open else v < low)) or (high is not None and v > high):
         raise SpecError(owner, name, f"must be {want}, got {v!r}")
+
+
+def plugin_ref(ref: str, base: str = "") -> str:
+    """A plugin as a suite or ``--plugin`` names it -> what a run carries: a path (it ends in ``.py`` or holds a ``/``:
+    a Python file, or a folder that is a package) made absolute against ``base`` (default: the working directory),
+    so that a Ray worker or another shard finds it; or a module name, as it is. Anything else is refused."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise SpecError("run", "plugins", f"must be paths to .py files or module names, got {ref!r}")
+    ref = ref.strip()
+    if ref.endswith(".py") or "/" in ref or os.sep in ref:
+        return os.path.abspath(os.path.join(base, os.path.expanduser(ref)))
+    if not all(part.isidentifier() for part in ref.split(".")):
+        raise SpecError("run", "plugins", f"{ref!r} is neither a path (a .py file, or a folder written with a /) nor a module name")
+    return ref
 
 
 def parse_device(name: str) -> str:
@@ -144,12 +164,44 @@ class DataSpec:
     # Book-format files only (bench.data.tasks.textfile): what the book's own loader does with the padding.
     keep_source_padding: bool = False  # the encoder reads the padding spaces as characters (book ch. 7-8)
     fixed_length_target: bool = False  # the decoder writes the space-padded answer, no end token (book's eval_seq2seq)
+    # Parallel-corpus files (bench.data.tasks.parallel): task_file is a tab-separated file, or with target_file the
+    # source side of two line-aligned files. valid_file/test_file: a standard split, used as it is (else held out
+    # of task_file by distinct source).
+    target_file: str | None = None
+    valid_file: str | None = None
+    test_file: str | None = None
+    # Tokens per side (bench.data.tokens): char | space | sentencepiece. None: the data's own (characters; the
+    # g2p task's phones are separated by spaces).
+    source_tokens: str | None = None
+    target_tokens: str | None = None
+    sentencepiece_type: str = "unigram"  # unigram | bpe: the SentencePiece model trained on the training split
+    sentencepiece_vocab: int = 1000  # pieces per side's SentencePiece model: fixed, so a model is a function of its text
+    target_unit: str | None = None  # what a target token is: names the error rate (CER/PER/WER) and asks for BLEU/chrF
+    keep_stress: bool = False  # g2p: keep CMUdict's stress digits (AH0, AH1); the papers remove them
 
     def __post_init__(self) -> None:
         w = "data"
         if (self.keep_source_padding or self.fixed_length_target) and not self.task_file:
             raise SpecError(w, "keep_source_padding" if self.keep_source_padding else "fixed_length_target",
                             "applies to book-format files (task_files) only")
+        for k in ("target_file", "valid_file", "test_file"):
+            if getattr(self, k) is not None and not self.task_file:
+                raise SpecError(w, k, "goes with a parallel-corpus file (task_files), not a generated task")
+        for k in ("source_tokens", "target_tokens"):
+            v = getattr(self, k)
+            if v is not None and v not in TOKENS:
+                raise SpecError(w, k, f"must be {', '.join(TOKENS)}, got {v!r}")
+        if self.sentencepiece_type not in SENTENCEPIECE_TYPES:
+            raise SpecError(w, "sentencepiece_type", f"must be {' or '.join(SENTENCEPIECE_TYPES)}, got {self.sentencepiece_type!r}")
+        _number(w, "sentencepiece_vocab", self.sentencepiece_vocab, low=1, low_open=False, integer=True)
+        if "sentencepiece" not in (self.source_tokens, self.target_tokens):
+            for k in ("sentencepiece_type", "sentencepiece_vocab"):
+                if getattr(self, k) != getattr(DataSpec, k):
+                    raise SpecError(w, k, "goes with source_tokens or target_tokens sentencepiece")
+        if self.target_unit is not None and self.target_unit not in UNITS:
+            raise SpecError(w, "target_unit", f"must be {', '.join(UNITS)}, got {self.target_unit!r}")
+        if self.keep_stress and (self.task != "g2p" or self.task_file):
+            raise SpecError(w, "keep_stress", "applies to task g2p only (CMUdict's stress digits)")
         for k in ("train", "valid", "test"):
             _number(w, k, getattr(self, k), low=1, low_open=False, integer=True)
         _number(w, "seed", self.seed, low=0, low_open=False, integer=True)
@@ -163,6 +215,11 @@ class DataSpec:
     @property
     def name(self) -> str:
         return os.path.splitext(os.path.basename(self.task_file))[0] if self.task_file else self.task
+
+
+# DataSpec fields added after the store's first schema: in a run's config only when not at their default.
+_LATER_DATA_FIELDS = ("keep_source_padding", "fixed_length_target", "target_file", "valid_file", "test_file", "source_tokens",
+                      "target_tokens", "sentencepiece_type", "sentencepiece_vocab", "target_unit", "keep_stress")
 
 
 @dataclass(frozen=True)
@@ -180,8 +237,9 @@ class MeasureSpec:
 @dataclass(frozen=True)
 class ThroughputSpec:
     """A throughput run instead of a time-to-quality run: ``steps`` timed training steps on fixed-shape batches
-    after ``warmup`` untimed ones, no evaluation (DESIGN: on a GPU, measure the architecture). ``steps = 0``
-    (the default) is a time-to-quality run: train to the target with evaluation, as MLPerf times it."""
+    after ``warmup`` untimed ones, no evaluation (docs/design.md, "On a GPU: measure the architecture, not the
+    launches"). ``steps = 0`` (the default) is a time-to-quality run: train to the target with evaluation, as
+    MLPerf times it."""
 
     steps: int = 0  # timed training steps; 0: not a throughput run
     warmup: int = 10  # untimed steps first: allocator growth, autotuning, compilation, graph capture
@@ -211,12 +269,19 @@ class RunSpec:
     measure: MeasureSpec = field(default_factory=MeasureSpec)
     throughput: ThroughputSpec = field(default_factory=ThroughputSpec)
     origin: str = field(default="", compare=False)  # where it was written (suite file and block), for messages; not config
+    # The plugins (``--plugin`` files or modules, see ``plugin_ref``) the run's model or task come from: loaded by whoever
+    # executes the run -- a Ray worker, a torchrun rank -- before it builds them. Where the code came from, not what
+    # runs: stored in the config, left out of its hash (the model's name is in the key).
+    plugins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _number("run", "seed", self.seed, low=0, low_open=False, integer=True)
         for k, v in self.model_options:
             if isinstance(v, float) and not math.isfinite(v):
                 raise SpecError("model option", k, f"must be finite, got {v!r}")
+        for p in self.plugins:
+            if plugin_ref(p) != p:
+                raise SpecError("run", "plugins", f"must be absolute paths or module names (bench.spec.run.plugin_ref), got {p!r}")
 
     @property
     def mode(self) -> str:
@@ -227,17 +292,22 @@ class RunSpec:
         """The canonical config: stored with the run, hashed into its key.
 
         Fields added after the store's first schema (the capture mode, the throughput section, the book
-        format's padding options, the recipe: schedule, warm-up, label smoothing, weight decay) appear only
+        format's padding options, the parallel-corpus files and token options, the plugins, the recipe: schedule,
+        warm-up, label smoothing, weight decay) appear only
         when they differ from their default, so the runs of earlier stores keep their keys (``--resume``
         and baselines still match them).
         """
         d = asdict(self)
         del d["origin"]
+        if self.plugins:
+            d["plugins"] = list(self.plugins)
+        else:
+            del d["plugins"]
         d["model_options"] = dict(self.model_options)
         if not self.throughput.enabled:
             del d["throughput"]
-        for k in ("keep_source_padding", "fixed_length_target"):
-            if not d["data"][k]:
+        for k in _LATER_DATA_FIELDS:  # absent at their default: the runs stored before they existed keep their keys
+            if d["data"][k] == getattr(DataSpec, k):
                 del d["data"][k]
         if self.train.capture == "eager":
             del d["train"]["capture"]
@@ -247,8 +317,11 @@ class RunSpec:
         return d
 
     def config_hash(self) -> str:
+        """The config's hash, less the seed (a run's key names it apart) and the plugins (where a model's code came
+        from, as for a built-in model its commit: the same run from a plugin found at another path pairs with it)."""
         c = self.config()
         c.pop("seed")
+        c.pop("plugins", None)
         return hashlib.sha256(json.dumps(c, sort_keys=True).encode()).hexdigest()[:12]
 
     def key(self) -> str:

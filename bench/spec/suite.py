@@ -10,6 +10,9 @@ product is a list of :class:`RunSpec`. Unknown keys and bad values are errors na
     models = ["attention", "transformer"]
     sizes = ["small"]
     seeds = [0, 1, 2]
+
+``plugins = ["my_model.py", "my_package.tasks"]`` (at the top, in ``[defaults]`` or in a block) loads models and
+tasks from outside s2sbench for the runs (paths relative to the suite file); ``--plugin`` adds to them.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from bench.errors import UserError
-from bench.spec.run import MAX_LENGTH, DataSpec, MeasureSpec, RunSpec, SpecError, ThroughputSpec, TrainConfig
+from bench.spec.run import MAX_LENGTH, DataSpec, MeasureSpec, RunSpec, SpecError, ThroughputSpec, TrainConfig, plugin_ref
 from bench.spec.search import SAMPLERS
 
 SUITES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "suites")
@@ -36,9 +39,11 @@ _DATA = {f.name for f in fields(DataSpec)} - {"task", "task_file", "seed"} | {"d
 _TRAIN = {f.name for f in fields(TrainConfig)}
 _MEASURE = {f.name for f in fields(MeasureSpec)}
 _THROUGHPUT = {"steps": "steps", "warmup_steps": "warmup", "step_batches": "batches", "run_budget_s": "budget_s"}  # key -> ThroughputSpec field
+_DATA_FILES = ("target_file", "valid_file", "test_file")
+_DATA_WORDS = ("source_tokens", "target_tokens", "sentencepiece_type", "target_unit")
 _MATRIX = {"tasks", "task_files", "models", "sizes", "seeds", "model_options", "lengths"}
-_ALLOWED = _DATA | _TRAIN | _MEASURE | _MATRIX | set(_THROUGHPUT)
-_TOP = {"description", "defaults", "runs", "tune"}  # tune: what `s2sbench tune` searches (tune_table)
+_ALLOWED = _DATA | _TRAIN | _MEASURE | _MATRIX | set(_THROUGHPUT) | {"plugins"}
+_TOP = {"description", "plugins", "defaults", "runs", "tune"}  # tune: what `s2sbench tune` searches (tune_table)
 
 
 def available() -> list[str]:
@@ -69,10 +74,15 @@ def load(name_or_path: str, overrides: dict[str, Any] | None = None, data_dir: s
     if not isinstance(defaults, dict) or not isinstance(blocks, list) or not blocks:
         raise UserError(f"{path}: a suite needs a [defaults] table (optional) and at least one [[runs]] block")
     specs: list[RunSpec] = []
+    here = os.path.dirname(os.path.abspath(path))
     for i, block in enumerate(blocks, 1):
         merged = {**defaults, **block, **(overrides or {})}
+        # plugins add up: the file's top, [defaults], the block, then the command line's
+        plugins = [p for src in (doc, defaults, block, overrides or {}) if isinstance(src, dict) for p in _as_list(src.get("plugins"))]
+        if plugins:
+            merged["plugins"] = plugins
         where = f"{path}: [[runs]] block {i}"
-        specs.extend(_expand(merged, where, data_dir or os.path.dirname(os.path.abspath(path))))
+        specs.extend(_expand(merged, where, data_dir or here, plugin_dir=here))
     seen = set()
     unique = []
     for s in specs:  # the same run listed twice runs once
@@ -134,7 +144,7 @@ def tune_table(name_or_path: str) -> tuple[dict[str, Any], str]:
 
 FLAGS = "command line"
 _FLAG_NAMES = {"time_budget_s": "--time-budget", "model_options": "--option", "warmup": "--warmup-steps", "lengths": "--length",
-               "sizes": "--size", "models": "--model", "seeds": "--seeds", "tasks": "--task", "task_files": "--task-file"}
+               "sizes": "--size", "models": "--model", "seeds": "--seeds", "tasks": "--task", "task_files": "--task-file", "plugins": "--plugin"}
 
 
 def where_key(origin: str, key: str) -> str:
@@ -167,7 +177,11 @@ def _list(where: str, key: str, v: Any, item: type) -> list:
     return v
 
 
-def _expand(m: dict[str, Any], where: str, data_dir: str) -> list[RunSpec]:
+def _as_list(v: Any) -> list:
+    return [] if v is None else v if isinstance(v, list) else [v]
+
+
+def _expand(m: dict[str, Any], where: str, data_dir: str, plugin_dir: str = "") -> list[RunSpec]:
     bad = set(m) - _ALLOWED
     if bad:
         raise UserError(f"{where}: unknown key {sorted(bad)[0]!r}")
@@ -193,8 +207,13 @@ def _expand(m: dict[str, Any], where: str, data_dir: str) -> list[RunSpec]:
     data_kw: dict[str, Any] = {}
     for k in _DATA & set(m):
         v = m[k]
-        if k in ("reverse_source", "keep_source_padding", "fixed_length_target"):
+        if k in ("reverse_source", "keep_source_padding", "fixed_length_target", "keep_stress"):
             data_kw[k] = _typed(where, k, v, bool)
+        elif k in _DATA_FILES:  # a standard split's other files, or a pair's target side: beside the task files
+            f = _typed(where, k, v, str)
+            data_kw[k] = f if os.path.isabs(f) or where == FLAGS else os.path.join(data_dir, f)
+        elif k in _DATA_WORDS:
+            data_kw[k] = _typed(where, k, v, str)
         elif k in ("train_lengths", "test_lengths"):
             if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
                 raise UserError(f"{where}: key {k!r} must be [low, high], two integers, got {v!r}")
@@ -204,6 +223,7 @@ def _expand(m: dict[str, Any], where: str, data_dir: str) -> list[RunSpec]:
         else:
             data_kw[k] = _typed(where, k, v, int)
     try:  # the dataclasses check every value (bench.spec.run); here their message gets the file and block
+        plugins = tuple(dict.fromkeys(plugin_ref(p, plugin_dir) for p in _list(where, "plugins", m["plugins"], str))) if "plugins" in m else ()
         train = replace(TrainConfig(), **train_kw)
         measure = replace(MeasureSpec(), **measure_kw)
         throughput = replace(ThroughputSpec(), **tp_kw)
@@ -213,11 +233,14 @@ def _expand(m: dict[str, Any], where: str, data_dir: str) -> list[RunSpec]:
             if "lengths" in m:
                 raise UserError(f"{where}: 'lengths' sweeps generated tasks; a data file has the lengths it has")
             files = [f if os.path.isabs(f) else os.path.join(data_dir, f) for f in _list(where, "task_files", m["task_files"], str)]
+            if len(files) > 1 and set(_DATA_FILES) & set(data_kw):
+                raise UserError(f"{where}: {', '.join(k for k in _DATA_FILES if k in data_kw)} belong to one training file; "
+                                f"give one task file per block, not {len(files)}")
             datas = [DataSpec(task=os.path.splitext(os.path.basename(f))[0], task_file=f, **data_kw) for f in files]
         model_opts = tuple(sorted(opts.items()))
         return [
             RunSpec(model=mo, size=sz, seed=se, data=d, train=train, model_options=model_opts, measure=measure, throughput=throughput,
-                    origin=where)
+                    origin=where, plugins=plugins)
             for d, mo, sz, se in itertools.product(datas, models_, sizes, seeds)
         ]
     except TypeError as e:
@@ -243,5 +266,6 @@ def from_flags(what: dict[str, Any], overrides: dict[str, Any]) -> list[RunSpec]
 def check_files(name: str, specs: list[RunSpec]) -> None:
     """Every data file a suite names exists (before anything runs)."""
     for s in specs:
-        if s.data.task_file and not os.path.exists(s.data.task_file):
-            raise UserError(f"suite {name}: data file {s.data.task_file} not found; give --data-dir with the folder that holds it")
+        for f in (s.data.task_file, s.data.target_file, s.data.valid_file, s.data.test_file):
+            if f and not os.path.exists(f):
+                raise UserError(f"suite {name}: data file {f} not found; give --data-dir with the folder that holds it")

