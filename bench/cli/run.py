@@ -135,6 +135,11 @@ def cmd_run(a: argparse.Namespace) -> int:
     suite, specs = specs_from_flags(a)
     sc = args.session_config(a.device, a.threads, a.deterministic)
     env_extra: dict[str, Any] = {}
+    if a.suite:
+        from bench.spec.suite import note
+
+        if text := note(a.suite):  # the suite's own caveat, kept with the session for its last lines and its report
+            env_extra["suite_note"] = text
     if a.shard:
         from bench.runner.shard import select
 
@@ -178,11 +183,22 @@ def cmd_run(a: argparse.Namespace) -> int:
         return 0
     if a.shard:
         print(f"shard {a.shard[0]}/{a.shard[1]}: {len(specs)} of {env_extra['shard']['suite_runs']} runs")
+    from bench.analysis.findings import session_lines
     from bench.results.outcome import outcomes
+    from bench.results.tidy import runs_frame
 
-    print(f"session {sid}: {outcomes(store.runs(sid)).text()}; stored in {a.store}")
+    counts = outcomes(store.runs(sid))
+    for line in session_lines(runs_frame(store, [sid]), store.session(sid)["env"], sid):
+        print(line)
+    print(f"session {sid}: {counts.text()}; stored in {a.store}")
     print(f"report: s2sbench report --store {shlex.quote(a.store)} --session {sid}")
-    return 0
+    return NO_RUN_OK if counts.ok == 0 and counts.failed else 0
+
+
+# ``run``'s exit codes: 0 when at least one run succeeded (failures are stored with their reasons, and the
+# session goes on), NO_RUN_OK when every run failed -- a benchmark that measured nothing must not pass a
+# script or a CI step -- 2 for bad input (nothing runs), 130 when interrupted.
+NO_RUN_OK = 1
 
 
 def _resume(store: Any, a: argparse.Namespace, suite: str | None) -> str | None:

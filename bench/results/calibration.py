@@ -32,3 +32,29 @@ def peak_flops(cal: Any, amp: str = "off") -> float | None:
     if g is None and amp == "off":
         g = _positive(cal, "matmul_gflops")
     return None if g is None else g * 1e9
+
+
+# Calibration repeats (median of several after warm-up) that spread wider than this -- (max - min) / median --
+# were taken while other work took the cores: the session's speed figures are unreliable. On quiet machines
+# the committed CPU baselines spread by 3-4 %; a 2-core machine running other jobs gave 57 % and 135 %.
+NOISY_SPREAD = 0.5
+
+
+def spread(cal: Any) -> float | None:
+    """The larger (max - min) / median of the calibration's workloads, or None when not recorded."""
+    xs = [v for k in ("matmul_spread", "lstm_spread") if (v := _finite(cal, k)) is not None]
+    return max(xs) if xs else None
+
+
+def busy(cal: Any) -> str:
+    """Why a session's speed figures are unreliable ("" when nothing says so): the one rule that ``compare``'s
+    warning, the report's page and the end of a session all apply."""
+    s = spread(cal)
+    if s is None or s <= NOISY_SPREAD:
+        return ""
+    return f"the machine was busy: its calibration repeats varied by {s:.0%} (max - min over median)"
+
+
+def _finite(cal: Any, key: str) -> float | None:
+    v = cal.get(key) if isinstance(cal, dict) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
