@@ -149,11 +149,10 @@ def ranking_text(r: Ranking) -> str:
 
 
 def lines(hs: Iterable[Headline]) -> list[str]:
-    """Each headline as two lines of plain text (the end of a session, the report's Markdown)."""
+    """Each headline as three lines of plain text (the end of a session, the report's Markdown)."""
     out = []
     for h in hs:
-        out.append(f"{h.task} ({h.scope}): most accurate: {ranking_text(h.accurate)}")
-        out.append(f"{' ' * len(h.task)}  fastest (training): {ranking_text(h.fastest)}")
+        out += [f"{h.task} ({h.scope})", f"  most accurate: {ranking_text(h.accurate)}", f"  fastest (training): {ranking_text(h.fastest)}"]
     return out
 
 

@@ -75,7 +75,7 @@ def test_session_lines_say_what_limits_the_figures() -> None:
     runs = _runs([("gnmt", 0, 0.996, 9000.0), ("attention", 0, 0.30, 16000.0)])
     env = {"calibration": {"matmul_spread": 1.35}, "suite": "quick", "suite_note": "5 epochs at one recipe"}
     text = "\n".join(findings.session_lines(runs, env, "s1"))
-    assert "date (size small): most accurate: not separable (one seed): gnmt 99.6 %" in text
+    assert "date (size small)\n    most accurate: not separable (one seed): gnmt 99.6 %" in text
     assert "one seed per model" in text and "--seeds" in text
     assert "speed not ranked: the machine was busy: its calibration repeats varied by 135%" in text
     assert "note (quick): 5 epochs at one recipe" in text
