@@ -1,4 +1,5 @@
-"""The store as tidy tables: one row per run (``runs_frame``), one row per run and epoch (``epochs_frame``).
+"""The store as tidy tables: one row per run (``runs_frame``), one row per run and epoch (``epochs_frame``), one row
+per stored test example of a finished run (``samples_frame``).
 
 Everything downstream -- export, report, compare -- starts here, so a value shows the same everywhere.
 """
@@ -95,3 +96,23 @@ def epochs_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
                 rows.append({"session": sid, "task": r.task, "model": r.model, "size": r.size, "seed": r.seed,
                              "config_hash": r.config_hash, "device": dev, **e})
     return pd.DataFrame(rows)
+
+
+# The decoded test examples a run stores for its attention heatmaps (bench.train.evaluate), one row each.
+SAMPLE_COLUMNS = ["session", "run", "task", "model", "size", "seed", "sample", "src", "pred", "target", "attention", "reversed_source"]
+
+
+def samples_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
+    """One row per stored test example of a finished run, in the store's order: ``run`` (the stored run's id),
+    ``sample`` (its place among the run's examples), ``src`` and ``pred`` (token lists, the source as the model
+    read it), ``target``, ``attention`` (rows of weights, ``[T',S]``) and ``reversed_source``."""
+    rows = []
+    for sid in sessions:
+        for r in store.runs(sid):
+            if r.status != "ok":
+                continue
+            for i, s in enumerate(r.samples):
+                rows.append({"session": sid, "run": r.id, "task": r.task, "model": r.model, "size": r.size, "seed": r.seed, "sample": i,
+                             "src": s["src"], "pred": s["pred"], "target": s["target"], "attention": s["attention"],
+                             "reversed_source": bool(s.get("reversed_source"))})
+    return pd.DataFrame(rows, columns=SAMPLE_COLUMNS)

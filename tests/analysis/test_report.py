@@ -8,12 +8,29 @@ import os
 import pytest
 
 from bench.analysis import report
+from bench.analysis.report import markdown_writer
+from bench.analysis.report.figures import bin_centres, curve_frame, fig_heatmaps
+from bench.analysis.report.findings import Findings
+from bench.analysis.report.palette import palette
+from bench.analysis.report.sweeps import _crossing, sweep_rows
+from bench.analysis.report.tables import QUALITY_COLS, SPEED_COLS, summary_table, table_rows, winners
 from bench.analysis.stats import t95
 from bench.results.store import RunRecord, Store
+from bench.results.tidy import epochs_frame, runs_frame
 from tests.conftest import run_cli
 
 SAMPLE = {"row": 0, "src": list("3/4/95"), "reversed_source": False, "pred": list("1995-03-04") + ["<eos>"], "target": "1995-03-04",
           "attention": [[1.0 if j == k else 0.0 for j in range(6)] for k in (4, 5, 4, 5, 0, 0, 0, 0, 2, 2, 2)]}
+
+
+def found(store: Store, sessions: list[str], reference: str | None = None) -> Findings:
+    """What the report of ``sessions`` says, before it is laid out."""
+    return report.analyse(report.load(store, sessions), reference)
+
+
+def md_table(table, columns: tuple[str, ...]) -> str:
+    """One of the summary's two tables as the Markdown report writes it."""
+    return markdown_writer.table(table_rows(table, columns))
 
 
 def metrics(em: float, tok_s: float, params: int = 1000, mem: int = 2**20) -> dict:
@@ -40,8 +57,8 @@ def store(tmp_path) -> Store:
 
 
 def test_summary_table_equals_the_stores_numbers_with_intervals_over_seeds(store):
-    runs = report.runs_frame(store, ["s1"])
-    t = report.summary_table(runs, reference="attention").set_index("model")
+    runs = runs_frame(store, ["s1"])
+    t = summary_table(runs, reference="attention").set_index("model")
     att = t.loc["attention"]
     assert att["params"] == 1000 and att["seeds"] == 3
     assert att["test_exact_match"] == pytest.approx(93.0)
@@ -56,13 +73,13 @@ def test_summary_table_equals_the_stores_numbers_with_intervals_over_seeds(store
 
 
 def test_winners_are_the_best_of_each_column(store):
-    t = report.summary_table(report.runs_frame(store, ["s1"]))
-    win = report.winners(t)
+    t = summary_table(runs_frame(store, ["s1"]))
+    win = winners(t)
     by_model = dict(zip(t["model"], t.index))
     assert win.get((by_model["attention"], "test_exact_match"))
     assert not win.get((by_model["seq2seq"], "test_exact_match"))
     assert win.get((by_model["seq2seq"], "train_tokens_per_s"))
-    md = report.markdown_table(t, report.QUALITY_COLS)
+    md = md_table(t, QUALITY_COLS)
     assert "**93.0 ±" in md
 
 
@@ -70,10 +87,9 @@ def test_a_failed_run_retried_on_resume_is_not_counted_as_failed(store):
     add(store, "s1", "transformer", 0, None, status="failed", key="date/transformer/small/0/h")
     add(store, "s1", "transformer", 0, metrics(0.8, 500.0), key="date/transformer/small/0/h")
     add(store, "s1", "gnmt", 0, None, status="failed")
-    t = report.summary_table(report.runs_frame(store, ["s1"])).set_index("model")
+    t = summary_table(runs_frame(store, ["s1"])).set_index("model")
     assert t.loc["transformer", "failed"] == 0
-    r = report.build(store, ["s1"])
-    assert list(r["failures"]["model"]) == ["gnmt"]
+    assert list(found(store, ["s1"]).failures["model"]) == ["gnmt"]
 
 
 def test_report_files_and_the_different_device_warning(store, tmp_path):
@@ -112,8 +128,21 @@ def test_report_filters_by_device_task_and_commit(store, tmp_path):
 def test_length_bins_are_equal_width_centres():
     import pandas as pd
 
-    got = report.bin_centres(pd.Series([1, 2, 3, 4, 16]), bins=4)  # width ceil(16/4) = 4
+    got = bin_centres(pd.Series([1, 2, 3, 4, 16]), bins=4)  # width ceil(16/4) = 4
     assert list(got) == [2.5, 2.5, 2.5, 2.5, 14.5]
+
+
+def test_the_heatmaps_are_drawn_from_the_stored_samples_of_finished_runs_only(store):
+    from bench.results.tidy import samples_frame
+
+    add(store, "s1", "transformer", 0, None, status="failed")  # a failed run stores no samples, and is not read for them
+    samples = samples_frame(store, ["s1"])
+    assert len(samples) == 6 and list(samples["model"]) == ["attention"] * 3 + ["seq2seq"] * 3  # one sample per finished run
+    assert list(samples.iloc[0][["task", "seed", "sample", "target"]]) == ["date", 0, 0, "1995-03-04"]
+    assert samples.iloc[0]["attention"] == SAMPLE["attention"] and samples.iloc[0]["src"] == SAMPLE["src"]
+    (fig,) = fig_heatmaps(samples, palette(["attention", "seq2seq"]))  # a frame in, no store
+    assert fig.name == "attention_date" and fig.png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert fig_heatmaps(samples.iloc[:0], {}) == []
 
 
 def test_the_test_overlap_of_a_files_split_is_shown_beside_its_task(store, tmp_path):
@@ -183,7 +212,7 @@ def two_precisions(tmp_path) -> Store:
 
 
 def test_two_precisions_are_two_rows_of_one_seed_each(two_precisions):
-    t = report.summary_table(report.runs_frame(two_precisions, ["fp32", "bf16"]), reference="attention").set_index("label")
+    t = summary_table(runs_frame(two_precisions, ["fp32", "bf16"]), reference="attention").set_index("label")
     assert sorted(t.index) == ["attention [bf16]", "attention [fp32]", "seq2seq [bf16]", "seq2seq [fp32]"]
     assert set(t["seeds"]) == {1}
     assert t.loc["attention [fp32]", "test_exact_match"] == pytest.approx(99.0)  # not (99 + 5) / 2 = 52 "± 597"
@@ -195,20 +224,20 @@ def test_two_precisions_are_two_rows_of_one_seed_each(two_precisions):
 
 
 def test_two_precisions_in_every_table_and_two_separate_curves(two_precisions, tmp_path):
-    r = report.build(two_precisions, ["fp32", "bf16"])
-    for cols in (report.QUALITY_COLS, report.SPEED_COLS):
-        md = report.markdown_table(r["table"], cols)
+    r = found(two_precisions, ["fp32", "bf16"])
+    for cols in (QUALITY_COLS, SPEED_COLS):
+        md = md_table(r.table, cols)
         rows = [line for line in md.splitlines() if line.startswith("| date | attention")]
         assert [line.split(" | ")[1:4] for line in rows] == [["attention [fp32]", "small", "1"], ["attention [bf16]", "small", "1"]]
-    ep = report.epochs_frame(two_precisions, ["fp32", "bf16"])
-    lines = report.curve_frame(ep, r["table"])
+    ep = epochs_frame(two_precisions, ["fp32", "bf16"])
+    lines = curve_frame(ep, r.table)
     att = lines[lines["model"] == "attention"]
     assert att.groupby(["model_label", "variant"]).ngroups == 2  # one line per precision, never one line through both
     for _, g in att.groupby("variant"):
         assert g["seed"].nunique() == 1 and list(g["epoch"]) == [1, 2, 3]
     assert set(att["variant"]) == {"fp32", "bf16"}
-    conf = r["configurations"][1]
-    assert any("train.amp off → bf16" in c[5][0] for c in conf)
+    conf = r.configurations
+    assert any("train.amp off → bf16" in c for c in conf["differs from the first by"])
     html_ = open(report.write(two_precisions, ["fp32", "bf16"], str(tmp_path / "rep"))["html"], encoding="utf-8").read()
     assert "attention [bf16]" in html_ and "attention [fp32]" in html_
 
@@ -216,12 +245,12 @@ def test_two_precisions_in_every_table_and_two_separate_curves(two_precisions, t
 def test_a_cpu_and_a_gpu_session_are_not_pooled(store):
     store.add_session("s2", "2026-01-02T00:00:00", "quick", "test", {"device_name": "GPU B", "device_type": "cuda", "torch": "2.13.0", "threads": 2})
     add(store, "s2", "attention", 0, metrics(0.95, 9000.0))
-    t = report.summary_table(report.runs_frame(store, ["s1", "s2"]), reference="attention").set_index("label")
+    t = summary_table(runs_frame(store, ["s1", "s2"]), reference="attention").set_index("label")
     assert t.loc["attention [cuda: GPU B]", "seeds"] == 1 and t.loc["attention [CPU A]", "seeds"] == 3
     assert t.loc["attention [cuda: GPU B]", "train_tokens_per_s"] == pytest.approx(9000.0)
     assert t.loc["seq2seq", "train_tokens_per_s_vs_ref"] == pytest.approx(3000.0 / 1001.0)  # the CPU reference, not the GPU's
     t = t.reset_index()
-    win = report.winners(t)
+    win = winners(t)
     # per device: the CPU rows have their own winner; the GPU row, alone on its device, beats no one
     assert [t.at[i, "label"] for (i, c) in win if c == "train_tokens_per_s"] == ["seq2seq"]
 
@@ -229,10 +258,10 @@ def test_a_cpu_and_a_gpu_session_are_not_pooled(store):
 def test_a_seed_run_in_two_sessions_counts_once(store):
     store.add_session("s2", "2026-01-02T00:00:00", "quick", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0", "threads": 2})
     add(store, "s2", "attention", 0, metrics(0.80, 1000.0))  # same config, same device, same seed as s1's seed 0 (0.90)
-    t = report.summary_table(report.runs_frame(store, ["s1", "s2"])).set_index("label")
+    t = summary_table(runs_frame(store, ["s1", "s2"])).set_index("label")
     assert (t.loc["attention", "seeds"], t.loc["attention", "runs"]) == (3, 4)
     assert t.loc["attention", "test_exact_match"] == pytest.approx((85.0 + 92.0 + 97.0) / 3)  # seed 0 averaged first
-    assert "3 (4 runs)" in report.markdown_table(t.reset_index(), report.QUALITY_COLS)
+    assert "3 (4 runs)" in md_table(t.reset_index(), QUALITY_COLS)
 
 
 # --- a report for any session with a finished run -----------------------------------------------------------
@@ -242,8 +271,7 @@ def test_a_small_test_set_gets_wider_bins_or_a_note(store, tmp_path):
     m = metrics(0.5, 100.0)
     m["test_by_length"] = {str(L): [2, 4] for L in range(5, 12)}  # 28 test examples: no bin of 10 at 8 bins
     add(small, "s", "attention", 0, m)
-    r = report.build(small, ["s"])
-    names = [f.name for f in r["figures"]]
+    names = [f.name for f in report.build(small, ["s"]).figures()]
     assert "accuracy_by_length" in names  # 2 bins of 14 examples each
     tiny = Store(str(tmp_path / "tiny.sqlite"))
     tiny.add_session("s", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
@@ -263,6 +291,16 @@ def test_a_report_of_failures_only_renders(tmp_path):
     add(s, "s", "gnmt", 0, None, status="failed")
     html_ = open(report.write(s, ["s"], str(tmp_path / "f"))["html"], encoding="utf-8").read()
     assert "No run finished." in html_ and "diverged: loss is nan" in html_
+
+
+def test_an_error_with_a_pipe_or_a_line_break_stays_in_its_cell_of_the_markdown(tmp_path):
+    s = Store(str(tmp_path / "f.sqlite"))
+    s.add_session("s", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
+    s.add_run(RunRecord("s", "date/gnmt/small/0/h", "date", "gnmt", "small", 0, {"model_options": {}}, "h", "failed",
+                        "RuntimeError: a | b\n  at line 2", "t0", "t1", {}, [], []))
+    md = open(report.write(s, ["s"], str(tmp_path / "f"))["md"], encoding="utf-8").read()
+    (row,) = [line for line in md.splitlines() if line.startswith("| date | gnmt")]
+    assert row.endswith("| RuntimeError: a \\| b   at line 2 |")  # the one table writer escapes the pipe, folds the break
 
 
 # --- throughput runs and length sweeps ----------------------------------------------------------------------
@@ -301,41 +339,41 @@ def sweep(tmp_path) -> Store:
 
 
 def test_a_sweep_is_long_range_arenas_table_with_failures_shown(sweep):
-    r = report.build(sweep, ["w"])
-    assert r["sweep_reference"] == "transformer"  # the model recorded as not recurrent
-    (sw,) = r["sweeps"]
+    r = found(sweep, ["w"])
+    assert r.sweep_reference == "transformer"  # the model recorded as not recurrent
+    (sw,) = r.sweeps
     assert sw.lengths == [16, 64, 256] and sw.models == ["attention", "gnmt", "transformer"]
     assert "copy · size tiny · cuda: GPU B · fp32 · eager · batch 8 · 5 timed steps" == sw.title
-    headers, body = report.sweep_rows(sw)
-    assert headers == ["model", "length 16", "length 64", "length 256"]
-    cells = {row[0][0]: [c for c, _ in row[1:]] for row in body}
+    t = sweep_rows(sw)
+    assert t.headers == ("model", "length 16", "length 64", "length 256")
+    cells = {row[0].text: [c.text for c in row[1:]] for row in t.rows}
     assert cells["transformer (absolute)"][0] == f"{1000.0 / 128:.3g} steps/s · 32 MiB"
     assert cells["transformer (absolute)"][2] == "OOM"  # a failed point shows, it does not vanish
     assert cells["attention"][:2] == ["2.00× · 0.50×", "0.88× · 0.50×"]
     assert cells["attention"][2] == f"{200.0 / 2048:.3g} steps/s · 256 MiB"  # no reference there: absolute
     # throughput runs stay out of the quality tables; time-to-quality runs out of the sweep
-    assert list(r["table"]["model"]) == ["attention"] and r["table"]["train_tokens_per_s"].iloc[0] == pytest.approx(1234.0)
+    assert list(r.table["model"]) == ["attention"] and r.table["train_tokens_per_s"].iloc[0] == pytest.approx(1234.0)
     assert set(sw.points["length"]) == {16, 64, 256}
-    assert list(r["throughput"]["label"]) == ["attention"] and r["throughput"]["shape"].iloc[0] == "33 → 33"
+    assert list(r.throughput["label"]) == ["attention"] and r.throughput["shape"].iloc[0] == "33 → 33"
 
 
 def test_the_crossover_line_says_where_attention_overtakes_each_recurrent_model(sweep):
-    r = report.build(sweep, ["w"])
-    (line,) = r["crossovers"]
+    r = found(sweep, ["w"])
+    (line,) = r.crossovers
     assert "transformer is faster than attention from length 64 on (the lines cross near 51; 0.50× at 16, 1.14× at 64)" in line
     assert "slower than gnmt at every length measured up to 64 (0.40× its tokens/s there)" in line
     assert "transformer failed (OOM at 256)" in line
     # the crossing is interpolated on log-log axes between 16 (0.5x) and 64 (1.14x)
-    assert report._crossing((16, 0.5), (64, 800 / 700)) == pytest.approx(16 * 4 ** (math.log(2) / math.log(2 * 800 / 700)))
+    assert _crossing((16, 0.5), (64, 800 / 700)) == pytest.approx(16 * 4 ** (math.log(2) / math.log(2 * 800 / 700)))
 
 
 def test_sweeps_of_two_precisions_are_two_tables_and_the_html_shows_them(sweep, tmp_path):
     for model, pts in SWEEP.items():
         for L, v in pts.items():
             add_tp(sweep, "w", model, L, None if v is None else v * 2, amp="bf16")
-    r = report.build(sweep, ["w"])
-    assert sorted(s.variant for s in r["sweeps"]) == ["bf16", "fp32"]
-    assert len(r["crossovers"]) == 2
+    r = found(sweep, ["w"])
+    assert sorted(s.variant for s in r.sweeps) == ["bf16", "fp32"]
+    assert len(r.crossovers) == 2
     paths = report.write(sweep, ["w"], str(tmp_path / "rep"))
     html_ = open(paths["html"], encoding="utf-8").read()
     md = open(paths["md"], encoding="utf-8").read()
@@ -350,11 +388,11 @@ def test_a_sweep_without_the_recurrent_flag_says_so_and_takes_an_explicit_refere
     for rid in [r.id for r in sweep.runs("w")]:
         sweep.db.execute("UPDATE runs SET metrics = json_remove(metrics, '$.model_meta.recurrent') WHERE id = ?", (rid,))
     sweep.db.commit()
-    r = report.build(sweep, ["w"])
-    assert r["sweep_reference"] == "attention" and not r["crossovers"]
-    assert any("do not record which model is parallel over time" in n for n in r["sweep_notes"])
-    r = report.build(sweep, ["w"], reference="transformer")
-    assert r["sweep_reference"] == "transformer" and len(r["crossovers"]) == 1
+    r = found(sweep, ["w"])
+    assert r.sweep_reference == "attention" and not r.crossovers
+    assert any("do not record which model is parallel over time" in n for n in r.sweep_notes)
+    r = found(sweep, ["w"], reference="transformer")
+    assert r.sweep_reference == "transformer" and len(r.crossovers) == 1
 
 
 def test_lines_that_cross_twice_say_so(tmp_path):
@@ -363,5 +401,5 @@ def test_lines_that_cross_twice_say_so(tmp_path):
     for L, (t, g) in {16: (1500.0, 1000.0), 64: (500.0, 900.0), 128: (420.0, 400.0)}.items():
         add_tp(s, "w", "transformer", L, t)
         add_tp(s, "w", "gnmt", L, g)
-    (line,) = report.build(s, ["w"])["crossovers"]
+    (line,) = found(s, ["w"]).crossovers
     assert "faster than gnmt from length 128 on (the lines cross near" in line and "also faster at 16)" in line

@@ -1,0 +1,135 @@
+"""The report's sections, in order: each a small function of the findings, ``SECTIONS`` the order they appear in.
+
+To add a section, write ``def my_section(f: Findings) -> list[Section]`` (return ``[]`` when it has nothing to
+show) and put it in ``SECTIONS`` where it belongs; if it needs data the findings lack, add a field to
+``Findings`` and compute it in ``analyse`` from the loaded frames. The HTML and Markdown writers show it
+with no change of theirs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bench.analysis.report.document import Bullets, Figure, Heading, Report, Section, Strong, Text
+from bench.analysis.report.figures import fig_accuracy_by_length, fig_heatmaps, fig_learning_curves, fig_speed_accuracy, fig_sweep
+from bench.analysis.report.findings import Findings, analyse, load
+from bench.analysis.report.sweeps import sweep_rows
+from bench.analysis.report.tables import QUALITY_COLS, SPEED_COLS, frame_table, table_rows, throughput_rows
+from bench.results.store import Store
+
+DISTINCT = ("Runs that differ in anything but the seed (device, precision, launch mode, options, settings, data) are separate rows, "
+            "labelled in brackets by what differs; seeds counts distinct seeds.")
+
+
+def _figure(fig: Figure | None) -> list[Section]:
+    return [Heading(fig.title, 2), fig] if fig is not None else []
+
+
+def title(f: Findings) -> list[Section]:
+    return [Heading(f.title, 1)]
+
+
+def warnings(f: Findings) -> list[Section]:
+    """Where the sessions ran on different machines or versions: first, since it qualifies every speed below."""
+    return [Text.of(f"⚠ {w}", "warn") for w in f.warnings]
+
+
+def results(f: Findings) -> list[Section]:
+    """The time-to-quality runs: quality (with each task's test overlap beside it), then speed and cost."""
+    if f.table.empty:
+        return []
+    ref: tuple[str | Strong, ...] = ()
+    if f.reference:
+        ref = ("Speed ratios in brackets are relative to ", Strong(f.reference),
+               " in the same configuration (below 1 is faster for times, above 1 for throughput).")
+    how = Text(("Time-to-quality runs. Medians over seeds for speed; mean ± 95 % interval over seeds for quality. "
+                f"{DISTINCT} Bold green: best of its task, size and device." + (" " if ref else ""), *ref), "note")
+    return [Heading("Results", 2), how,
+            Heading("Quality", 3), table_rows(f.table, QUALITY_COLS), *[Text.of(f"Test overlap — {n}", "warn") for n in f.overlap],
+            Heading("Speed and cost", 3), table_rows(f.table, SPEED_COLS)]
+
+
+def figure_notes(f: Findings) -> list[Section]:
+    return [Text.of(n, "warn") for n in f.notes]
+
+
+def length_sweeps(f: Findings) -> list[Section]:
+    """Long Range Arena's tables, one per sweep; the crossover lengths; the sweep figure of each task."""
+    if not f.sweeps:
+        return []
+    sref = f.sweep_reference
+    how: tuple[str | Strong, ...] = (
+        ("Each cell: training steps/s and peak memory as ratios to ", Strong(sref), " at the same length (speed above 1× is faster, "
+         f"memory below 1× is smaller; bold green: faster than {sref}); its own row holds its absolute figures. ")
+        if sref else ("Each cell: training steps/s and peak memory. ",))
+    how += ("OOM: the point ran out of memory; – : not run. Throughput runs: fixed-shape timed steps after warm-up, medians over seeds.",)
+    out: list[Section] = [Heading("Length sweeps", 2), Text(how, "note"), *[Text.of(n, "warn") for n in f.sweep_notes]]
+    for sw in f.sweeps:
+        out += [Heading(sw.title, 3), sweep_rows(sw)]
+    if f.crossovers:
+        out += [Heading(f"From which length {sref} trains faster than each recurrent model", 3), Bullets(tuple(f.crossovers), "cross")]
+    for task in dict.fromkeys(sw.task for sw in f.sweeps):
+        out += _figure(fig_sweep(task, f.sweeps, f.palette))
+    return out
+
+
+def throughput(f: Findings) -> list[Section]:
+    if f.throughput.empty:
+        return []
+    return [Heading("Throughput", 2),
+            Text.of("Throughput runs outside a length sweep: fixed-shape timed steps after warm-up, no evaluation; medians over seeds.",
+                    "note"),
+            throughput_rows(f.throughput)]
+
+
+def nothing_finished(f: Findings) -> list[Section]:
+    return [Text.of("No run finished.")] if f.table.empty and not f.sweeps and f.throughput.empty else []
+
+
+def configurations(f: Findings) -> list[Section]:
+    if f.configurations.empty:
+        return []
+    return [Heading("Configurations", 2),
+            Text.of("Where a task, model and size ran in more than one configuration (failed runs included): each one, and every field "
+                    "on which it differs from the first.", "note"),
+            frame_table(f.configurations, "conf")]
+
+
+def failures(f: Findings) -> list[Section]:
+    return [Heading("Failed runs", 2), frame_table(f.failures, "fail")] if not f.failures.empty else []
+
+
+def learning_curves(f: Findings) -> list[Section]:
+    return _figure(fig_learning_curves(f.epochs, f.table, f.palette))
+
+
+def speed_accuracy(f: Findings) -> list[Section]:
+    return _figure(fig_speed_accuracy(f.table, f.palette)) if not f.table.empty else []
+
+
+def accuracy_by_length(f: Findings) -> list[Section]:
+    return _figure(fig_accuracy_by_length(f.lengths, f.table, f.palette))
+
+
+def attention(f: Findings) -> list[Section]:
+    return [s for fig in fig_heatmaps(f.samples, f.palette) for s in _figure(fig)]
+
+
+def environment(f: Findings) -> list[Section]:
+    return [Heading("Environment", 2), frame_table(f.env, "env")]
+
+
+# The report, top to bottom.
+SECTIONS: tuple[Callable[[Findings], list[Section]], ...] = (
+    title, warnings, results, figure_notes, length_sweeps, throughput, nothing_finished, configurations, failures,
+    learning_curves, speed_accuracy, accuracy_by_length, attention, environment,
+)
+
+
+def document(f: Findings) -> Report:
+    return Report(f.title, tuple(s for section in SECTIONS for s in section(f)))
+
+
+def build(store: Store, sessions: list[str], reference: str | None = None, tasks: list[str] | None = None) -> Report:
+    """The report of ``sessions`` (only ``tasks``' runs, when given); ``reference``: as ``analyse``."""
+    return document(analyse(load(store, sessions, tasks), reference))
