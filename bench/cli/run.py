@@ -183,7 +183,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         return 0
     if a.shard:
         print(f"shard {a.shard[0]}/{a.shard[1]}: {len(specs)} of {env_extra['shard']['suite_runs']} runs")
-    from bench.analysis.findings import session_lines
+    from bench.analysis.conclusions import session_lines
     from bench.results.outcome import outcomes
     from bench.results.tidy import runs_frame
 
