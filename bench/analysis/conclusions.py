@@ -156,21 +156,23 @@ def lines(hs: Iterable[Headline]) -> list[str]:
     return out
 
 
+def caveats(envs: Mapping[str, Mapping[str, Any]], hs: Sequence[Headline]) -> list[str]:
+    """What limits every figure of these sessions (session id -> environment), in the words both the end of a session
+    and the report use: a busy machine's speed (the rule ``compare`` warns with), one seed per model, and the suite's own
+    note (``note`` in its file, recorded with the session)."""
+    out = [f"Session {sid}: {why}, so its speed figures are unreliable and no model is ranked on speed."
+           for sid, env in envs.items() if (why := busy(env.get("calibration")))]
+    if any(len(h.accurate.entries) > 1 for h in hs) and all(e.summary.n < 2 for h in hs for e in h.accurate.entries):
+        out.append("One seed per model: no ranking can be told from the seed-to-seed noise; run several seeds (--seeds 0,1,2) for intervals.")
+    notes = {f"Suite {env.get('suite') or ''}: {n}".replace("Suite :", "Suite:") for env in envs.values() if (n := env.get("suite_note"))}
+    return out + sorted(notes)
+
+
 def session_lines(runs: pd.DataFrame, env: Mapping[str, Any], session: str) -> list[str]:
-    """What the end of ``s2sbench run`` prints: the headlines, and what limits them -- one seed, a busy machine,
-    the suite's own caveat (``note`` in its file, recorded with the session)."""
+    """What the end of ``s2sbench run`` prints: the headlines, and what limits them (:func:`caveats`)."""
     hs = headlines(runs, {session: env})
     if not hs:
         return []
     out = ["what was found (the report has the tables, the figures and the rule):"]
     out += ["  " + ln for ln in lines(hs)]
-    one_seed = all(e.summary.n < 2 for h in hs for e in h.accurate.entries)
-    if one_seed and any(len(h.accurate.entries) > 1 for h in hs):
-        out.append("  one seed per model: no ranking can be told from the noise; run several seeds (--seeds 0,1,2) for intervals")
-    why = busy(env.get("calibration"))
-    if why:
-        out.append(f"  speed not ranked: {why}; rerun on a quieter machine, or with --threads 1")
-    note = env.get("suite_note")
-    if note:
-        out.append(f"  note ({env.get('suite') or 'suite'}): {note}")
-    return out
+    return out + ["  " + c for c in caveats({session: env}, hs)]

@@ -76,7 +76,7 @@ def test_session_lines_say_what_limits_the_figures() -> None:
     env = {"calibration": {"matmul_spread": 1.35}, "suite": "quick", "suite_note": "5 epochs at one recipe"}
     text = "\n".join(conclusions.session_lines(runs, env, "s1"))
     assert "date (size small)\n    most accurate: not separable (one seed): gnmt 99.6 %" in text
-    assert "one seed per model" in text and "--seeds" in text
-    assert "speed not ranked: the machine was busy: its calibration repeats varied by 135%" in text
-    assert "note (quick): 5 epochs at one recipe" in text
+    assert "One seed per model" in text and "--seeds" in text
+    assert "Session s1: the machine was busy: its calibration repeats varied by 135%" in text and "no model is ranked on speed" in text
+    assert "Suite quick: 5 epochs at one recipe" in text
     assert conclusions.session_lines(runs.assign(status="failed"), {}, "s1") == []
