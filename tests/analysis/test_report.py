@@ -418,3 +418,17 @@ def test_lines_that_cross_twice_say_so(tmp_path):
         add_tp(s, "w", "gnmt", L, g)
     (line,) = found(s, ["w"]).crossovers
     assert "faster than gnmt from length 128 on (the lines cross near" in line and "also faster at 16)" in line
+
+
+def test_the_length_caption_says_what_the_lines_do() -> None:
+    """Computed from the points, not fixed text: a line that rises is not said to fall (book §8.1 is an expectation)."""
+    import pandas as pd
+
+    from bench.analysis.report.figures import length_trends
+
+    rows = [("seq2seq", L, p) for L, p in ((8, 5.0), (16, 12.0), (24, 27.0))] + [("attention", L, p) for L, p in ((8, 91.0), (16, 92.0), (24, 90.0))]
+    rows += [("peeky", L, p) for L, p in ((8, 60.0), (16, 20.0), (24, 40.0))]
+    d = pd.DataFrame([{"label": "date · small", "model_label": m, "variant": "", "length": L, "exact_pct": p} for m, L, p in rows])
+    (text,) = length_trends(d, ["seq2seq", "peeky", "attention"])
+    assert text == ("date · small: seq2seq rises from 5 % to 27 %; peeky falls from 60 % to 40 %; "
+                    "attention stays within 5 points (90–92 %).")
