@@ -22,6 +22,12 @@ torch.set_num_threads(int(os.environ.get("S2SBENCH_TEST_THREADS", "1")))
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# How long a test waits for a subprocess or a thread before calling it hung. Only a hang may reach it: a loaded
+# machine must not. On 2 cores running two test suites, two CPU hogs and other jobs (load 13-20), starting Python
+# and torch alone took tens of seconds, and the 120 s and 10 s bounds these waits had were the ones shared CI
+# machines were suspected of breaking. Tests that time a figure compare ratios measured side by side instead.
+HANG_S = 900
+
 # Three tiny runs (one model, three seeds): a suite file for session-level tests.
 TINY_SUITE = """
 description = "three tiny runs"

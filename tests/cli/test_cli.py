@@ -16,7 +16,7 @@ import torch
 
 import models
 from bench.data import tasks
-from tests.conftest import REPO, copy_store, run_cli, snapshot
+from tests.conftest import HANG_S, REPO, copy_store, run_cli, snapshot
 
 TINY = ["--model", "attention", "--size", "tiny", "--epochs", "1", "--train-size", "50", "--device", "cpu"]
 
@@ -106,7 +106,7 @@ def test_bad_input_through_python_dash_m_bench(tmp_path, cli_store, argv, words)
     suite = _suite(tmp_path / "k.toml", GOOD_SUITE + "colour = 1\n")
     argv = [suite if a == "@SUITE@" else a for a in argv]
     env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, "-m", "bench", *argv, "--store", store], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-m", "bench", *argv, "--store", store], cwd=REPO, env=env, capture_output=True, text=True, timeout=HANG_S)
     _one_error_line(p.returncode, p.stdout, p.stderr, *words)
     assert snapshot(store) == before
 
