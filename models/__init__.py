@@ -6,8 +6,9 @@ difference in the report is a difference of architecture, not of budget. Size ``
 setting and exists only for the models the book has.
 
 Sizes ``tiny``, ``small`` and ``base`` train on a CPU; ``large`` (20 M) and ``xl`` (100 M) are for a GPU,
-where the smaller models measure kernel launches rather than the architecture (DESIGN: on a GPU). Their
-widths are multiples of 64 so that matmuls tile onto tensor cores. ``param_count`` counts a size without
+where the smaller models measure kernel launches rather than the architecture (docs/design.md, "On a GPU:
+measure the architecture, not the launches"). Their widths are multiples of 64 so that matmuls tile onto
+tensor cores. ``param_count`` counts a size without
 allocating it (the model is built on the meta device), so listing or balancing a suite of ``xl`` runs
 costs nothing.
 

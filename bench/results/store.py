@@ -77,8 +77,10 @@ class Dump:
     owners: list[dict[str, Any]] = field(default_factory=list)  # who ran each session (bench.results.owners)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunRecord:
+    """One stored run. Built by name only: sixteen fields in a row are too easy to shift by one."""
+
     session: str
     key: str
     task: str
@@ -318,8 +320,9 @@ class Store:
         out = []
         for row in self.db.execute(q + " ORDER BY id", args).fetchall():
             (rid, sess, key, task, model, size, seed, cfg, ch, status, err, st, fin, met, hist, samp) = row
-            out.append(RunRecord(sess, key, task, model, size, seed, json.loads(cfg), ch, status, err, st, fin,
-                                 json.loads(met), json.loads(hist), json.loads(samp), id=rid))
+            out.append(RunRecord(session=sess, key=key, task=task, model=model, size=size, seed=seed, config=json.loads(cfg), config_hash=ch,
+                                 status=status, error=err, started=st, finished=fin, metrics=json.loads(met), history=json.loads(hist),
+                                 samples=json.loads(samp), id=rid))
         return out
 
     # raw rows, for merge ----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from bench.measure.timing import Precision
 from bench.results.metrics import mfu, steady_rates
 from bench.runner.cache import Prepared
 from bench.spec.run import RunSpec, SessionConfig
+from bench.train.decode import static_decoder
 from bench.train.evaluate import evaluate
 from bench.train.loop import Diverged, fit, make_step, train_step_flops
 from bench.train.seeding import seed_everything
@@ -45,8 +46,8 @@ def decode_latency(model: models.Seq2Seq, enc: Encoded, batch: int, device: torc
     """Median seconds of one greedy decode of ``batch`` inputs of ``enc``, and decoded tokens per second.
 
     ``full``: decode all ``max_len`` steps (a throughput figure per token must not depend on when an
-    untrained model happens to emit EOS). ``static``: through the model's fixed-shape, graph-captured
-    decoder where it has one (``Seq2Seq.static_decoder``), built before the clock; else eagerly. ``compiled``:
+    untrained model happens to emit EOS). ``static``: through the model's fixed-shape step replayed as CUDA
+    graphs where it has one (``bench.train.decode.static_decoder``), built before the clock; else eagerly. ``compiled``:
     that decoder's step through ``torch.compile`` before capture.
     """
     idx = torch.arange(min(batch, len(enc)))
@@ -54,7 +55,7 @@ def decode_latency(model: models.Seq2Seq, enc: Encoded, batch: int, device: torc
     max_len = max_len or int(enc.tgt_len.max()) + 1
     eos = NEVER if full else EOS
     model.eval()
-    decoder = model.static_decoder(len(idx), b.src.size(1), max_len, compile=compiled) if static else None
+    decoder = static_decoder(model, len(idx), b.src.size(1), max_len, compile=compiled) if static else None
 
     def run() -> None:
         with torch.inference_mode():

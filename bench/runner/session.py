@@ -157,8 +157,9 @@ def run_session(
             rec_status = "ok" if o.error is None else "failed"
             detail = o.error or (f"{o.metrics['step_s'] * 1000:.2f} ms/step, {o.metrics['train_tokens_per_s']:,.0f} tok/s" if spec.throughput.enabled
                                  else f"test exact {o.metrics['test_exact_match']:.1%}")
-            store.add_run(RunRecord(sid, spec.key(), spec.data.name, spec.model, spec.size, spec.seed, spec.config(), spec.config_hash(),
-                                    rec_status, o.error, o.started, o.finished, o.metrics, o.history, o.samples), claim=owner.token)
+            store.add_run(RunRecord(session=sid, key=spec.key(), task=spec.data.name, model=spec.model, size=spec.size, seed=spec.seed,
+                                    config=spec.config(), config_hash=spec.config_hash(), status=rec_status, error=o.error, started=o.started,
+                                    finished=o.finished, metrics=o.metrics, history=o.history, samples=o.samples), claim=owner.token)
             progress.end_run(rec_status, detail)
         # Only a session that ran every run is finished; one whose store refused a write, or that was stopped, is not.
         if {s.key() for s in specs} <= store.stored_keys(sid):

@@ -21,7 +21,8 @@ from bench.errors import UserError
 
 AMP = ("off", "bf16", "fp16")  # autocast precisions (bf16 also on CPUs with bf16 instructions)
 # How the training (and decode) step is launched: eager PyTorch; torch.compile (mode reduce-overhead on CUDA);
-# or the step captured once as a CUDA graph and replayed (fixed shapes; CUDA only). DESIGN: launch overhead.
+# or the step captured once as a CUDA graph and replayed (fixed shapes; CUDA only).
+# (docs/design.md, "Launch overhead is a dimension of the run")
 CAPTURE = ("eager", "compile", "cudagraph", "compile-cudagraph")
 # The modes that capture the whole step as CUDA graphs (bench.train.capture.GraphStep); compile-cudagraph
 # runs the model through torch.compile first, so the graph replays inductor's fused kernels.
@@ -155,8 +156,9 @@ class MeasureSpec:
 @dataclass(frozen=True)
 class ThroughputSpec:
     """A throughput run instead of a time-to-quality run: ``steps`` timed training steps on fixed-shape batches
-    after ``warmup`` untimed ones, no evaluation (DESIGN: on a GPU, measure the architecture). ``steps = 0``
-    (the default) is a time-to-quality run: train to the target with evaluation, as MLPerf times it."""
+    after ``warmup`` untimed ones, no evaluation (docs/design.md, "On a GPU: measure the architecture, not the
+    launches"). ``steps = 0`` (the default) is a time-to-quality run: train to the target with evaluation, as
+    MLPerf times it."""
 
     steps: int = 0  # timed training steps; 0: not a throughput run
     warmup: int = 10  # untimed steps first: allocator growth, autotuning, compilation, graph capture

@@ -55,9 +55,10 @@ class Ctx:
 
     def baseline(self, edit: Callable[[dict], None] | None = None) -> str:
         """A baseline file of the store's session, optionally edited (written without the code under test's writer)."""
-        from bench.analysis.compare import baseline_doc, side_from_store
+        from bench.regress.sides import as_baseline, side_from_store
+        from bench.results.baseline import document
 
-        doc = baseline_doc(side_from_store(self.store, "latest"), "b")
+        doc = document(as_baseline(side_from_store(self.store, "latest"), "b"))
         if edit:
             edit(doc)
         return self.file("b.json", json.dumps(doc))
@@ -249,6 +250,8 @@ CASES: list[tuple] = [
     ("calibrate-unknown-device", lambda c: ["calibrate", "--device", "toaster"], ["toaster"]),
     ("calibrate-cuda-without-cuda", lambda c: ["calibrate", "--device", "cuda:7"], ["cuda"],
      None, pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),
+    # check (the self-checks' front door): an unknown check, refused before any check is loaded
+    ("check-unknown-name", lambda c: ["check", "nosuchcheck", "--store", c.store], ["nosuchcheck", "s2sbench check --list"]),
 ]
 
 
@@ -268,7 +271,7 @@ def _param(c: tuple) -> Any:
 
 def test_the_table_covers_every_sub_command() -> None:
     commands = {c[0].split("-")[0] for c in CASES}
-    assert commands == {"run", "merge", "report", "list", "export", "compare", "baseline", "calibrate"}
+    assert commands == {"run", "merge", "report", "list", "export", "compare", "baseline", "calibrate", "check"}
     assert len(CASES) >= 40 and len({c[0] for c in CASES}) == len(CASES)
 
 

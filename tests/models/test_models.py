@@ -248,10 +248,10 @@ def _ending_token(tokens: torch.Tensor, before: int) -> int | None:
     return best
 
 
-EARLY_STOP = [(n, {}) for n in NAMES] + [("transformer", {"use_cache": False}), ("transformer", {"static": True})]
+EARLY_STOP = [(n, {}) for n in NAMES] + [("transformer", {"use_cache": False})]  # the static decoder's: tests/train/test_decode.py
 
 
-@pytest.mark.parametrize("name,kw", EARLY_STOP, ids=[*NAMES, "transformer-uncached", "transformer-static"])
+@pytest.mark.parametrize("name,kw", EARLY_STOP, ids=[*NAMES, "transformer-uncached"])
 def test_early_stop_gives_the_fixed_length_result(name: str, kw: dict) -> None:
     """Decoding stops once every row has emitted EOS (checked every STOP_CHECK_EVERY steps), and returns
     exactly what running all max_len steps and finishing the rows gives: tokens, PAD and maps."""

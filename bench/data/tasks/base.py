@@ -25,7 +25,7 @@ class Example:
 
 @dataclass(frozen=True)
 class TaskOptions:
-    """What to generate. The data seed is separate from the model seed (DESIGN: seeds)."""
+    """What to generate. The data seed is separate from the model seed (docs/design.md, "Seeds")."""
 
     seed: int = 0  # data seed: same seed, same examples, on every machine
     train: int = 20_000  # examples per split (generators); capped by --train-size for files
