@@ -23,7 +23,7 @@ import pandas as pd
 
 from bench.analysis import configs
 from bench.analysis.stats import Summary, summarize
-from bench.results.calibration import busy
+from bench.results.calibration import busy, spread
 from bench.results.metrics import metric
 
 ACCURACY = "test_exact_match"  # the book's metric: the whole answer right
@@ -111,7 +111,8 @@ def headlines(runs: pd.DataFrame, envs: Mapping[str, Mapping[str, Any]] | None =
     flats = [configs.flatten(c) for c in ok["config"]]
     ok["scope_flat"] = [{**configs.without(f, configs.MODEL_FIELDS + ("size",)), configs.DEVICE: d} for f, d in zip(flats, ok["device"])]
     ok["scope_id"] = [configs.digest(f) for f in ok["scope_flat"]]
-    noisy = {sid: why for sid, env in (envs or {}).items() if (why := busy(env.get("calibration")))}
+    noisy = {sid: f"the machine was busy (calibration spread {spread(env.get('calibration')):.0%})"
+             for sid, env in (envs or {}).items() if busy(env.get("calibration"))}
     out = []
     for task, by_task in ok.groupby("task", sort=False):
         scopes = {sid: f for sid, f in zip(by_task["scope_id"], by_task["scope_flat"])}
@@ -160,7 +161,7 @@ def caveats(envs: Mapping[str, Mapping[str, Any]], hs: Sequence[Headline]) -> li
     """What limits every figure of these sessions (session id -> environment), in the words both the end of a session
     and the report use: a busy machine's speed (the rule ``compare`` warns with), one seed per model, and the suite's own
     note (``note`` in its file, recorded with the session)."""
-    out = [f"Session {sid}: {why}, so its speed figures are unreliable and no model is ranked on speed."
+    out = [f"Session {sid}'s {why}, so its speed figures are unreliable and no model is ranked on speed."
            for sid, env in envs.items() if (why := busy(env.get("calibration")))]
     if any(len(h.accurate.entries) > 1 for h in hs) and all(e.summary.n < 2 for h in hs for e in h.accurate.entries):
         out.append("One seed per model: no ranking can be told from the seed-to-seed noise; run several seeds (--seeds 0,1,2) for intervals.")

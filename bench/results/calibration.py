@@ -41,19 +41,17 @@ NOISY_SPREAD = 0.5
 
 def spread(cal: Any) -> float | None:
     """The larger (max - min) / median of the calibration's workloads, or None when not recorded."""
-    xs = [v for k in ("matmul_spread", "lstm_spread") if (v := _finite(cal, k)) is not None]
+    if not isinstance(cal, dict):
+        return None
+    xs = [v for k in ("matmul_spread", "lstm_spread") if (v := finite(cal.get(k))) is not None]
     return max(xs) if xs else None
 
 
 def busy(cal: Any) -> str:
-    """Why a session's speed figures are unreliable ("" when nothing says so): the one rule that ``compare``'s
-    warning, the report's page and the end of a session all apply."""
+    """Why a session's speed figures are unreliable, or "" when nothing says so: the one rule that ``compare``'s
+    warning, the report's page and the end of a session all apply. The words follow "the base side's" or
+    "session X's"."""
     s = spread(cal)
     if s is None or s <= NOISY_SPREAD:
         return ""
-    return f"the machine was busy: its calibration repeats varied by {s:.0%} (max - min over median)"
-
-
-def _finite(cal: Any, key: str) -> float | None:
-    v = cal.get(key) if isinstance(cal, dict) else None
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+    return f"calibration repeats varied by {s:.0%} (max - min over median): the machine was busy while it ran"
