@@ -72,7 +72,9 @@ def add(sub: Any) -> None:
     how.add_argument("--device", default="auto", metavar="DEVICE", help="auto | cpu | cuda | cuda:N; auto: cuda when there is one")
     how.add_argument("--amp", choices=["off", "bf16", "fp16"],
                      help=f"mixed precision (bf16 also on CPUs with bf16 instructions; {d(TrainConfig, 'amp')})")
-    how.add_argument("--threads", type=args.nonneg_int, metavar="N", help="CPU threads per run (torch.set_num_threads; default: torch's, one per core)")
+    how.add_argument("--threads", type=args.nonneg_int, metavar="N",
+                     help="CPU threads per run (torch.set_num_threads; default: 1 on a CPU -- torch's one per core collapses when other "
+                          "jobs share the machine; more pays for large models on an idle machine)")
     how.add_argument("--deterministic", action="store_true", help="deterministic kernels (GPU), cuDNN benchmark off")
     how.add_argument("--capture", choices=list(CAPTURE),
                      help="how steps are launched: eager, torch.compile, captured CUDA graphs, or graphs of the compiled model "
@@ -134,6 +136,13 @@ def cmd_run(a: argparse.Namespace) -> int:
     from bench.runner.session import check, run_session
     suite, specs = specs_from_flags(a)
     sc = args.session_config(a.device, a.threads, a.deterministic)
+    if sc.threads is None and a.executor == "local" and not a.ddp:
+        from dataclasses import replace
+
+        from bench.measure.device import resolve_device
+
+        if resolve_device(sc.device).type == "cpu":
+            sc = replace(sc, threads=CPU_THREADS)
     env_extra: dict[str, Any] = {}
     if a.suite:
         from bench.spec.suite import note
@@ -194,6 +203,12 @@ def cmd_run(a: argparse.Namespace) -> int:
     print(f"report: s2sbench report --store {shlex.quote(a.store)} --session {sid}")
     return NO_RUN_OK if counts.ok == 0 and counts.failed else 0
 
+
+# A local session on a CPU runs on one thread unless --threads says otherwise. torch's default (one thread per
+# core) collapsed when other jobs shared the machine: one epoch of date/attention/small took 2.5-3.3 s on one
+# thread and 9.9-81.9 s on torch's two, side by side on 2 cores at load 7-12 (docs/first-hour.md). One thread is
+# also what the CI baselines, bisect and the tests use, so a session's speeds compare with theirs.
+CPU_THREADS = 1
 
 # ``run``'s exit codes: 0 when at least one run succeeded (failures are stored with their reasons, and the
 # session goes on), NO_RUN_OK when every run failed -- a benchmark that measured nothing must not pass a

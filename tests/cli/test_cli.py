@@ -154,6 +154,7 @@ def test_run_prints_the_session_and_stores_one_ok_run(cli_store) -> None:
     assert s["status"] == "finished" and s["runs"] == 1 and s["suite"] is None
     assert s["id"] in cli_store["stdout"] and "1 runs ok, 0 failed" in cli_store["stdout"]
     assert "what was found" in cli_store["stdout"] and "most accurate: attention " in cli_store["stdout"]  # the session's last lines
+    assert s["env"]["session_config"]["threads"] == 1  # no --threads on a CPU: one thread, not torch's one per core
     assert (r.task, r.model, r.size, r.seed, r.status, r.error) == ("date", "attention", "tiny", 0, "ok", None)
     m = r.metrics
     assert m["epochs"] == 1 and len(m["epoch_seconds"]) == 1 and len(r.history) == 1

@@ -36,7 +36,7 @@ def _help_of(p: argparse.ArgumentParser, a: argparse.Action) -> str:
     text = p.format_help()
     flag = max(a.option_strings, key=len) if a.option_strings else (a.metavar or a.dest)
     lines = text.splitlines()
-    start = next(i for i, ln in enumerate(lines) if re.match(rf"\s+{re.escape(flag)}\b", ln) or re.match(rf"\s+-\w, {re.escape(flag)}\b", ln))
+    start = next(i for i, ln in enumerate(lines) if re.match(rf"\s+(-\w, )?{re.escape(flag)}(\s|$)", ln))
     out = [lines[start]]
     for ln in lines[start + 1:]:
         if not ln.startswith(" " * 6) or re.match(r"\s{2,4}-", ln):
