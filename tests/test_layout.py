@@ -15,7 +15,8 @@ import pytest
 from tests.conftest import HANG_S, REPO
 
 # layer -> the layers it may import. ``errors`` (the one exception type) and ``spec`` (what runs) are the
-# floor every layer stands on. ``cli`` also reaches the registries (list) and the calibration (calibrate).
+# floor every layer stands on. ``cli`` also reaches the registries (list), the calibration (calibrate) and the
+# contract every model and task keeps (check-model, check-task: ``bench.train.contract``).
 # ``regress`` (regression tracking: compare, bisect) judges what ``results`` holds, with ``analysis``'s statistics,
 # config labels and Markdown-table writer; ``cli`` and ``checks`` use it.
 # ``cli`` -> ``checks``: ``s2sbench check NAME`` is the self-checks' front door, so the command line imports a
@@ -32,7 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     "measure": {"spec", "errors"},
     "train": {"data", "measure", "spec", "errors", "models"},
     "runner": {"train", "measure", "data", "spec", "results", "errors", "models"},
-    "cli": {"runner", "regress", "analysis", "results", "spec", "errors", "data", "measure", "models", "checks"},
+    "cli": {"runner", "regress", "analysis", "results", "spec", "errors", "data", "measure", "train", "models", "checks"},
     "checks": {"runner", "regress", "analysis", "results", "spec", "errors", "data", "measure", "train", "models"},
     "models": set(),
 }

@@ -61,7 +61,7 @@ class Mutation:
 
 M = Mutation
 ARCH = "tests/models/test_architecture.py"
-TM = "tests/models/test_models.py"
+CONTRACT = "tests/models/test_contract.py"
 NTM = "tests/models/test_ntm.py"
 MET = "tests/results/test_metrics.py"
 DER = "tests/runner/test_derived_metrics.py"
@@ -88,7 +88,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       (f"{ARCH}::test_peeky_decoder_sees_the_source_vector_at_every_step",)),
     M("attention-padding-unmasked", "attention: padded source positions get attention weight", "models/attention.py",
       '        scores = scores.masked_fill(~src_mask.unsqueeze(1), float("-inf"))\n', "",
-      (f"{TM}::test_source_padding_is_ignored",)),
+      (f"{CONTRACT}::test_padding_is_masked",)),
     M("transformer-unscaled-scores", "Transformer: attention scores not divided by sqrt(d_head)", "models/transformer.py",
       "attn_mask=bias, dropout_p=p, is_causal=causal)", "attn_mask=bias, dropout_p=p, is_causal=causal, scale=1.0)",
       (f"{ARCH}::test_transformer_attention_is_softmax_of_scaled_scores",)),
@@ -97,10 +97,10 @@ MUTATIONS: tuple[Mutation, ...] = (
       (f"{ARCH}::test_transformer_attention_is_softmax_of_scaled_scores",)),
     M("transformer-padding-unmasked", "Transformer: source key padding not masked", "models/transformer.py",
       '.masked_fill(~src_mask, float("-inf"))\n        bias = bias[:, None, None, :]', "\n        bias = bias[:, None, None, :]",
-      (f"{TM}::test_source_padding_is_ignored",)),
+      (f"{CONTRACT}::test_padding_is_masked",)),
     M("transformer-not-causal", "Transformer: decoder self-attention sees the future", "models/transformer.py",
       "a = self.self_attn.attend(q, k, v, causal=True)", "a = self.self_attn.attend(q, k, v, causal=False)",
-      (f"{TM}::test_no_future_leakage",)),
+      (f"{CONTRACT}::test_no_look_ahead",)),
     M("transformer-encoder-residual", "Transformer: encoder self-attention residual removed", "models/transformer.py",
       "x = x + self.drop(self.attn.attend(", "x = self.drop(self.attn.attend(",
       (f"{ARCH}::test_transformer_blocks_are_residual",)),

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from bench.cli import args
 from bench.errors import UserError
 from bench.results.store import DEFAULT_PATH
 
@@ -37,6 +38,7 @@ def add(sub: Any) -> None:
     for what_, why in (("tasks", "the registered tasks"), ("models", "the models with their parameter count at each size"),
                        ("suites", "the suites and their number of runs"), ("sessions", "the sessions in the store and their status")):
         ls.add_argument(f"--{what_}", action="store_true", help=f"list {why} (default: without any of these flags, everything)")
+    args.add_plugin_flag(ls)
 
     ls.set_defaults(func=cmd_list)
 
@@ -95,24 +97,33 @@ def commit_list(spec: str) -> list[str]:
 
 
 def cmd_list(a: argparse.Namespace) -> int:
-    import models
-    from bench.data import tasks
-    from bench.spec import suite as suite_mod
-
     every = not (a.tasks or a.models or a.suites or a.sessions)
+    if a.tasks or a.models or every or a.plugin:
+        from bench.runner import plugins
+
+        plugins.load(args.plugin_refs(a.plugin))  # the entry points too: a broken one is one line, not a traceback
     if a.tasks or every:
+        from bench.data import tasks
+
         print("tasks:")
         for n in tasks.names():
             e = tasks.entry(n)
-            print(f"  {n:10s} {e.summary}{'  [alignment]' if e.aligned else ''}")
+            print(f"  {n:10s} {e.summary}{'  [alignment]' if e.aligned else ''}{_origin(e.plugin, e.plugin_version)}")
     if a.models or every:
+        import models
+
         print(f"models (parameters at vocabulary {models.BUDGET_VOCAB}; budgets: " + ", ".join(f"{k} {v:,}" for k, v in models.BUDGETS.items()) + "):")
         for n in models.names():
             # Counted on the meta device: listing the 100 M-parameter sizes allocates nothing.
             counts = "  ".join(f"{s}={models.param_count(n, models.BUDGET_VOCAB, s):,}" for s in models.sizes(n))
+            meta = models.entry(n).meta
             print(f"  {n:12s} {counts}")
-            print(f"  {'':12s} {models.entry(n).summary}")
+            print(f"  {'':12s} {models.entry(n).summary}{_origin(meta.plugin, meta.plugin_version)}")
+            for s, why in models.unreachable(n).items():
+                print(f"  {'':12s} cannot reach {s}: {why}")
     if a.suites or every:
+        from bench.spec import suite as suite_mod
+
         print("suites:")
         for n in suite_mod.available():
             _, desc, specs = suite_mod.load(n)
@@ -134,6 +145,10 @@ def cmd_list(a: argparse.Namespace) -> int:
         else:
             print(f"sessions: none ({a.store} does not exist yet)")
     return 0
+
+
+def _origin(plugin: str, version: str) -> str:
+    return f"  [plugin {plugin}{' ' + version if version else ''}]" if plugin else ""
 
 
 def cmd_export(a: argparse.Namespace) -> int:

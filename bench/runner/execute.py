@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 import models
+from bench.data import tasks
 from bench.data.batching import Encoded, make_batch
 from bench.data.tasks import split_overlap
 from bench.data.vocab import BOS, EOS
@@ -134,6 +135,7 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
         "data_source": prep.data.source,
         **split_overlap(prep.data),  # a file's own split may repeat test questions in training: shown beside the task
         "model_meta": models.entry(spec.model).meta.record(),
+        **task_meta(spec),
     }
     if parallel is not None:
         metrics |= parallel.metrics(metrics)
@@ -200,8 +202,16 @@ def execute_throughput(spec: RunSpec, prep: Prepared, device: torch.device, sc: 
         **run_peak(device, mem),
         "vocab_size": len(prep.vocab),
         "model_meta": models.entry(spec.model).meta.record(),
+        **task_meta(spec),
     }
     return metrics, [], []
+
+
+def task_meta(spec: RunSpec) -> dict[str, Any]:
+    """``{"task_meta": {"plugin": ..., "plugin_version": ...}}`` for a run of a plugin's task (stored with the run, as the
+    model's metadata is); nothing for the built-in tasks and data files."""
+    rec = {} if spec.data.task_file else tasks.entry(spec.data.task).record()
+    return {"task_meta": rec} if rec else {}
 
 
 def failure_reason(e: BaseException) -> str:
