@@ -11,7 +11,9 @@ Explicitly handled:
 * GPU-only lines (``--device cuda``) are parsed and built like any other; only the device is not checked,
   since a session checks it on the machine that runs it;
 * shell variables (``$ID``, ``${SLURM_ARRAY_TASK_ID}``) stand for 1; GitHub expressions appear only in YAML;
-* files the reader writes (``my-suite.toml``) are parsed only;
+* files the reader writes (``my-suite.toml``, ``my_model.py``) are parsed only, and so are the lines after a
+  ``pip install`` of a plugin in the same block (they name its models and tasks; CI runs the example plugin
+  itself: ``make plugin-example``);
 * a line that shows a refusal says so in its comment (``# --lr must be a finite number > 0, got nan``): it must
   be refused, with that message.
 """
@@ -34,7 +36,7 @@ BOOK = os.path.join(SHARED, "data", "book")
 # What the docs write for data they cannot ship -> where it is on a machine that has it.
 PLACEHOLDERS = {"path/to/date.txt": os.path.join(BOOK, "date.txt"), "path/to/book/data": BOOK, "../shared": SHARED}
 SHELL = ("sh", "bash", "shell", "console", "")
-USER_FILES = ("my-suite.toml",)  # files a page asks the reader to write: no runs are built from them here
+USER_FILES = ("my-suite.toml", "my.toml", "my_model.py", "path/to/my_package", "my_installed.module")  # the reader's own: parsed only
 REDIRECTS = (">", ">>", "2>", "2>&1", "<", "&>")
 
 
@@ -44,6 +46,7 @@ class Command:
     argv: list[str]  # as typed, variables filled in
     needs_data: bool  # names a file of the data beside the project
     comment: str = ""  # what the page says it prints, after '#' on its line
+    after_plugin_install: bool = False  # a `pip install` of a plugin came before it in its block
 
 
 def _pages() -> list[str]:
@@ -51,9 +54,11 @@ def _pages() -> list[str]:
     return [os.path.join(REPO, "README.md")] + sorted(os.path.join(docs, f) for f in os.listdir(docs) if f.endswith(".md"))
 
 
-def _lines(path: str) -> list[tuple[int, str]]:
-    """(line number, logical line) of every shell code block: continuations joined."""
-    out: list[tuple[int, str]] = []
+def _lines(path: str) -> list[tuple[int, str, bool]]:
+    """(line number, logical line, whether a plugin was pip-installed earlier in its block) of every shell code
+    block: continuations joined."""
+    out: list[tuple[int, str, bool]] = []
+    installed = False
     lang = None
     pending, start = "", 0
     with open(path, encoding="utf-8") as f:
@@ -62,6 +67,7 @@ def _lines(path: str) -> list[tuple[int, str]]:
             fence = re.match(r"^```(\w*)", line)
             if fence:
                 lang = None if lang is not None else fence.group(1)
+                installed = False
                 continue
             if lang is None or lang not in SHELL:
                 continue
@@ -70,7 +76,8 @@ def _lines(path: str) -> list[tuple[int, str]]:
             if line.endswith("\\"):
                 pending += line[:-1] + " "
                 continue
-            out.append((start, pending + line))
+            out.append((start, pending + line, installed))
+            installed = installed or bool(re.match(r"^\s*pip install .*examples/", pending + line))
             pending = ""
     return out
 
@@ -85,7 +92,7 @@ def _fill(token: str) -> str:
 def commands() -> list[Command]:
     out = []
     for path in _pages():
-        for n, line in _lines(path):
+        for n, line, after_install in _lines(path):
             try:
                 tokens = shlex.split(line, comments=True)
             except ValueError:
@@ -100,7 +107,7 @@ def commands() -> list[Command]:
                     if segment:
                         needs = any(k in x for x in segment for k in PLACEHOLDERS)
                         out.append(Command(f"{os.path.relpath(path, REPO)}:{n}", [_fill(x) for x in segment], needs,
-                                           said.group(1).strip() if said else ""))
+                                           said.group(1).strip() if said else "", after_install))
                     segment = []
                 elif t in REDIRECTS:
                     skip_next = not t.endswith("&1")
@@ -209,7 +216,7 @@ def test_every_documented_command_runs_as_written(cmd: Command, monkeypatch: pyt
         ns = build_parser().parse_args(args)
     except SystemExit as e:
         pytest.fail(f"{cmd.where}: s2sbench {' '.join(args)}: the parser refused it (exit {e.code})")
-    if ns.cmd != "run" or any(f in cmd.argv for f in USER_FILES):
+    if ns.cmd != "run" or any(f in a for a in cmd.argv for f in USER_FILES) or cmd.after_plugin_install:
         return
     if cmd.needs_data and not os.path.isdir(BOOK):
         pytest.skip("needs the book's data beside the project (parsed only)")
