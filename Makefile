@@ -54,6 +54,8 @@ $(STAMP): pyproject.toml
 	$(PIP) -e ".[$(EXTRAS)]"
 	touch $(STAMP) $(CORE)
 
+# make bench: the quick suite on one CPU thread per run (run's default on a CPU; torch's one per core collapses when
+# other jobs share the machine: docs/first-hour.md). BENCH_FLAGS adds run flags, e.g. BENCH_FLAGS="--threads 2".
 bench: $(CORE)
 	$(PY) -m bench run --suite quick $(BENCH_FLAGS)
 	$(PY) -m bench report
