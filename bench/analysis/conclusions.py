@@ -111,7 +111,7 @@ def headlines(runs: pd.DataFrame, envs: Mapping[str, Mapping[str, Any]] | None =
     flats = [configs.flatten(c) for c in ok["config"]]
     ok["scope_flat"] = [{**configs.without(f, configs.MODEL_FIELDS + ("size",)), configs.DEVICE: d} for f, d in zip(flats, ok["device"])]
     ok["scope_id"] = [configs.digest(f) for f in ok["scope_flat"]]
-    noisy = {sid: f"the machine was busy (calibration spread {spread(env.get('calibration')):.0%})"
+    noisy = {sid: f"the machine was busy, calibration spread {spread(env.get('calibration')):.0%}"
              for sid, env in (envs or {}).items() if busy(env.get("calibration"))}
     out = []
     for task, by_task in ok.groupby("task", sort=False):

@@ -58,7 +58,7 @@ def test_a_busy_machine_blocks_the_speed_ranking_only() -> None:
     busy = {"s1": {"calibration": {"matmul_spread": 1.35, "lstm_spread": 0.2}}}
     h, = conclusions.headlines(_runs(rows), busy)
     assert h.accurate.separable
-    assert not h.fastest.separable and h.fastest.why_not() == "the machine was busy (calibration spread 135%)"
+    assert not h.fastest.separable and h.fastest.why_not() == "the machine was busy, calibration spread 135%"
     quiet = {"s1": {"calibration": {"matmul_spread": 0.03, "lstm_spread": 0.04}}}
     assert conclusions.headlines(_runs(rows), quiet)[0].fastest.separable
 
