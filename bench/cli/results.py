@@ -45,8 +45,13 @@ def add(sub: Any) -> None:
     ex = sub.add_parser("export", help="print the tidy per-run table (CSV or JSON), or copy runs to MLflow or TensorBoard")
     ex.add_argument("--store", default=DEFAULT_PATH, metavar="PATH", help="the results store")
     ex.add_argument("--session", default="latest", metavar="ID", help="session id, 'latest', 'all', or ids separated by commas")
-    ex.add_argument("--format", choices=["csv", "json"], help="the tidy table on stdout (default: csv)")
-    ex.add_argument("--to", choices=["mlflow", "tensorboard"], help="copy every run of the sessions into MLflow or a TensorBoard log folder (default: neither; the table on stdout)")
+    ex.add_argument("--format", choices=["csv", "json"],
+                    help="the tidy table on stdout: csv or json (default: csv); with --predictions: csv or JSON lines")
+    ex.add_argument("--predictions", action="store_true",
+                    help="every test example of every run instead of the per-run table: run, source, references, hypothesis, "
+                         "distance to the closest reference (default: off)")
+    ex.add_argument("--to", choices=["mlflow", "tensorboard"],
+                    help="copy every run of the sessions into MLflow or a TensorBoard log folder (default: neither; the table on stdout)")
     ex.add_argument("dest", nargs="?", metavar="DEST",
                     help="--to tensorboard: the log folder (required); --to mlflow: the tracking URI "
                          "(default $MLFLOW_TRACKING_URI, else sqlite:///<the store's folder>/mlflow.sqlite)")
@@ -163,9 +168,20 @@ def cmd_export(a: argparse.Namespace) -> int:
         raise UserError("--experiment goes with --to mlflow")
     if a.to == "tensorboard" and not a.dest:
         raise UserError("export --to tensorboard needs the log folder: s2sbench export --to tensorboard DIR")
+    if a.predictions and a.to:
+        raise UserError(f"--predictions goes to stdout (csv or JSON lines), not --to {a.to}")
     store = Store.open_read_only(a.store)
     if a.to:
         return _export_to(a, store, select_sessions(store, a.session))
+    if a.predictions:
+        from bench.results.outputs import write_predictions
+
+        try:
+            write_predictions(store, select_sessions(store, a.session), sys.stdout, a.format or "csv")
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head`: the reader has what it wanted (Python's documented way out of a closed pipe)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     df = runs_frame(store, select_sessions(store, a.session))
     if (a.format or "csv") == "csv":
         df = df.assign(epoch_seconds=df["epoch_seconds"].map(json.dumps), test_by_length=df["test_by_length"].map(json.dumps))

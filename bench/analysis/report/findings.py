@@ -25,6 +25,8 @@ from bench.analysis.report.tables import (
     quality_runs,
     summary_table,
     throughput_table,
+    unit_note,
+    unk_notes,
     variants,
 )
 from bench.errors import UserError
@@ -66,6 +68,8 @@ class Findings:
     reference: str | None  # the model speed ratios are to (None: no ratios)
     table: pd.DataFrame  # summary_table of the time-to-quality runs, one row per configuration, with its line style (variant)
     overlap: list[str]  # per task whose test questions also appear in its training split, one line
+    unk: list[str]  # per task whose test split held tokens its training split never had (read as <unk>), one line
+    units: str | None  # where the rows' error rates count different units (phones, characters): which is which
     lengths: pd.DataFrame  # length_frame: the points of the accuracy-by-length plot
     notes: list[str]  # caveats about the figures (a length plot left out, and why)
     sweeps: list[Sweep]  # the length sweeps
@@ -126,7 +130,7 @@ def analyse(inputs: Inputs, reference: str | None = None) -> Findings:
     failures = failed[["task", "label", "size", "seed", "mode", "device", "error"]].rename(columns={"label": "model"})
     return Findings(
         sessions=ids, runs=runs, epochs=inputs.epochs, samples=inputs.samples, palette=palette(model_order(runs)), reference=reference,
-        table=table, overlap=overlap_notes(runs), lengths=lengths, notes=[n for n in (length_note(lengths),) if n is not None],
+        table=table, overlap=overlap_notes(runs), unk=unk_notes(runs), units=unit_note(table), lengths=lengths, notes=[n for n in (length_note(lengths),) if n is not None],
         sweeps=sweeps, sweep_reference=sref, sweep_notes=sweep_notes, crossovers=crossovers, throughput=tput,
         configurations=configuration_frame([annotate(qruns), tput]), failures=failures, env=env, warnings=warnings,
         headlines=headlines, caveats=conclusions.caveats(envs, headlines))
