@@ -27,6 +27,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # S2SBENCH_SHARED points (a worktree elsewhere). Tests that need it skip cleanly without it.
 SHARED = os.environ.get("S2SBENCH_SHARED") or os.path.join(REPO, "..", "shared")
 
+# How long a test waits for a subprocess or a thread before calling it hung. Only a hang may reach it: a loaded
+# machine must not. On 2 cores running two test suites, two CPU hogs and other jobs (load 13-20), starting Python
+# and torch alone took tens of seconds, and the 120 s and 10 s bounds these waits had were the ones shared CI
+# machines were suspected of breaking. Tests that time a figure compare ratios measured side by side instead.
+HANG_S = 900
+
 # Three tiny runs (one model, three seeds): a suite file for session-level tests.
 TINY_SUITE = """
 description = "three tiny runs"

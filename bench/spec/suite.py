@@ -43,7 +43,8 @@ _DATA_FILES = ("target_file", "valid_file", "test_file")
 _DATA_WORDS = ("source_tokens", "target_tokens", "sentencepiece_type", "target_unit")
 _MATRIX = {"tasks", "task_files", "models", "sizes", "seeds", "model_options", "lengths"}
 _ALLOWED = _DATA | _TRAIN | _MEASURE | _MATRIX | set(_THROUGHPUT) | {"plugins"}
-_TOP = {"description", "plugins", "defaults", "runs", "tune"}  # tune: what `s2sbench tune` searches (tune_table)
+_TOP = {"description", "note", "plugins", "defaults", "runs", "tune"}  # note: what the suite's figures do not show (printed and reported
+# with them); tune: what `s2sbench tune` searches (tune_table)
 
 
 def available() -> list[str]:
@@ -69,6 +70,8 @@ def load(name_or_path: str, overrides: dict[str, Any] | None = None, data_dir: s
     bad = set(doc) - _TOP
     if bad:
         raise UserError(f"{path}: unknown top-level key {sorted(bad)[0]!r}; allowed: {', '.join(sorted(_TOP))}")
+    if not isinstance(doc.get("note", ""), str):
+        raise UserError(f"{path}: key 'note' must be a string, got {doc['note']!r}")
     defaults = doc.get("defaults", {})
     blocks = doc.get("runs", [])
     if not isinstance(defaults, dict) or not isinstance(blocks, list) or not blocks:
@@ -140,6 +143,13 @@ def tune_table(name_or_path: str) -> tuple[dict[str, Any], str]:
     if table.get("sampler", SAMPLERS[0]) not in SAMPLERS:
         raise UserError(f"{where}: key 'sampler' must be {' or '.join(SAMPLERS)}, got {table['sampler']!r}")
     return table, path
+
+
+def note(name_or_path: str) -> str:
+    """The suite's ``note``: the caveat its figures carry (e.g. one short recipe for every model), or ""."""
+    with open(resolve(name_or_path), "rb") as f:
+        v = tomllib.load(f).get("note", "")
+    return v if isinstance(v, str) else ""
 
 
 FLAGS = "command line"

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.conftest import REPO, copy_store, run_cli
+from tests.conftest import HANG_S, REPO, copy_store, run_cli
 
 GOOD_SUITE = '[defaults]\nsizes = ["tiny"]\nepochs = 1\ntrain = 40\nvalid = 10\ntest = 10\n[[runs]]\ntasks = ["date"]\nmodels = ["attention"]\n'
 TINY = ["--task", "date", "--model", "attention", "--size", "tiny", "--epochs", "1", "--train-size", "50", "--device", "cpu"]
@@ -523,7 +523,7 @@ def test_readers_on_read_only_media_as_a_user(cli_store) -> None:
         env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1", "HOME": base, "MPLCONFIGDIR": base}
         for argv in (["list", "--sessions", "--store", store], ["export", "--store", store],
                      ["merge", os.path.join(base, "m.sqlite"), store]):
-            p = subprocess.run([*prefix, sys.executable, "-m", "bench", *argv], cwd=base, env=env, capture_output=True, text=True, timeout=300)
+            p = subprocess.run([*prefix, sys.executable, "-m", "bench", *argv], cwd=base, env=env, capture_output=True, text=True, timeout=HANG_S)
             if p.returncode != 0 and "Permission denied" in p.stderr and "bench" not in p.stderr.split("Permission denied")[0][-200:]:
                 pytest.skip(f"the user cannot reach the code or interpreter here: {p.stderr.strip().splitlines()[-1]}")
             assert p.returncode == 0, (argv, p.stderr)
@@ -553,7 +553,7 @@ def test_report_onto_a_real_write_failure_leaves_nothing(tmp_path, cli_store) ->
 
     env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
     p = subprocess.run([sys.executable, "-m", "bench", "report", "--store", store, "--out", str(d / "rep")], cwd=REPO, env=env,
-                       capture_output=True, text=True, timeout=300, preexec_fn=limit)
+                       capture_output=True, text=True, timeout=HANG_S, preexec_fn=limit)
     assert p.returncode == 2, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "rep" in p.stderr and "Traceback" not in p.stderr
     assert tree(str(d)) == before

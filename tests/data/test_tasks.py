@@ -16,6 +16,7 @@ import pytest
 from bench.data import tasks
 from bench.data.tasks import TaskOptions, textfile
 from bench.errors import UserError
+from tests.conftest import HANG_S
 
 BOOK_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "book")
 
@@ -259,7 +260,7 @@ def test_registry_lists_everything_whatever_was_imported_first(first_import: str
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     code = f"import importlib, json; importlib.import_module({first_import!r}); r = importlib.import_module({registry!r}); print(json.dumps(r.names()))"
     env = {**os.environ, "PYTHONPATH": repo, "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert p.returncode == 0, p.stderr
     names = json.loads(p.stdout.strip().splitlines()[-1])
     assert set(expected) <= set(names), names

@@ -236,6 +236,21 @@ def test_missing_and_new_groups_are_shown_not_failures(store):
     assert any("interrupted" in w for w in c.warnings)
 
 
+def test_a_comparison_where_nothing_pairs_fails(store):
+    """A baseline against a session of other models: all missing, all new -- a gate that compared nothing must not pass."""
+    add_session(store, "A")
+    add_session(store, "B")
+    for m in ("attention", "gnmt"):
+        add_run(store, "A", model=m)
+    add_run(store, "B", model="transformer")
+    c = compare(*sides(store))
+    assert c.compared() == 0 and c.exit_code() == 1
+    assert "nothing compared" in c.summary_line() and "2 missing, 1 new" in c.summary_line()
+    add_run(store, "B", model="attention")  # one pair is enough for the gate to have checked something
+    c = compare(*sides(store))
+    assert c.compared() == 1 and c.exit_code() == 0 and "no regressions" in c.summary_line()
+
+
 def test_time_to_target_no_longer_reached_is_worse(store):
     add_session(store, "A")
     add_session(store, "B")

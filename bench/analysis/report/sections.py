@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench.analysis import tuning
+from bench.analysis.conclusions import RULE, ranking_text
 from bench.analysis.report.document import Bullets, Cell, Figure, Heading, Report, Section, Strong, Table, Text
 from bench.analysis.report.figures import (
     fig_accuracy_by_length,
@@ -23,6 +24,7 @@ from bench.analysis.report.figures import (
 from bench.analysis.report.findings import Findings, analyse, load
 from bench.analysis.report.sweeps import sweep_rows
 from bench.analysis.report.tables import (
+    BEST_RULE,
     PACKAGE_NOTE,
     QUALITY_COLS,
     SPEED_COLS,
@@ -49,6 +51,15 @@ def title(f: Findings) -> list[Section]:
 def warnings(f: Findings) -> list[Section]:
     """Where the sessions ran on different machines or versions: first, since it qualifies every speed below."""
     return [Text.of(f"⚠ {w}", "warn") for w in f.warnings]
+
+
+def conclusions(f: Findings) -> list[Section]:
+    """The headline per task, first: what the figures let one conclude, the rule that decides it, and what limits it."""
+    if not f.headlines:
+        return []
+    items = tuple(f"{h.task} ({h.scope}) — most accurate: {ranking_text(h.accurate)}; fastest (training): {ranking_text(h.fastest)}"
+                  for h in f.headlines)
+    return [Heading("What can be concluded", 2), Bullets(items), Text.of(RULE, "note"), *[Text.of(f"⚠ {c}", "warn") for c in f.caveats]]
 
 
 def tuned(f: Findings) -> list[Section]:
@@ -94,7 +105,7 @@ def results(f: Findings) -> list[Section]:
         ref = ("Speed ratios in brackets are relative to ", Strong(f.reference),
                " in the same configuration (below 1 is faster for times, above 1 for throughput).")
     how = Text(("Time-to-quality runs. Medians over seeds for speed; mean ± 95 % interval over seeds for quality. "
-                f"{DISTINCT} Bold green: best of its task, size and device." + (" " if ref else ""), *ref), "note")
+                f"{DISTINCT} {BEST_RULE}" + (" " if ref else ""), *ref), "note")
     units = [Text.of(f.units, "note")] if f.units else []
     return [Heading("Results", 2), how,
             Heading("Quality", 3), *units, table_rows(f.table, QUALITY_COLS), *[Text.of(f"Test overlap — {n}", "warn") for n in f.overlap],
@@ -189,7 +200,7 @@ def environment(f: Findings) -> list[Section]:
 
 # The report, top to bottom.
 SECTIONS: tuple[Callable[[Findings], list[Section]], ...] = (
-    title, warnings, tuned, results, published_g2p, figure_notes, length_sweeps, throughput, nothing_finished, configurations, failures,
+    title, warnings, conclusions, tuned, results, published_g2p, figure_notes, length_sweeps, throughput, nothing_finished, configurations, failures,
     learning_curves, speed_accuracy, accuracy_by_length, attention, environment,
 )
 

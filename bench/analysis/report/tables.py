@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis import configs
+from bench.analysis.conclusions import separated
 from bench.analysis.report.document import Cell, Table
 from bench.analysis.report.palette import model_order
-from bench.analysis.stats import summarize
+from bench.analysis.stats import Summary, summarize
 from bench.results import g2pfigures
 from bench.results.metrics import metric, of_kind
 
@@ -104,6 +105,7 @@ def summary_table(runs: pd.DataFrame, reference: str | None = None) -> pd.DataFr
         row: dict = {"task": r0["task"], "model": r0["model"], "model_label": r0["model_label"], "label": r0["label"], "size": r0["size"],
                      "cfg": r0["cfg"], "config_hash": r0["config_hash"], "device": r0["device_label"], "context": r0["context"],
                      "flat": r0["flat"], "seeds": int(g["seed"].nunique()), "runs": len(g),
+                     "device_type": r0.get("device_type"), "sessions": tuple(sorted(set(g["session"]))),
                      # what one target token is (names the token error rate: PER, CER, WER) and where the data came from
                      "target_unit": _first(g, "target_unit"), "data_source": _first(g, "data_source")}
         for c in SPEED_COLS:
@@ -112,6 +114,8 @@ def summary_table(runs: pd.DataFrame, reference: str | None = None) -> pd.DataFr
                 row[c] = math.nan
             else:
                 row[c] = float(v.dropna().median()) if v.notna().any() else math.nan
+            s = summarize(v.groupby(g["seed"]).mean().dropna().tolist())  # the noise a "best" must clear (winners)
+            row[c + "_mean"], row[c + "_ci"], row[c + "_n"] = s.mean, s.half_width, s.n
         ttt = pd.to_numeric(g["time_to_target_s"], errors="coerce")
         row["reached_target"] = f"{int(ttt.notna().sum())}/{len(g)}"
         for c in QUALITY_COLS:
@@ -169,21 +173,51 @@ def unit_note(table: pd.DataFrame) -> str | None:
             + ". Sequence error: the share of test sources not exactly right (G2P's word error rate).")
 
 
-def winners(table: pd.DataFrame) -> dict[tuple[int, str], bool]:
-    """(row index, column) -> True where the row is the best of its task x size x device group in that column.
+# How the tables mark a "best", said on the page under them (bench.analysis.conclusions holds the rule itself).
+BEST_RULE = ("Bold green: the best of its task, size and device, only where the difference exceeds the noise — its 95 % interval over "
+             "seeds lies clear of the runner-up's (never with one seed, never for speed from a busy machine, never for a CPU's memory, "
+             "which is the whole process's resident memory).")
 
-    Per device: a GPU row beating every CPU row on speed says nothing about the models."""
+
+
+def _noise(table: pd.DataFrame, i: int, c: str) -> Summary:
+    """Row ``i``'s spread over seeds in column ``c`` (quality: its mean and interval; speed: over its seeds' values)."""
+    mean = table.at[i, c + "_mean"] if c + "_mean" in table else table.at[i, c]
+    n = table.at[i, c + "_n"] if c + "_n" in table else 1
+    hw = table.at[i, c + "_ci"] if c + "_ci" in table else math.nan
+    return Summary(int(n) if pd.notna(n) else 0, float(mean), math.nan, float(hw))
+
+
+def winners(table: pd.DataFrame) -> dict[tuple[int, str], bool]:
+    """(row index, column) -> True where the row is the best of its task x size x device group in that column, by more
+    than the noise (``BEST_RULE``; ``bench.analysis.conclusions.separated``).
+
+    Per device: a GPU row beating every CPU row on speed says nothing about the models. A row whose sessions ran on a
+    busy machine (``speed_unreliable``, set by the report's ``analyse``) wins no speed column; a CPU row no memory column."""
     out = {}
     facet = ["task", "size"] + (["device"] if "device" in table and table["device"].notna().any() else [])
     for _, g in table.groupby(facet, sort=False, dropna=False):
         for c in QUALITY_COLS + SPEED_COLS:
-            better = metric(c).better
-            if better is None or c not in g or g[c].isna().all() or len(g) < 2:
+            m = metric(c)
+            if m.better is None or c not in g or g[c].isna().all() or len(g) < 2:
                 continue
-            best = g[c].max() if better == "high" else g[c].min()
-            for i in g.index[g[c] == best]:
-                out[(i, c)] = True
+            if m.kind == "memory" and "device_type" in g and (g["device_type"] == "cpu").any():
+                continue
+            if m.kind == "speed" and "speed_unreliable" in g and g["speed_unreliable"].any():
+                continue
+            ranked = g[c].dropna().sort_values(ascending=m.better != "high", kind="stable").index
+            if len(ranked) >= 2 and separated(_noise(table, ranked[0], c), _noise(table, ranked[1], c), m.better):
+                out[(ranked[0], c)] = True
     return out
+
+
+def column_label(table: pd.DataFrame, c: str) -> str:
+    """The catalogue's header, but a CPU's peak memory says what it is: the process's resident memory, not the run's."""
+    label = header(table, c)
+    if metric(c).kind != "memory" or "device_type" not in table:
+        return label
+    cpu = table["device_type"] == "cpu"
+    return "process RSS MiB" if cpu.all() else f"{label} (CPU: process RSS)" if cpu.any() else label
 
 
 def format_cell(table: pd.DataFrame, i: int, c: str) -> str:
@@ -214,7 +248,7 @@ def table_rows(table: pd.DataFrame, columns: tuple[str, ...]) -> Table:
     win = winners(table)
     cols = [c for c in columns if c in table and not table[c].isna().all()]
     quality = columns == QUALITY_COLS
-    headers = ["task", "model", "size", "seeds"] + [header(table, c) for c in cols] + (["target reached", "failed"] if quality else [])
+    headers = ["task", "model", "size", "seeds"] + [column_label(table, c) for c in cols] + (["target reached", "failed"] if quality else [])
     body = []
     for i in table.index:
         name = table.at[i, "label"] if "label" in table else table.at[i, "model"]
