@@ -37,6 +37,9 @@ class ModelMeta:
     fixed-length vector, ch. 8). ``recurrent``: the model steps through the sequence one position after
     another (O(n) sequential operations), as against attention alone (O(1); Vaswani et al. 2017, Table 1):
     a report's length sweep says from which length the parallel model trains faster than each recurrent one.
+    ``search``: where ``s2sbench tune`` should search a narrower range for this model than for the others, the
+    parameter and its ``(low, high)`` range or allowed choices, e.g. ``(("lr", (1e-4, 3e-3)),)``; the range the model
+    is tuned over is the intersection with the session's (an equal budget over a space that says why it differs).
     ``order`` (the story's order), ``plugin`` and ``plugin_version`` (where a model from outside s2sbench came
     from: the installed distribution and its version, or the ``--plugin`` file and a digest of its bytes) are
     set by the registry.
@@ -46,6 +49,7 @@ class ModelMeta:
     attention: bool = False
     reference: bool = False
     recurrent: bool = True
+    search: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     order: int = 0
     plugin: str = ""  # "" for the built-in models
     plugin_version: str = ""

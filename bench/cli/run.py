@@ -10,7 +10,7 @@ from typing import Any
 from bench.cli import args
 from bench.errors import UserError
 from bench.results.store import DEFAULT_PATH
-from bench.spec.run import CAPTURE, SENTENCEPIECE_TYPES, TOKENS, UNITS, DataSpec, ThroughputSpec, TrainConfig
+from bench.spec.run import CAPTURE, SCHEDULES, SENTENCEPIECE_TYPES, TOKENS, UNITS, DataSpec, ThroughputSpec, TrainConfig
 
 
 def shard_parse(s: str) -> tuple[int, int]:
@@ -32,11 +32,20 @@ def _names(kind: str) -> str:
     return ", ".join(dict.fromkeys(s for n in models.names() for s in models.sizes(n)))  # every size any model has
 
 
-def add(sub: Any) -> None:
-    def d(cls: type, name: str) -> str:
-        return f"default: the suite's, else {args.default_of(cls, name)}"
+def _d(cls: type, name: str) -> str:
+    """A flag's default as --help says it: the suite's value, else the spec's default."""
+    return f"default: the suite's, else {args.default_of(cls, name)}"
 
+
+def add(sub: Any) -> None:
     r = sub.add_parser("run", help="run a benchmark session (a suite, or one configuration)")
+    add_flags(r)
+    r.set_defaults(func=cmd_run)
+
+
+def add_flags(r: Any, ddp: bool = True) -> None:
+    """The flags that say what runs and how: ``run``'s, which ``tune`` takes too (without --ddp)."""
+    d = _d
     what = r.add_argument_group("what runs (a suite, or one matrix from these flags)")
     what.add_argument("--suite", metavar="NAME|FILE", help="suite name (see `s2sbench list --suites`) or path to a .toml file")
     what.add_argument("--data-dir", metavar="DIR", help="folder holding the data files a suite names (e.g. the book's date.txt, addition.txt); "
@@ -63,7 +72,8 @@ def add(sub: Any) -> None:
     budget.add_argument("--time-budget", type=float, dest="time_budget_s", metavar="SECONDS",
                         help="stop after the epoch during which this many seconds of training passed (default: no limit)")
     budget.add_argument("--batch-size", type=args.nonneg_int, metavar="N", help=f"training examples per step ({d(TrainConfig, 'batch_size')})")
-    budget.add_argument("--lr", type=float, metavar="RATE", help=f"Adam's learning rate ({d(TrainConfig, 'lr')})")
+    budget.add_argument("--lr", type=float, metavar="RATE", help=f"the peak learning rate ({d(TrainConfig, 'lr')})")
+    add_recipe(budget)
     budget.add_argument("--steps", type=args.nonneg_int, metavar="N",
                         help="a throughput run: this many timed training steps on fixed-shape batches, no evaluation "
                              f"({d(ThroughputSpec, 'steps')}: a training run)")
@@ -110,11 +120,25 @@ def add(sub: Any) -> None:
                      "default: the start time and a random suffix)")
     far.add_argument("--executor", choices=["local", "ray"], default="local", help="local: this process; ray: each run a Ray task")
     far.add_argument("--address", metavar="auto|HOST:PORT", help="with --executor ray: auto (the running cluster) or HOST:PORT; default: start a local Ray")
-    far.add_argument("--ddp", action="store_true", help="under torchrun: train each run DistributedDataParallel across the processes")
-    r.set_defaults(func=cmd_run)
+    if ddp:
+        far.add_argument("--ddp", action="store_true", help="under torchrun: train each run DistributedDataParallel across the processes")
 
 
-_TRAIN_FLAGS = ("epochs", "target", "time_budget_s", "batch_size", "lr", "amp", "capture", "steps", "warmup_steps")
+def add_recipe(group: Any) -> None:
+    """The recipe flags (docs/tuning.md), shared by ``run`` and ``tune``."""
+    group.add_argument("--schedule", choices=list(SCHEDULES),
+                       help=f"learning-rate schedule after the warm-up: constant, inverse-sqrt (Vaswani et al.) or cosine ({_d(TrainConfig, 'schedule')})")
+    group.add_argument("--lr-warmup", type=args.nonneg_int, dest="lr_warmup", metavar="STEPS",
+                       help=f"steps of linear warm-up to --lr, any schedule; not --warmup-steps, which belongs to throughput runs "
+                            f"({_d(TrainConfig, 'lr_warmup')}: none)")
+    group.add_argument("--label-smoothing", type=float, dest="label_smoothing", metavar="E",
+                       help=f"label smoothing in [0, 1) ({_d(TrainConfig, 'label_smoothing')})")
+    group.add_argument("--weight-decay", type=float, dest="weight_decay", metavar="W",
+                       help=f"decoupled weight decay: AdamW instead of Adam when > 0 ({_d(TrainConfig, 'weight_decay')})")
+
+
+_TRAIN_FLAGS = ("epochs", "target", "time_budget_s", "batch_size", "lr", "amp", "capture", "steps", "warmup_steps", "schedule", "lr_warmup",
+                "label_smoothing", "weight_decay")
 _DATA_FLAGS = ("train_size", "reverse_source", "target_file", "valid_file", "test_file", "source_tokens", "target_tokens", "sentencepiece_type",
                "sentencepiece_vocab", "target_unit", "keep_stress")
 

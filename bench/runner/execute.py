@@ -192,7 +192,7 @@ def execute_throughput(spec: RunSpec, prep: Prepared, device: torch.device, sc: 
     autocast = Precision(spec.train.amp).autocast(device)
     with PeakRSS() as mem:
         model.train()
-        step = make_step(model, spec.train, device, rows=spec.train.batch_size)
+        step = make_step(model, spec.train, device, rows=spec.train.batch_size, total_steps=tp.warmup + tp.steps)
         times = time_steps(step, todo, device, tp.warmup, tp.steps, tp.budget_s)
         dec_len = int(prep.train.tgt_len.max())  # the answer and its EOS: L + 1 tokens for a source of L
         static = spec.train.graph

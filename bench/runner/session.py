@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -36,8 +36,19 @@ from bench.runner.plugins import load_for, smoke
 from bench.runner.progress import Progress
 from bench.spec.run import AMP, RunSpec, SessionConfig
 from bench.spec.suite import where_key
+from bench.train.schedule import total_steps
 from bench.train.scores import TEXT_UNITS, require_text_scores
 from bench.train.seeding import set_deterministic
+
+
+class Plan(Protocol):
+    """A session planned in rounds (``run_session``'s ``plan``). ``total``: how many runs the whole plan holds."""
+
+    total: int
+
+    def next(self, runs: list[RunRecord]) -> list[RunSpec]: ...
+
+    def note(self, spec: RunSpec) -> dict[str, Any] | None: ...
 
 
 def validate(spec: RunSpec) -> None:
@@ -116,7 +127,18 @@ def check(specs: list[RunSpec], sc: SessionConfig, executor: Executor | None = N
             raise UserError(f"{where_key(s.origin, e.key)} {e.rule}") from None
         if not s.throughput.enabled and prep.unit in TEXT_UNITS:
             require_text_scores()
+        check_warmup(s, len(prep.train))
     return cache
+
+
+def check_warmup(spec: RunSpec, examples: int) -> None:
+    """A warm-up longer than the run's training (``examples`` per epoch) would never reach the rate asked for."""
+    t = spec.train
+    total = spec.throughput.warmup + spec.throughput.steps if spec.throughput.enabled else total_steps(t.epochs, examples, t.batch_size)
+    if t.lr_warmup > total:
+        how = (f"{spec.throughput.warmup} + {spec.throughput.steps} steps" if spec.throughput.enabled
+               else f"{t.epochs} epochs x {total // t.epochs} batches of {t.batch_size} = {total} steps")
+        raise UserError(f"{where_key(spec.origin, 'lr_warmup')} {t.lr_warmup} is longer than training ({spec.data.name}: {how})")
 
 
 def run_session(
@@ -131,8 +153,13 @@ def run_session(
     cache: DataCache | None = None,
     executor: Executor | None = None,
     env_extra: dict[str, Any] | None = None,
+    plan: Plan | None = None,
 ) -> str:
     """Run every spec, committing each run as it ends. Returns the session id.
+
+    ``plan``: a session whose later runs depend on earlier results (``bench.runner.tune``): once ``specs`` are
+    done, ``plan.next`` is given every run the session has stored and answers the runs to do next, until it
+    answers none; ``plan.note`` is stored with each run's metrics (``"tune"``).
 
     ``resume``: the id of an earlier session to continue; its finished runs are skipped.
     ``executor``: where runs execute (``bench.runner.executor``; default: here, one after another). Whichever
@@ -160,26 +187,36 @@ def run_session(
     done = store.done_keys(sid)  # read as the owner: nobody adds to it meanwhile
     todo = list({s.key(): s for s in specs if s.key() not in done}.values())
     progress = progress or Progress(len(todo))
-    progress.total = len(todo)
+    progress.total = len(todo) if plan is None else max(plan.total - len(store.stored_keys(sid)), len(todo))
     beat = Heartbeat(store.path, owner.token).start() if store.path != ":memory:" else None
     status: str | None = "interrupted"  # until every run of the session is stored
     clean = False
     ctx = RunContext(cache, device, sc, progress, claim=lambda spec: store.claim(owner, spec.key()))
+    planned = {s.key() for s in specs}
     try:
-        for o in ex.map(todo, ctx):  # each outcome as its run ends
-            spec = o.spec
-            rec_status = "ok" if o.error is None else "failed"
-            detail = o.error or (f"{o.metrics['step_s'] * 1000:.2f} ms/step, {o.metrics['train_tokens_per_s']:,.0f} tok/s" if spec.throughput.enabled
-                                 else f"test exact {o.metrics['test_exact_match']:.1%}")
-            metrics = dict(o.metrics)
-            predictions = metrics.pop(outputs.KEY, None)  # every test example's output: stored beside the run, not in its metrics
-            store.add_run(RunRecord(session=sid, key=spec.key(), task=spec.data.name, model=spec.model, size=spec.size, seed=spec.seed,
-                                    config=spec.config(), config_hash=spec.config_hash(), status=rec_status, error=o.error, started=o.started,
-                                    finished=o.finished, metrics=metrics, history=o.history, samples=o.samples, predictions=predictions),
-                          claim=owner.token)
-            progress.end_run(rec_status, detail)
+        while todo:
+            for o in ex.map(todo, ctx):  # each outcome as its run ends
+                spec = o.spec
+                rec_status = "ok" if o.error is None else "failed"
+                detail = o.error or (f"{o.metrics['step_s'] * 1000:.2f} ms/step, {o.metrics['train_tokens_per_s']:,.0f} tok/s" if spec.throughput.enabled
+                                     else f"test exact {o.metrics['test_exact_match']:.1%}")
+                metrics = dict(o.metrics)
+                predictions = metrics.pop(outputs.KEY, None)  # every test example's output: stored beside the run, not in its metrics
+                note = plan.note(spec) if plan is not None else None
+                if note:
+                    metrics["tune"] = note
+                store.add_run(RunRecord(session=sid, key=spec.key(), task=spec.data.name, model=spec.model, size=spec.size, seed=spec.seed,
+                                        config=spec.config(), config_hash=spec.config_hash(), status=rec_status, error=o.error, started=o.started,
+                                        finished=o.finished, metrics=metrics, history=o.history, samples=o.samples, predictions=predictions),
+                              claim=owner.token)
+                progress.end_run(rec_status, detail)
+            # A plan's next runs depend on what is stored now; each run is tried once per invocation.
+            tried = {s.key() for s in todo}
+            todo = [s for s in plan.next(store.runs(sid)) if s.key() not in tried and s.key() not in planned] if plan is not None else []
+            todo = list({s.key(): s for s in todo}.values())
+            planned |= {s.key() for s in todo}
         # Only a session that ran every run is finished; one whose store refused a write, or that was stopped, is not.
-        if {s.key() for s in specs} <= store.stored_keys(sid):
+        if planned <= store.stored_keys(sid) and (plan is None or not plan.next(store.runs(sid))):
             status = "finished"
         clean = True
     except SessionLost:

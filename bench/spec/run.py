@@ -32,6 +32,9 @@ CAPTURE = ("eager", "compile", "cudagraph", "compile-cudagraph")
 # The modes that capture the whole step as CUDA graphs (bench.train.capture.GraphStep); compile-cudagraph
 # runs the model through torch.compile first, so the graph replays inductor's fused kernels.
 GRAPH_CAPTURES = ("cudagraph", "compile-cudagraph")
+# Learning-rate schedules (bench.train.schedule): the peak lr held, Vaswani et al.'s inverse square root (2017, §5.3),
+# or a cosine decay (Loshchilov & Hutter 2017, SGDR, without restarts); each after an optional linear warm-up.
+SCHEDULES = ("constant", "inverse-sqrt", "cosine")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 # The longest generated source a run may ask for (train_lengths, test_lengths, a --length sweep point): Long
 # Range Arena's longest sequences. Far beyond it, generating the data alone takes minutes and gigabytes.
@@ -99,9 +102,22 @@ class TrainConfig:
     eval_batch_size: int = 512  # batched greedy decoding; the book decodes one example at a time
     amp: str = "off"  # off | bf16 | fp16
     capture: str = "eager"  # eager | compile | cudagraph | compile-cudagraph: launch overhead as a dimension of the run
+    # The recipe beyond plain Adam at one rate (docs/tuning.md). Each default is today's recipe, and a field at its
+    # default is left out of the stored config (RECIPE_DEFAULTS), so runs stored before these fields keep their keys.
+    schedule: str = "constant"  # constant | inverse-sqrt | cosine: how the lr moves from step to step (bench.train.schedule)
+    lr_warmup: int = 0  # steps of linear warm-up to lr (Vaswani et al. 2017 §5.3: 4,000); 0: none
+    label_smoothing: float = 0.0  # weight on the uniform target distribution (Szegedy et al. 2016; Vaswani et al.: 0.1)
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW, Loshchilov & Hutter 2019); 0: plain Adam, as the book
 
     def __post_init__(self) -> None:
         w = "training"
+        if self.schedule not in SCHEDULES:
+            raise SpecError(w, "schedule", f"must be {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        _number(w, "lr_warmup", self.lr_warmup, low=0, low_open=False, integer=True)
+        _number(w, "label_smoothing", self.label_smoothing, low=0, low_open=False, high=1)
+        if self.label_smoothing == 1:  # every target the uniform distribution: nothing left to learn
+            raise SpecError(w, "label_smoothing", f"must be in [0, 1), got {self.label_smoothing!r}")
+        _number(w, "weight_decay", self.weight_decay, low=0, low_open=False)
         if self.capture not in CAPTURE:
             raise SpecError(w, "capture", f"must be {', '.join(CAPTURE)}, got {self.capture!r}")
         if self.graph and self.amp == "fp16":
@@ -122,6 +138,15 @@ class TrainConfig:
     def graph(self) -> bool:
         """Whether the step is captured as CUDA graphs (needs CUDA; no fp16, no data-parallel steps)."""
         return self.capture in GRAPH_CAPTURES
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the learning rate changes during training (a schedule other than constant, or a warm-up)."""
+        return self.schedule != "constant" or self.lr_warmup > 0
+
+
+# The recipe fields added after the store's first schema, at their defaults: left out of ``RunSpec.config()``.
+RECIPE_DEFAULTS: dict[str, Any] = {"schedule": "constant", "lr_warmup": 0, "label_smoothing": 0.0, "weight_decay": 0.0}
 
 
 @dataclass(frozen=True)
@@ -267,7 +292,8 @@ class RunSpec:
         """The canonical config: stored with the run, hashed into its key.
 
         Fields added after the store's first schema (the capture mode, the throughput section, the book
-        format's padding options, the parallel-corpus files and token options, the plugins) appear only
+        format's padding options, the parallel-corpus files and token options, the plugins, the recipe: schedule,
+        warm-up, label smoothing, weight decay) appear only
         when they differ from their default, so the runs of earlier stores keep their keys (``--resume``
         and baselines still match them).
         """
@@ -285,6 +311,9 @@ class RunSpec:
                 del d["data"][k]
         if self.train.capture == "eager":
             del d["train"]["capture"]
+        for k, default in RECIPE_DEFAULTS.items():
+            if d["train"][k] == default:
+                del d["train"][k]
         return d
 
     def config_hash(self) -> str:
@@ -302,8 +331,12 @@ class RunSpec:
         opts = ",".join(f"{k}={v}" for k, v in self.model_options)
         d = self.data
         fixed = f" L={d.train_lengths[0]}" if d.train_lengths and d.train_lengths[0] == d.train_lengths[1] else ""
-        how = fixed + "".join(f" {x}" for x in (self.train.amp if self.train.amp != "off" else "", self.train.capture if self.train.capture != "eager" else "",
-                                          f"{self.throughput.steps} steps" if self.throughput.enabled else "") if x)
+        t = self.train
+        recipe = (f"lr={t.lr:.3g}" if t.scheduled or t.label_smoothing or t.weight_decay else "",
+                  t.schedule if t.schedule != "constant" else "", f"warmup={t.lr_warmup}" if t.lr_warmup else "",
+                  f"ls={t.label_smoothing:.3g}" if t.label_smoothing else "", f"wd={t.weight_decay:.3g}" if t.weight_decay else "")
+        how = fixed + "".join(f" {x}" for x in (t.amp if t.amp != "off" else "", t.capture if t.capture != "eager" else "",
+                                          f"{self.throughput.steps} steps" if self.throughput.enabled else "", *recipe) if x)
         return f"{self.data.name} {self.model}{'(' + opts + ')' if opts else ''} {self.size}{how} seed={self.seed}"
 
 

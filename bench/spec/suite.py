@@ -30,6 +30,7 @@ else:  # pragma: no cover
 
 from bench.errors import UserError
 from bench.spec.run import MAX_LENGTH, DataSpec, MeasureSpec, RunSpec, SpecError, ThroughputSpec, TrainConfig, plugin_ref
+from bench.spec.search import SAMPLERS
 
 SUITES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "suites")
 
@@ -42,7 +43,8 @@ _DATA_FILES = ("target_file", "valid_file", "test_file")
 _DATA_WORDS = ("source_tokens", "target_tokens", "sentencepiece_type", "target_unit")
 _MATRIX = {"tasks", "task_files", "models", "sizes", "seeds", "model_options", "lengths"}
 _ALLOWED = _DATA | _TRAIN | _MEASURE | _MATRIX | set(_THROUGHPUT) | {"plugins"}
-_TOP = {"description", "note", "plugins", "defaults", "runs"}  # note: what the suite's figures do not show (printed and reported with them)
+_TOP = {"description", "note", "plugins", "defaults", "runs", "tune"}  # note: what the suite's figures do not show (printed and reported
+# with them); tune: what `s2sbench tune` searches (tune_table)
 
 
 def available() -> list[str]:
@@ -64,17 +66,7 @@ def load(name_or_path: str, overrides: dict[str, Any] | None = None, data_dir: s
     """-> (suite name, description, run specs). ``overrides`` (from the command line) beat the file;
     relative ``task_files`` are looked up in ``data_dir`` (default: the suite file's folder)."""
     path = resolve(name_or_path)
-    try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{path}: not valid TOML ({e})") from None
-    except UnicodeDecodeError as e:  # TOML is UTF-8
-        raise UserError(f"{path}: not a UTF-8 text file (byte {e.start}: {e.reason}); a suite is a TOML file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: a folder, not a suite file") from None
-    except OSError as e:
-        raise UserError(f"{path}: cannot read the suite file ({e.strerror or e})") from None
+    doc = _read(path)
     bad = set(doc) - _TOP
     if bad:
         raise UserError(f"{path}: unknown top-level key {sorted(bad)[0]!r}; allowed: {', '.join(sorted(_TOP))}")
@@ -102,6 +94,55 @@ def load(name_or_path: str, overrides: dict[str, Any] | None = None, data_dir: s
             unique.append(s)
     name = os.path.splitext(os.path.basename(path))[0]
     return name, str(doc.get("description", "")), unique
+
+
+def _read(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError as e:  # TOML is UTF-8
+        raise UserError(f"{path}: not a UTF-8 text file (byte {e.start}: {e.reason}); a suite is a TOML file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: a folder, not a suite file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the suite file ({e.strerror or e})") from None
+
+
+_TUNE = {"trials", "sampler", "final_seeds", "space"}
+
+
+def tune_table(name_or_path: str) -> tuple[dict[str, Any], str]:
+    """A suite's ``[tune]`` table (what ``s2sbench tune`` searches, ``bench.spec.search``) and how messages name it.
+
+        [tune]
+        trials = 8
+        sampler = "random"
+        final_seeds = 3
+        [tune.space]
+        lr = [1e-4, 1e-2]
+        batch_size = [32, 64, 128]
+
+    ``run`` ignores it: it runs the blocks' own recipe.
+    """
+    path = resolve(name_or_path)
+    table = _read(path).get("tune", {})
+    where = f"{path}: [tune]"
+    if not isinstance(table, dict):
+        raise UserError(f"{where} must be a table")
+    bad = set(table) - _TUNE
+    if bad:
+        raise UserError(f"{where}: unknown key {sorted(bad)[0]!r}; allowed: {', '.join(sorted(_TUNE))}")
+    for k, kind in (("trials", int), ("final_seeds", int), ("sampler", str), ("space", dict)):
+        if k in table:
+            _typed(where, k, table[k], kind)
+    for k in ("trials", "final_seeds"):
+        if k in table and table[k] < 1:
+            raise UserError(f"{where}: key {k!r} must be >= 1, got {table[k]!r}{' (a budget of 0 trials tunes nothing)' if k == 'trials' else ''}")
+    if table.get("sampler", SAMPLERS[0]) not in SAMPLERS:
+        raise UserError(f"{where}: key 'sampler' must be {' or '.join(SAMPLERS)}, got {table['sampler']!r}")
+    return table, path
 
 
 def note(name_or_path: str) -> str:

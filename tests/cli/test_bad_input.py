@@ -196,7 +196,10 @@ def _other_program_db(ctx: Ctx) -> str:
     return p
 
 
-# (id, argv from the case's folder, words the error line must contain, optional patch(monkeypatch, ctx))
+NEEDS_TUNE = pytest.mark.skipif(importlib.util.find_spec("optuna") is None or importlib.util.find_spec("opda") is None,
+                                reason="needs the tune extra (Optuna, opda)")
+
+# (id, argv from the case's folder, words the error line must contain, optional patch(monkeypatch, ctx), marks...)
 CASES: list[tuple] = [
     # run: suite files that cannot be read
     ("run-suite-not-utf8", lambda c: ["run", "--suite", c.file("latin.toml", b"\xff\xfe[defaults]\nepochs = 1\n"), "--device", "cpu"],
@@ -239,6 +242,31 @@ CASES: list[tuple] = [
      ["huge.txt:21:", "200,000"]),
     ("run-data-not-utf8", lambda c: ["run", "--task-file", c.file("bin.txt", b"\xff\xfe1+1 _2\n" * 20), *TINY[2:]], ["bin.txt"]),
     ("run-store-is-a-folder", lambda c: ["run", *TINY, "--store", c.folder("st")], ["st"]),
+    # run: the recipe
+    ("run-lr-warmup-longer-than-training", lambda c: ["run", *TINY, "--lr-warmup", "5000"], ["--lr-warmup", "5000", "longer than training"]),
+    ("run-unknown-schedule", lambda c: ["run", *TINY, "--schedule", "linear"], ["--schedule", "linear"]),
+    ("run-suite-label-smoothing-one", lambda c: ["run", "--suite", c.suite("label_smoothing = 1.0"), "--device", "cpu"],
+     ["s.toml", "key 'label_smoothing'", "[0, 1)"]),
+    ("run-weight-decay-negative", lambda c: ["run", *TINY, "--weight-decay", "-0.1"], ["--weight-decay", "-0.1"]),
+    # tune: the budget, the sampler, the space
+    ("tune-without-its-extra", lambda c: ["tune", *TINY], ["s2sbench[tune]"], _without("optuna")),
+    ("tune-budget-zero", lambda c: ["tune", *TINY, "--trials", "0"], ["--trials", "0"], None, NEEDS_TUNE),
+    ("tune-suite-budget-zero", lambda c: ["tune", "--suite", c.suite("[tune]\ntrials = 0"), "--device", "cpu"], ["s.toml", "'trials'", "0"],
+     None, NEEDS_TUNE),
+    ("tune-unknown-sampler", lambda c: ["tune", *TINY, "--sampler", "grid"], ["--sampler", "grid"], None, NEEDS_TUNE),
+    ("tune-suite-unknown-sampler", lambda c: ["tune", "--suite", c.suite('[tune]\nsampler = "grid"'), "--device", "cpu"],
+     ["s.toml", "sampler", "grid"], None, NEEDS_TUNE),
+    ("tune-inverted-range", lambda c: ["tune", *TINY, "--search", "lr=0.01:0.001"], ["--search lr", "inverted"], None, NEEDS_TUNE),
+    ("tune-empty-range", lambda c: ["tune", *TINY, "--search", "dropout=0.2:0.2"], ["--search dropout", "empty"], None, NEEDS_TUNE),
+    ("tune-suite-empty-choices", lambda c: ["tune", "--suite", c.suite("[tune.space]\nbatch_size = []"), "--device", "cpu"],
+     ["s.toml", "batch_size", "empty"], None, NEEDS_TUNE),
+    ("tune-out-of-domain", lambda c: ["tune", *TINY, "--search", "label_smoothing=0:1.5"], ["label_smoothing", "1.5"], None, NEEDS_TUNE),
+    ("tune-unknown-parameter", lambda c: ["tune", *TINY, "--search", "momentum=0:1"], ["momentum", "unknown"], None, NEEDS_TUNE),
+    ("tune-parameter-the-model-does-not-take", lambda c: ["tune", *TINY[:2], "--model", "ntm", *TINY[4:], "--search", "dropout=0:0.3"],
+     ["ntm", "no dropout"], None, NEEDS_TUNE),
+    ("tune-warmup-longer-than-training", lambda c: ["tune", *TINY, "--search", "lr_warmup=0:5000"], ["lr_warmup", "longer than training"],
+     None, NEEDS_TUNE),
+    ("tune-seeds", lambda c: ["tune", *TINY, "--seeds", "0,1"], ["--seeds"], None, NEEDS_TUNE),
     # run: parallel corpora, tokens and real data (docs/real-data.md)
     ("run-tsv-line-without-tab", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX + "oops no tab\n"), *TINY[2:]], ["lex.tsv:31:", "no tab"]),
     ("run-tsv-empty-target", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX + "word\t \n"), *TINY[2:]], ["lex.tsv:31:", "empty target"]),
@@ -363,7 +391,7 @@ def _param(c: tuple) -> Any:
 
 def test_the_table_covers_every_sub_command() -> None:
     commands = {c[0].split("-")[0] for c in CASES}
-    assert commands == {"run", "merge", "report", "list", "export", "compare", "baseline", "calibrate", "check"}
+    assert commands == {"run", "tune", "merge", "report", "list", "export", "compare", "baseline", "calibrate", "check"}
     assert len(CASES) >= 40 and len({c[0] for c in CASES}) == len(CASES)
 
 
@@ -373,7 +401,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, monkeypatch,
     os.mkdir(d)
     ctx = Ctx(d, copy_store(cli_store["path"], d), cli_store["session"]["id"])
     argv = make_argv(ctx)
-    if "--store" not in argv and argv[0] in ("run", "list", "export", "report", "compare"):
+    if "--store" not in argv and argv[0] in ("run", "tune", "list", "export", "report", "compare"):
         argv += ["--store", ctx.store]
     before = tree(d)
     if patch:

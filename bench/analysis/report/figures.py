@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from bench.analysis import tuning  # noqa: E402
 from bench.analysis.report.document import Figure  # noqa: E402
 from bench.analysis.report.palette import model_palette  # noqa: E402
 from bench.analysis.report.sweeps import Sweep  # noqa: E402
@@ -334,3 +335,33 @@ def fig_heatmaps(samples: pd.DataFrame, pal: dict, per_task: int = 2) -> list[Fi
         figs.append(Figure(f"attention_{task}", f"Attention on {task}", _png(fig),
                            f"Where each output token looks in the source, for the same {task} test inputs across models (darker = more weight; ✗ = wrong answer)."))
     return figs
+
+
+def fig_tuning_curves(studies: list[tuning.StudyResult], pal: dict, name: str, caption: str) -> Figure | None:
+    """Expected best validation score after n trials, one line per model and a panel per task and size, each with
+    its confidence band (``bench.analysis.tuning``; none without opda)."""
+    studies = [s for s in studies if s.trials]
+    if not studies:
+        return None
+    panels = list(dict.fromkeys((s.task, s.size) for s in studies))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
+    for ax, (task, size) in zip(axes[0], panels):
+        here = [s for s in studies if (s.task, s.size) == (task, size)]
+        budget = min(len(s.trials) for s in here)
+        ns = np.arange(1, budget + 1)
+        for s in here:
+            colour = pal.get(s.model, (0.4, 0.4, 0.4))
+            ax.plot(ns, [100 * v for v in tuning.curve(s.scores[:budget])], marker="o", ms=3, color=colour, label=s.model)
+            band = tuning.bands(s.scores[:budget])
+            if band is not None:  # light, with thin edges: the bands of a few trials are wide and overlap
+                lo, hi = [100 * v for v in band[0]], [100 * v for v in band[1]]
+                ax.fill_between(ns, lo, hi, color=colour, alpha=0.06, lw=0)
+                for edge in (lo, hi):
+                    ax.plot(ns, edge, color=colour, lw=0.7, ls=(0, (3, 2)), alpha=0.7)
+        ax.set(xlabel="trials n", ylabel="expected best validation exact match %", title=f"{task} · {size}", ylim=(-2, 102), xlim=(0.8, budget + 0.2))
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
+    order = sorted(handles, key=lambda m: list(pal).index(m) if m in pal else len(pal))
+    fig.legend([handles[m] for m in order], order, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, title="model")
+    fig.tight_layout()
+    return Figure(name, "Tuning curves", _png(fig), caption)

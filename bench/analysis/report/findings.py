@@ -7,12 +7,12 @@ so the same sessions always give the same report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from bench.analysis import conclusions
+from bench.analysis import conclusions, tuning
 from bench.analysis.conclusions import Headline
 from bench.analysis.report.environment import environment
 from bench.analysis.report.figures import length_frame, length_note
@@ -36,6 +36,16 @@ from bench.results.tidy import epochs_frame, runs_frame, samples_frame
 
 
 @dataclass(frozen=True)
+class Tuning:
+    """One tuning session (``s2sbench tune``): its settings as stored, and each model's trials and finals."""
+
+    session: str
+    settings: dict[str, Any]  # the session's env["tune"]: trials, sampler, seed, final_seeds, space
+    studies: list[tuning.StudyResult]
+    failed_trials: int
+
+
+@dataclass(frozen=True)
 class Inputs:
     """The store's content for one report, as frames (``bench.results.tidy``), restricted to the tasks asked for."""
 
@@ -43,17 +53,37 @@ class Inputs:
     runs: pd.DataFrame  # runs_frame: one row per run
     epochs: pd.DataFrame  # epochs_frame: one row per run and epoch (the learning curves)
     samples: pd.DataFrame  # samples_frame: the decoded test examples of finished runs (the attention heatmaps)
+    tuning: list[Tuning] = field(default_factory=list)  # the tuning sessions; their trials are not in the frames above
 
 
 def load(store: Store, sessions: list[str], tasks: list[str] | None = None) -> Inputs:
-    """Read what a report of ``sessions`` needs; ``tasks``: only these tasks' runs (None: every task)."""
+    """Read what a report of ``sessions`` needs; ``tasks``: only these tasks' runs (None: every task).
+
+    A tuning session's trials are summarised by its tuning curves (``Tuning``), not listed as runs: the frames
+    hold its finals (each model's default and tuned recipe at the fresh seeds).
+    """
     info = {s["id"]: s for s in store.sessions()}
 
     def only(df: pd.DataFrame) -> pd.DataFrame:
         return df[df["task"].isin(tasks)] if tasks and not df.empty else df
 
-    return Inputs([info[sid] for sid in sessions], only(runs_frame(store, sessions)), only(epochs_frame(store, sessions)),
-                  only(samples_frame(store, sessions)))
+    tunings, trials = [], set()
+    for sid in sessions:
+        if "tune" not in info[sid]["env"]:
+            continue
+        recs = [r for r in store.runs(sid) if not tasks or r.task in tasks]
+        trial = [r for r in recs if ((r.metrics or {}).get("tune") or {}).get("role") == "trial"]
+        trials |= {(sid, r.key) for r in trial} | {(sid, r.id) for r in trial} | {(sid, r.config_hash, r.seed) for r in trial}
+        tunings.append(Tuning(sid, info[sid]["env"]["tune"], tuning.studies(recs), sum(r.status != "ok" for r in trial)))
+    runs, epochs, samples = only(runs_frame(store, sessions)), only(epochs_frame(store, sessions)), only(samples_frame(store, sessions))
+    keep = [(s, k) not in trials for s, k in zip(runs["session"], runs["key"])]
+    if trials and any(keep):  # (a session of trials alone, its finals still to run, keeps them: a report needs runs)
+        runs = runs[keep]
+        if not epochs.empty:
+            epochs = epochs[[(s, h, int(e)) not in trials for s, h, e in zip(epochs["session"], epochs["config_hash"], epochs["seed"])]]
+        if not samples.empty:
+            samples = samples[[(s, r) not in trials for s, r in zip(samples["session"], samples["run"])]]
+    return Inputs([info[sid] for sid in sessions], runs, epochs, samples, tunings)
 
 
 @dataclass(frozen=True)
@@ -83,6 +113,7 @@ class Findings:
     warnings: list[str]  # where the sessions' environments differ
     headlines: list[Headline]  # per comparison: the most accurate and the fastest model, or why they cannot be named
     caveats: list[str]  # what limits every figure: a busy machine's speed, one seed, a suite's own note
+    tuning: list[Tuning] = field(default_factory=list)  # the tuning sessions' curves and rankings (bench.analysis.tuning)
 
     @property
     def title(self) -> str:
@@ -133,5 +164,5 @@ def analyse(inputs: Inputs, reference: str | None = None) -> Findings:
         table=table, overlap=overlap_notes(runs), unk=unk_notes(runs), units=unit_note(table), lengths=lengths, notes=[n for n in (length_note(lengths),) if n is not None],
         sweeps=sweeps, sweep_reference=sref, sweep_notes=sweep_notes, crossovers=crossovers, throughput=tput,
         configurations=configuration_frame([annotate(qruns), tput]), failures=failures, env=env, warnings=warnings,
-        headlines=headlines, caveats=conclusions.caveats(envs, headlines))
+        headlines=headlines, caveats=conclusions.caveats(envs, headlines), tuning=inputs.tuning)
 

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bench.analysis import tuning
 from bench.analysis.conclusions import RULE, ranking_text
-from bench.analysis.report.document import Bullets, Figure, Heading, Report, Section, Strong, Text
-from bench.analysis.report.figures import fig_accuracy_by_length, fig_heatmaps, fig_learning_curves, fig_speed_accuracy, fig_sweep
+from bench.analysis.report.document import Bullets, Cell, Figure, Heading, Report, Section, Strong, Table, Text
+from bench.analysis.report.figures import (
+    fig_accuracy_by_length,
+    fig_heatmaps,
+    fig_learning_curves,
+    fig_speed_accuracy,
+    fig_sweep,
+    fig_tuning_curves,
+)
 from bench.analysis.report.findings import Findings, analyse, load
 from bench.analysis.report.sweeps import sweep_rows
 from bench.analysis.report.tables import (
@@ -52,6 +60,40 @@ def conclusions(f: Findings) -> list[Section]:
     items = tuple(f"{h.task} ({h.scope}) — most accurate: {ranking_text(h.accurate)}; fastest (training): {ranking_text(h.fastest)}"
                   for h in f.headlines)
     return [Heading("What can be concluded", 2), Bullets(items), Text.of(RULE, "note"), *[Text.of(f"⚠ {c}", "warn") for c in f.caveats]]
+
+
+def tuned(f: Findings) -> list[Section]:
+    """Each tuning session (``s2sbench tune``): its curves with their bands, the ranking at three budgets and by recipe,
+    and each model's tuned recipe (``bench.analysis.tuning``). Its trials appear nowhere else; its finals are the runs below."""
+    out: list[Section] = []
+    for i, t in enumerate(f.tuning):
+        st = t.settings
+        spaces = []  # per task and size: the widest space of its models (a model without dropout searches the rest)
+        for key in dict.fromkeys((s.task, s.size) for s in t.studies):
+            widest = max((s.space for s in t.studies if (s.task, s.size) == key), key=len, default={})
+            spaces.append(f"{key[0]} · {key[1]}: {tuning.space_text(widest)}")
+        budget = min((len(s.trials) for s in t.studies if s.trials), default=0)
+        how = (f"Every model got the same budget, {st.get('trials')} trials ({st.get('sampler')} search, seed {st.get('seed')}) over the "
+               "search space below, and was selected on validation only (each trial's final validation exact match; a failed trial "
+               f"scores 0). Its best recipe and the block's own were then run on {st.get('final_seeds')} fresh seeds and scored on test: the "
+               "results below are those finals, the trials are summarised here.")
+        caption = (f"Expected best validation exact match after n trials (Dodge et al. 2019: the maximum of n draws from the trials), "
+                   f"with {tuning.CONFIDENCE:.0%} confidence bands (opda; Lourie, Cho & He 2024). Budget: {budget} trials per model. "
+                   f"Search space — {'; '.join(spaces) or 'not recorded'} (dropout only for the models that have one).")
+        out += [Heading("Tuning" + (f" — {t.session}" if len(f.tuning) > 1 else ""), 2), Text.of(how, "note")]
+        if t.failed_trials:
+            out.append(Text.of(f"{t.failed_trials} trial(s) failed (diverged, out of memory, ...): each scores 0 in the curves.", "warn"))
+        fig = fig_tuning_curves(t.studies, f.palette, "tuning_curves" + (f"_{i + 1}" if len(f.tuning) > 1 else ""), caption)
+        if fig is not None:
+            out += [Heading("Tuning curves", 3), fig]
+        for r in tuning.rankings(t.studies):
+            headers, rows = tuning.ranking_rows(r)
+            out += [Heading(f"Ranking by budget and by recipe — {r.task} · {r.size}", 3),
+                    Table(tuple(headers), tuple(tuple(Cell(c, c.startswith("#1 ")) for c in row) for row in rows)),
+                    Text.of(tuning.verdict(r))]
+        headers, rows = tuning.summary_rows(t.studies)
+        out += [Heading("Tuned recipes", 3), Table(tuple(headers), tuple(tuple(Cell(c) for c in row) for row in rows))]
+    return out
 
 
 def results(f: Findings) -> list[Section]:
@@ -158,7 +200,7 @@ def environment(f: Findings) -> list[Section]:
 
 # The report, top to bottom.
 SECTIONS: tuple[Callable[[Findings], list[Section]], ...] = (
-    title, warnings, conclusions, results, published_g2p, figure_notes, length_sweeps, throughput, nothing_finished, configurations, failures,
+    title, warnings, conclusions, tuned, results, published_g2p, figure_notes, length_sweeps, throughput, nothing_finished, configurations, failures,
     learning_curves, speed_accuracy, accuracy_by_length, attention, environment,
 )
 
