@@ -66,6 +66,7 @@ _DATA_FLAGS = ("train_size", "reverse_source")
 
 
 def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
+    from bench.runner.session import validate
     from bench.spec import suite as suite_mod
 
     overrides: dict[str, Any] = {k: getattr(a, k) for k in _TRAIN_FLAGS + _DATA_FLAGS if getattr(a, k) is not None}
@@ -86,7 +87,7 @@ def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
     if a.suite:
         if a.task or a.task_file:
             raise UserError("give either --suite or --task/--task-file, not both")
-        name, _, specs = suite_mod.load(a.suite, overrides, data_dir=a.data_dir)
+        name, _, specs = suite_mod.load(a.suite, overrides, data_dir=a.data_dir, check=validate)  # names before the product
         suite_mod.check_files(name, specs)
         return name, specs
     if not (a.task or a.task_file):
@@ -96,7 +97,7 @@ def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
     if not a.model:
         raise UserError("--model is required with --task/--task-file (see `s2sbench list --models`)")
     what = {"task_files": [a.task_file]} if a.task_file else {"tasks": [a.task]}
-    return None, suite_mod.from_flags(what, overrides)
+    return None, suite_mod.from_flags(what, overrides, check=validate)
 
 
 def cmd_run(a: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from bench.measure.device import resolve_device
 from bench.results.calibration import peak_flops
 from bench.results.owners import Heartbeat, Owner, SessionLost
 from bench.results.store import RunRecord, Store
-from bench.runner.cache import DataCache
+from bench.runner.cache import DataCache, Prepared
 from bench.runner.execute import now
 from bench.runner.executor import Executor, LocalExecutor, RunContext
 from bench.runner.progress import Progress
@@ -63,8 +63,7 @@ def validate(spec: RunSpec) -> None:
                 models.build(spec.model, 10, spec.size, **options)
         except ValueError as e:
             raise UserError(f"{where}: {spec.model} at size {spec.size} with {', '.join(f'{k}={v}' for k, v in spec.model_options)}: {e}") from None
-    if spec.data.task_file is None:
-        tasks.entry(spec.data.task)
+    check_lengths(spec)
     sync = models.host_sync(spec.model, spec.size, **options) if spec.train.graph else None
     if sync:
         raise UserError(f"{where_key(spec.origin, 'capture')} {spec.train.capture} cannot capture {spec.model}: {sync}, a wait no CUDA graph "
@@ -74,6 +73,42 @@ def validate(spec: RunSpec) -> None:
     if longest is not None and lengths and max(lengths) + 1 > longest:  # the target is one longer (EOS)
         raise UserError(f"{where_key(spec.origin, 'lengths')}: sources of {max(lengths)} characters (targets of {max(lengths) + 1}) are beyond what {spec.model} at size "
                         f"{spec.size} can position ({longest}); drop the point or give a longer table (model option max_positions)")
+
+
+def check_lengths(spec: RunSpec) -> None:
+    """The task exists, and takes the lengths the run asks for: a task that draws its examples as it defines them
+    (date, addition) or a data file would ignore them, and the run would be stored as a sweep point it never was.
+    Whether a task takes lengths is metadata on its registry entry (``TaskEntry.lengths``)."""
+    d = spec.data
+    entry = tasks.entry(d.task) if d.task_file is None else None
+    asked = [k for k in ("train_lengths", "test_lengths") if getattr(d, k) is not None]
+    if not asked or (entry is not None and entry.lengths):
+        return
+    point = d.train_lengths is not None and d.train_lengths == d.test_lengths and d.train_lengths[0] == d.train_lengths[1]
+    where = where_key(spec.origin, "lengths" if point else asked[0])
+    if entry is None:
+        raise UserError(f"{where}: the data file {d.task_file} has the lengths it has; lengths apply to generated tasks")
+    takers = [n for n in tasks.names() if tasks.entry(n).lengths]
+    raise UserError(f"{where}: task {d.task} has no lengths to set (it draws its examples as it defines them); "
+                    f"lengths apply to {', '.join(takers)}")
+
+
+def check_positions(spec: RunSpec, prep: Prepared) -> None:
+    """The data fits the model's position table (``models.longest_sequence``): every source, every teacher-forced
+    target and every decode (an answer and its end token, plus the one spare step greedy decoding takes) -- checked
+    on the data itself, before any run, so that ``--option max_positions=8`` on date is refused here rather than
+    stored as a failed run for every seed."""
+    longest = models.longest_sequence(spec.model, spec.size, **dict(spec.model_options))
+    if longest is None:
+        return
+    splits = (prep.train, prep.valid, prep.test)
+    src = max((int(e.src_len.max()) for e in splits if len(e)), default=0)
+    tgt = max((int(e.tgt_len.max()) for e in splits if len(e)), default=0)
+    need = max(src, tgt if spec.throughput.enabled else tgt + 1)  # bench.train.evaluate decodes tgt_len + 1 steps
+    if need > longest:
+        raise UserError(f"{where_key(spec.origin, 'model_options')}: {spec.model} at size {spec.size} covers {longest} positions "
+                        f"(model option max_positions), but {spec.data.name}'s data needs {need} (sources up to {src} tokens, "
+                        f"answers up to {tgt} with the end token); give max_positions >= {need}, or leave it at its default")
 
 
 def check_device(spec: RunSpec, device: torch.device, data_parallel: bool = False) -> None:
@@ -92,16 +127,27 @@ def check_device(spec: RunSpec, device: torch.device, data_parallel: bool = Fals
         raise UserError(f"{where_key(spec.origin, 'capture')} {spec.train.capture} cannot capture data-parallel (--ddp) steps; use eager or compile")
 
 
-def check(specs: list[RunSpec], sc: SessionConfig, executor: Executor | None = None) -> DataCache:
-    """Refuse bad input before a session exists: unknown names, impossible configs, bad data files."""
+def distinct(specs: list[RunSpec]) -> list[RunSpec]:
+    """One run of each configuration apart from its seed: what every check below looks at (a check that holds for
+    one seed holds for all), so a matrix of many seeds is checked as fast as one."""
+    seen: dict[tuple[Any, ...], RunSpec] = {}
     for s in specs:
+        seen.setdefault((s.model, s.size, s.data, s.train, s.model_options, s.measure, s.throughput), s)
+    return list(seen.values())
+
+
+def check(specs: list[RunSpec], sc: SessionConfig, executor: Executor | None = None) -> DataCache:
+    """Refuse bad input before a session exists: unknown names, impossible configs, bad data files -- the cheap
+    checks first (names and options), then the device, then the data (built once, and kept for the runs)."""
+    configs = distinct(specs)
+    for s in configs:
         validate(s)
     device = (executor.resolve_device if executor is not None else resolve_device)(sc.device)
-    for s in specs:
+    for s in configs:
         check_device(s, device, getattr(executor, "parallel", None) is not None)
     cache = DataCache()
-    for s in specs:
-        cache.get(s.data)
+    for s in configs:
+        check_positions(s, cache.get(s.data))
     return cache
 
 

@@ -59,14 +59,18 @@ class TaskEntry:
     make: Callable[[TaskOptions], TaskData]
     summary: str
     aligned: bool  # does the task define alignments?
+    # Does the task draw its sources at the lengths TaskOptions asks for (train_lengths, test_lengths: a length
+    # split, a --length sweep point)? A task that does not (date, addition) would ignore them, and a run would be
+    # stored as a sweep point it never was; the runner refuses lengths for it before anything runs.
+    lengths: bool = False
 
 
 _REGISTRY: dict[str, TaskEntry] = {}
 
 
-def register(name: str, summary: str, aligned: bool) -> Callable:
+def register(name: str, summary: str, aligned: bool, lengths: bool = False) -> Callable:
     def deco(fn: Callable[[TaskOptions], TaskData]) -> Callable[[TaskOptions], TaskData]:
-        _REGISTRY[name] = TaskEntry(name, fn, summary, aligned)
+        _REGISTRY[name] = TaskEntry(name, fn, summary, aligned, lengths=lengths)
         return fn
 
     return deco
