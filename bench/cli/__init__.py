@@ -1,5 +1,5 @@
 """The ``s2sbench`` command: parses, calls, prints. One module per group of sub-commands (``run``;
-``merge``/``report``/``list``/``export``; ``compare``/``baseline``/``calibrate``; ``bisect``); what they call lives in
+``merge``/``report``/``list``/``export``; ``compare``/``baseline``/``calibrate``; ``bisect``; ``check``); what they call lives in
 the layers below (DESIGN: Layout). Imports of the heavy layers happen inside the commands, so that
 ``report`` or ``compare`` never load torch.
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.cli import args, bisect, regress, results, run
+from bench.cli import args, bisect, check, regress, results, run
 from bench.errors import UserError
 
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.add(sub)
     regress.add(sub)
     bisect.add(sub)
+    check.add(sub)
     return p
 
 

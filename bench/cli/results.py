@@ -116,19 +116,29 @@ def cmd_list(a: argparse.Namespace) -> int:
             _, desc, specs = suite_mod.load(n)
             print(f"  {n:12s} {len(specs):4d} runs  {desc}")
     if a.sessions or every:
-        from bench.results.store import Store
+        from bench.results.store import DamagedStore, Store
 
         if os.path.exists(a.store):
             from bench.results.outcome import outcomes
 
             store = Store.open_read_only(a.store)
             print(f"sessions in {a.store}:")
+            damaged: list[str] = []
             for s in store.sessions():  # the status as it is now: a session whose process died reads interrupted
                 who = ""
                 if s["status"] == "running" and (owners := store.session_owners(s["id"])):
                     who = f"  ({owners[-1].describe()})"
-                print(f"  {s['id']}  {s['status']:11s} {outcomes(store.runs(s['id'])).text()}  suite={s['suite'] or '-'}  "
-                      f"{s['env'].get('device_name', '')}{who}")
+                try:  # a damaged session is listed as such; the others as always
+                    if s.get("damaged"):
+                        raise DamagedStore(a.store, s["damaged"])
+                    runs = outcomes(store.runs(s["id"])).text()
+                except DamagedStore as e:
+                    damaged.append(e.what)
+                    runs = "DAMAGED (s2sbench check store)"
+                print(f"  {s['id']}  {s['status']:11s} {runs}  suite={s['suite'] or '-'}  {s['env'].get('device_name', '')}{who}")
+            if damaged:
+                more = f" (and {len(damaged) - 1} more damaged session{'s' if len(damaged) > 2 else ''})" if len(damaged) > 1 else ""
+                raise DamagedStore(a.store, damaged[0] + more)
         else:
             print(f"sessions: none ({a.store} does not exist yet)")
     return 0

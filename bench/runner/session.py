@@ -166,7 +166,8 @@ def run_session(
 ) -> str:
     """Run every spec, committing each run as it ends. Returns the session id.
 
-    ``resume``: the id of an earlier session to continue; its finished runs are skipped.
+    ``resume``: the id of an earlier session to continue; its finished runs are skipped. Only the runs of its plan
+    may be given (``bench.results.plans``), and never to a finished session: both are refused before anything runs.
     ``executor``: where runs execute (``bench.runner.executor``; default: here, one after another). Whichever
     it is, this process alone writes the store, one transaction per run as its result comes back.
     ``env_extra``: recorded with the session's environment (the shard, the data-parallel world, ...).
@@ -181,13 +182,15 @@ def run_session(
     # its matmul rate is MFU's denominator on a device without a spec-sheet peak.
     cal = ex.calibrate(device, sc)
     sc = replace(sc, peaks=tuple((amp, f) for amp in AMP if (f := peak_flops(cal, amp)) is not None))
+    keys = list(dict.fromkeys(s.key() for s in specs))  # the session's plan (bench.results.plans), in the order given
     if resume:
         sid = resume
-        owner = store.acquire(sid, resume=True)  # refused while another process runs the session
+        # refused while another process runs the session, when it finished, or for runs it did not plan
+        owner = store.acquire(sid, resume=True, runs=set(keys))
     else:
         sid = session_id or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
         env = ex.environment(device) | {"session_config": asdict(sc), "suite": suite, "calibration": cal} | (env_extra or {})
-        store.add_session(sid, now(), suite, command, env)
+        store.add_session(sid, now(), suite, command, env, plan=keys)  # the plan is fixed when the session starts
         owner = store.acquire(sid, resume=False)
     done = store.done_keys(sid)  # read as the owner: nobody adds to it meanwhile
     todo = list({s.key(): s for s in specs if s.key() not in done}.values())
@@ -206,8 +209,9 @@ def run_session(
             store.add_run(RunRecord(sid, spec.key(), spec.data.name, spec.model, spec.size, spec.seed, spec.config(), spec.config_hash(),
                                     rec_status, o.error, o.started, o.finished, o.metrics, o.history, o.samples), claim=owner.token)
             progress.end_run(rec_status, detail)
-        # Only a session that ran every run is finished; one whose store refused a write, or that was stopped, is not.
-        if {s.key() for s in specs} <= store.stored_keys(sid):
+        # Only a session that ran every run of its plan is finished (a resume may run part of it); one whose store
+        # refused a write, or that was stopped, is not.
+        if store.planned(sid) <= store.stored_keys(sid):
             status = "finished"
         clean = True
     except SessionLost:

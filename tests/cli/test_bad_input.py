@@ -139,7 +139,8 @@ def clean_copy(src: str, dst: str, session: str | None = None) -> str:
     if session:
         with b:
             b.execute("UPDATE sessions SET id=?", (session,))
-            b.execute("UPDATE runs SET session=?", (session,))
+            for table in ("runs", "session_owners", "session_plans"):  # every table that names the session
+                b.execute(f"UPDATE {table} SET session=?", (session,))
     b.execute("PRAGMA journal_mode=WAL")  # as s2sbench leaves a store
     b.close()
     return dst

@@ -137,15 +137,16 @@ def test_two_shards_and_merge_give_exactly_the_runs_of_one_session(tmp_path):
 
 
 # --- merge, on hand-made stores ----------------------------------------------------------------------------
-def _store(path, sessions: dict[str, list[tuple[str, str, str]]], suite_name: str = "s", env: dict | None = None) -> str:
-    """sessions: id -> [(key, status, finished)]."""
+def _store(path, sessions: dict[str, list[tuple[str, str, str]]], suite_name: str = "s", env: dict | None = None,
+           status: str = "finished") -> str:
+    """sessions: id -> [(key, status, finished)]; each session ends ``status``."""
     st = Store(str(path))
     for sid, runs in sessions.items():
         st.add_session(sid, "2026-01-01T00:00:00+00:00", suite_name, f"s2sbench run --session-id {sid}", env or {"host": str(path)})
-        for key, status, fin in runs:
-            st.add_run(RunRecord(sid, key, "date", "attention", "tiny", 0, {"k": key}, "h", status, None if status == "ok" else "boom",
+        for key, run_status, fin in runs:
+            st.add_run(RunRecord(sid, key, "date", "attention", "tiny", 0, {"k": key}, "h", run_status, None if run_status == "ok" else "boom",
                                  "2026-01-01T00:00:00+00:00", fin, {"test_exact_match": 0.5, "from": str(path)}, [], []))
-        st.finish_session(sid, "2026-01-01T01:00:00+00:00", "finished")
+        st.finish_session(sid, "2026-01-01T01:00:00+00:00", status)
     st.close()
     return str(path)
 
@@ -183,12 +184,19 @@ def test_merge_joins_same_session_ids_keeps_others_and_later_finished_wins(tmp_p
 
 
 def test_merge_into_an_existing_store_replaces_an_older_copy_of_a_run(tmp_path):
-    out = _store(tmp_path / "out.sqlite", {"S": [("k1", "failed", "2026-01-01T00:10:00+00:00")]})
+    """... of a session that did not finish there; a finished session's runs stay as they are (docs/store.md)."""
+    out = _store(tmp_path / "out.sqlite", {"S": [("k1", "failed", "2026-01-01T00:10:00+00:00")]}, status="interrupted")
     b = _store(tmp_path / "b.sqlite", {"S": [("k1", "ok", "2026-01-01T00:20:00+00:00")]})
     rc, stdout, err = run_cli(["merge", out, b])
     assert rc == 0, err
     assert [(s, k, st) for s, k, st, _, _ in _rows(out)] == [("S", "k1", "ok")]
     assert "kept the one finished 2026-01-01T00:20:00+00:00 (ok)" in stdout
+
+    closed = _store(tmp_path / "closed.sqlite", {"S": [("k1", "failed", "2026-01-01T00:10:00+00:00")]})
+    rc, stdout, err = run_cli(["merge", closed, b])
+    assert rc == 0, err
+    assert [(s, k, st) for s, k, st, _, _ in _rows(closed)] == [("S", "k1", "failed")]  # finished in OUT: as it was
+    assert f"finished in {closed}, so its run k1 stays as it is there" in stdout
 
 
 def _not_a_store(tmp_path) -> str:
@@ -256,7 +264,7 @@ def test_session_id_taken_needs_resume_and_resume_continues_it(tmp_path):
     args = ["run", "--suite", str(s), "--model", "attention", "--device", "cpu", "--threads", "1", "--store", path, "--session-id", "job-7"]
     _, _, specs = suite.load(str(s), {"models": ["attention"]})
     st = Store(path)  # an interrupted session that finished seed 0
-    st.add_session("job-7", "2026-01-01T00:00:00+00:00", "tiny", "earlier", {})
+    st.add_session("job-7", "2026-01-01T00:00:00+00:00", "tiny", "earlier", {}, plan=[sp.key() for sp in specs])
     st.add_run(RunRecord("job-7", specs[0].key(), "date", "attention", "tiny", 0, specs[0].config(), specs[0].config_hash(), "ok", None,
                          "2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00", {"test_exact_match": 0.0}, [], []))
     st.finish_session("job-7", "2026-01-01T00:02:00+00:00", "interrupted")
