@@ -174,20 +174,20 @@ def _export_to(a: argparse.Namespace, store: Any, sessions: list[str]) -> int:
 
     from bench.results.export import export_runs
 
-    runs = export_runs(store, sessions)
     what = f"{len(sessions)} session{'s' if len(sessions) != 1 else ''}"
     if a.to == "mlflow":
         from bench.results import export_mlflow
 
-        uri = export_mlflow.tracking_uri(a.dest, a.store)
-        m = export_mlflow.export(runs, uri, a.experiment or export_mlflow.DEFAULT_EXPERIMENT)
+        dest = export_mlflow.destination(export_mlflow.tracking_uri(a.dest, a.store))  # probed before any work
+        m = export_mlflow.export(export_runs(store, sessions), dest, a.experiment or export_mlflow.DEFAULT_EXPERIMENT)
         print(f"mlflow: {m.written} runs written, {m.skipped} already there" + (f", {m.rewritten} rewritten (an earlier export was cut short)" if m.rewritten else "")
               + f" ({what}; experiment {m.experiment!r} at {m.uri})")
         print(f"see them: mlflow ui --backend-store-uri {shlex.quote(m.uri)}" if "://" in m.uri and not m.uri.startswith("http") else f"see them at {m.uri}")
     else:
         from bench.results import export_tensorboard
 
-        t = export_tensorboard.export(runs, a.dest)
+        export_tensorboard.probe(a.dest)  # before any work
+        t = export_tensorboard.export(export_runs(store, sessions), a.dest)
         print(f"tensorboard: {t.written} runs written, {t.skipped} already there" + (f", {t.replaced} replaced by a newer record" if t.replaced else "")
               + f" ({what}; in {t.logdir})")
         print(f"see them: tensorboard --logdir {shlex.quote(t.logdir)}")

@@ -17,8 +17,8 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-from dataclasses import fields, replace
 from collections.abc import Callable
+from dataclasses import fields, replace
 from typing import Any
 
 if sys.version_info >= (3, 11):
