@@ -333,11 +333,16 @@ def baseline_doc(side: Side, name: str) -> dict[str, Any]:
     }
 
 
-def save_baseline(store_path: str, ref: str, name: str, directory: str = baseline.DEFAULT_DIR) -> tuple[str, Side]:
-    """Write ``directory/NAME.json`` from a stored session. -> (path, the side saved)."""
+def save_baseline(store_path: str, ref: str, name: str, directory: str = baseline.DEFAULT_DIR, force: bool = False) -> tuple[str, Side]:
+    """Write ``directory/NAME.json`` from a stored session. -> (path, the side saved).
+
+    An existing baseline of that name is replaced only with ``force``: a committed baseline is what CI compares
+    against, and overwriting it silently moves the gate."""
     n = baseline.name(name)
-    side = side_from_store(store_path, ref)
     path = os.path.join(directory, n + ".json")
+    if not force:
+        baseline.refuse_existing(path)
+    side = side_from_store(store_path, ref)
     baseline.write(path, baseline_doc(side, n))
     return path, side
 
