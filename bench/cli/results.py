@@ -65,13 +65,13 @@ def cmd_report(a: argparse.Namespace) -> int:
     from bench.results.store import Store
     from bench.results.tidy import filter_sessions, select_sessions
 
-    store = Store.open_read_only(a.store)
-    filtering = a.device or a.commits
-    ids = select_sessions(store, a.sessions or ("all" if filtering and a.session == "latest" else a.session))
-    if filtering:
-        ids = filter_sessions(store, ids, a.device, commit_list(a.commits) if a.commits else None)
-    out = a.out or os.path.join(os.path.dirname(os.path.abspath(a.store)), "reports", ids[-1] if len(ids) == 1 else f"{ids[0]}..{ids[-1]}")
-    paths = report.write(store, ids, out, reference=a.reference, tasks=a.task.split(",") if a.task else None)
+    with Store.open_read_only(a.store) as store:
+        filtering = a.device or a.commits
+        ids = select_sessions(store, a.sessions or ("all" if filtering and a.session == "latest" else a.session))
+        if filtering:
+            ids = filter_sessions(store, ids, a.device, commit_list(a.commits) if a.commits else None)
+        out = a.out or os.path.join(os.path.dirname(os.path.abspath(a.store)), "reports", ids[-1] if len(ids) == 1 else f"{ids[0]}..{ids[-1]}")
+        paths = report.write(store, ids, out, reference=a.reference, tasks=a.task.split(",") if a.task else None)
     print(f"report: {paths['html']}")
     print(f"markdown: {paths['md']}")
     return 0
@@ -119,29 +119,36 @@ def cmd_list(a: argparse.Namespace) -> int:
         from bench.results.store import DamagedStore, Store
 
         if os.path.exists(a.store):
-            from bench.results.outcome import outcomes
-
-            store = Store.open_read_only(a.store)
-            print(f"sessions in {a.store}:")
-            damaged: list[str] = []
-            for s in store.sessions():  # the status as it is now: a session whose process died reads interrupted
-                who = ""
-                if s["status"] == "running" and (owners := store.session_owners(s["id"])):
-                    who = f"  ({owners[-1].describe()})"
-                try:  # a damaged session is listed as such; the others as always
-                    if s.get("damaged"):
-                        raise DamagedStore(a.store, s["damaged"])
-                    runs = outcomes(store.runs(s["id"])).text()
-                except DamagedStore as e:
-                    damaged.append(e.what)
-                    runs = "DAMAGED (s2sbench check store)"
-                print(f"  {s['id']}  {s['status']:11s} {runs}  suite={s['suite'] or '-'}  {s['env'].get('device_name', '')}{who}")
+            with Store.open_read_only(a.store) as store:
+                damaged = _list_sessions(store, a.store)
             if damaged:
                 more = f" (and {len(damaged) - 1} more damaged session{'s' if len(damaged) > 2 else ''})" if len(damaged) > 1 else ""
                 raise DamagedStore(a.store, damaged[0] + more)
         else:
             print(f"sessions: none ({a.store} does not exist yet)")
     return 0
+
+
+def _list_sessions(store: Any, path: str) -> list[str]:
+    """Print the store's sessions; -> what is damaged in those that cannot be read (listed as such)."""
+    from bench.results.outcome import outcomes
+    from bench.results.store import DamagedStore
+
+    print(f"sessions in {path}:")
+    damaged: list[str] = []
+    for s in store.sessions():  # the status as it is now: a session whose process died reads interrupted
+        who = ""
+        if s["status"] == "running" and (owners := store.session_owners(s["id"])):
+            who = f"  ({owners[-1].describe()})"
+        try:  # a damaged session is listed as such; the others as always
+            if s.get("damaged"):
+                raise DamagedStore(path, s["damaged"])
+            runs = outcomes(store.runs(s["id"])).text()
+        except DamagedStore as e:
+            damaged.append(e.what)
+            runs = "DAMAGED (s2sbench check store)"
+        print(f"  {s['id']}  {s['status']:11s} {runs}  suite={s['suite'] or '-'}  {s['env'].get('device_name', '')}{who}")
+    return damaged
 
 
 def cmd_export(a: argparse.Namespace) -> int:
@@ -156,10 +163,10 @@ def cmd_export(a: argparse.Namespace) -> int:
         raise UserError("--experiment goes with --to mlflow")
     if a.to == "tensorboard" and not a.dest:
         raise UserError("export --to tensorboard needs the log folder: s2sbench export --to tensorboard DIR")
-    store = Store.open_read_only(a.store)
-    if a.to:
-        return _export_to(a, store, select_sessions(store, a.session))
-    df = runs_frame(store, select_sessions(store, a.session))
+    with Store.open_read_only(a.store) as store:
+        if a.to:
+            return _export_to(a, store, select_sessions(store, a.session))
+        df = runs_frame(store, select_sessions(store, a.session))
     if (a.format or "csv") == "csv":
         df = df.assign(epoch_seconds=df["epoch_seconds"].map(json.dumps), test_by_length=df["test_by_length"].map(json.dumps))
         sys.stdout.write(df.to_csv(index=False))

@@ -371,6 +371,12 @@ class Store:
             row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         return _version(self.path, row[0] if row else None)
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self.db.close()
         if getattr(self, "failed", False):  # a write this process tried failed (a full disk): what did SQLite leave?

@@ -45,7 +45,7 @@ def validate(spec: RunSpec) -> None:
     Every value of the spec itself was checked when it was built (``bench.spec.run``).
     """
     if spec.model not in models.names():
-        raise UserError(f"unknown model {spec.model!r}; known models: {', '.join(models.names())}")
+        raise UserError(f"{where_key(spec.origin, 'models')}: unknown model {spec.model!r}; known models: {', '.join(models.names())}")
     if spec.size not in models.sizes(spec.model):
         raise UserError(f"{where_key(spec.origin, 'sizes')}: model {spec.model!r} has no size {spec.size!r}; sizes: {', '.join(models.sizes(spec.model))}")
     where = where_key(spec.origin, "model_options")
