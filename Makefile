@@ -2,6 +2,7 @@
 #   make bench   -- quick benchmark session + its report
 #   make test    -- the test suite (CI: `make test EXTRAS=test,ray` also runs the Ray executor's tests)
 #   make mutation -- plant the quiet bugs a benchmark cannot afford and check that a test catches each (on demand)
+#   make plugin-example -- install examples/gru-plugin and run it through the entry-point door (CI)
 # Torch is installed first, pinned, where the venv has none: an unpinned `pip install .` on a machine
 # without torch would pull a multi-GB CUDA build. Override e.g. TORCH_SPEC="torch==2.5.1" or
 # TORCH_INDEX="--index-url https://download.pytorch.org/whl/cu124" for a GPU machine.
@@ -31,7 +32,7 @@ REGRESS_MD ?= results/reports/regress.md
 REGRESS_SUITE ?= quick
 REGRESS_FLAGS ?= --device cpu --deterministic --threads 1
 
-.PHONY: bench test mutation regress regress-run baseline lint clean
+.PHONY: bench test mutation plugin-example regress regress-run baseline lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +50,19 @@ test: $(STAMP)
 
 mutation: $(STAMP)
 	$(PY) -m bench.checks.mutation
+
+# The example plugin through the entry-point door (docs/plugins.md): installed into the venv (it stays there), its model
+# and task held to the contract, its own tests and the entry-point tests that skip without it, then a tiny session of
+# its model beside a built-in one on its task, and the session's report.
+PLUGIN_STORE ?= results/plugin-example.sqlite
+plugin-example: $(STAMP)
+	$(PY) -m pip install -q -e examples/gru-plugin
+	$(PY) -m bench check-model gru
+	$(PY) -m bench check-task rot13
+	$(PY) -m pytest -q examples/gru-plugin/tests tests/runner/test_plugins.py
+	rm -f $(PLUGIN_STORE) $(PLUGIN_STORE)-wal $(PLUGIN_STORE)-shm
+	$(PY) -m bench run --task rot13 --model gru,attention --size tiny --epochs 2 --train-size 500 --device cpu --threads 1 --store $(PLUGIN_STORE)
+	$(PY) -m bench report --store $(PLUGIN_STORE)
 
 regress: regress-run
 	@if [ -f results/baselines/$(BASELINE).json ]; then \

@@ -6,8 +6,9 @@ difference in the report is a difference of architecture, not of budget. Size ``
 setting and exists only for the models the book has.
 
 Sizes ``tiny``, ``small`` and ``base`` train on a CPU; ``large`` (20 M) and ``xl`` (100 M) are for a GPU,
-where the smaller models measure kernel launches rather than the architecture (DESIGN: on a GPU). Their
-widths are multiples of 64 so that matmuls tile onto tensor cores. ``param_count`` counts a size without
+where the smaller models measure kernel launches rather than the architecture (docs/design.md, "On a GPU:
+measure the architecture, not the launches"). Their widths are multiples of 64 so that matmuls tile onto
+tensor cores. ``param_count`` counts a size without
 allocating it (the model is built on the meta device), so listing or balancing a suite of ``xl`` runs
 costs nothing.
 
@@ -17,12 +18,18 @@ harness checks it before running a sweep point it cannot run. A config declares 
 ``longest_sequence() -> int | None`` method; a config without one has no limit.
 ``host_sync(name, size)`` says why a model's forward pass waits for the host (packing needs the lengths
 there), which no CUDA graph can capture; ``None`` for most.
+
+Models from outside s2sbench register the same way: every installed package's entry points in the group
+``s2sbench.models`` (``ENTRY_POINTS``) are loaded with the built-ins, once per process, so a plugin's model is in
+``names()`` wherever it is installed. Such a model may give its sizes as a function of one width
+(``models.sizing.ByWidth``) instead of a table; ``unreachable(name)`` says which budgets no width reaches.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.metadata
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -31,11 +38,10 @@ import torch
 
 from models.base import Generation, Seq2Seq
 from models.options import OptionError, check_options
-from models.registry import _REGISTRY, ModelEntry, ModelMeta, register
+from models.registry import _PLUGINS, _REGISTRY, ModelEntry, ModelMeta, PluginError, loading, register
+from models.sizing import BUDGET_VOCAB, BUDGETS, ByWidth, count_params
 
-# Parameter budget per size, for a character vocabulary of about 60 symbols.
-BUDGETS: dict[str, int] = {"tiny": 50_000, "small": 400_000, "base": 3_000_000, "large": 20_000_000, "xl": 100_000_000}
-BUDGET_VOCAB = 60
+ENTRY_POINTS = "s2sbench.models"  # the entry-point group installed packages register their models in
 
 
 def _load() -> None:
@@ -47,6 +53,43 @@ def _load() -> None:
         except ModuleNotFoundError as e:  # a model file not written yet
             if e.name != f"models.{mod}":
                 raise
+    _load_entry_points()
+
+
+def _load_entry_points() -> None:
+    """Load every installed entry point of ``ENTRY_POINTS`` (in the order of their targets), once per process.
+
+    A plugin that fails raises :class:`PluginError` naming the distribution, its version, the entry point and what
+    went wrong -- now and at every later lookup, so a broken plugin is never silently missing. A plugin that asks
+    the registry for names while it loads gets those registered so far (the group is marked as loading first).
+    """
+    state = _PLUGINS.get(ENTRY_POINTS)
+    if isinstance(state, PluginError):
+        raise PluginError(str(state))
+    if state is not None:
+        return
+    _PLUGINS[ENTRY_POINTS] = "loading"
+    try:
+        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINTS), key=lambda e: (e.value, e.name)):
+            _entry_point(ep)
+    except PluginError as e:
+        _PLUGINS[ENTRY_POINTS] = e
+        raise
+    _PLUGINS[ENTRY_POINTS] = "loaded"
+
+
+def _entry_point(ep: importlib.metadata.EntryPoint) -> None:
+    dist = ep.dist
+    plugin, version = (dist.name, dist.version) if dist is not None else (ep.value, "")
+    who = f"plugin {plugin} {version}".rstrip()
+    with loading(plugin, version):
+        try:
+            ep.load()
+        except PluginError as e:
+            raise PluginError(f"{who}: {e}") from None
+        except Exception as e:  # noqa: BLE001 -- whatever a plugin's import raises is its failure to load, said in one line
+            why = (str(e).strip().splitlines() or [""])[0]
+            raise PluginError(f"{who}: entry point {ep.name} = {ep.value} (group {ep.group}) cannot be loaded: {type(e).__name__}: {why}") from None
 
 
 def names() -> list[str]:
@@ -71,6 +114,11 @@ def sizes(name: str) -> list[str]:
     return list(entry(name).sizes)
 
 
+def unreachable(name: str) -> dict[str, str]:
+    """The budgeted sizes a model sized by width (``ByWidth``) cannot reach within +-10 %, each with why; {} for a table."""
+    return dict(entry(name).unreachable)
+
+
 def config(name: str, vocab_size: int, size: str = "small", **overrides: Any) -> Any:
     """The frozen config of ``name`` at ``size``, with ``vocab_size`` and any field overrides applied.
 
@@ -78,6 +126,8 @@ def config(name: str, vocab_size: int, size: str = "small", **overrides: Any) ->
     (``models.options``): ``KeyError`` for an unknown one, ``OptionError`` (a ``ValueError``) for a bad value.
     """
     e = entry(name)
+    if size in e.unreachable:
+        raise KeyError(f"model {name!r} cannot reach size {size!r}: {e.unreachable[size]}")
     if size not in e.sizes:
         raise KeyError(f"model {name!r} has no size {size!r}; sizes: {', '.join(e.sizes)}")
     base = e.sizes[size]
@@ -90,10 +140,6 @@ def config(name: str, vocab_size: int, size: str = "small", **overrides: Any) ->
 
 def build(name: str, vocab_size: int, size: str = "small", **overrides: Any) -> Seq2Seq:
     return entry(name).cls(config(name, vocab_size, size, **overrides))
-
-
-def count_params(model: Seq2Seq) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def param_count(name: str, vocab_size: int = BUDGET_VOCAB, size: str = "small", **overrides: Any) -> int:
@@ -133,6 +179,6 @@ def host_sync(name: str, size: str = "small", **overrides: Any) -> str | None:
 Factory = Callable[..., Seq2Seq]
 
 __all__ = [
-    "BUDGETS", "BUDGET_VOCAB", "Generation", "ModelMeta", "OptionError", "reference", "Seq2Seq", "build", "config", "count_params", "entry",
-    "host_sync", "longest_sequence", "names", "param_count", "register", "sizes",
+    "BUDGETS", "BUDGET_VOCAB", "ByWidth", "ENTRY_POINTS", "Generation", "ModelMeta", "OptionError", "PluginError", "reference", "Seq2Seq", "build",
+    "config", "count_params", "entry", "host_sync", "longest_sequence", "names", "param_count", "register", "sizes", "unreachable",
 ]

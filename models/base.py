@@ -60,15 +60,58 @@ class Seq2Seq(nn.Module):
         """
         raise NotImplementedError
 
-    def static_decoder(self, batch: int, src_len: int, max_len: int, compile: bool = False) -> Callable[..., Generation] | None:
-        """A greedy decoder with fixed shapes whose steps are captured as CUDA graphs on CUDA, or None.
+    def decode_step(self, batch: int, src_len: int, max_len: int, return_attention: bool = False) -> DecodeStep | None:
+        """Greedy decoding as a fixed-shape step over buffers allocated once (:class:`DecodeStep`), or None.
 
-        -> a callable ``(src, src_mask, bos, eos) -> Generation`` for batches of at most ``batch`` x
-        ``src_len``, built once and called many times (building captures the graph). Models without one
-        (the default) decode eagerly; the harness records which way a decode ran. ``compile``: the step goes
-        through ``torch.compile`` before it is captured (fewer, fused kernels; the build compiles).
+        For batches of at most ``batch`` rows and ``src_len`` source columns, ``max_len`` tokens; built once,
+        loaded and stepped for many batches. Optional: a model without one (the default) decodes through
+        ``generate`` alone. A model that offers one can be decoded by a harness that replays the step with
+        fixed kernels on fixed addresses (``bench.train.decode``: captured CUDA graphs), which is how its
+        decoding is timed without the launch overhead of a step issued from Python (docs/design.md, "On a
+        GPU: measure the architecture, not the launches"). The step must give ``generate``'s tokens.
         """
         return None
+
+
+class DecodeStep:
+    """Greedy decoding as one fixed-shape step over buffers allocated once: what ``Seq2Seq.decode_step`` returns.
+
+    Pure torch: nothing here captures, compiles or times. The contract is what replaying a step needs
+    (static shapes, static addresses, no host sync: PyTorch, "CUDA Graphs"), and run eagerly the same
+    step gives ``generate``'s tokens:
+
+    * every tensor ``step`` reads or writes is allocated when the object is built -- for ``batch`` rows,
+      ``src_len`` source columns and ``max_len`` steps -- and is never replaced, only written in place;
+    * ``load(src, src_mask, bos)`` encodes a batch of B0 <= ``batch`` rows and S0 <= ``src_len`` columns
+      into those buffers and sets the position to 0. Rows B0.. repeat row 0 and columns S0.. are masked, so
+      the first B0 rows of the outputs are the batch's own;
+    * ``step()`` advances every row by one greedy token: it writes the token at the current position of
+      ``tokens`` (and, built with ``return_attention``, the row's weights over source positions at the same
+      position of ``attention``), feeds it to the next step and increments ``position``. The position lives
+      on the device, so one step serves every position; nothing in it reads a value back to the host;
+    * the model is in eval mode (a step that drops out at random is not greedy decoding).
+
+    tokens:    LongTensor[batch, max_len] -- the token each step chose. Rows are not finished: after a row's
+               EOS it holds what the step went on decoding (``finish`` turns it into PAD, as ``generate`` does).
+    attention: FloatTensor[batch, max_len, src_len] | None -- the maps ``generate(return_attention=True)``
+               returns, per step; None unless asked for.
+    position:  LongTensor[1] -- the index of the next step.
+    """
+
+    batch: int
+    src_len: int
+    max_len: int
+    tokens: torch.Tensor
+    attention: torch.Tensor | None
+    position: torch.Tensor
+
+    def load(self, src: torch.Tensor, src_mask: torch.Tensor, bos: int) -> None:
+        """src: [B0,S0] long, src_mask: [B0,S0] bool (B0 <= batch, S0 <= src_len): encode into the buffers, position 0."""
+        raise NotImplementedError
+
+    def step(self) -> None:
+        """One greedy step on the buffers: fixed shapes, no host sync, every output written in place."""
+        raise NotImplementedError
 
 
 STOP_CHECK_EVERY = 8

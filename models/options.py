@@ -19,7 +19,6 @@ model once on the meta device to ask it, before any run starts.
 from __future__ import annotations
 
 import math
-import types
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -75,10 +74,9 @@ def check_options(config_cls: type, options: dict[str, Any]) -> dict[str, Any]:
 
 def _optional(kind: Any) -> tuple[Any, bool]:
     """``X | None`` (or ``Optional[X]``) -> (``X``, True); any other annotation -> (it, False)."""
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(kind) if a is not type(None)]
-        if len(args) == 1 and len(typing.get_args(kind)) == 2:
-            return args[0], True
+    args = typing.get_args(kind)  # (X, NoneType) for both spellings of a union with None
+    if typing.get_origin(kind) is not typing.Literal and len(args) == 2 and type(None) in args:
+        return next(a for a in args if a is not type(None)), True
     return kind, False
 
 

@@ -2,14 +2,28 @@
 
 Kept apart from ``models/__init__`` (which loads every architecture module and answers lookups) so that
 the architecture modules import this, not the package that imports them.
+
+A model from outside s2sbench -- an installed package's entry point, or a file given with ``--plugin`` --
+registers through the very same ``register``: while its code is imported, ``loading(plugin, version)`` says
+where it comes from, so its metadata records it. A name is registered once: a plugin that takes a name
+already taken (a built-in's, another plugin's) is refused, and a plugin that fails leaves nothing registered.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import torch
+
 from models.base import Seq2Seq
+from models.sizing import BUDGET_VOCAB, ByWidth, count_params, fit_widths
+
+
+class PluginError(Exception):
+    """A model plugin that cannot be loaded or registered; the message names the plugin and what went wrong."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +37,9 @@ class ModelMeta:
     fixed-length vector, ch. 8). ``recurrent``: the model steps through the sequence one position after
     another (O(n) sequential operations), as against attention alone (O(1); Vaswani et al. 2017, Table 1):
     a report's length sweep says from which length the parallel model trains faster than each recurrent one.
-    ``order`` (the story's order) is set by the registry.
+    ``order`` (the story's order), ``plugin`` and ``plugin_version`` (where a model from outside s2sbench came
+    from: the installed distribution and its version, or the ``--plugin`` file and a digest of its bytes) are
+    set by the registry.
     """
 
     cost: int = 20
@@ -31,11 +47,13 @@ class ModelMeta:
     reference: bool = False
     recurrent: bool = True
     order: int = 0
+    plugin: str = ""  # "" for the built-in models
+    plugin_version: str = ""
 
     def record(self) -> dict[str, Any]:
         """The metadata as stored with each run, so reports can order and colour models without importing them."""
-        return {"order": self.order, "attention": self.attention, "reference": self.reference, "cost": self.cost,
-                "recurrent": self.recurrent}
+        rec = {"order": self.order, "attention": self.attention, "reference": self.reference, "cost": self.cost, "recurrent": self.recurrent}
+        return rec | ({"plugin": self.plugin, "plugin_version": self.plugin_version} if self.plugin else {})
 
 
 @dataclass(frozen=True)
@@ -46,14 +64,63 @@ class ModelEntry:
     sizes: dict[str, Any]  # size name -> frozen config (without vocab_size)
     summary: str
     meta: ModelMeta = ModelMeta()
+    unreachable: dict[str, str] = field(default_factory=dict)  # budgeted size -> why no width of a ByWidth model reaches it
+
+    def describe(self) -> str:
+        """Whose the name is, as a message says it: ``the built-in model attention`` or ``model gru of plugin x 1.0``."""
+        if not self.meta.plugin:
+            return f"the built-in model {self.name}"
+        return f"model {self.name} of plugin {self.meta.plugin}" + (f" {self.meta.plugin_version}" if self.meta.plugin_version else "")
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _STORY = ("seq2seq", "peeky", "attention", "gnmt", "transformer", "ntm")  # book ch. 7 -> ch. 8 -> GNMT -> Transformer -> NTM
+_LOADING: list[tuple[str, str]] = []  # the plugin whose code is being imported, innermost last: (name, version)
+_PLUGINS: dict[str, Any] = {}  # entry-point group -> "loading", "loaded", or the PluginError it failed with (models._load_entry_points)
 
 
-def register(name: str, cls: type[Seq2Seq], config_cls: type, sizes: dict[str, Any], summary: str, meta: ModelMeta | None = None) -> None:
+@contextmanager
+def loading(plugin: str, version: str) -> Iterator[None]:
+    """While a plugin's code is imported: what it registers records ``plugin`` and ``version``; and if the import
+    fails, what it registered so far is taken out again (a plugin is registered whole or not at all)."""
+    before = dict(_REGISTRY)
+    _LOADING.append((plugin, version))
+    try:
+        yield
+    except BaseException:
+        _REGISTRY.clear()
+        _REGISTRY.update(before)
+        raise
+    finally:
+        _LOADING.pop()
+
+
+def register(name: str, cls: type[Seq2Seq], config_cls: type, sizes: dict[str, Any] | ByWidth, summary: str, meta: ModelMeta | None = None) -> None:
+    """Register model ``name``: its class, its config class, its configs by size -- a table, or a :class:`ByWidth`
+    that the registry sizes to the budgets -- a one-line summary, and its metadata.
+
+    Raises :class:`PluginError` when the name is taken: two models never share a name, whoever came first.
+    """
+    if name in _REGISTRY:
+        raise PluginError(f"model name {name!r} is taken by {_REGISTRY[name].describe()}")
+    unreachable: dict[str, str] = {}
+    if isinstance(sizes, ByWidth):
+        sizes, unreachable = _sized(cls, sizes)
+    plugin, version = _LOADING[-1] if _LOADING else ("", "")
     order = _STORY.index(name) if name in _STORY else len(_STORY) + len(_REGISTRY)
-    _REGISTRY[name] = ModelEntry(name, cls, config_cls, sizes, summary, replace(meta or ModelMeta(), order=order))
+    _REGISTRY[name] = ModelEntry(name, cls, config_cls, dict(sizes), summary, replace(meta or ModelMeta(), order=order, plugin=plugin,
+                                                                                      plugin_version=version), unreachable)
+
+
+def _sized(cls: type[Seq2Seq], by: ByWidth) -> tuple[dict[str, Any], dict[str, str]]:
+    """A :class:`ByWidth` -> (configs by size, budgeted sizes no width reaches -> why). Counted on the meta device."""
+
+    def count(width: int) -> int:
+        with torch.device("meta"):
+            return count_params(cls(replace(by.config(width), vocab_size=BUDGET_VOCAB)))
+
+    fits = fit_widths(count, by)
+    sizes = {s: by.config(f.width) for s, f in fits.items() if f.why is None}
+    return sizes | dict(by.named), {s: f.why for s, f in fits.items() if f.why is not None}
 
 

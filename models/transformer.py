@@ -22,10 +22,11 @@ computes one new position (attending over t cached ones) instead of re-running t
 positions and re-projecting the memory; ``generate(..., use_cache=False)`` is that uncached
 re-decoding, kept for tests and the benchmark (tests/benchmarks/test_transformer_cache.py).
 
-``StaticDecoder`` (``generate(..., static=True)`` for one batch) is the same cached decoding with fixed
-shapes -- a cache preallocated at the full length, the position a device tensor, attention over the whole
-cache under a mask -- so that one decoder step can be captured as a CUDA graph and replayed with one
-launch per token (DESIGN: on a GPU, measure the architecture, not the launches). Same tokens.
+``decode_step`` (:class:`TransformerStep`, the optional ``models.base.DecodeStep``) is the same cached
+decoding with fixed shapes -- a cache preallocated at the full length, the position a device tensor,
+attention over the whole cache under a mask -- so that a harness can replay one decoder step with fixed
+kernels on fixed addresses (``bench.train.decode`` captures it as a CUDA graph), one launch per token
+(docs/design.md, "On a GPU: measure the architecture, not the launches"). Same tokens.
 
 Attention maps (``return_attention=True``): the cross-attention weights of the *last* decoder layer,
 averaged over heads -- the layer closest to the prediction, as in the usual Transformer alignment
@@ -43,7 +44,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.base import STOP_CHECK_EVERY, Generation, Seq2Seq, all_ended, check_step, finish
+from models.base import STOP_CHECK_EVERY, DecodeStep, Generation, Seq2Seq, all_ended, check_step, finish
 from models.options import DROPOUT, POSITIVE
 from models.registry import ModelMeta, register
 
@@ -191,7 +192,7 @@ class DecoderLayer(nn.Module):
         Without ``cache``: the whole prefix at once under the causal mask. With ``cache`` (buffers
         [B,h,L,dh]): x is the single position ``step`` (T = 1); its key/value are written into the
         buffers and it attends to positions 0..step -- all in the past, so no mask is needed. When ``step``
-        is a device tensor [1] (``StaticDecoder``), it attends to all L positions instead, with
+        is a device tensor [1] (``TransformerStep``), it attends to all L positions instead, with
         ``cache_bias`` [1,1,1,L] (-inf after ``step``) masking the ones not written yet: fixed shapes, and no
         Python int that a CUDA graph would have to be captured again for.
         Returns the new x [B,T,d] and the cross-attention queries [B,h,T,dh] (for the attention maps).
@@ -286,28 +287,20 @@ class Transformer(Seq2Seq):
         """The position encodings of every position the model covers, [max_positions, d]."""
         return self.pos.weight if self.cfg.positions == "learned" else self.pe
 
-    @torch.no_grad()
-    def static_decoder(self, batch: int, src_len: int, max_len: int, compile: bool = False) -> StaticDecoder:
-        return StaticDecoder(self, batch, src_len, max_len, compile=compile)
+    def decode_step(self, batch: int, src_len: int, max_len: int, return_attention: bool = False) -> TransformerStep:
+        """The cached greedy decoding of ``generate`` as a fixed-shape step (:class:`TransformerStep`)."""
+        return TransformerStep(self, batch, src_len, max_len, return_attention=return_attention)
 
-    def generate(self, src, src_mask, max_len, bos, eos, return_attention=False, use_cache=True, static=False) -> Generation:
+    def generate(self, src, src_mask, max_len, bos, eos, return_attention=False, use_cache=True) -> Generation:
         """Greedy decoding, with the KV cache (default) or without.
 
         ``use_cache=False`` is the textbook loop (the Annotated Transformer's ``greedy_decode``): encode
         once, then at every step run the forward decoder over the whole prefix -- self-attention over all
         positions again and the cross-attention keys/values projected from the memory again. Same tokens,
         O(t) positions of work at step t instead of one; it exists to test and benchmark the cache.
-
-        ``static=True`` decodes through a :class:`StaticDecoder` built for this batch's shapes: a fixed-shape
-        step over a preallocated cache, captured as a CUDA graph on CUDA (eager elsewhere). Same tokens.
-        Building one captures a graph, so a harness that decodes many batches builds the decoder once
-        (per batch shape) and calls it; this flag is the one-off form.
         """
         if max_len > self.cfg.longest_sequence():  # refuse before any work, not at step max_positions
             raise ValueError(f"max_len {max_len} exceeds max_positions={self.cfg.longest_sequence()}")
-        if static:
-            dec = StaticDecoder(self, src.size(0), src.size(1), max_len, return_attention=return_attention)
-            return dec(src, src_mask, bos, eos)
         mem, bias = self.encode(src, src_mask)
         B = src.size(0)
         out = torch.empty(B, max_len + 1, dtype=torch.long, device=src.device)
@@ -337,70 +330,35 @@ class Transformer(Seq2Seq):
         return finish(out[:, 1 : steps + 1], torch.cat(maps, dim=1) if return_attention and maps else None, eos, max_len)
 
 
-class StaticDecoder:
-    """Greedy decoding of a Transformer with fixed shapes, decoder steps captured as CUDA graphs.
+class TransformerStep(DecodeStep):
+    """The Transformer's cached greedy decoding as a fixed-shape step (``models.base.DecodeStep``).
 
-    Why: a cached decode step launches about a dozen kernels per decoder layer from Python; at benchmark
-    sizes a GPU spends longer on the launches than on the work (DESIGN: on a GPU, 1.2 ms per token at
-    batch 1). A CUDA graph replays the whole step with one launch. A graph replays fixed kernels on fixed
-    addresses, so (PyTorch, "CUDA Graphs", torch.cuda.graph; constraints: static shapes, no host sync,
-    no CPU-side work inside the step):
+    The same computation as ``generate``'s cached loop, with what varies from step to step moved into
+    tensors so that the shapes and addresses stay put:
 
     * the self-attention KV cache is preallocated for ``max_len`` positions, [B,h,L,dh] per layer; a step
       writes its key/value at the current position (``index_copy_``) and attends over the whole cache with
       an additive mask, -inf at the positions not written yet -- the softmax gives them weight exactly 0,
       so this is attention over the positions written so far;
-    * the position is a device tensor ``pos`` [1] that the step increments itself, and the position
-      encoding is looked up by it (``index_select``): no Python int enters the step, so one capture serves
-      every position;
-    * inputs and outputs are static buffers: ``load`` copies a batch's cross-attention keys/values and
-      source bias into them before the first replay; each replay writes its token into the input buffer
-      of the next step and into the token buffer at ``pos`` (and, with maps, the map buffer); ``__call__``
-      clones the results out before returning, as the next decode replays over the same buffers.
+    * the position is a device tensor ``position`` [1] that the step increments itself, and the position
+      encoding is looked up by it (``index_select``): no Python int depends on it;
+    * the cross-attention keys/values and the source bias are buffers that ``load`` fills from a batch's
+      encoding; each step writes its token into the input of the next step and into ``tokens`` at the
+      position (and, with maps, into ``attention``).
 
-    The decoder serves any batch of at most ``batch`` rows and ``src_len`` source columns: columns are
-    padded (masked, so nothing changes) and missing rows are copies of the first row (dropped from the
-    result), which lets a harness keep one decoder per bucket of shapes.
-
-    One replay runs ``base.STOP_CHECK_EVERY`` steps (a graph of that many steps in a row; a second graph
-    of ``max_len mod k`` steps finishes the length), and decoding stops once every row has emitted EOS,
-    checked between replays: the host launches one graph per k tokens, not one per token. Measured on an
-    H200 (small model, batch 1, L=64): 0.217 ms per token against 0.221 with one step per replay -- the
-    GPU is the limit there, ~66 kernels of ~2 µs each per token (profiled), not the host.
-
-    ``compile=True`` runs the step through ``torch.compile`` (inductor fuses the layer norms, residual adds
-    and mask arithmetic into fewer kernels) before it is captured; the first build compiles (seconds).
-
-    ``graph=None`` captures on CUDA and runs the very same step eagerly elsewhere (or with ``graph=False``),
-    which is what the CPU tests compare with ``generate``. The step runs in the model's parameter dtype
-    with autocast off (a graph cannot follow autocast's changing casts); cast the model to bf16 for a
-    half-precision decode. The graph reads the parameters where they are: update them in place (an
-    optimizer step) and it sees the new values; move or replace them (``.to``) and build a new decoder.
+    The step runs in whatever precision the parameters and the caller's autocast give; the buffers are in
+    the parameters' dtype. It reads the parameters where they are: updated in place (an optimizer step), it
+    sees the new values; moved or replaced (``.to``), it needs building again.
     """
 
-    def __init__(
-        self,
-        model: Transformer,
-        batch: int,
-        src_len: int,
-        max_len: int,
-        return_attention: bool = False,
-        graph: bool | None = None,
-        compile: bool = False,
-    ) -> None:
-        if model.training:
-            raise ValueError("StaticDecoder needs the model in eval mode (no dropout in a replayed step)")
+    def __init__(self, model: Transformer, batch: int, src_len: int, max_len: int, return_attention: bool = False) -> None:
         if max_len > model.cfg.longest_sequence():
             raise ValueError(f"max_len {max_len} exceeds max_positions={model.cfg.longest_sequence()}")
         if min(batch, src_len, max_len) < 1:
             raise ValueError(f"batch, src_len and max_len must be >= 1, got {batch}, {src_len}, {max_len}")
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
-        self.graph = self.device.type == "cuda" if graph is None else graph
-        if self.graph and self.device.type != "cuda":
-            raise ValueError("a CUDA graph needs the model on a CUDA device")
         self.model, self.batch, self.src_len, self.max_len = model, batch, src_len, max_len
-        self.return_attention = return_attention
         cfg = model.cfg
         h, dh, L = cfg.heads, cfg.d_model // cfg.heads, max_len
         # Plain tensors even when built under inference mode, so that eager code outside it may copy into them.
@@ -412,68 +370,35 @@ class StaticDecoder:
             self.bias = torch.zeros(batch, 1, 1, src_len, **new)  # source key padding, 0 or -inf
             self.slots = torch.arange(L, device=self.device)  # [L] cache positions
             self.no_bias = torch.zeros(L, **new)  # [L] the cache mask before masking
-            self.pos = torch.zeros(1, dtype=torch.long, device=self.device)  # the step's position
+            self.position = torch.zeros(1, dtype=torch.long, device=self.device)  # the step's position
             self.tok = torch.zeros(batch, 1, dtype=torch.long, device=self.device)  # the step's input token
             self.tokens = torch.zeros(batch, L, dtype=torch.long, device=self.device)  # output: token at each step
-            self.maps = torch.zeros(batch, L, src_len, **new) if return_attention else None  # output: maps
-        self.chunk = STOP_CHECK_EVERY  # steps per replay
-        self._step = torch.compile(self.step, fullgraph=True, dynamic=False) if compile else self.step
-        self._graphs: dict[int, torch.cuda.CUDAGraph] = {}  # steps -> the graph that runs that many
-        if self.graph:
-            for n in sorted({min(self.chunk, max_len), max_len % self.chunk} - {0}, reverse=True):
-                self._graphs[n] = self._capture(n)
+            self.attention = torch.zeros(batch, L, src_len, **new) if return_attention else None  # output: maps
 
     @torch.no_grad()
     def step(self) -> None:
-        """One decoder step on the static buffers: fixed shapes, no host sync, every output written in place."""
-        m, pos = self.model, self.pos
-        with torch.autocast(self.device.type, enabled=False):
-            x = m.tgt_embed(self.tok) * math.sqrt(m.cfg.d_model) + m.position_table().index_select(0, pos)  # [B,1,d]
-            cache_bias = self.no_bias.masked_fill(self.slots > pos, float("-inf")).view(1, 1, 1, -1)  # [1,1,1,L]
-            for layer, kv, cache in zip(m.decoder, self.mem_kv, self.caches, strict=True):
-                x, q = layer(x, kv, self.bias, cache=cache, step=pos, cache_bias=cache_bias)
-            nxt = m.out(m.dec_norm(x[:, -1])).argmax(-1, keepdim=True)  # [B,1]
-            self.tokens.index_copy_(1, pos, nxt)
-            if self.maps is not None:  # last decoder layer's cross-attention, mean over heads: [B,1,S]
-                self.maps.index_copy_(1, pos, MultiHeadAttention.weights(q, self.mem_kv[-1][0], self.bias).mean(dim=1))
-            self.tok.copy_(nxt)
-            pos.add_(1)
-
-    def _steps(self, n: int) -> None:
-        for _ in range(n):
-            self._step()
-
-    def _capture(self, n: int) -> torch.cuda.CUDAGraph:
-        """Warm up on a side stream, then capture ``n`` steps in a row (PyTorch's documented recipe for
-        torch.cuda.graph).
-
-        Warm-up runs let lazy initialisation (cuBLAS handles, kernel selection, allocator growth, and the
-        compilation of a compiled step) happen outside the capture; the buffers hold valid values (zeros)
-        throughout, and ``pos`` is reset so the warm-up never writes past the cache.
-        """
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                self.pos.zero_()
-                self._steps(n)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        self.pos.zero_()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self._steps(n)
-        return graph
+        """One decoder step on the buffers: fixed shapes, no host sync, every output written in place."""
+        m, pos = self.model, self.position
+        x = m.tgt_embed(self.tok) * math.sqrt(m.cfg.d_model) + m.position_table().index_select(0, pos)  # [B,1,d]
+        cache_bias = self.no_bias.masked_fill(self.slots > pos, float("-inf")).view(1, 1, 1, -1)  # [1,1,1,L]
+        for layer, kv, cache in zip(m.decoder, self.mem_kv, self.caches, strict=True):
+            x, q = layer(x, kv, self.bias, cache=cache, step=pos, cache_bias=cache_bias)
+        nxt = m.out(m.dec_norm(x[:, -1])).argmax(-1, keepdim=True)  # [B,1]
+        self.tokens.index_copy_(1, pos, nxt)
+        if self.attention is not None:  # last decoder layer's cross-attention, mean over heads: [B,1,S]
+            self.attention.index_copy_(1, pos, MultiHeadAttention.weights(q, self.mem_kv[-1][0], self.bias).mean(dim=1))
+        self.tok.copy_(nxt)
+        pos.add_(1)
 
     @torch.no_grad()
     def load(self, src: torch.Tensor, src_mask: torch.Tensor, bos: int) -> None:
-        """Encode a batch and copy what the step reads into the static buffers; reset position and token."""
+        """Encode a batch and copy what the step reads into the buffers; reset position and token."""
         B0, S0 = src.shape
         if B0 > self.batch or S0 > self.src_len:
             raise ValueError(f"batch of {B0} x {S0} does not fit a decoder built for {self.batch} x {self.src_len}")
         m = self.model
-        with torch.autocast(self.device.type, enabled=False):
-            mem, bias = m.encode(src, src_mask)  # [B0,S0,d], [B0,1,1,S0]
-            kvs = m._memory_kv(mem)
+        mem, bias = m.encode(src, src_mask)  # [B0,S0,d], [B0,1,1,S0]
+        kvs = m._memory_kv(mem)
         rows = torch.cat([torch.arange(B0, device=self.device), torch.zeros(self.batch - B0, dtype=torch.long, device=self.device)])
         self.bias.fill_(float("-inf"))  # padded columns: never attended
         self.bias[..., :S0].copy_(bias.index_select(0, rows))
@@ -481,31 +406,7 @@ class StaticDecoder:
             bk[:, :, :S0].copy_(k.index_select(0, rows))
             bv[:, :, :S0].copy_(v.index_select(0, rows))
         self.tok.fill_(bos)
-        self.pos.zero_()
-
-    @torch.no_grad()
-    def __call__(self, src: torch.Tensor, src_mask: torch.Tensor, bos: int, eos: int, max_len: int | None = None) -> Generation:
-        """Greedy decoding of ``src`` [B0,S0] (B0 <= batch, S0 <= src_len) for at most ``max_len`` tokens
-        (default: the decoder's). -> Generation as ``Transformer.generate`` returns it."""
-        L = self.max_len if max_len is None else max_len
-        if not 1 <= L <= self.max_len:
-            raise ValueError(f"max_len {L} is not in 1..{self.max_len}, the length this decoder was built for")
-        B0, S0 = src.shape
-        self.load(src, src_mask, bos)
-        ended = torch.zeros(B0, dtype=torch.bool, device=self.device)
-        done = 0
-        while done < L:
-            n = min(self.chunk, L - done)  # whole chunks, then the rest: the steps a captured graph runs
-            if n in self._graphs:
-                self._graphs[n].replay()
-            else:  # eager, or a shorter max_len than the decoder's: step by step
-                self._steps(n)
-            done += n
-            if check_step(done - 1, L) and all_ended(self.tokens[:B0, done - STOP_CHECK_EVERY : done], eos, ended):
-                break
-        tokens = self.tokens[:B0, :done].clone()  # cloned: the next decode overwrites the buffers
-        maps = self.maps[:B0, :done, :S0].clone() if self.maps is not None else None
-        return finish(tokens, maps, eos, L)
+        self.position.zero_()
 
 
 # Parameter counts at vocab 60 (models.BUDGET_VOCAB) are checked against models.BUDGETS in the tests.

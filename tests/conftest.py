@@ -12,6 +12,8 @@ import io
 import os
 import shutil
 import sqlite3
+import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +40,39 @@ tasks = ["date"]
 models = ["attention"]
 seeds = [0, 1, 2]
 """
+
+
+def builtin_models() -> list[str]:
+    """The project's own models, in the story's order: the registry less installed plugins (CI installs the example
+    plugin), for the tests that hold the shipped suites and sizes to every model the project has."""
+    import models
+
+    return [n for n in models.names() if not models.entry(n).meta.plugin]
+
+
+@pytest.fixture(autouse=True)
+def registries_as_they_were() -> Any:
+    """Whatever a test registers -- a toy model, a plugin loaded by ``run --plugin`` in this process -- is gone after it:
+    the model and task registries, their entry-point state, and the modules plugins were imported as."""
+    import models
+    from bench.data import tasks
+    from bench.data.tasks import base
+    from bench.runner.plugins import MODULE_PREFIX
+    from models import registry
+
+    models.names()
+    tasks.names()
+    saved = [(d, dict(d)) for d in (registry._REGISTRY, registry._PLUGINS, base._REGISTRY, base._PLUGINS)]
+    modules = set(sys.modules)
+    yield
+    for d, before in saved:
+        d.clear()
+        d.update(before)
+    tmp = os.path.realpath(tempfile.gettempdir())
+    for name in set(sys.modules) - modules:
+        where = getattr(sys.modules[name], "__file__", None) or ""
+        if name.startswith(MODULE_PREFIX) or os.path.realpath(where).startswith(tmp + os.sep):
+            del sys.modules[name]
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:

@@ -1,4 +1,4 @@
-"""The tree shows the layers (DESIGN: Layout): imports run one way, there are no cycles (not even through
+"""The tree shows the layers (docs/design.md, "Layout"): imports run one way, there are no cycles (not even through
 imports inside functions), and the analysis side works where torch is not installed."""
 
 from __future__ import annotations
@@ -15,21 +15,29 @@ import pytest
 from tests.conftest import REPO
 
 # layer -> the layers it may import. ``errors`` (the one exception type) and ``spec`` (what runs) are the
-# floor every layer stands on. ``cli`` also reaches the registries (list) and the calibration (calibrate).
+# floor every layer stands on. ``cli`` also reaches the registries (list), the calibration (calibrate) and the
+# contract every model and task keeps (check-model, check-task: ``bench.train.contract``).
+# ``regress`` (regression tracking: compare, bisect) judges what ``results`` holds, with ``analysis``'s statistics,
+# config labels and Markdown-table writer; ``cli`` and ``checks`` use it.
+# ``cli`` -> ``checks``: ``s2sbench check NAME`` is the self-checks' front door, so the command line imports a
+# check -- in one module (bench.cli.check), inside a function, only the check it runs (tests below). The checks
+# therefore import no part of ``cli`` (that would close a cycle): a check that needs a command runs it as
+# a user does, in a process of its own.
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "spec": {"errors"},
     "results": {"spec", "errors"},
     "analysis": {"results", "spec", "errors"},
+    "regress": {"analysis", "results", "spec", "errors"},
     "data": {"errors"},
     "measure": {"spec", "errors"},
     "train": {"data", "measure", "spec", "errors", "models"},
     "runner": {"train", "measure", "data", "spec", "results", "errors", "models"},
-    "cli": {"runner", "analysis", "results", "spec", "errors", "data", "measure", "models"},
-    "checks": {"cli", "runner", "analysis", "results", "spec", "errors", "data", "measure", "train", "models"},
+    "cli": {"runner", "regress", "analysis", "results", "spec", "errors", "data", "measure", "train", "models", "checks"},
+    "checks": {"runner", "regress", "analysis", "results", "spec", "errors", "data", "measure", "train", "models"},
     "models": set(),
 }
-SUBPACKAGES = {"cli", "runner", "train", "measure", "data", "spec", "results", "analysis", "checks"}
+SUBPACKAGES = {"cli", "runner", "train", "measure", "data", "spec", "results", "analysis", "regress", "checks"}
 
 
 def _modules() -> dict[str, Path]:
@@ -98,8 +106,18 @@ def test_every_import_runs_down_the_map() -> None:
     assert not bad, "\n".join(bad)
 
 
-def test_nothing_imports_the_checks() -> None:
-    assert not [m for m, deps in GRAPH.items() if layer(m) != "checks" and any(layer(d) == "checks" for d in deps)]
+FRONT_DOOR = "bench.cli.check"  # ``s2sbench check NAME``: the one module that imports the checks
+
+
+def test_only_the_front_door_imports_the_checks_and_only_inside_a_function() -> None:
+    """The checks stay runnable self-checks that no code depends on: the front door loads the one it runs, when
+    it runs it. At module level it imports no check, so ``s2sbench report`` loads none (nor their torch)."""
+    importers = {m for m, deps in GRAPH.items() if layer(m) != "checks" and any(layer(d) == "checks" for d in deps)}
+    assert importers == {FRONT_DOOR}
+    tree = ast.parse(MODULES[FRONT_DOOR].read_text(encoding="utf-8"))
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]  # statements at module level only
+    names = {a.name for n in top for a in n.names} | {n.module or "" for n in top if isinstance(n, ast.ImportFrom)}
+    assert not {x for x in names if x.startswith("bench.checks") or x == "checks"}, names
 
 
 def test_models_import_only_torch_and_themselves() -> None:
@@ -164,7 +182,7 @@ def _without_torch(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 def test_analysis_results_and_spec_import_without_torch(tmp_path) -> None:
-    mods = sorted(m for m in MODULES if layer(m) in ("analysis", "results", "spec"))
+    mods = sorted(m for m in MODULES if layer(m) in ("regress", "analysis", "results", "spec"))
     code = "import importlib, json\n" + f"mods = {mods!r}\n" + "for m in mods: importlib.import_module(m)\n" + \
         "print(json.dumps(sorted(k for k in sys.modules if k == 'torch' or k.startswith('torch.'))))"
     p = _without_torch(code, tmp_path)
@@ -173,7 +191,8 @@ def test_analysis_results_and_spec_import_without_torch(tmp_path) -> None:
 
 
 def test_a_report_and_a_compare_are_made_where_torch_is_not_installed(tmp_path) -> None:
-    from bench.results.store import RunRecord, Store
+    from bench.results.store import Store
+    from tests.factories import run_record
 
     path = str(tmp_path / "s.sqlite")
     s = Store(path)
@@ -181,8 +200,7 @@ def test_a_report_and_a_compare_are_made_where_torch_is_not_installed(tmp_path) 
     for model, em in (("attention", 0.9), ("seq2seq", 0.5)):
         m = {"test_exact_match": em, "test_token_accuracy": em, "train_tokens_per_s": 100.0, "epoch_seconds": [2.0, 1.0],
              "peak_memory_bytes": 2**20, "params": 10, "model_meta": {"order": 0 if model == "seq2seq" else 2, "reference": model == "attention"}}
-        s.add_run(RunRecord("a", f"date/{model}", "date", model, "tiny", 0, {}, "h", "ok", None, "t0", "t1", m,
-                            [{"epoch": 1, "valid_exact_match": em, "wall_cum_s": 1.0}], []))
+        s.add_run(run_record(session="a", key=f"date/{model}", model=model, metrics=m, history=[{"epoch": 1, "valid_exact_match": em, "wall_cum_s": 1.0}]))
     s.close()
     code = ("from bench.cli import main\n"
             f"assert main(['report', '--store', {path!r}, '--out', 'rep']) == 0\n"

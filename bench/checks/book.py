@@ -19,12 +19,14 @@ import hashlib
 import json
 import math
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import models
+from bench.analysis import markdown
 from bench.analysis.stats import summarize
 from bench.results.bookfigures import BookFigure, lookup
 from bench.results.store import DEFAULT_PATH, RunRecord, Store
@@ -145,11 +147,13 @@ def inside(x: float, xs: Sequence[float]) -> str:
     return "yes" if s.low <= x <= s.high or min(xs) <= x <= max(xs) else "no"
 
 
+BOOK_HEAD = ("task", "model", "source", "epochs", "book final", "book best", "book's code, other seeds: final",
+             "s2sbench final: mean [95 % interval]", "per seed", "s2sbench best: mean [95 % interval]", "per seed",
+             "book final within s2sbench's spread", "s2sbench mean within the book code's spread")
+
+
 def book_table(groups: Sequence[Group]) -> str:
-    head = ("| task | model | source | epochs | book final | book best | book's code, other seeds: final | "
-            "s2sbench final: mean [95 % interval] | per seed | s2sbench best: mean [95 % interval] | per seed "
-            "| book final within s2sbench's spread | s2sbench mean within the book code's spread |")
-    lines = [head, "|" + "---|" * 13]
+    rows = []
     for g in groups:
         s, f = g.spec, g.figure
         model = s.model + "".join(f" ({k}={v})" for k, v in s.model_options)
@@ -157,20 +161,18 @@ def book_table(groups: Sequence[Group]) -> str:
         reseeded = f"{interval(f.reseeded)} ({per_seed(f.reseeded)})" if f and f.reseeded else "–"
         # the book's code over all its runs (its own draw and the reseeded ones) against s2sbench's mean
         theirs = inside(summarize(g.final).mean, (f.final, *f.reseeded)) if f and f.reseeded and g.final else "–"
-        lines.append(f"| {s.data.name} | {model} | {'reversed' if s.data.reverse_source else 'as written'} | {epochs} "
-                     f"| {pct(f.final) if f else '–'} | {pct(f.best) if f else '–'} | {reseeded} "
-                     f"| {interval(g.final)} | {per_seed(g.final)} | {interval(g.best)} | {per_seed(g.best)} "
-                     f"| {inside(f.final, g.final) if f else '–'} | {theirs} |")
-    return "\n".join(lines)
+        rows.append((s.data.name, model, "reversed" if s.data.reverse_source else "as written", epochs,
+                     pct(f.final) if f else "–", pct(f.best) if f else "–", reseeded,
+                     interval(g.final), per_seed(g.final), interval(g.best), per_seed(g.best),
+                     inside(f.final, g.final) if f else "–", theirs))
+    return markdown.table(BOOK_HEAD, rows)
 
 
 def ablation_table(groups: Sequence[Group]) -> str:
+    head = ("change from the book's configuration", "final: mean [95 % interval]", "per seed", "best: mean [95 % interval]", "per seed")
     base = groups[0].spec
-    lines = ["| change from the book's configuration | final: mean [95 % interval] | per seed | best: mean [95 % interval] | per seed |",
-             "|---|---|---|---|---|"]
-    for g in groups:
-        lines.append(f"| {change(g.spec, base)} | {interval(g.final)} | {per_seed(g.final)} | {interval(g.best)} | {per_seed(g.best)} |")
-    return "\n".join(lines)
+    return markdown.table(head, [(change(g.spec, base), interval(g.final), per_seed(g.final), interval(g.best), per_seed(g.best))
+                                 for g in groups])
 
 
 def render(name: str, groups: Sequence[Group]) -> str:
@@ -196,14 +198,35 @@ def _name(g: Group, base: Group, ablation: bool) -> str:
     return f"{s.data.name} {s.model} {'reversed' if s.data.reverse_source else 'as written'}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout (no install step)
+
+
+def run_suite(suite: str, data_dir: str, store: str, seeds: str | None) -> int:
+    """``--run``: the suite as a user runs it, ``s2sbench run`` on a CPU with one thread, in a process of its own
+    (its output goes straight to the terminal). A subprocess, not an import: the command line is the front
+    door of the checks (``s2sbench check``), so a check importing it would close an import cycle."""
+    cmd = [sys.executable, "-m", "bench", "run", "--suite", suite, "--data-dir", data_dir, "--store", store, "--device", "cpu",
+           "--threads", "1", *(["--seeds", seeds] if seeds else [])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]))
+    return subprocess.run(cmd, env=env).returncode
+
+
+PROG = "python -m bench.checks.book"  # the name usage and errors show; `s2sbench check book` passes its own
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """This check's options: one parser for both doors, ``python -m bench.checks.book`` and ``s2sbench check book``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--suite", default="book_ablation", help="book_ch7, book_ch8, book_ch8_attention, book_ablation, or a suite file")
     p.add_argument("--data-dir", required=True, help="the folder with the book's addition.txt and date.txt")
     p.add_argument("--store", default=DEFAULT_PATH)
     p.add_argument("--seeds", help="other seeds than the suite's, e.g. 0,1,2,3,4 (as given to `run --seeds`)")
     p.add_argument("--run", action="store_true", help="run the suite first (CPU, one thread)")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    a = parser(prog).parse_args(argv)
     overrides = {}
     if a.seeds:
         try:
@@ -213,10 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     name, _, specs = suites.load(a.suite, overrides, data_dir=a.data_dir)
     if a.run:
-        from bench.cli import main as cli
-
-        rc = cli(["run", "--suite", a.suite, "--data-dir", a.data_dir, "--store", a.store, "--device", "cpu", "--threads", "1"]
-                 + (["--seeds", a.seeds] if a.seeds else []))
+        rc = run_suite(a.suite, a.data_dir, a.store, a.seeds)
         if rc:
             return rc
     if not os.path.exists(a.store):

@@ -22,9 +22,12 @@ import sys
 import time
 import types
 
+PROG = "python -m bench.checks.bookseeds"  # the name usage and errors show; `s2sbench check bookseeds` passes its own
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """This check's options: one parser for both doors, ``python -m bench.checks.bookseeds`` and ``s2sbench check bookseeds``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--book-code", required=True, help="the folder holding the book's run_book.py, ch07/, ch08/")
     p.add_argument("--data-dir", required=True, help="the folder holding the book's addition.txt and date.txt")
     p.add_argument("--task", choices=["date", "addition"], default="addition")
@@ -33,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--epochs", type=int, default=25)
     p.add_argument("--seed", type=int, default=None, help="numpy seed for the weights and batches (default: the book's own draw)")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    a = parser(prog).parse_args(argv)
     code = os.path.abspath(a.book_code)
     if not os.path.exists(os.path.join(code, "ch07", "seq2seq.py")):
         print(f"{a.book_code}: not the book's code (no ch07/seq2seq.py)", file=sys.stderr)

@@ -13,19 +13,26 @@ import json
 import os
 import sys
 
+PROG = "python -m bench.checks.determinism"  # the name usage and errors show; `s2sbench check determinism` passes its own
 
-def main(argv: list[str] | None = None) -> int:
-    from bench.runner.determinism import CUBLAS_WORKSPACE
 
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)  # before anything touches CUDA
-    p = argparse.ArgumentParser(prog="python -m bench.checks.determinism", description=__doc__.split("\n\n")[0])
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """This check's options: one parser for both doors, ``python -m bench.checks.determinism`` and ``s2sbench check determinism``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda")
     p.add_argument("--models", default="attention,transformer")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--size", default="tiny")
     p.add_argument("--train", type=int, default=2000, help="training examples of the date task")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    from bench.runner.determinism import CUBLAS_WORKSPACE
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)  # before anything touches CUDA
+    a = parser(prog).parse_args(argv)
 
     from bench.errors import UserError
     from bench.runner.determinism import determinism_check

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import torch
 
 import models
+from bench.analysis import markdown
 from bench.checks import overhead
 from bench.data.vocab import BOS
 from bench.measure.calibrate import peak_matmul_gflops
@@ -47,6 +48,7 @@ from bench.measure.device import resolve_device
 from bench.measure.latency import call_latency
 from bench.runner.cache import DataCache
 from bench.spec.run import DataSpec, TrainConfig
+from bench.train.decode import static_decoder
 from bench.train.loop import make_step, train_step_flops
 from bench.train.seeding import seed_everything
 from bench.train.throughput import fixed_batches, time_steps
@@ -172,11 +174,11 @@ def _decoders(model: models.Seq2Seq, src: torch.Tensor, mask: torch.Tensor, L: i
         "uncached": lambda: model.generate(src, mask, L, BOS, NEVER, use_cache=False),
         "cached": lambda: model.generate(src, mask, L, BOS, NEVER),
     }
-    dec = model.static_decoder(1, src.size(1), L)
+    dec = static_decoder(model, 1, src.size(1), L)
     if dec is not None:
         out["static" + (" graph" if dev.type == "cuda" else " eager")] = lambda: dec(src, mask, BOS, NEVER)
     if dev.type == "cuda":  # the step through inductor first, then captured (its build compiles: seconds)
-        fused = model.static_decoder(1, src.size(1), L, compile=True)
+        fused = static_decoder(model, 1, src.size(1), L, compile=True)
         if fused is not None:
             out["static compiled graph"] = lambda: fused(src, mask, BOS, NEVER)
     return out
@@ -186,8 +188,8 @@ def check_determinism(dev: torch.device, sc: Scale) -> list[Row]:
     """Two deterministic trainings, per-epoch losses compared bit for bit (``bench.checks.determinism``).
 
     In a fresh process: deterministic cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG`` before CUDA starts, and in
-    this process it would slow every other check -- measured on an H200, the eager cached decode of the
-    small Transformer took 3.03 ms per token with ``:4096:8`` against 0.99 ms without.
+    this process it would slow every other check (it tripled the eager cached decode of the small
+    Transformer on an H200: docs/results-gpu.md).
     """
     cmd = [sys.executable, "-m", "bench.checks.determinism", "--device", str(dev), "--size", sc.size, "--train", str(min(sc.train, 2000)),
            "--json"]
@@ -239,18 +241,23 @@ PARTS = tuple(CHECKS)
 
 
 def table(rows: list[Row]) -> str:
-    head = ["check", "model", "figure", "value", "goal", "verdict"]
-    cells = [head] + [r.cells() for r in rows]
-    w = [max(len(c[i]) for c in cells) for i in range(len(head))]
-    line = lambda c: "| " + " | ".join(x.ljust(w[i]) for i, x in enumerate(c)) + " |"  # noqa: E731
-    return "\n".join([line(head), "|" + "|".join("-" * (x + 2) for x in w) + "|"] + [line(c) for c in cells[1:]])
+    return markdown.table(["check", "model", "figure", "value", "goal", "verdict"], [r.cells() for r in rows], align="lllrll")
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+PROG = "python -m bench.checks.gpu"  # the name usage and errors show; `s2sbench check gpu` passes its own
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """This check's options: one parser for both doors, ``python -m bench.checks.gpu`` and ``s2sbench check gpu``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda", help="cuda | cuda:N; cpu runs the code paths at toy sizes")
     p.add_argument("--quick", action="store_true", help="fewer repeats and steps")
     p.add_argument("--only", default=",".join(PARTS), help=f"checks to run, comma-separated (default all: {','.join(PARTS)})")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    p = parser(prog)
     a = p.parse_args(argv)
     only = [x.strip() for x in a.only.split(",") if x.strip()]
     if not only or set(only) - set(PARTS):

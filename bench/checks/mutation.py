@@ -38,6 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.analysis import markdown
+
 REPO = Path(__file__).resolve().parents[2]
 # What a test run needs: the code, the tests, and the small committed files tests read (baselines, the Makefile,
 # the CI files); stores, reports and virtual environments stay out. Those not in the tree are skipped.
@@ -59,13 +61,13 @@ class Mutation:
 
 M = Mutation
 ARCH = "tests/models/test_architecture.py"
-TM = "tests/models/test_models.py"
+CONTRACT = "tests/models/test_contract.py"
 NTM = "tests/models/test_ntm.py"
 MET = "tests/results/test_metrics.py"
 DER = "tests/runner/test_derived_metrics.py"
 FIT = "tests/train/test_fit_records.py"
 THR = "tests/train/test_throughput.py"
-CMP = "tests/analysis/test_compare.py"
+CMP = "tests/regress/test_compare.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # --- architectures: each model's defining connection -----------------------------------------------
@@ -86,7 +88,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       (f"{ARCH}::test_peeky_decoder_sees_the_source_vector_at_every_step",)),
     M("attention-padding-unmasked", "attention: padded source positions get attention weight", "models/attention.py",
       '        scores = scores.masked_fill(~src_mask.unsqueeze(1), float("-inf"))\n', "",
-      (f"{TM}::test_source_padding_is_ignored",)),
+      (f"{CONTRACT}::test_padding_is_masked",)),
     M("transformer-unscaled-scores", "Transformer: attention scores not divided by sqrt(d_head)", "models/transformer.py",
       "attn_mask=bias, dropout_p=p, is_causal=causal)", "attn_mask=bias, dropout_p=p, is_causal=causal, scale=1.0)",
       (f"{ARCH}::test_transformer_attention_is_softmax_of_scaled_scores",)),
@@ -95,10 +97,10 @@ MUTATIONS: tuple[Mutation, ...] = (
       (f"{ARCH}::test_transformer_attention_is_softmax_of_scaled_scores",)),
     M("transformer-padding-unmasked", "Transformer: source key padding not masked", "models/transformer.py",
       '.masked_fill(~src_mask, float("-inf"))\n        bias = bias[:, None, None, :]', "\n        bias = bias[:, None, None, :]",
-      (f"{TM}::test_source_padding_is_ignored",)),
+      (f"{CONTRACT}::test_padding_is_masked",)),
     M("transformer-not-causal", "Transformer: decoder self-attention sees the future", "models/transformer.py",
       "a = self.self_attn.attend(q, k, v, causal=True)", "a = self.self_attn.attend(q, k, v, causal=False)",
-      (f"{TM}::test_no_future_leakage",)),
+      (f"{CONTRACT}::test_no_look_ahead",)),
     M("transformer-encoder-residual", "Transformer: encoder self-attention residual removed", "models/transformer.py",
       "x = x + self.drop(self.attn.attend(", "x = self.drop(self.attn.attend(",
       (f"{ARCH}::test_transformer_blocks_are_residual",)),
@@ -152,19 +154,19 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("target-strictly-above", "the target counts as reached only when exceeded", "bench/train/loop.py",
       "ev.exact_match >= cfg.target", "ev.exact_match > cfg.target",
       (FIT,)),
-    M("time-to-target-some-seeds", "a group's time to target from the seeds that reached it", "bench/analysis/compare.py",
+    M("time-to-target-some-seeds", "a group's time to target from the seeds that reached it", "bench/regress/sides.py",
       'if metric == "time_to_target_s" and len(xs) < len(self.seeds):', 'if metric == "time_to_target_s" and not xs:',
       (f"{CMP}::test_a_group_has_a_time_to_target_only_when_every_seed_reached_it",)),
     M("t-interval-wrong-df", "95 % interval with n degrees of freedom, not n - 1", "bench/analysis/stats.py",
       "t95(n - 1) * std / math.sqrt(n)", "t95(n) * std / math.sqrt(n)",
       ("tests/train/test_evaluate.py::test_summarize_known_values",)),
-    M("verdict-throughput-as-time", "a drop in tokens/s judged as if it were a time (better)", "bench/analysis/compare.py",
+    M("verdict-throughput-as-time", "a drop in tokens/s judged as if it were a time (better)", "bench/regress/verdicts.py",
       "cost = 1 / ratio if higher_is_better else ratio", "cost = ratio",
       (f"{CMP}::test_ratio_verdict_throughput_is_judged_as_time",)),
-    M("verdict-ignores-seed-spread", "accuracy verdict ignores the seed-to-seed spread", "bench/analysis/compare.py",
+    M("verdict-ignores-seed-spread", "accuracy verdict ignores the seed-to-seed spread", "bench/regress/verdicts.py",
       "band = max(threshold, 2 * sp) if sp is not None else threshold", "band = threshold",
       (f"{CMP}::test_quality_verdict_uses_seed_spread",)),
-    M("verdict-calibration-inverted", "machine normalisation applied the wrong way round", "bench/analysis/compare.py",
+    M("verdict-calibration-inverted", "machine normalisation applied the wrong way round", "bench/regress/compare.py",
       'ratio = ratio / (cn / cb) if better == "low" else ratio * (cn / cb)', 'ratio = ratio * (cn / cb) if better == "low" else ratio / (cn / cb)',
       (f"{CMP}::test_slower_machine_with_slower_calibration_is_same",)),
     # --- timing ------------------------------------------------------------------------------------------
@@ -309,14 +311,23 @@ def baseline(mutations: Sequence[Mutation], work: Path, timeout: float, selectio
     return False, why, secs
 
 
-def _row(i: int, o: Outcome, width: int) -> str:
+def _verdict(o: Outcome) -> str:
     verdict = {"caught": o.caught_by, "survived": "NOT CAUGHT", "timeout": "NOT CAUGHT (timeout)", "error": "ERROR"}[o.status]
-    extra = f" -- {o.detail}" if o.status != "caught" and o.detail else ""
-    return f"| {i:>2} | {o.mutation.what:<{width}} | {o.mutation.file} | {verdict}{extra} | {o.seconds:.0f} |"
+    return verdict + (f" -- {o.detail}" if o.status != "caught" and o.detail else "")
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.checks.mutation", description=__doc__.split("\n\n")[0])
+def table(outcomes: Sequence[Outcome]) -> str:
+    """The check's table, one row per planted bug in list order: what, where, caught by which test, seconds."""
+    rows = [(i, o.mutation.what, o.mutation.file, _verdict(o), f"{o.seconds:.0f}") for i, o in enumerate(outcomes, 1)]
+    return markdown.table(("#", "planted bug", "file", "caught by", "s"), rows, align="rlllr")
+
+
+PROG = "python -m bench.checks.mutation"  # the name usage and errors show; `s2sbench check mutation` passes its own
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """This check's options: one parser for both doors, ``python -m bench.checks.mutation`` and ``s2sbench check mutation``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--list", action="store_true", help="print the planted bugs and their tests; run nothing")
     p.add_argument("--only", help="comma-separated mutation names (default: all)")
     p.add_argument("--against", help="run these tests (comma-separated paths or node ids) for every bug instead of its own selection")
@@ -324,7 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds one bug's tests may take (default 600)")
     p.add_argument("--no-baseline", action="store_true", help="skip running the selected tests on the unchanged tree first")
     p.add_argument("--keep", help="build the copies here and keep them (default: a temporary folder, removed)")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    a = parser(prog).parse_args(argv)
     todo = list(MUTATIONS)
     if a.only:
         want = [n.strip() for n in a.only.split(",") if n.strip()]
@@ -349,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="s2sbench-mutation-"))
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    outcomes: list[Outcome] = []
     try:
         print(f"mutation check: {len(todo)} planted bugs, {a.jobs} at a time, copies in {work}", flush=True)
         if not a.no_baseline:
@@ -357,14 +373,14 @@ def main(argv: list[str] | None = None) -> int:
             if not ok:
                 print("mutation: error: the selected tests fail on the unchanged tree, so a failure would prove nothing", file=sys.stderr)
                 return 2
-        width = max(len(m.what) for m in todo)
-        print(f"\n| {'#':>2} | {'planted bug':<{width}} | file | caught by | s |\n|---:|---|---|---|---:|", flush=True)
-        outcomes: list[Outcome] = []
         with ThreadPoolExecutor(max_workers=a.jobs) as pool:
             for i, o in enumerate(pool.map(lambda m: plant(m, work, a.timeout, selection), todo), 1):  # in list order, as they end
                 outcomes.append(o)
-                print(_row(i, o, width), flush=True)
+                done = f"caught by {o.caught_by}" if o.status == "caught" else _verdict(o)
+                print(f"  {i}/{len(todo)} {o.mutation.name}: {done} ({o.seconds:.0f} s)", file=sys.stderr, flush=True)
     finally:
+        if outcomes:  # the table, also of a check cut short: the bugs planted so far
+            print("\n" + table(outcomes), flush=True)
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
     caught = sum(o.status == "caught" for o in outcomes)

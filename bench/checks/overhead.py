@@ -71,14 +71,22 @@ def ratio(model: str, size: str, device: torch.device, repeats: int = 5, train: 
     return statistics.median(h / b for h, b in zip(harness, bare))
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+PROG = "python -m bench.checks.overhead"  # the name usage and errors show; `s2sbench check overhead` passes its own
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """This check's options: one parser for both doors, ``python -m bench.checks.overhead`` and ``s2sbench check overhead``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="attention")
     p.add_argument("--size", default="small")
     p.add_argument("--train", type=int, default=6000)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    a = parser(prog).parse_args(argv)
     r = ratio(a.model, a.size, resolve_device(a.device), a.repeats, a.train)
     print(f"median harness/bare step-time ratio over {a.repeats} interleaved repeats: {r:.4f} (overhead {100 * (r - 1):+.2f} %)")
     return 0

@@ -6,7 +6,7 @@
 Each repeat runs two short sessions on the same machine, one after the other, into a temporary store: a
 *base* session of the unchanged models, and a *new* session in which one model is sabotaged -- its
 ``forward`` and ``generate`` do the same work ``factor`` times (the logits are the mean of identical
-copies, so a model without dropout, like attention, learns exactly the same; only the time changes). ``bench.analysis.compare`` then judges new against
+copies, so a model without dropout, like attention, learns exactly the same; only the time changes). ``bench.regress.compare`` then judges new against
 base with the default thresholds. The check passes when the sabotaged model is flagged "worse" on time
 in every repeat and the unchanged models are never flagged -- the false-alarm and the miss rate of the
 regression gate, measured rather than assumed. Exit code 0 when it passes, 1 when not. After the
@@ -42,8 +42,10 @@ from dataclasses import replace
 import torch
 
 import models
-from bench.analysis.compare import SPEED, compare, parse_fail_on, side_from_store
 from bench.measure import timing
+from bench.regress.compare import compare
+from bench.regress.sides import SPEED, side_from_store
+from bench.regress.thresholds import parse_fail_on
 from bench.results.store import Store
 from bench.runner.progress import Progress
 from bench.runner.session import run_session
@@ -121,8 +123,12 @@ def specs(model_names: list[str], train: int, epochs: int, decode_repeats: int, 
     return [RunSpec(model=m, size="tiny", seed=sd, data=data, train=cfg, measure=measure) for m in model_names for sd in range(seeds)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.checks.sabotage", description=__doc__.split("\n\n")[0])
+PROG = "python -m bench.checks.sabotage"  # the name usage and errors show; `s2sbench check sabotage` passes its own
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """This check's options: one parser for both doors, ``python -m bench.checks.sabotage`` and ``s2sbench check sabotage``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--models", default="seq2seq,attention,transformer", help="models in both sessions")
     p.add_argument("--slow", default="attention", help="the model sabotaged in the new session")
@@ -136,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="wall: the harness's timers as they are; cpu: process CPU time instead (an experiment, use with --threads 1)")
     p.add_argument("--fail-on", help="thresholds as for `s2sbench compare` (default: its defaults)")
     p.add_argument("--keep", help="keep the store here instead of a temporary folder")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    p = parser(prog)
     a = p.parse_args(argv)
     names = [m.strip() for m in a.models.split(",") if m.strip()]
     if a.slow not in names:

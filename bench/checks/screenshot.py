@@ -42,13 +42,21 @@ def rendered_dom(html: str) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+PROG = "python -m bench.checks.screenshot"  # the name usage and errors show; `s2sbench check screenshot` passes its own
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """This check's options: one parser for both doors, ``python -m bench.checks.screenshot`` and ``s2sbench check screenshot``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("html")
     p.add_argument("--out", help="PNG to write (default: screenshot.png beside the report)")
     p.add_argument("--width", type=int, default=1300)
     p.add_argument("--height", type=int, default=6000)
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    a = parser(prog).parse_args(argv)
     if not os.path.exists(a.html):
         print(f"screenshot: error: {a.html}: no such report", file=sys.stderr)
         return 2

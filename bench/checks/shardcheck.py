@@ -1,5 +1,6 @@
-"""Check that sharding changes nothing: a suite run as one session, and as N shards merged, give exactly the
-same runs -- the same run keys, each once -- and, on a CPU with one thread, the same measured quality to
+"""Check that sharding changes nothing: a suite run as one session and as N shards merged gives the same runs.
+
+The same runs: the same run keys, each once, and, on a CPU with one thread, the same measured quality to
 the last digit (exact match, token accuracy, final loss, epochs, parameters).
 
     python -m bench.checks.shardcheck                                   # the quick suite, 2 shards (twice ~5 min on 2 cores)
@@ -41,17 +42,26 @@ def _runs(path: str, session: str) -> list:
         st.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.checks.shardcheck", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--suite", default="quick")
-    ap.add_argument("--shards", type=int, default=2)
-    ap.add_argument("--size", help="override the suite's sizes (e.g. tiny, for speed)")
-    ap.add_argument("--epochs", help="override the suite's epochs")
-    ap.add_argument("--train-size", help="cap the training examples")
-    ap.add_argument("--keep", metavar="DIR", help="keep the stores in DIR (default: a temporary folder, removed)")
-    a = ap.parse_args(argv)
+PROG = "python -m bench.checks.shardcheck"  # the name usage and errors show; `s2sbench check shardcheck` passes its own
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """This check's options: one parser for both doors, ``python -m bench.checks.shardcheck`` and ``s2sbench check shardcheck``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("--suite", default="quick")
+    p.add_argument("--shards", type=int, default=2)
+    p.add_argument("--size", help="override the suite's sizes (e.g. tiny, for speed)")
+    p.add_argument("--epochs", help="override the suite's epochs")
+    p.add_argument("--train-size", help="cap the training examples")
+    p.add_argument("--keep", metavar="DIR", help="keep the stores in DIR (default: a temporary folder, removed)")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    p = parser(prog)
+    a = p.parse_args(argv)
     if a.shards < 1:
-        ap.error("--shards must be at least 1")
+        p.error("--shards must be at least 1")
     work = a.keep or tempfile.mkdtemp(prefix="shardcheck-")
     os.makedirs(work, exist_ok=True)
     common = ["--suite", a.suite, "--device", "cpu", "--threads", "1", "--deterministic"]

@@ -53,14 +53,22 @@ def time_to(rows: list[dict], target: float) -> float | None:
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+PROG = "python -m bench.checks.vsbook"  # the name usage and errors show; `s2sbench check vsbook` passes its own
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """This check's options: one parser for both doors, ``python -m bench.checks.vsbook`` and ``s2sbench check vsbook``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--book-code", required=True, help="folder holding the book's run_book.py")
     p.add_argument("--data", required=True, help="the book's date.txt")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--amp", default="off", choices=["off", "bf16"])
     p.add_argument("--unset-openblas-hints", action="store_true")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    a = parser(prog).parse_args(argv)
     book = run_book(a.book_code, os.path.dirname(os.path.abspath(a.data)), a.epochs, a.unset_openblas_hints)
     ours = run_ours(a.data, a.epochs, a.amp)
     print(f"{'epoch':>5} | {'book train s':>12} {'eval s':>7} {'test %':>7} | {'s2sbench train s':>16} {'eval s':>7} {'test %':>7}")

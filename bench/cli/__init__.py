@@ -1,7 +1,8 @@
 """The ``s2sbench`` command: parses, calls, prints. One module per group of sub-commands (``run``;
-``merge``/``report``/``list``/``export``; ``compare``/``baseline``/``calibrate``; ``bisect``; ``check``); what they call lives in
-the layers below (DESIGN: Layout). Imports of the heavy layers happen inside the commands, so that
-``report`` or ``compare`` never load torch.
+``merge``/``report``/``list``/``export``; ``compare``/``baseline``/``calibrate``; ``bisect``; ``check``, the front
+door of the self-checks; ``check-model``/``check-task``, the contract); what they call lives in the layers below
+(docs/design.md, "Layout"). Imports of the heavy layers happen inside the commands, so that ``report`` or ``compare``
+never load torch.
 
 Bad input (unknown names, malformed files, impossible configs, an unwritable store) ends with one line
 on stderr and exit code 2; a regression found by ``compare`` exits 1.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.cli import args, bisect, check, regress, results, run
+from bench.cli import args, bisect, check, contract, regress, results, run
 from bench.errors import UserError
 
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     regress.add(sub)
     bisect.add(sub)
     check.add(sub)
+    contract.add(sub)
     return p
 
 

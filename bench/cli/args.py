@@ -73,3 +73,22 @@ def session_id(s: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", s) or s in ("latest", "all"):
         raise argparse.ArgumentTypeError(f"a session id is 1-64 letters, digits, '.', '_', ':' or '-' (not 'latest' or 'all'): {s!r}")
     return s
+
+
+PLUGIN_HELP = ("load models and tasks from a Python file, a package folder (written with a /) or an importable module, as if "
+               "built in (repeatable; suite key plugins; default: none -- installed packages' entry points load without it)")
+
+
+def add_plugin_flag(p: Any) -> None:
+    p.add_argument("--plugin", action="append", default=[], metavar="PATH.py|MODULE", help=PLUGIN_HELP)
+
+
+def plugin_refs(values: list[str]) -> list[str]:
+    """``--plugin`` values -> what a run carries (paths made absolute against the working directory, module names as
+    they are: ``bench.spec.run.plugin_ref``); a value that is neither is one line naming the flag."""
+    from bench.spec.run import SpecError, plugin_ref
+
+    try:
+        return [plugin_ref(v) for v in values]
+    except SpecError as e:
+        raise UserError(f"--plugin {e.rule}") from None

@@ -33,7 +33,7 @@ def add(sub: Any) -> None:
 
 
 def cmd_bisect(a: argparse.Namespace) -> int:
-    from bench.analysis import bisect
+    from bench.regress import bisect
     from bench.spec.run import parse_device
 
     metrics = [m.strip() for m in a.metric.split(",") if m.strip()] if a.metric else None

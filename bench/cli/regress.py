@@ -41,7 +41,7 @@ def add(sub: Any) -> None:
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
-    from bench.analysis.compare import compare_refs
+    from bench.regress.compare import compare_refs
 
     c = compare_refs(a.base, a.new, a.store, a.fail_on)
     md = c.markdown(changes_only=a.changes_only)
@@ -54,7 +54,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
 
 
 def cmd_baseline(a: argparse.Namespace) -> int:
-    from bench.analysis.compare import save_baseline
+    from bench.regress.sides import save_baseline
 
     path, side = save_baseline(a.store, a.session, a.name, a.dir, force=a.force)
     failed = sum(len(g.failed) for g in side.groups.values())

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from bench.cli import args
 from bench.errors import UserError
 from bench.results.store import DEFAULT_PATH
 
@@ -35,6 +36,7 @@ def add(sub: Any) -> None:
     ls.add_argument("--store", default=DEFAULT_PATH)
     for what_ in ("tasks", "models", "suites", "sessions"):
         ls.add_argument(f"--{what_}", action="store_true")
+    args.add_plugin_flag(ls)
 
     ls.set_defaults(func=cmd_list)
 
@@ -93,24 +95,33 @@ def commit_list(spec: str) -> list[str]:
 
 
 def cmd_list(a: argparse.Namespace) -> int:
-    import models
-    from bench.data import tasks
-    from bench.spec import suite as suite_mod
-
     every = not (a.tasks or a.models or a.suites or a.sessions)
+    if a.tasks or a.models or every or a.plugin:
+        from bench.runner import plugins
+
+        plugins.load(args.plugin_refs(a.plugin))  # the entry points too: a broken one is one line, not a traceback
     if a.tasks or every:
+        from bench.data import tasks
+
         print("tasks:")
         for n in tasks.names():
             e = tasks.entry(n)
-            print(f"  {n:10s} {e.summary}{'  [alignment]' if e.aligned else ''}")
+            print(f"  {n:10s} {e.summary}{'  [alignment]' if e.aligned else ''}{_origin(e.plugin, e.plugin_version)}")
     if a.models or every:
+        import models
+
         print(f"models (parameters at vocabulary {models.BUDGET_VOCAB}; budgets: " + ", ".join(f"{k} {v:,}" for k, v in models.BUDGETS.items()) + "):")
         for n in models.names():
             # Counted on the meta device: listing the 100 M-parameter sizes allocates nothing.
             counts = "  ".join(f"{s}={models.param_count(n, models.BUDGET_VOCAB, s):,}" for s in models.sizes(n))
+            meta = models.entry(n).meta
             print(f"  {n:12s} {counts}")
-            print(f"  {'':12s} {models.entry(n).summary}")
+            print(f"  {'':12s} {models.entry(n).summary}{_origin(meta.plugin, meta.plugin_version)}")
+            for s, why in models.unreachable(n).items():
+                print(f"  {'':12s} cannot reach {s}: {why}")
     if a.suites or every:
+        from bench.spec import suite as suite_mod
+
         print("suites:")
         for n in suite_mod.available():
             _, desc, specs = suite_mod.load(n)
@@ -149,6 +160,10 @@ def _list_sessions(store: Any, path: str) -> list[str]:
             runs = "DAMAGED (s2sbench check store)"
         print(f"  {s['id']}  {s['status']:11s} {runs}  suite={s['suite'] or '-'}  {s['env'].get('device_name', '')}{who}")
     return damaged
+
+
+def _origin(plugin: str, version: str) -> str:
+    return f"  [plugin {plugin}{' ' + version if version else ''}]" if plugin else ""
 
 
 def cmd_export(a: argparse.Namespace) -> int:

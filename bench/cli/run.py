@@ -31,6 +31,7 @@ def add(sub: Any) -> None:
     what.add_argument("--seed", type=args.nonneg_int, help="model seed")
     what.add_argument("--seeds", type=args.seeds, help="several model seeds, e.g. 0,1,2")
     what.add_argument("--option", type=args.option, action="append", default=[], metavar="KEY=VALUE", help="model option, e.g. bidirectional=true, score=general")
+    args.add_plugin_flag(what)
     budget = r.add_argument_group("budget and training")
     budget.add_argument("--epochs", type=args.nonneg_int)
     budget.add_argument("--target", type=args.fraction, help="stop at this validation exact match (0.99 or 99)")
@@ -50,6 +51,9 @@ def add(sub: Any) -> None:
     how.add_argument("--capture", choices=list(CAPTURE),
                      help="how steps are launched: eager, torch.compile, captured CUDA graphs, or graphs of the compiled model (the last two CUDA only)")
     how.add_argument("--compile", action="store_true", help="the same as --capture compile")
+    how.add_argument("--check-models", action="store_true",
+                     help="before anything runs, hold every model of the session to the contract (s2sbench check-model) and refuse one "
+                          "that breaks a rule (default: off; a plugin model whose forward raises is refused either way)")
     how.add_argument("--resume", nargs="?", const="auto", help="continue an interrupted session (default: the latest unfinished one of this suite)")
     how.add_argument("--store", default=DEFAULT_PATH)
     far = r.add_argument_group("beyond one machine (README: Beyond one machine)")
@@ -84,6 +88,8 @@ def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
         overrides["capture"] = "compile"
     if a.lengths is not None:
         overrides["lengths"] = [a.lengths]
+    if a.plugin:
+        overrides["plugins"] = args.plugin_refs(a.plugin)
     if a.suite:
         if a.task or a.task_file:
             raise UserError("give either --suite or --task/--task-file, not both")
@@ -102,8 +108,10 @@ def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from bench.results.store import Store
+    from bench.runner import plugins
     from bench.runner.session import check, run_session
     suite, specs = specs_from_flags(a)
+    specs = plugins.attach(specs)  # loaded here (and by every torchrun rank, which reads the same flags); each run keeps its own
     sc = args.session_config(a.device, a.threads, a.deterministic)
     env_extra: dict[str, Any] = {}
     if a.shard:
@@ -131,6 +139,8 @@ def cmd_run(a: argparse.Namespace) -> int:
                 validate(s)
             executor = RayExecutor(a.address, threads=a.threads)
         cache = check(specs, sc, executor)  # bad input is refused before the store is touched
+        if a.check_models:
+            plugins.refuse_broken(specs)  # models that run, held to the whole contract
 
         def open_store() -> tuple[Store, str | None]:
             store = Store(a.store)

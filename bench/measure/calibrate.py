@@ -4,7 +4,7 @@ Sessions run at different times, on machines that differ and are shared with oth
 alone (tokens/s, s/epoch) mixes the code's speed with the machine's speed *at that moment*. Each session
 therefore times the same fixed workload -- a 512x512x512 fp32 matmul and an ``nn.LSTM`` forward+backward
 of fixed shape, the two kinds of work the zoo is made of (Transformers are matmuls, the RNNs are fused LSTM
-kernels) -- and ``bench.analysis.compare`` divides speed metrics by that figure before taking ratios, so that a
+kernels) -- and ``bench.regress.compare`` divides speed metrics by that figure before taking ratios, so that a
 machine twice as slow (or twice as loaded) gives the same normalised speed.
 
 The figure is the median of several repeats after warm-up, device-synchronised (``bench.measure.timing.time_fn``:

@@ -2,7 +2,7 @@
 
 ``torch.utils.flop_counter.FlopCounterMode`` has no formula for the fused RNN kernels
 (``aten.mkldnn_rnn_layer`` and its backward on CPU, ``aten._cudnn_rnn`` and its backward on CUDA) and
-silently counts them as zero, which would make every RNN look free (DESIGN: measurement pitfalls). We
+silently counts them as zero, which would make every RNN look free (docs/design.md, "Measurement pitfalls"). We
 register one: a layer's gates are two matmuls per token, input [4H x D] and recurrent [4H x H], so the
 forward pass costs 2 * tokens * (4H*D + 4H*H) multiply-adds-as-two-FLOPs per layer and direction, and the
 backward pass twice that (gradients for the inputs and for the weights). Elementwise gate math is ignored,

@@ -23,7 +23,7 @@ def peak_memory_bytes(device: torch.device) -> int | None:
 class PeakRSS:
     """Peak resident memory of this process while a run is in flight, sampled every 50 ms.
 
-    ``ru_maxrss`` is the process's peak since it started, not this run's (DESIGN: measurement pitfalls).
+    ``ru_maxrss`` is the process's peak since it started, not this run's (docs/design.md, "Measurement pitfalls").
     """
 
     def __init__(self, interval: float = 0.05) -> None:

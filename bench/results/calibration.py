@@ -5,16 +5,15 @@ Torch-free, so that compare and reports can read a store on a machine without to
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from bench.results.metrics import finite
 
 
 def _positive(cal: Any, key: str) -> float | None:
     """``cal[key]`` when ``cal`` is a stored calibration and the value a finite positive number, else None."""
-    v = cal.get(key) if isinstance(cal, dict) else None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-        return None
-    return float(v)
+    f = finite(cal.get(key)) if isinstance(cal, dict) else None
+    return f if f is not None and f > 0 else None
 
 
 def combined_seconds(cal: Any) -> float | None:

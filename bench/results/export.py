@@ -70,9 +70,6 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Scalar]:
     return out
 
 
-_finite = finite  # the catalogue's reading of a stored number
-
-
 def _posix(ts: str | None) -> float | None:
     if not ts:
         return None
@@ -91,9 +88,9 @@ def _name(r: RunRecord) -> str:
 
 def final_metrics(stored: dict[str, Any], row: dict[str, Any]) -> dict[str, float]:
     """Every finite number the run stored, and the catalogue's figures as the tidy frame derives them."""
-    out = {k: f for k, v in stored.items() if (f := _finite(v)) is not None}
+    out = {k: f for k, v in stored.items() if (f := finite(v)) is not None}
     for m in CATALOGUE:
-        f = _finite(row.get(m.name))
+        f = finite(row.get(m.name))
         if f is not None:
             out[m.name] = f
     return out
@@ -106,18 +103,18 @@ def series(r: RunRecord, started: float | None) -> dict[str, list[tuple[int, flo
         step = e.get("epoch")
         if not isinstance(step, int):
             continue
-        wall = _finite(e.get("wall_cum_s"))
+        wall = finite(e.get("wall_cum_s"))
         t = started + wall if started is not None and wall is not None else started
         for k, v in e.items():
-            f = _finite(v)
+            f = finite(v)
             if k != "epoch" and f is not None:
                 out.setdefault(EPOCH_PREFIX + k, []).append((step, f, t))
     if not r.history:  # stores without a history still have the epoch times
         for i, v in enumerate(r.metrics.get("epoch_seconds") or [], 1):
-            if (f := _finite(v)) is not None:
+            if (f := finite(v)) is not None:
                 out.setdefault(EPOCH_PREFIX + "train_s", []).append((i, f, started))
     for i, v in enumerate(r.metrics.get("step_seconds") or [], 1):
-        if (f := _finite(v)) is not None:
+        if (f := finite(v)) is not None:
             out.setdefault("step/step_s", []).append((i, f, started))
     by_len = r.metrics.get("test_by_length") or {}
     if isinstance(by_len, dict):

@@ -12,6 +12,7 @@ Also here, because every consumer must agree on it: the first epoch of a run car
 from __future__ import annotations
 
 import math
+import numbers
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,7 +43,13 @@ class Metric:
 
 
 def finite(v: Any) -> float | None:
-    """A stored value as a finite float, or None (missing, a flag, text, NaN or infinite)."""
+    """The one reading of a stored number: a finite float, or None.
+
+    None for a missing value, a flag (``True`` is not 1), text (``"0.5"`` too: a number is stored as a number),
+    NaN and the infinities (a figure that is not one: a division by a zero time, a diverged loss), and anything
+    ``float`` does not take. Export, the catalogue's display, calibrations, baseline files and compare all read
+    a stored value through here, so they agree on which values are figures.
+    """
     if v is None or isinstance(v, (bool, str)):
         return None
     try:
@@ -50,6 +57,13 @@ def finite(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
+
+
+def finite_as_stored(v: Any) -> int | float | None:
+    """``finite``, with an integer kept an integer: what compare keeps per seed and a baseline file writes
+    (``"params": 50000``, not ``50000.0``)."""
+    f = finite(v)
+    return None if f is None else int(v) if isinstance(v, numbers.Integral) else f
 
 
 CATALOGUE: tuple[Metric, ...] = (

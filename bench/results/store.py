@@ -171,8 +171,10 @@ def reading(path: str, what: str = "") -> Iterator[None]:
         raise UserError(f"{path}: cannot read the results store ({short(e)})") from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunRecord:
+    """One stored run. Built by name only: sixteen fields in a row are too easy to shift by one."""
+
     session: str
     key: str
     task: str
@@ -529,9 +531,11 @@ class Store:
         for row in rows:
             (rid, sess, key, task, model, size, seed, cfg, ch, status, err, st, fin, met, hist, samp) = row
             where = f"run {rid} (session {sess}, {key})"
-            out.append(RunRecord(sess, key, task, model, size, seed, _json(self.path, where, "config", cfg, dict), ch, status, err, st, fin,
-                                 _json(self.path, where, "metrics", met, dict), _json(self.path, where, "history", hist, list),
-                                 _json(self.path, where, "samples", samp, list), id=rid))
+            out.append(RunRecord(session=sess, key=key, task=task, model=model, size=size, seed=seed,
+                                 config=_json(self.path, where, "config", cfg, dict), config_hash=ch, status=status, error=err, started=st,
+                                 finished=fin, metrics=_json(self.path, where, "metrics", met, dict),
+                                 history=_json(self.path, where, "history", hist, list), samples=_json(self.path, where, "samples", samp, list),
+                                 id=rid))
         return out
 
     # raw rows, for merge ----------------------------------------------------------------------------------

@@ -76,6 +76,16 @@ def runs_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
     return df
 
 
+def config_of(v: Any) -> dict[str, Any] | None:
+    """A run's config as ``runs_frame``'s ``config`` column holds it (JSON text) or as a baseline file does (an
+    object) -> the dict, or None when it is neither."""
+    try:
+        c = json.loads(v) if isinstance(v, str) else v
+    except ValueError:
+        return None
+    return c if isinstance(c, dict) else None
+
+
 def fixed_length(config: dict[str, Any]) -> int | None:
     """The one source length every example of a run has (a point of a length sweep), else None.
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 import models
+from bench.data import tasks
 from bench.data.batching import Encoded, make_batch
 from bench.data.tasks import split_overlap
 from bench.data.vocab import BOS, EOS
@@ -23,6 +24,7 @@ from bench.measure.timing import Precision
 from bench.results.metrics import mfu, steady_rates
 from bench.runner.cache import Prepared
 from bench.spec.run import RunSpec, SessionConfig
+from bench.train.decode import static_decoder
 from bench.train.evaluate import evaluate
 from bench.train.loop import Diverged, fit, make_step, train_step_flops
 from bench.train.seeding import seed_everything
@@ -45,8 +47,8 @@ def decode_latency(model: models.Seq2Seq, enc: Encoded, batch: int, device: torc
     """Median seconds of one greedy decode of ``batch`` inputs of ``enc``, and decoded tokens per second.
 
     ``full``: decode all ``max_len`` steps (a throughput figure per token must not depend on when an
-    untrained model happens to emit EOS). ``static``: through the model's fixed-shape, graph-captured
-    decoder where it has one (``Seq2Seq.static_decoder``), built before the clock; else eagerly. ``compiled``:
+    untrained model happens to emit EOS). ``static``: through the model's fixed-shape step replayed as CUDA
+    graphs where it has one (``bench.train.decode.static_decoder``), built before the clock; else eagerly. ``compiled``:
     that decoder's step through ``torch.compile`` before capture.
     """
     idx = torch.arange(min(batch, len(enc)))
@@ -54,7 +56,7 @@ def decode_latency(model: models.Seq2Seq, enc: Encoded, batch: int, device: torc
     max_len = max_len or int(enc.tgt_len.max()) + 1
     eos = NEVER if full else EOS
     model.eval()
-    decoder = model.static_decoder(len(idx), b.src.size(1), max_len, compile=compiled) if static else None
+    decoder = static_decoder(model, len(idx), b.src.size(1), max_len, compile=compiled) if static else None
 
     def run() -> None:
         with torch.inference_mode():
@@ -133,6 +135,7 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
         "data_source": prep.data.source,
         **split_overlap(prep.data),  # a file's own split may repeat test questions in training: shown beside the task
         "model_meta": models.entry(spec.model).meta.record(),
+        **task_meta(spec),
     }
     if parallel is not None:
         metrics |= parallel.metrics(metrics)
@@ -199,8 +202,16 @@ def execute_throughput(spec: RunSpec, prep: Prepared, device: torch.device, sc: 
         **run_peak(device, mem),
         "vocab_size": len(prep.vocab),
         "model_meta": models.entry(spec.model).meta.record(),
+        **task_meta(spec),
     }
     return metrics, [], []
+
+
+def task_meta(spec: RunSpec) -> dict[str, Any]:
+    """``{"task_meta": {"plugin": ..., "plugin_version": ...}}`` for a run of a plugin's task (stored with the run, as the
+    model's metadata is); nothing for the built-in tasks and data files."""
+    rec = {} if spec.data.task_file else tasks.entry(spec.data.task).record()
+    return {"task_meta": rec} if rec else {}
 
 
 def failure_reason(e: BaseException) -> str:

@@ -18,7 +18,9 @@ longest first (``bench.runner.shard.cost``) so that the slow ones do not end up 
 
 Data files named by a suite (``task_files``) must exist at the same path on every node (a shared file
 system), and s2sbench must be importable on the workers (installed, or the driver's working directory,
-which Ray puts on local workers' path).
+which Ray puts on local workers' path). So must a run's plugins: the worker loads the ``--plugin`` files and
+modules the run carries (``RunSpec.plugins``, absolute paths) before it builds anything, and the entry points of
+the packages installed there.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from bench.measure.calibrate import calibrate
 from bench.runner.cache import DataCache
 from bench.runner.execute import execute, failure_reason, now
 from bench.runner.executor import Outcome, RunContext
+from bench.runner.plugins import load
 from bench.runner.shard import cost
 from bench.spec.run import RunSpec, SessionConfig, parse_device
 from bench.train.seeding import set_deterministic
@@ -87,6 +90,7 @@ def run_remote(spec: RunSpec, sc: SessionConfig, device_type: str, cpus: int) ->
     device = torch.device("cuda" if device_type == "cuda" else "cpu")  # Ray gives the task its GPU as cuda:0
     host = socket.gethostname()
     try:
+        load(spec.plugins)  # the plugins this run's model and task came from, as the driver loaded them
         prep = DataCache().get(spec.data)
         metrics, history, samples = execute(spec, prep, device, sc)
         metrics["worker_host"] = host

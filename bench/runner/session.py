@@ -30,6 +30,7 @@ from bench.results.store import RunRecord, Store
 from bench.runner.cache import DataCache, Prepared
 from bench.runner.execute import now
 from bench.runner.executor import Executor, LocalExecutor, RunContext
+from bench.runner.plugins import load_for, smoke
 from bench.runner.progress import Progress
 from bench.spec.run import AMP, RunSpec, SessionConfig
 from bench.spec.suite import where_key
@@ -42,10 +43,14 @@ def validate(spec: RunSpec) -> None:
     constructor accepts (built once on the meta device: no memory, no time). So ``--option hidden=0`` is
     refused here, before any run starts, not stored as a failed run.
 
-    Every value of the spec itself was checked when it was built (``bench.spec.run``).
+    Every value of the spec itself was checked when it was built (``bench.spec.run``). The plugins the run names are
+    loaded first (once per process), and a plugin's model must run on the contract's first batch.
     """
+    load_for([spec])
     if spec.model not in models.names():
         raise UserError(f"{where_key(spec.origin, 'models')}: unknown model {spec.model!r}; known models: {', '.join(models.names())}")
+    if spec.size in (miss := models.unreachable(spec.model)):
+        raise UserError(f"{where_key(spec.origin, 'sizes')}: model {spec.model!r} cannot reach size {spec.size!r}: {miss[spec.size]}")
     if spec.size not in models.sizes(spec.model):
         raise UserError(f"{where_key(spec.origin, 'sizes')}: model {spec.model!r} has no size {spec.size!r}; sizes: {', '.join(models.sizes(spec.model))}")
     where = where_key(spec.origin, "model_options")
@@ -63,6 +68,7 @@ def validate(spec: RunSpec) -> None:
                 models.build(spec.model, 10, spec.size, **options)
         except ValueError as e:
             raise UserError(f"{where}: {spec.model} at size {spec.size} with {', '.join(f'{k}={v}' for k, v in spec.model_options)}: {e}") from None
+    smoke(spec)
     check_lengths(spec)
     sync = models.host_sync(spec.model, spec.size, **options) if spec.train.graph else None
     if sync:
@@ -206,8 +212,9 @@ def run_session(
             rec_status = "ok" if o.error is None else "failed"
             detail = o.error or (f"{o.metrics['step_s'] * 1000:.2f} ms/step, {o.metrics['train_tokens_per_s']:,.0f} tok/s" if spec.throughput.enabled
                                  else f"test exact {o.metrics['test_exact_match']:.1%}")
-            store.add_run(RunRecord(sid, spec.key(), spec.data.name, spec.model, spec.size, spec.seed, spec.config(), spec.config_hash(),
-                                    rec_status, o.error, o.started, o.finished, o.metrics, o.history, o.samples), claim=owner.token)
+            store.add_run(RunRecord(session=sid, key=spec.key(), task=spec.data.name, model=spec.model, size=spec.size, seed=spec.seed,
+                                    config=spec.config(), config_hash=spec.config_hash(), status=rec_status, error=o.error, started=o.started,
+                                    finished=o.finished, metrics=o.metrics, history=o.history, samples=o.samples), claim=owner.token)
             progress.end_run(rec_status, detail)
         # Only a session that ran every run of its plan is finished (a resume may run part of it); one whose store
         # refused a write, or that was stopped, is not.

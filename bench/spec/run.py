@@ -21,7 +21,8 @@ from bench.errors import UserError
 
 AMP = ("off", "bf16", "fp16")  # autocast precisions (bf16 also on CPUs with bf16 instructions)
 # How the training (and decode) step is launched: eager PyTorch; torch.compile (mode reduce-overhead on CUDA);
-# or the step captured once as a CUDA graph and replayed (fixed shapes; CUDA only). DESIGN: launch overhead.
+# or the step captured once as a CUDA graph and replayed (fixed shapes; CUDA only).
+# (docs/design.md, "Launch overhead is a dimension of the run")
 CAPTURE = ("eager", "compile", "cudagraph", "compile-cudagraph")
 # The modes that capture the whole step as CUDA graphs (bench.train.capture.GraphStep); compile-cudagraph
 # runs the model through torch.compile first, so the graph replays inductor's fused kernels.
@@ -59,6 +60,20 @@ def _number(owner: str, name: str, v: Any, *, low: float | None = None, low_open
         raise SpecError(owner, name, f"must be a finite number{'' if want == 'finite' else ' ' + want}, got {v!r}")
     if (low is not None and (v <= low if low_open else v < low)) or (high is not None and v > high):
         raise SpecError(owner, name, f"must be {want}, got {v!r}")
+
+
+def plugin_ref(ref: str, base: str = "") -> str:
+    """A plugin as a suite or ``--plugin`` names it -> what a run carries: a path (it ends in ``.py`` or holds a ``/``:
+    a Python file, or a folder that is a package) made absolute against ``base`` (default: the working directory),
+    so that a Ray worker or another shard finds it; or a module name, as it is. Anything else is refused."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise SpecError("run", "plugins", f"must be paths to .py files or module names, got {ref!r}")
+    ref = ref.strip()
+    if ref.endswith(".py") or "/" in ref or os.sep in ref:
+        return os.path.abspath(os.path.join(base, os.path.expanduser(ref)))
+    if not all(part.isidentifier() for part in ref.split(".")):
+        raise SpecError("run", "plugins", f"{ref!r} is neither a path (a .py file, or a folder written with a /) nor a module name")
+    return ref
 
 
 def parse_device(name: str) -> str:
@@ -155,8 +170,9 @@ class MeasureSpec:
 @dataclass(frozen=True)
 class ThroughputSpec:
     """A throughput run instead of a time-to-quality run: ``steps`` timed training steps on fixed-shape batches
-    after ``warmup`` untimed ones, no evaluation (DESIGN: on a GPU, measure the architecture). ``steps = 0``
-    (the default) is a time-to-quality run: train to the target with evaluation, as MLPerf times it."""
+    after ``warmup`` untimed ones, no evaluation (docs/design.md, "On a GPU: measure the architecture, not the
+    launches"). ``steps = 0`` (the default) is a time-to-quality run: train to the target with evaluation, as
+    MLPerf times it."""
 
     steps: int = 0  # timed training steps; 0: not a throughput run
     warmup: int = 10  # untimed steps first: allocator growth, autotuning, compilation, graph capture
@@ -186,12 +202,19 @@ class RunSpec:
     measure: MeasureSpec = field(default_factory=MeasureSpec)
     throughput: ThroughputSpec = field(default_factory=ThroughputSpec)
     origin: str = field(default="", compare=False)  # where it was written (suite file and block), for messages; not config
+    # The plugins (``--plugin`` files or modules, see ``plugin_ref``) the run's model or task come from: loaded by whoever
+    # executes the run -- a Ray worker, a torchrun rank -- before it builds them. Where the code came from, not what
+    # runs: stored in the config, left out of its hash (the model's name is in the key).
+    plugins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _number("run", "seed", self.seed, low=0, low_open=False, integer=True)
         for k, v in self.model_options:
             if isinstance(v, float) and not math.isfinite(v):  # the key is the one the user wrote (--option, model_options)
                 raise SpecError("run", "model_options", f"{k} must be a finite number, got {v!r}")
+        for p in self.plugins:
+            if plugin_ref(p) != p:
+                raise SpecError("run", "plugins", f"must be absolute paths or module names (bench.spec.run.plugin_ref), got {p!r}")
 
     @property
     def mode(self) -> str:
@@ -202,12 +225,16 @@ class RunSpec:
         """The canonical config: stored with the run, hashed into its key.
 
         Fields added after the store's first schema (the capture mode, the throughput section, the book
-        format's padding options) appear only
+        format's padding options, the plugins) appear only
         when they differ from their default, so the runs of earlier stores keep their keys (``--resume``
         and baselines still match them).
         """
         d = asdict(self)
         del d["origin"]
+        if self.plugins:
+            d["plugins"] = list(self.plugins)
+        else:
+            del d["plugins"]
         d["model_options"] = dict(self.model_options)
         if not self.throughput.enabled:
             del d["throughput"]
@@ -219,8 +246,11 @@ class RunSpec:
         return d
 
     def config_hash(self) -> str:
+        """The config's hash, less the seed (a run's key names it apart) and the plugins (where a model's code came
+        from, as for a built-in model its commit: the same run from a plugin found at another path pairs with it)."""
         c = self.config()
         c.pop("seed")
+        c.pop("plugins", None)
         return hashlib.sha256(json.dumps(c, sort_keys=True).encode()).hexdigest()[:12]
 
     def key(self) -> str:

@@ -10,6 +10,9 @@ product is a list of :class:`RunSpec`. Unknown keys and bad values are errors na
     models = ["attention", "transformer"]
     sizes = ["small"]
     seeds = [0, 1, 2]
+
+``plugins = ["my_model.py", "my_package.tasks"]`` (at the top, in ``[defaults]`` or in a block) loads models and
+tasks from outside s2sbench for the runs (paths relative to the suite file); ``--plugin`` adds to them.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from bench.errors import UserError
-from bench.spec.run import MAX_LENGTH, DataSpec, MeasureSpec, RunSpec, SpecError, ThroughputSpec, TrainConfig
+from bench.spec.run import MAX_LENGTH, DataSpec, MeasureSpec, RunSpec, SpecError, ThroughputSpec, TrainConfig, plugin_ref
 
 SUITES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "suites")
 
@@ -38,8 +41,8 @@ _MEASURE = {f.name for f in fields(MeasureSpec)}
 _THROUGHPUT = {"steps": "steps", "warmup_steps": "warmup", "step_batches": "batches", "run_budget_s": "budget_s"}  # key -> ThroughputSpec field
 _THROUGHPUT_KEY = {v: k for k, v in _THROUGHPUT.items()}  # ThroughputSpec field -> the key a user writes
 _MATRIX = {"tasks", "task_files", "models", "sizes", "seeds", "model_options", "lengths"}
-_ALLOWED = _DATA | _TRAIN | _MEASURE | _MATRIX | set(_THROUGHPUT)
-_TOP = {"description", "defaults", "runs"}
+_ALLOWED = _DATA | _TRAIN | _MEASURE | _MATRIX | set(_THROUGHPUT) | {"plugins"}
+_TOP = {"description", "plugins", "defaults", "runs"}
 
 Check = Callable[[RunSpec], None]  # a check of one run that needs more than the spec (the model registry): raises UserError
 
@@ -87,10 +90,15 @@ def load(name_or_path: str, overrides: dict[str, Any] | None = None, data_dir: s
     if not isinstance(defaults, dict) or not isinstance(blocks, list) or not blocks:
         raise UserError(f"{path}: a suite needs a [defaults] table (optional) and at least one [[runs]] block")
     specs: list[RunSpec] = []
+    here = os.path.dirname(os.path.abspath(path))
     for i, block in enumerate(blocks, 1):
         merged = {**defaults, **block, **(overrides or {})}
+        # plugins add up: the file's top, [defaults], the block, then the command line's
+        plugins = [p for src in (doc, defaults, block, overrides or {}) if isinstance(src, dict) for p in _as_list(src.get("plugins"))]
+        if plugins:
+            merged["plugins"] = plugins
         where = f"{path}: [[runs]] block {i}"
-        specs.extend(_expand(merged, where, data_dir or os.path.dirname(os.path.abspath(path)), check))
+        specs.extend(_expand(merged, where, data_dir or here, plugin_dir=here, check=check))
     seen = set()
     unique = []
     for s in specs:  # the same run listed twice runs once
@@ -104,7 +112,7 @@ def load(name_or_path: str, overrides: dict[str, Any] | None = None, data_dir: s
 
 FLAGS = "command line"
 _FLAG_NAMES = {"time_budget_s": "--time-budget", "model_options": "--option", "warmup": "--warmup-steps", "lengths": "--length",
-               "sizes": "--size", "models": "--model", "seeds": "--seeds", "tasks": "--task", "task_files": "--task-file"}
+               "sizes": "--size", "models": "--model", "seeds": "--seeds", "tasks": "--task", "task_files": "--task-file", "plugins": "--plugin"}
 
 
 def where_key(origin: str, key: str) -> str:
@@ -137,7 +145,11 @@ def _list(where: str, key: str, v: Any, item: type) -> list:
     return v
 
 
-def _expand(m: dict[str, Any], where: str, data_dir: str, check: Check | None = None) -> list[RunSpec]:
+def _as_list(v: Any) -> list:
+    return [] if v is None else v if isinstance(v, list) else [v]
+
+
+def _expand(m: dict[str, Any], where: str, data_dir: str, plugin_dir: str = "", check: Check | None = None) -> list[RunSpec]:
     bad = set(m) - _ALLOWED
     if bad:
         raise UserError(f"{where}: unknown key {sorted(bad)[0]!r}")
@@ -178,6 +190,7 @@ def _expand(m: dict[str, Any], where: str, data_dir: str, check: Check | None = 
         else:
             data_kw[k] = _typed(where, k, v, int)
     try:  # the dataclasses check every value (bench.spec.run); here their message gets the file and block
+        plugins = tuple(dict.fromkeys(plugin_ref(p, plugin_dir) for p in _list(where, "plugins", m["plugins"], str))) if "plugins" in m else ()
         train = replace(TrainConfig(), **train_kw)
         measure = replace(MeasureSpec(), **measure_kw)
         throughput = replace(ThroughputSpec(), **tp_kw)
@@ -191,7 +204,7 @@ def _expand(m: dict[str, Any], where: str, data_dir: str, check: Check | None = 
         model_opts = tuple(sorted(opts.items()))
         # One run per configuration first (cheap checks before the product: names, options), then the seeds.
         bases = [RunSpec(model=mo, size=sz, seed=seeds[0], data=d, train=train, model_options=model_opts, measure=measure,
-                         throughput=throughput, origin=where)
+                         throughput=throughput, origin=where, plugins=plugins)
                  for d, mo, sz in itertools.product(datas, models_, sizes)]
         for b in bases if check is not None else ():
             check(b)
@@ -215,7 +228,7 @@ def _fixed(length: int | None) -> dict[str, Any]:
 def from_flags(what: dict[str, Any], overrides: dict[str, Any], check: Check | None = None) -> list[RunSpec]:
     """One matrix given on the command line (``tasks`` or ``task_files``, ``models``, ``sizes``, ...), expanded
     exactly as a suite's ``[[runs]]`` block is: one path from flags and from files to run specs."""
-    return _expand({**what, **overrides}, FLAGS, "", check)
+    return _expand({**what, **overrides}, FLAGS, "", check=check)
 
 
 def check_files(name: str, specs: list[RunSpec]) -> None:

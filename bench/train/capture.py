@@ -1,8 +1,9 @@
 """How a training step is launched: eager, ``torch.compile``, or captured as a CUDA graph and replayed.
 
 At the sizes of the book's tasks a GPU step is a few hundred small kernels, and a report that times eager
-PyTorch ranks models by how many kernels they launch (DESIGN: on a GPU, measure the architecture). The
-launch mode is therefore a dimension of the run, like the precision:
+PyTorch ranks models by how many kernels they launch (docs/design.md, "On a GPU: measure the architecture,
+not the launches"). The launch mode is therefore a dimension of the run, like the precision (docs/design.md,
+"Launch overhead is a dimension of the run"):
 
 * ``eager`` -- :func:`bench.train.loop.make_step` as written.
 * ``compile`` -- the model through ``torch.compile`` (``mode="reduce-overhead"`` on CUDA, which adds

@@ -1,7 +1,7 @@
 """Throughput: a fixed number of training steps on fixed-shape batches after warm-up, no evaluation.
 
-What a GPU comparison of architectures needs (DESIGN: on a GPU, measure the architecture; Long Range
-Arena's speed table): every step has the same shape, so the time per step is the architecture's cost at
+What a GPU comparison of architectures needs (docs/design.md, "On a GPU: measure the architecture, not the
+launches"; Long Range Arena's speed table): every step has the same shape, so the time per step is the architecture's cost at
 that length and size, not the data's length distribution; the batches are on the device before the clock;
 warm-up (allocator growth, autotuning, compilation, graph capture) is excluded; each step is timed on its
 own (CUDA events recorded around it without waiting, read once at the end), so the spread is known too.

@@ -15,9 +15,10 @@ from bench.analysis.report.palette import palette
 from bench.analysis.report.sweeps import _crossing, sweep_rows
 from bench.analysis.report.tables import QUALITY_COLS, SPEED_COLS, summary_table, table_rows, winners
 from bench.analysis.stats import t95
-from bench.results.store import RunRecord, Store
+from bench.results.store import Store
 from bench.results.tidy import epochs_frame, runs_frame
 from tests.conftest import run_cli
+from tests.factories import run_record
 
 SAMPLE = {"row": 0, "src": list("3/4/95"), "reversed_source": False, "pred": list("1995-03-04") + ["<eos>"], "target": "1995-03-04",
           "attention": [[1.0 if j == k else 0.0 for j in range(6)] for k in (4, 5, 4, 5, 0, 0, 0, 0, 2, 2, 2)]}
@@ -40,9 +41,9 @@ def metrics(em: float, tok_s: float, params: int = 1000, mem: int = 2**20) -> di
 
 
 def add(store: Store, sid: str, model: str, seed: int, m: dict | None, status: str = "ok", key: str | None = None) -> None:
-    store.add_run(RunRecord(sid, key or f"date/{model}/small/{seed}/h", "date", model, "small", seed, {"model_options": {}, "train": {"amp": "off"}}, "h",
-                            status, None if status == "ok" else "diverged: loss is nan", "t0", "t1", m or {},
-                            [{"epoch": 1, "valid_exact_match": 0.5, "wall_cum_s": 1.0, "train_s": 1.0}], [SAMPLE] if m else []))
+    store.add_run(run_record(session=sid, key=key, model=model, size="small", seed=seed, config={"model_options": {}, "train": {"amp": "off"}},
+                             status=status, error=None if status == "ok" else "diverged: loss is nan", metrics=m or {},
+                             history=[{"epoch": 1, "valid_exact_match": 0.5, "wall_cum_s": 1.0, "train_s": 1.0}], samples=[SAMPLE] if m else []))
 
 
 @pytest.fixture
@@ -194,8 +195,8 @@ def add_cfg(store: Store, sid: str, model: str, seed: int, m: dict | None, amp: 
     h = f"h-{model}-{amp}"
     hist = history if history is not None else [{"epoch": e, "valid_exact_match": 0.3 * e + (0.05 if amp == "bf16" else 0), "wall_cum_s": float(e),
                                                  "train_s": 1.0} for e in (1, 2, 3)]
-    store.add_run(RunRecord(sid, f"date/{model}/small/{seed}/{h}", "date", model, "small", seed, cfg, h, status, error, "t0", "t1",
-                            m or {}, hist if m else [], [SAMPLE] if m else []))
+    store.add_run(run_record(session=sid, model=model, size="small", seed=seed, config=cfg, config_hash=h, status=status, error=error,
+                             metrics=m or {}, history=hist if m else [], samples=[SAMPLE] if m else []))
 
 
 @pytest.fixture
@@ -296,8 +297,7 @@ def test_a_report_of_failures_only_renders(tmp_path):
 def test_an_error_with_a_pipe_or_a_line_break_stays_in_its_cell_of_the_markdown(tmp_path):
     s = Store(str(tmp_path / "f.sqlite"))
     s.add_session("s", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
-    s.add_run(RunRecord("s", "date/gnmt/small/0/h", "date", "gnmt", "small", 0, {"model_options": {}}, "h", "failed",
-                        "RuntimeError: a | b\n  at line 2", "t0", "t1", {}, [], []))
+    s.add_run(run_record(model="gnmt", size="small", config={"model_options": {}}, status="failed", error="RuntimeError: a | b\n  at line 2"))
     md = open(report.write(s, ["s"], str(tmp_path / "f"))["md"], encoding="utf-8").read()
     (row,) = [line for line in md.splitlines() if line.startswith("| date | gnmt")]
     assert row.endswith("| RuntimeError: a \\| b   at line 2 |")  # the one table writer escapes the pipe, folds the break
@@ -316,14 +316,14 @@ def add_tp(store: Store, sid: str, model: str, length: int, tok_s: float | None,
     h = f"t-{model}-{length}-{amp}-{steps}"
     meta = {"order": {"attention": 2, "gnmt": 3, "transformer": 4}[model], "reference": model == "attention", "recurrent": model != "transformer"}
     if tok_s is None:
-        store.add_run(RunRecord(sid, f"copy/{model}/tiny/{seed}/{h}", "copy", model, "tiny", seed, cfg, h, "failed",
-                                "out of memory: CUDA out of memory. Tried to allocate 2.00 GiB", "t0", "t1", {}, [], []))
+        store.add_run(run_record(session=sid, task="copy", model=model, seed=seed, config=cfg, config_hash=h, status="failed",
+                                 error="out of memory: CUDA out of memory. Tried to allocate 2.00 GiB"))
         return
     step = 8 * length / tok_s
     m = {"mode": "throughput", "params": 1000, "step_s": step, "train_tokens_per_s": tok_s, "peak_memory_bytes": int(length * 2**20 * (2 if model == "transformer" else 1)),
          "src_len": length + 1, "tgt_len": length + 1, "batch_size": 8, "mfu": 0.01, "decode_s_per_token_b1": 0.001,
          "decode_s_per_token_batch": 0.0001, "flops_per_token": 1e5, "model_meta": meta}
-    store.add_run(RunRecord(sid, f"copy/{model}/tiny/{seed}/{h}", "copy", model, "tiny", seed, cfg, h, "ok", None, "t0", "t1", m, [], []))
+    store.add_run(run_record(session=sid, task="copy", model=model, seed=seed, config=cfg, config_hash=h, metrics=m))
 
 
 @pytest.fixture

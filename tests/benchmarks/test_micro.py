@@ -8,7 +8,7 @@ source 24, target 12, vocabulary 60, size tiny) and the data is a fixed random b
 time the same work. The training step is the harness's own (``bench.train.loop.make_step``: forward, masked
 cross-entropy, backward, gradient clipping, Adam). Decoding uses an EOS id the model can never produce,
 so every row decodes the full length. On CUDA each call ends with ``torch.cuda.synchronize()`` so the
-time is the work, not the launch (DESIGN: measurement pitfalls); on CPU the thread count is recorded in
+time is the work, not the launch (docs/design.md, "Measurement pitfalls"); on CPU the thread count is recorded in
 ``extra_info`` (set it with S2SBENCH_TEST_THREADS, default 1 via tests/conftest.py).
 
 These time code on one machine, call by call; cross-session regression tracking of whole runs is

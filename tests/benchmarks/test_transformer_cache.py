@@ -9,7 +9,7 @@ Target: cached is at least 3x faster than uncached at output length 64.
 
 Random weights are fine: the work does not depend on the values. EOS is -1, an id the model can never
 produce, so every row decodes the full length. Speed is compared as a ratio measured in one run, with
-repeats interleaved (DESIGN: speed on noisy machines).
+repeats interleaved (docs/design.md, "Speed on noisy machines").
 """
 
 from __future__ import annotations

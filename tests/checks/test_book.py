@@ -12,9 +12,10 @@ import pytest
 
 from bench.checks import book
 from bench.results.bookfigures import FIGURES, BookFigure, lookup
-from bench.results.store import RunRecord, Store
+from bench.results.store import Store
 from bench.spec import suite
 from tests.bookcode import BOOK_CODE, BOOK_DATA, needs_book_code, needs_book_data
+from tests.factories import run_record
 
 BOOK_SUITES = ("book_ch7", "book_ch8", "book_ablation")
 
@@ -68,10 +69,9 @@ def test_every_figure_is_consistent_and_the_book_rows_have_one(loaded) -> None:
     assert lookup("date", "attention", True) is not None
 
 
-def _record(spec, history: list[float], session: str = "s1") -> RunRecord:
-    hist = [{"epoch": i + 1, "valid_exact_match": a} for i, a in enumerate(history)]
-    return RunRecord(session, spec.key(), spec.data.name, spec.model, spec.size, spec.seed, spec.config(), spec.config_hash(),
-                     "ok", None, "t0", "t1", {"test_exact_match": history[-1]}, hist, [])
+def _trained(valid: list[float]) -> dict:
+    """A run's history and metrics when it reached these validation exact matches, epoch by epoch."""
+    return {"history": [{"epoch": i + 1, "valid_exact_match": a} for i, a in enumerate(valid)], "metrics": {"test_exact_match": valid[-1]}}
 
 
 def test_the_table_reads_runs_from_any_session_and_data_folder(tmp_path) -> None:
@@ -83,10 +83,10 @@ def test_the_table_reads_runs_from_any_session_and_data_folder(tmp_path) -> None
         if s.seed == 2 and s.model_options:  # leave some seeds out: the note says so
             continue
         acc = 0.5 + 0.1 * s.seed if not s.model_options else 0.99
-        store.add_run(_record(s, [0.1] * 24 + [acc], session=f"s{s.seed}"))
+        store.add_run(run_record(s, session=f"s{s.seed}", **_trained([0.1] * 24 + [acc])))
         groups_seen.append(s.key())
-    store.add_run(_record(runs_here[0], [0.2] * 25, session="failed-later"))  # replaced below by a later run
-    store.add_run(_record(runs_here[0], [0.1] * 24 + [0.5], session="again"))
+    store.add_run(run_record(runs_here[0], session="failed-later", **_trained([0.2] * 25)))  # replaced below by a later run
+    store.add_run(run_record(runs_here[0], session="again", **_trained([0.1] * 24 + [0.5])))
     text = book.render("book_ablation", book.collect(specs, store.runs()))
     store.close()
     lines = text.splitlines()
@@ -103,7 +103,7 @@ def test_a_figure_for_fewer_epochs_is_compared_at_that_epoch(tmp_path, monkeypat
     store = Store(str(tmp_path / "s.sqlite"))
     for s in specs:
         if s.model == "attention":
-            store.add_run(_record(s, [0.0, 0.5, 0.97, 0.999, 1.0]))  # perfect after epoch 5: stopped there
+            store.add_run(run_record(s, **_trained([0.0, 0.5, 0.97, 0.999, 1.0])))  # perfect after epoch 5: stopped there
     groups = book.collect(specs, store.runs())
     store.close()
     g = next(g for g in groups if g.spec.model == "attention")
@@ -116,6 +116,21 @@ def test_a_figure_for_fewer_epochs_is_compared_at_that_epoch(tmp_path, monkeypat
 def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
     assert book.main(["--suite", "book_ch7", "--data-dir", str(tmp_path), "--store", str(tmp_path / "none.sqlite")]) == 2
     assert "no such store" in capsys.readouterr().err
+
+
+def test_run_runs_the_suite_through_the_command_line_into_the_store(tmp_path) -> None:
+    """``--run``: ``s2sbench run`` in a process of its own (the checks do not import the command line)."""
+    path = tmp_path / "tiny.toml"
+    path.write_text('[defaults]\nsizes = ["tiny"]\nepochs = 1\ntrain = 40\nvalid = 10\ntest = 10\n'
+                    '[[runs]]\ntasks = ["date"]\nmodels = ["attention"]\n', encoding="utf-8")
+    store = str(tmp_path / "s.sqlite")
+    assert book.run_suite(str(path), str(tmp_path), store, "3") == 0
+    s = Store.open_existing(store)
+    try:
+        runs = s.runs()
+    finally:
+        s.close()
+    assert [(r.model, r.seed, r.status) for r in runs] == [("attention", 3, "ok")]
 
 
 @pytest.mark.slow
@@ -160,7 +175,7 @@ def test_the_book_codes_own_spread_is_set_against_s2sbenchs_mean(tmp_path, monke
     _, _, specs = suite.load("book_ch7", data_dir=str(tmp_path))
     store = Store(str(tmp_path / "s.sqlite"))
     for s, acc in zip([s for s in specs if s.model == "seq2seq" and s.data.reverse_source], (0.21, 0.38, 0.34)):
-        store.add_run(_record(s, [0.1, acc]))
+        store.add_run(run_record(s, **_trained([0.1, acc])))
     row = next(line for line in book.book_table(book.collect(specs, store.runs())).splitlines() if "| reversed |" in line and "seq2seq" in line)
     store.close()
     assert "| 35.2 [27.7, 42.8] (42.0, 32.0, 32.0, 35.0) | 31.0 [8.9, 53.1] |" in row and row.endswith("| no | yes |")

@@ -17,7 +17,7 @@ def test_every_planted_bug_applies_exactly_once_to_the_code_as_it_is():
     assert len(MUTATIONS) >= 15
     files = {m.file for m in MUTATIONS}
     for where in ("models/gnmt.py", "models/seq2seq.py", "models/transformer.py", "models/ntm.py", "bench/results/metrics.py",
-                  "bench/runner/execute.py", "bench/train/loop.py", "bench/analysis/stats.py", "bench/analysis/compare.py",
+                  "bench/runner/execute.py", "bench/train/loop.py", "bench/analysis/stats.py", "bench/regress/compare.py",
                   "bench/measure/timing.py", "bench/results/store.py", "bench/results/merge.py"):
         assert where in files, f"no planted bug in {where}"
 
@@ -69,3 +69,13 @@ def test_cli_lists_and_refuses_unknown_names(capsys):
     assert mutation.main(["--only", "no-such-bug"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no-such-bug" in err[0]
+
+
+def test_the_table_has_one_row_per_planted_bug_in_list_order():
+    """Written by the project's one Markdown-table writer; a surviving bug says so, with why."""
+    m1, m2 = MUTATIONS[:2]
+    t = mutation.table([mutation.Outcome(m1, "tests/x.py::t", 3.2, "caught"),
+                        mutation.Outcome(m2, None, 7.9, "survived", "every selected test passed")]).splitlines()
+    assert t[:2] == ["| # | planted bug | file | caught by | s |", "|---:|---|---|---|---:|"] and len(t) == 4
+    assert t[2] == f"| 1 | {m1.what} | {m1.file} | tests/x.py::t | 3 |"
+    assert t[3] == f"| 2 | {m2.what} | {m2.file} | NOT CAUGHT -- every selected test passed | 8 |"

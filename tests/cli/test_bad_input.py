@@ -29,6 +29,11 @@ from tests.conftest import REPO, copy_store, run_cli
 
 GOOD_SUITE = '[defaults]\nsizes = ["tiny"]\nepochs = 1\ntrain = 40\nvalid = 10\ntest = 10\n[[runs]]\ntasks = ["date"]\nmodels = ["attention"]\n'
 TINY = ["--task", "date", "--model", "attention", "--size", "tiny", "--epochs", "1", "--train-size", "50", "--device", "cpu"]
+# Plugin files (tests/models/toys.py holds the toy models they register)
+PLANT = "from tests.models.toys import plant\nplant({!r})\n"
+RAISES = "from tests.models.toys import ForwardRaises, plant\nplant('raises', ForwardRaises)\n"
+AHEAD = "from tests.models.toys import LooksAhead, plant\nplant('ahead', LooksAhead)\n"
+WIDE = "from tests.models.toys import BY_WIDTH, Toy, plant\nplant('wide', Toy, sizes=BY_WIDTH)\n"
 
 
 @dataclass
@@ -77,9 +82,10 @@ class Ctx:
 
     def baseline(self, edit: Callable[[dict], None] | None = None) -> str:
         """A baseline file of the store's session, optionally edited (written without the code under test's writer)."""
-        from bench.analysis.compare import baseline_doc, side_from_store
+        from bench.regress.sides import as_baseline, side_from_store
+        from bench.results.baseline import document
 
-        doc = baseline_doc(side_from_store(self.store, "latest"), "b")
+        doc = document(as_baseline(side_from_store(self.store, "latest"), "b"))
         if edit:
             edit(doc)
         return self.file("b.json", json.dumps(doc))
@@ -239,6 +245,21 @@ def clean_copy(src: str, dst: str, session: str | None = None) -> str:
     return dst
 
 
+def entry_point_nowhere(monkeypatch: pytest.MonkeyPatch, ctx: Ctx) -> None:
+    """An installed distribution (planted on the path, outside the case's folder) whose model entry point names no module."""
+    from models import ENTRY_POINTS, registry
+
+    site = os.path.join(os.path.dirname(ctx.d), "site")
+    info = os.path.join(site, "badplug-0.1.dist-info")
+    os.makedirs(info, exist_ok=True)
+    with open(os.path.join(info, "METADATA"), "w") as f:
+        f.write("Metadata-Version: 2.1\nName: badplug\nVersion: 0.1\n")
+    with open(os.path.join(info, "entry_points.txt"), "w") as f:
+        f.write(f"[{ENTRY_POINTS}]\nbadplug = no_such_module_xyz\n")
+    monkeypatch.syspath_prepend(site)
+    monkeypatch.delitem(registry._PLUGINS, ENTRY_POINTS, raising=False)  # entry points are read again
+
+
 def _merge_into_existing(ctx: Ctx) -> list[str]:
     """An existing OUT (a copy of the store) and an input holding another session: the merge has rows to write."""
     out = clean_copy(ctx.store, os.path.join(ctx.d, "out.sqlite"))
@@ -297,6 +318,26 @@ CASES: list[tuple] = [
      ["huge.txt:21:", "200,000"]),
     ("run-data-not-utf8", lambda c: ["run", "--task-file", c.file("bin.txt", b"\xff\xfe1+1 _2\n" * 20), *TINY[2:]], ["bin.txt"]),
     ("run-store-is-a-folder", lambda c: ["run", *TINY, "--store", c.folder("st")], ["st"]),
+    # run: plugins -- one line naming the plugin, before any run starts
+    ("run-plugin-path-missing", lambda c: ["run", *TINY, "--plugin", os.path.join(c.d, "gone.py")], ["--plugin", "gone.py", "no such file"]),
+    ("run-plugin-neither-path-nor-module", lambda c: ["run", *TINY, "--plugin", "my-plugin"], ["--plugin", "my-plugin", "module name"]),
+    ("run-plugin-module-missing", lambda c: ["run", *TINY, "--plugin", "no_such_plugin_module_xyz"], ["--plugin", "no_such_plugin_module_xyz"]),
+    ("run-plugin-syntax-error", lambda c: ["run", *TINY, "--plugin", c.file("bad.py", "def broken(:\n")], ["bad.py", "SyntaxError"]),
+    ("run-plugin-missing-dependency", lambda c: ["run", *TINY, "--plugin", c.file("needs.py", "import no_such_dependency_xyz\n")],
+     ["needs.py", "no_such_dependency_xyz", "not installed"]),
+    ("run-plugin-clashes-with-a-built-in", lambda c: ["run", *TINY, "--plugin", c.file("clash.py", PLANT.format("attention"))],
+     ["clash.py", "'attention'", "built-in"]),
+    ("run-plugin-clashes-with-another-plugin", lambda c: ["run", *TINY, "--plugin", c.file("one.py", PLANT.format("toy")),
+                                                          "--plugin", c.file("two.py", PLANT.format("toy"))], ["two.py", "'toy'", "one.py"]),
+    ("run-plugin-entry-point-nowhere", lambda c: ["run", *TINY], ["badplug 0.1", "no_such_module_xyz"], entry_point_nowhere),
+    ("run-plugin-forward-raises", lambda c: ["run", *TINY[:2], "--model", "raises", *TINY[4:], "--plugin", c.file("raises.py", RAISES)],
+     ["raises.py", "forward raised", "first batch"]),
+    ("run-plugin-breaks-the-contract-checked", lambda c: ["run", *TINY[:2], "--model", "ahead", *TINY[4:], "--plugin", c.file("ahead.py", AHEAD),
+                                                          "--check-models"], ["--check-models", "ahead", "look-ahead"]),
+    ("run-plugin-size-out-of-reach", lambda c: ["run", *TINY[:2], "--model", "wide", "--size", "xl", *TINY[6:], "--plugin", c.file("wide.py", WIDE)],
+     ["--size", "cannot reach", "'xl'"]),
+    ("run-suite-plugin-missing", lambda c: ["run", "--suite", c.suite('plugins = ["gone.py"]'), "--device", "cpu"],
+     ["s.toml", "plugins", "gone.py", "no such file"]),
     # merge
     ("merge-bad-input-leaves-no-out", lambda c: ["merge", os.path.join(c.d, "new.sqlite"), c.store, c.file("notes.txt", "my notes\n")],
      ["notes.txt", "not a results store"]),
@@ -338,6 +379,18 @@ CASES: list[tuple] = [
     ("baseline-save-bad-name", lambda c: ["baseline", "save", "../evil", "--store", c.store, "--dir", c.d], ["evil"]),
     ("baseline-save-unknown-session", lambda c: ["baseline", "save", "ci", "--store", c.store, "--session", "nosuch", "--dir", c.d], ["nosuch"]),
     ("baseline-save-dir-is-a-file", lambda c: ["baseline", "save", "ci", "--store", c.store, "--dir", c.file("plain", "x")], ["plain", "baseline"]),
+    # list
+    ("list-plugin-syntax-error", lambda c: ["list", "--models", "--plugin", c.file("bad.py", "def broken(:\n")], ["bad.py", "SyntaxError"]),
+    # check-model, check-task
+    ("check-model-unknown-model", lambda c: ["check-model", "nosuchmodel"], ["nosuchmodel"]),
+    ("check-model-unknown-rule", lambda c: ["check-model", "attention", "--rules", "speed"], ["--rules", "speed"]),
+    ("check-model-forward-raises", lambda c: ["check-model", "raises", "--plugin", c.file("raises.py", RAISES)], ["raises", "first batch"]),
+    ("check-model-size-out-of-reach", lambda c: ["check-model", "wide", "--size", "base", "--plugin", c.file("wide.py", WIDE)],
+     ["--size", "cannot reach", "'base'"]),
+    ("check-model-unknown-option", lambda c: ["check-model", "attention", "--option", "nosuch=1"], ["--option", "no option nosuch"]),
+    ("check-model-option-out-of-range", lambda c: ["check-model", "attention", "--option", "hidden=0"], ["--option", "hidden", ">= 1"]),
+    ("check-model-threads-zero", lambda c: ["check-model", "attention", "--threads", "0"], ["--threads", ">= 1"]),
+    ("check-task-unknown-task", lambda c: ["check-task", "nosuchtask"], ["nosuchtask"]),
     # calibrate
     ("calibrate-threads-zero", lambda c: ["calibrate", "--threads", "0", "--device", "cpu"], ["--threads", ">= 1"]),
     ("calibrate-unknown-device", lambda c: ["calibrate", "--device", "toaster"], ["toaster"]),
@@ -442,6 +495,8 @@ CASES: list[tuple] = [
     ("export-tensorboard-dest-is-a-file", lambda c: ["export", "--store", c.store, "--to", "tensorboard", c.file("tb", "x")], ["tb", "a file"], None, _needs("tensorboard")),
     ("export-tensorboard-folder-read-only", lambda c: ["export", "--store", c.store, "--to", "tensorboard", os.path.join(c.folder("ro"), "tb")],
      ["ro", "no permission"], read_only("ro"), _needs("tensorboard")),
+    # check (the self-checks' front door): an unknown check, refused before any check is loaded
+    ("check-unknown-name", lambda c: ["check", "nosuchcheck", "--store", c.store], ["nosuchcheck", "s2sbench check --list"]),
 ]
 
 

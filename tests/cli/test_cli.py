@@ -280,13 +280,14 @@ def test_a_suite_file_runs(tmp_path) -> None:
 
 def test_export_keeps_integers_integer_beside_a_failed_run(tmp_path, cli_store) -> None:
     # A failed run has no metrics: its empty cells must not turn the ok run's counts into floats ("50974.0").
-    from bench.results.store import RunRecord, Store
+    from bench.results.store import Store
+    from tests.factories import run_record
 
     path = copy_store(cli_store["path"], str(tmp_path))
     (ok,) = cli_store["runs"]
     st = Store(path)
-    st.add_run(RunRecord(ok.session, "date/seq2seq/tiny/0/x", "date", "seq2seq", "tiny", 0, {"train": {"amp": "off"}, "model_options": {}},
-                         "x", "failed", "RuntimeError: boom", ok.started, ok.finished, {}, [], []))
+    st.add_run(run_record(session=ok.session, model="seq2seq", config={"train": {"amp": "off"}, "model_options": {}}, config_hash="x",
+                          status="failed", error="RuntimeError: boom", started=ok.started, finished=ok.finished))
     st.close()
     rc, out, err = run_cli(["export", "--store", path, "--format", "csv"])
     assert rc == 0, err

@@ -1,9 +1,12 @@
-"""The model zoo: one interface, equivalent sizes, masks that hold, no future leakage, learning a tiny task.
+"""The model zoo beyond the contract: sizes shaped for GPUs, early stopping, the Transformer's cache and position
+table, gradients, options.
 
-Everything generic is parametrised over ``models.names()`` and uses only the public interface
-(``forward``, ``generate``, ``models.build``/``config``), so a newly registered model is checked too.
-Checks run in float32 (what every model must support) with "unchanged" meaning within 1e-5; the
-Transformer's cache check runs in float64 so that equal tokens cannot hinge on a near-tie.
+What every model must keep -- shapes, masks, no look-ahead, greedy decoding equal to teacher forcing, seeds,
+budgets, host syncs, learning a tiny task -- is the contract (``bench.train.contract``), run over the whole
+registry in ``test_contract.py``. What is generic here is parametrised over ``models.names()`` and uses only the
+public interface, so a newly registered model is checked too; what holds the built-in models to the project's
+own choices (every budget size, GPU-shaped widths) runs over ``BUILTIN``. The Transformer's cache check runs in
+float64 so that equal tokens cannot hinge on a near-tie.
 """
 
 from __future__ import annotations
@@ -13,25 +16,14 @@ import torch
 from torch.nn import functional as F
 
 import models
-from bench.data.batching import encode_split, make_batch
-from bench.data.tasks import TaskOptions, make
-from bench.data.vocab import BOS, EOS, Vocab
+from bench.data.vocab import BOS, EOS
+from bench.train.contract import first_batch
 from models.base import STOP_CHECK_EVERY, after_eos, greedy_decode
+from tests.conftest import builtin_models
 
 NAMES = models.names()
+BUILTIN = builtin_models()  # the project's own models (installed plugins aside)
 V = models.BUDGET_VOCAB
-# Models whose Generation.attention is known; a model not listed may return either (checked if returned).
-# Non-default variants that take other code paths; they join the mask and leakage checks.
-VARIANTS = [(n, {}) for n in NAMES] + [
-    ("gnmt", {"attention_feed": "output"}),
-    ("transformer", {"positions": "learned"}),
-]
-VARIANT_IDS = [n + "".join(f"-{v}" for v in o.values()) for n, o in VARIANTS]
-
-
-def no_dropout(name: str) -> dict:
-    """Override dropout to 0 where the config has it (generic: any model, any field set)."""
-    return {"dropout": 0.0} if "dropout" in models.config(name, V, "tiny").__dataclass_fields__ else {}
 
 
 def tiny(name: str, dtype: torch.dtype = torch.float32, seed: int = 0, **overrides) -> models.Seq2Seq:
@@ -40,33 +32,20 @@ def tiny(name: str, dtype: torch.dtype = torch.float32, seed: int = 0, **overrid
 
 
 def random_batch(B: int = 5, S: int = 9, T: int = 7, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded random source (lengths 2..S, at least one full row and one short row) and a BOS target."""
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(2, S + 1, (B,), generator=g)
-    lengths[0], lengths[-1] = S, 2
-    mask = torch.arange(S).unsqueeze(0) < lengths.unsqueeze(1)  # [B,S]
-    src = torch.randint(3, V, (B, S), generator=g).masked_fill(~mask, 0)
-    tgt_in = torch.randint(3, V, (B, T), generator=g)
-    tgt_in[:, 0] = BOS
-    return src, mask, tgt_in
+    """Right-padded random source (lengths 2..S, at least one full row and one short row) and a BOS target: the
+    contract's first batch, of another shape where asked."""
+    return first_batch(V, B, S, T, seed)
 
 
 # ---------------------------------------------------------------------------------------------------- sizes
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", BUILTIN)
 def test_every_model_has_the_budget_sizes(name: str) -> None:
     assert set(models.BUDGETS) <= set(models.sizes(name))
 
 
 GPU_SIZES = ("large", "xl")  # 20 M and 100 M parameters: counted on the meta device, never allocated here
-
-
-@pytest.mark.parametrize("name,size", [(n, s) for n in NAMES for s in models.sizes(n) if s in models.BUDGETS])
-def test_parameter_budget(name: str, size: str) -> None:
-    """Every budgeted size of every model is within +-10 % of its budget, counted without allocating (meta)."""
-    n, budget = models.param_count(name, V, size), models.BUDGETS[size]
-    assert abs(n - budget) <= 0.10 * budget, f"{name}/{size}: {n:,} parameters, budget {budget:,} +-10 %"
 
 
 @pytest.mark.parametrize("name,size", [(n, s) for n in NAMES for s in models.sizes(n) if s not in GPU_SIZES])
@@ -91,12 +70,12 @@ def test_param_count_allocates_nothing(monkeypatch) -> None:
         return real(model)
 
     monkeypatch.setattr(models, "count_params", spy)
-    for name in NAMES:
+    for name in BUILTIN:
         assert models.param_count(name, V, "xl") > 0.9 * models.BUDGETS["xl"]
     assert seen and all(s == {"meta"} for s in seen)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", BUILTIN)
 def test_gpu_sizes_have_gpu_shapes(name: str) -> None:
     """At large and xl every width is a multiple of 64 (tensor-core tiles); heads divide d_model."""
     for size in GPU_SIZES:
@@ -120,46 +99,8 @@ def test_book_sizes_are_the_books() -> None:
 # ---------------------------------------------------------------------------------------------------- masks
 
 
-@pytest.mark.parametrize("name,overrides", VARIANTS, ids=VARIANT_IDS)
-def test_no_future_leakage(name: str, overrides: dict) -> None:
-    """logits[:, t] depend only on tgt_in[:, :t+1]: perturbing position k leaves logits[:, :k] unchanged."""
-    model = tiny(name, **overrides)
-    src, mask, tgt_in = random_batch()
-    with torch.no_grad():
-        ref = model(src, mask, tgt_in)
-        for k in (1, 3, tgt_in.size(1) - 1):
-            changed = tgt_in.clone()
-            changed[:, k] = 3 + (tgt_in[:, k] - 3 + 7) % (V - 3)  # a different real token in every row
-            out = model(src, mask, changed)
-            torch.testing.assert_close(out[:, :k], ref[:, :k], rtol=0, atol=1e-5)
-            assert not torch.allclose(out[:, k], ref[:, k]), "position k must see its own input token"
-
-
-@pytest.mark.parametrize("name,overrides", VARIANTS, ids=VARIANT_IDS)
-def test_source_padding_is_ignored(name: str, overrides: dict) -> None:
-    """Garbage in padded source positions -- and extra padded columns -- change no output."""
-    model = tiny(name, **overrides)
-    src, mask, tgt_in = random_batch()
-    assert (~mask).any()
-    g = torch.Generator().manual_seed(5)
-    noisy = torch.where(mask, src, torch.randint(3, V, src.shape, generator=g))
-    wide = torch.cat([noisy, torch.randint(3, V, (src.size(0), 3), generator=g)], dim=1)  # 3 more padded columns
-    wide_mask = torch.cat([mask, torch.zeros(src.size(0), 3, dtype=torch.bool)], dim=1)
-    gen = model.generate(src, mask, 6, BOS, EOS, return_attention=True)
-    with torch.no_grad():
-        ref = model(src, mask, tgt_in)
-        for s, m in ((noisy, mask), (wide, wide_mask)):
-            torch.testing.assert_close(model(s, m, tgt_in), ref, rtol=0, atol=1e-5)
-            other = model.generate(s, m, 6, BOS, EOS, return_attention=True)
-            assert torch.equal(other.tokens, gen.tokens)
-            if gen.attention is not None:
-                S = src.size(1)
-                torch.testing.assert_close(other.attention[..., :S], gen.attention, rtol=0, atol=1e-5)
-                assert (other.attention[..., S:] == 0).all()
-
-
 def test_a_real_source_token_does_change_the_outputs() -> None:
-    """Sanity check of the check above: changing a *real* source token does change the outputs."""
+    """Sanity check of the contract's padding rule: changing a *real* source token does change the outputs."""
     for name in NAMES:
         model = tiny(name)
         src, mask, tgt_in = random_batch()
@@ -170,54 +111,6 @@ def test_a_real_source_token_does_change_the_outputs() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- decoding
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_generate_agrees_with_forward(name: str) -> None:
-    """Greedy tokens are the argmax of forward() on the generated prefix: one model, two code paths."""
-    model = tiny(name)
-    src, mask, _ = random_batch(B=4)
-    gen = model.generate(src, mask, 8, BOS, -1)  # eos -1 is never produced: all 8 tokens are kept
-    assert gen.tokens.shape == (4, 8) and gen.tokens.dtype == torch.long
-    tgt_in = torch.cat([torch.full((4, 1), BOS), gen.tokens[:, :-1]], dim=1)
-    with torch.no_grad():
-        assert torch.equal(model(src, mask, tgt_in).argmax(-1), gen.tokens)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_generate_attention(name: str) -> None:
-    model = tiny(name)
-    src, mask, _ = random_batch(B=4, S=8)
-    gen = model.generate(src, mask, 6, BOS, EOS, return_attention=True)
-    plain = model.generate(src, mask, 6, BOS, EOS)
-    assert plain.attention is None  # not asked, not computed
-    assert torch.equal(plain.tokens, gen.tokens)  # asking for maps does not change the decoding
-    if not models.entry(name).meta.attention:  # the registry's word, checked against what generate returns
-        assert gen.attention is None
-        return
-    assert gen.attention is not None
-    if gen.attention is not None:
-        a = gen.attention
-        assert a.shape == (4, 6, 8)
-        assert (a >= 0).all()
-        live = ~after_eos(gen.tokens, EOS)  # up to and including each row's EOS; zero maps after it
-        torch.testing.assert_close(a.sum(-1), live.to(a.dtype))
-        assert (a.masked_select(~mask.unsqueeze(1).expand_as(a)) == 0).all()
-
-
-def test_generate_replaces_everything_after_eos_by_pad() -> None:
-    for name in NAMES:
-        model = tiny(name)
-        src, mask, _ = random_batch(B=4)
-        raw = model.generate(src, mask, 8, BOS, -1).tokens
-        eos = int(raw[0, 2])  # pretend a token row 0 produces is EOS
-        expected = raw.clone()
-        for row in expected:
-            hits = (row == eos).nonzero()
-            if len(hits):
-                row[int(hits[0]) + 1 :] = 0  # everything after the first EOS is PAD
-        assert (expected == 0).any()
-        assert torch.equal(model.generate(src, mask, 8, BOS, eos).tokens, expected), name
 
 
 def _module_calls(model: torch.nn.Module, fn) -> int:
@@ -248,10 +141,10 @@ def _ending_token(tokens: torch.Tensor, before: int) -> int | None:
     return best
 
 
-EARLY_STOP = [(n, {}) for n in NAMES] + [("transformer", {"use_cache": False}), ("transformer", {"static": True})]
+EARLY_STOP = [(n, {}) for n in NAMES] + [("transformer", {"use_cache": False})]  # the static decoder's: tests/train/test_decode.py
 
 
-@pytest.mark.parametrize("name,kw", EARLY_STOP, ids=[*NAMES, "transformer-uncached", "transformer-static"])
+@pytest.mark.parametrize("name,kw", EARLY_STOP, ids=[*NAMES, "transformer-uncached"])
 def test_early_stop_gives_the_fixed_length_result(name: str, kw: dict) -> None:
     """Decoding stops once every row has emitted EOS (checked every STOP_CHECK_EVERY steps), and returns
     exactly what running all max_len steps and finishing the rows gives: tokens, PAD and maps."""
@@ -340,39 +233,6 @@ def test_every_parameter_gets_a_finite_gradient(name: str) -> None:
     for p_name, p in model.named_parameters():
         assert p.grad is not None, f"{p_name} is not used by forward"
         assert torch.isfinite(p.grad).all(), p_name
-
-
-@pytest.fixture(scope="module")
-def date_batch():
-    task = make("date", TaskOptions(train=64, valid=1, test=1))
-    vocab = Vocab.from_texts(task.texts())
-    enc = encode_split(task.train, vocab)
-    return len(vocab), make_batch(enc, torch.arange(len(enc)))
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_overfits_a_date_batch(name: str, date_batch) -> None:
-    """Every model can memorise 64 date conversions (book ch. 8's task) to 100 % exact match."""
-    vocab_size, b = date_batch
-    torch.manual_seed(0)
-    model = models.build(name, vocab_size, "tiny", **no_dropout(name))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    acc = 0.0
-    for step in range(1, 801):
-        model.train()
-        logits = model(b.src, b.src_mask, b.tgt_in)
-        loss = F.cross_entropy(logits.flatten(0, 1), b.tgt_out.flatten(), ignore_index=0)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if step % 25 == 0:
-            model.eval()
-            tokens = model.generate(b.src, b.src_mask, b.tgt_out.size(1), BOS, EOS).tokens
-            acc = (tokens == b.tgt_out).all(dim=1).float().mean().item()
-            if acc == 1.0:
-                break
-    assert acc == 1.0, f"{name}: {acc:.0%} exact match after {step} steps (loss {loss.item():.3f})"
 
 
 # ---------------------------------------------------------------------------------------------------- long sequences
@@ -468,29 +328,3 @@ def test_options_are_coerced_to_the_field_type() -> None:
     assert models.config("attention", V, "tiny", bidirectional="false").bidirectional is False
     with pytest.raises(KeyError, match="LIMITS"):  # a class variable is not an option
         models.config("attention", V, "tiny", LIMITS={})
-
-
-SYNC_VARIANTS = VARIANTS + [("attention", {"bidirectional": True})]
-
-
-@pytest.mark.parametrize("name,overrides", SYNC_VARIANTS, ids=[*VARIANT_IDS, "attention-bidirectional"])
-def test_host_sync_is_declared_exactly_when_forward_reads_the_host(name: str, overrides: dict) -> None:
-    """``models.host_sync`` decides whether ``--capture cudagraph`` is refused, so it must not lie either way.
-
-    On the meta device a tensor has no values: a forward that reads one on the host (``.cpu()``, ``.item()``,
-    packing's lengths) raises there, one that does not runs through -- the same line a CUDA graph draws.
-    """
-    with torch.device("meta"):
-        m = models.build(name, V, "tiny", **overrides).train()
-        src = torch.ones(3, 7, dtype=torch.long)
-        mask = torch.ones(3, 7, dtype=torch.bool)
-        tgt = torch.ones(3, 5, dtype=torch.long)
-    declared = models.host_sync(name, "tiny", **overrides)
-    try:
-        m(src, mask, tgt).sum().backward()
-        synced = None
-    except NotImplementedError as e:  # only a read of values: any other error is a failure of its own
-        if "meta tensor" not in str(e):
-            raise
-        synced = e
-    assert (declared is None) == (synced is None), f"declared {declared!r}, forward on meta: {synced!r}"

@@ -16,9 +16,10 @@ import sys
 import pytest
 
 from bench.results.export import export_runs, run_uid
-from bench.results.store import RunRecord, Store
+from bench.results.store import Store
 from bench.spec.run import DataSpec, RunSpec, TrainConfig
 from tests.conftest import run_cli
+from tests.factories import run_record
 
 EPOCHS = [  # epoch, train_s, loss, valid exact match
     (1, 0.90, 2.5, 0.10),
@@ -33,19 +34,16 @@ def _spec(model: str, seed: int = 0) -> RunSpec:
                    train=TrainConfig(epochs=3, batch_size=32, lr=0.003, target=None), model_options=(("score", "general"),) if model == "attention" else ())
 
 
-def _record(sid: str, spec: RunSpec, status: str = "ok", started: str = "2026-01-02T03:04:05+00:00") -> RunRecord:
-    if status == "ok":
-        history = [{"epoch": e, "train_s": t, "eval_s": 0.05, "loss": loss, "tokens": 3520, "examples": 320, "valid_exact_match": v,
-                    "valid_token_accuracy": v, "train_cum_s": 0.0, "wall_cum_s": 1.0 * e} for e, t, loss, v in EPOCHS]
-        metrics = {"mode": "quality", "params": 50_000, "epochs": 3, "epoch_seconds": [e[1] for e in EPOCHS], "test_exact_match": 0.75,
-                   "test_token_accuracy": 0.9, "train_tokens_per_s": 5000.0, "decode_latency_b1_s": 0.004, "peak_memory_bytes": 2**27,
-                   "final_loss": 0.9, "alignment": None, "stopped": "epochs", "test_by_length": {"10": [3, 4], "12": [1, 4]},
-                   "model_meta": {"order": 2}}
-        error = None
-    else:
-        history, metrics, error = [], {}, ERROR
-    return RunRecord(sid, spec.key(), spec.data.name, spec.model, spec.size, spec.seed, spec.config(), spec.config_hash(), status, error,
-                     started, "2026-01-02T03:05:05+00:00", metrics, history, [])
+STARTED = "2026-01-02T03:04:05+00:00"
+# What an ok run and a failed run stored, beside what their spec says.
+OK = {"finished": "2026-01-02T03:05:05+00:00",
+      "history": [{"epoch": e, "train_s": t, "eval_s": 0.05, "loss": loss, "tokens": 3520, "examples": 320, "valid_exact_match": v,
+                   "valid_token_accuracy": v, "train_cum_s": 0.0, "wall_cum_s": 1.0 * e} for e, t, loss, v in EPOCHS],
+      "metrics": {"mode": "quality", "params": 50_000, "epochs": 3, "epoch_seconds": [e[1] for e in EPOCHS], "test_exact_match": 0.75,
+                  "test_token_accuracy": 0.9, "train_tokens_per_s": 5000.0, "decode_latency_b1_s": 0.004, "peak_memory_bytes": 2**27,
+                  "final_loss": 0.9, "alignment": None, "stopped": "epochs", "test_by_length": {"10": [3, 4], "12": [1, 4]},
+                  "model_meta": {"order": 2}}}
+FAILED = {"finished": "2026-01-02T03:05:05+00:00", "status": "failed", "error": ERROR}
 
 
 @pytest.fixture
@@ -54,11 +52,11 @@ def store(tmp_path) -> str:
     s = Store(path)
     env = {"commit": "c0ffee1234", "dirty": False, "device_name": "Test CPU", "device_type": "cpu", "host": "h", "torch": "2.x"}
     s.add_session("s1", "2026-01-02T03:00:00+00:00", "quick", "s2sbench run", env)
-    s.add_run(_record("s1", _spec("attention")))
-    s.add_run(_record("s1", _spec("seq2seq"), status="failed"))
+    s.add_run(run_record(_spec("attention"), session="s1", started=STARTED, **OK))
+    s.add_run(run_record(_spec("seq2seq"), session="s1", started=STARTED, **FAILED))
     s.finish_session("s1", "2026-01-02T03:10:00+00:00", "finished")
     s.add_session("s2", "2026-01-03T03:00:00+00:00", "quick", "s2sbench run", {**env, "commit": "beef"})
-    s.add_run(_record("s2", _spec("attention", seed=1), started="2026-01-03T03:04:05+00:00"))
+    s.add_run(run_record(_spec("attention", seed=1), session="s2", started="2026-01-03T03:04:05+00:00", **OK))
     s.finish_session("s2", "2026-01-03T03:10:00+00:00", "finished")
     s.close()
     return path
@@ -89,10 +87,10 @@ def test_a_stored_run_becomes_params_final_metrics_series_and_tags(store) -> Non
 
 
 def test_a_retried_run_keeps_its_own_identity(store) -> None:
-    a = _record("s1", _spec("seq2seq"), status="failed")
-    b = _record("s1", _spec("seq2seq"), started="2026-01-02T04:00:00+00:00")
+    a = run_record(_spec("seq2seq"), session="s1", started=STARTED, **FAILED)
+    b = run_record(_spec("seq2seq"), session="s1", started="2026-01-02T04:00:00+00:00", **OK)
     assert a.key == b.key and run_uid(a) != run_uid(b)
-    assert run_uid(a) == run_uid(_record("s1", _spec("seq2seq"), status="failed"))
+    assert run_uid(a) == run_uid(run_record(_spec("seq2seq"), session="s1", started=STARTED, **FAILED))
 
 
 # --- MLflow -----------------------------------------------------------------------------------------------

@@ -12,11 +12,12 @@ import pytest
 
 from bench.errors import UserError
 from bench.results.merge import merge
-from bench.results.store import RunRecord, Store
+from bench.results.store import Store
 from bench.runner.executor import LocalExecutor
 from bench.runner.session import run_session
 from bench.spec.run import SessionConfig
 from tests.conftest import copy_store, run_cli, snapshot
+from tests.factories import run_record
 
 CPU = SessionConfig(device="cpu", threads=1)
 TINY = ["--task", "date", "--model", "attention", "--size", "tiny", "--epochs", "1", "--train-size", "50", "--device", "cpu"]
@@ -150,8 +151,7 @@ def test_a_session_stored_before_plans_were_has_the_plan_of_what_it_ran(tmp_path
     specs = [make_spec(seed=s) for s in range(2)]
     st = Store(str(tmp_path / "s.sqlite"))
     st.add_session("old", "2026-01-01T00:00:00+00:00", None, "an older s2sbench", {})  # no plan: as before plans were recorded
-    st.add_run(RunRecord("old", specs[0].key(), "date", "attention", "tiny", 0, specs[0].config(), specs[0].config_hash(), "failed", "boom",
-                         "2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00", {}, [], []))
+    st.add_run(run_record(specs[0], session="old", status="failed", error="boom"))
     st.finish_session("old", "2026-01-01T00:02:00+00:00", "interrupted")
     assert st.planned("old") == {specs[0].key()}
     with pytest.raises(UserError, match="stored before s2sbench recorded plans"):

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+import numpy as np
 import pytest
 
-from bench.results.metrics import BY_NAME, CATALOGUE, mfu, of_kind, s_per_epoch, steady, steady_rates
+from bench.results.calibration import combined_seconds
+from bench.results.export import final_metrics
+from bench.results.metrics import BY_NAME, CATALOGUE, finite, finite_as_stored, mfu, of_kind, s_per_epoch, steady, steady_rates
+
+# A stored value -> what it reads as: a finite float, or None for anything that is not a figure.
+READINGS = [
+    (None, None),
+    (True, None), (False, None),  # a flag is not 1 or 0
+    ("0.5", None), ("nan", None), ("", None),  # text is not a number, even when it spells one
+    (float("nan"), None), (float("inf"), None), (float("-inf"), None),
+    ([1.0], None), ({"x": 1}, None), (object(), None),
+    (0, 0.0), (3, 3.0), (-2, -2.0), (0.25, 0.25), (-1e-300, -1e-300),
+    (np.float32(0.5), 0.5), (np.float64(float("nan")), None), (np.int64(7), 7.0), (Decimal("1.5"), 1.5),
+]
 
 
 def test_the_first_epoch_is_warm_up_and_is_left_out():
@@ -51,3 +67,28 @@ def test_display_converts_to_the_unit_people_read():
     assert BY_NAME["params"].format(BY_NAME["params"].display(1234567)) == "1,234,567"
     assert BY_NAME["alignment"].display(None) is None and BY_NAME["alignment"].display("x") is None
     assert BY_NAME["alignment"].format(None) == "–"
+
+
+@pytest.mark.parametrize("stored, number", READINGS)
+def test_the_one_reading_of_a_stored_number(stored, number):
+    got = finite(stored)
+    assert got == number
+    assert got is None or type(got) is float
+
+
+@pytest.mark.parametrize("stored, number", READINGS)
+def test_the_integer_keeping_reading_is_the_one_reading_with_integers_kept(stored, number):
+    got = finite_as_stored(stored)
+    assert got == number
+    if isinstance(stored, (int, np.integer)) and number is not None:
+        assert type(got) is int  # a baseline file writes 50000, not 50000.0
+    else:
+        assert got is None or type(got) is float
+    assert finite_as_stored(2**60 + 1) == 2**60 + 1  # exact, not through a float
+
+
+@pytest.mark.parametrize("stored, number", READINGS)
+def test_display_export_and_calibration_read_a_number_the_one_way(stored, number):
+    assert (BY_NAME["params"].display(stored) is None) == (number is None)
+    assert final_metrics({"x": stored}, {}) == ({} if number is None else {"x": number})
+    assert combined_seconds({"combined_s": stored}) == (number if number is not None and number > 0 else None)

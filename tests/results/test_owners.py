@@ -15,7 +15,8 @@ from bench.errors import UserError
 from bench.results import owners
 from bench.results.merge import merge
 from bench.results.owners import STALE_AFTER_S, Owner, SessionLost
-from bench.results.store import RunRecord, Store
+from bench.results.store import Store
+from tests.factories import run_record
 
 HERE = owners.machine_id()
 
@@ -38,11 +39,6 @@ def _insert(store: Store, o: Owner) -> None:
     with store.db:
         store.db.execute(f"INSERT INTO session_owners({', '.join(owners.OWNER_COLS)}) VALUES ({', '.join('?' * len(owners.OWNER_COLS))})",
                          tuple(getattr(o, c) for c in owners.OWNER_COLS))
-
-
-def _record(sid: str, key: str, status: str = "ok") -> RunRecord:
-    return RunRecord(sid, key, "date", "attention", "tiny", 0, {}, "h", status, None if status == "ok" else "boom",
-                     "2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00", {}, [], [])
 
 
 def _stored_status(path: str, sid: str) -> str:
@@ -135,11 +131,11 @@ def test_a_run_is_claimed_once_and_stored_only_under_its_claim(tmp_path) -> None
     st.add_session("s", "2026-01-01T00:00:00+00:00", None, "c", {})
     a = st.acquire("s", resume=False)
     assert st.claim(a, "k1") and st.claim(a, "k2")
-    st.add_run(_record("s", "k1"), claim=a.token)
+    st.add_run(run_record(key="k1"), claim=a.token)
     assert not st.claim(a, "k1")  # stored ok: nothing to claim
     with pytest.raises(SessionLost):  # a claim that is not (or no longer) this owner's stores nothing
-        st.add_run(_record("s", "k3"), claim=a.token)
-    st.add_run(_record("s", "k2", "failed"), claim=a.token)
+        st.add_run(run_record(key="k3"), claim=a.token)
+    st.add_run(run_record(key="k2", status="failed", error="boom"), claim=a.token)
     assert st.claim(a, "k2")  # a failed run can be claimed again (a retry)
     assert sorted(r.key for r in st.runs("s")) == ["k1", "k2"]
     st.close()
@@ -160,8 +156,8 @@ def test_a_live_owner_taken_for_dead_stops_and_stores_nothing_twice(tmp_path) ->
     with pytest.raises(SessionLost, match="taken over"):
         st.claim(a, "k2")
     with pytest.raises(SessionLost):  # A finishes k1 anyway: its result is not stored
-        st.add_run(_record("s", "k1"), claim=a.token)
-    st.add_run(_record("s", "k1"), claim=b.token)
+        st.add_run(run_record(key="k1"), claim=a.token)
+    st.add_run(run_record(key="k1"), claim=b.token)
     st.release(a, "interrupted")  # A lets go: the session's status is B's to set
     assert st.sessions()[0]["status"] == "running"
     st.release(b, "finished")
@@ -177,7 +173,7 @@ def test_merge_carries_the_owners_so_a_dead_part_reads_interrupted(tmp_path) -> 
     pid, start = _dead_pid()
     dead = _owner("s", pid, start)
     _insert(st, dead)
-    st.add_run(_record("s", "k1"))
+    st.add_run(run_record(key="k1"))
     st.close()
     merge(out, [a])
     merge(out, [a])  # merged twice: one owner record

@@ -14,19 +14,17 @@ from bench.runner.executor import LocalExecutor
 from bench.runner.session import run_session
 from bench.spec.run import SessionConfig
 from tests.conftest import snapshot
+from tests.factories import run_record
 
 CPU = SessionConfig(device="cpu")
 
 
-def _record(sid: str, key: str, status: str = "ok", **kw) -> RunRecord:
-    base = dict(session=sid, key=key, task="date", model="attention", size="tiny", seed=0,
-                config={"model": "attention", "train": {"lr": 0.001, "amp": "off"}, "model_options": {}}, config_hash="abc123",
-                status=status, error=None if status == "ok" else "RuntimeError: boom", started="2024-01-01T00:00:00+00:00",
-                finished="2024-01-01T00:01:00+00:00",
-                metrics={"test_exact_match": 0.125, "epoch_seconds": [1.5, 0.25], "time_to_target_s": None, "test_by_length": {"7": [1, 8]}},
+# A run as the runner stores one, every field holding something a round trip could lose (nested JSON, a
+# float that is not exact in decimal, None inside metrics).
+STORED = dict(config={"model": "attention", "train": {"lr": 0.001, "amp": "off"}, "model_options": {}}, config_hash="abc123",
+              started="2024-01-01T00:00:00+00:00", finished="2024-01-01T00:01:00+00:00")
+MEASURED = dict(metrics={"test_exact_match": 0.125, "epoch_seconds": [1.5, 0.25], "time_to_target_s": None, "test_by_length": {"7": [1, 8]}},
                 history=[{"epoch": 1, "loss": 2.5}, {"epoch": 2, "loss": 1.0 / 3.0}], samples=[{"row": 0, "attention": [[0.5, 0.5]]}])
-    base.update(kw)
-    return RunRecord(**base)
 
 
 def test_session_with_runs_round_trips(tmp_path) -> None:
@@ -34,7 +32,8 @@ def test_session_with_runs_round_trips(tmp_path) -> None:
     st = Store(path)
     env = {"device_name": "cpu", "threads": 2, "nested": {"a": [1, 2]}}
     st.add_session("s1", "2024-01-01T00:00:00+00:00", "quick", "s2sbench run --suite quick", env)
-    recs = [_record("s1", "date/attention/tiny/0/abc123"), _record("s1", "date/seq2seq/tiny/0/abc123", status="failed", model="seq2seq", metrics={}, history=[], samples=[])]
+    recs = [run_record(session="s1", **STORED, **MEASURED),
+            run_record(session="s1", model="seq2seq", status="failed", error="RuntimeError: boom", **STORED)]
     ids = [st.add_run(r) for r in recs]
     st.finish_session("s1", "2024-01-01T00:05:00+00:00", "finished")
     st.close()
@@ -197,7 +196,7 @@ def test_bad_input_leaves_the_store_untouched(tmp_path, make_spec) -> None:
     path = str(tmp_path / "s.sqlite")
     store = Store(path)
     store.add_session("old", "2024-01-01T00:00:00+00:00", None, "c", {})
-    store.add_run(_record("old", "k"))
+    store.add_run(run_record(session="old", key="k"))
     before = snapshot(path)
     for spec in (make_spec(model="nosuch"), make_spec(task="nosuch")):
         with pytest.raises(UserError, match="nosuch"):
@@ -211,7 +210,7 @@ def test_the_store_is_sqlite_with_one_row_per_run(tmp_path) -> None:
     path = str(tmp_path / "s.sqlite")
     st = Store(path)
     st.add_session("s1", "2024-01-01T00:00:00+00:00", None, "c", {})
-    st.add_run(_record("s1", "k1"))
+    st.add_run(run_record(session="s1", key="k1"))
     st.close()
     db = sqlite3.connect(path)
     assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
@@ -343,7 +342,7 @@ def test_the_divergence_rule() -> None:
 def _closed_store(path: str) -> bytes:
     st = Store(path)
     st.add_session("s1", "2024-01-01T00:00:00+00:00", None, "c", {})
-    st.add_run(_record("s1", "k1"))
+    st.add_run(run_record(session="s1", key="k1"))
     st.close()
     with open(path, "rb") as f:
         return f.read()

@@ -14,12 +14,13 @@ import dataclasses
 import pytest
 import torch
 
-from bench.results.store import RunRecord, Store
+from bench.results.store import Store
 from bench.results.tidy import runs_frame
 from bench.runner import execute as ex
 from bench.runner.cache import DataCache
 from bench.spec.run import SessionConfig
 from bench.train.loop import Epoch, FitResult
+from tests.factories import run_record
 
 CPU = torch.device("cpu")
 STEP_FLOPS = 6.0e6  # FLOPs of the probe batch's training step, as the stand-in counts them
@@ -82,8 +83,7 @@ def test_the_tidy_frame_reports_what_the_history_says(run, tmp_path):
     m, _, _, spec = run()
     store = Store(str(tmp_path / "s.sqlite"))
     store.add_session("s", "t0", None, "test", {})
-    store.add_run(RunRecord("s", spec.key(), "addition", spec.model, spec.size, spec.seed, spec.config(), spec.config_hash(), "ok", None,
-                            "t0", "t1", m, history().history(), []))
+    store.add_run(run_record(spec, task="addition", metrics=m, history=history().history()))
     (row,) = runs_frame(store, ["s"]).to_dict("records")
     store.close()
     assert row["s_per_epoch"] == pytest.approx(2.5)

@@ -99,3 +99,17 @@ def test_unreachable_ray_address_is_one_line_and_exit_2(tmp_path):
     assert len(lines) == 1 and "127.0.0.1:1" in lines[0] and "Traceback" not in err
     assert not store.exists()
 
+
+
+def test_ray_workers_load_the_plugin_a_run_carries(tmp_path):
+    """A plugin's model on Ray: each worker process loads the --plugin file the run carries before it builds the model."""
+    plugin = tmp_path / "toy_plugin.py"
+    plugin.write_text("from tests.models.toys import plant\n\nplant('toyray')\n")
+    store = str(tmp_path / "ray.sqlite")
+    p = subprocess.run([sys.executable, "-m", "bench", "run", "--plugin", str(plugin), "--task", "date", "--model", "toyray", "--size", "tiny",
+                        "--epochs", "1", "--train-size", "60", "--executor", "ray", "--device", "cpu", "--threads", "1", "--store", store],
+                       cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    (run,) = Store.open_existing(store).runs()
+    assert run.status == "ok", run.error
+    assert run.metrics["model_meta"]["plugin"] == str(plugin) and run.metrics["worker_host"]

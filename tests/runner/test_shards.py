@@ -9,10 +9,11 @@ import sqlite3
 
 import pytest
 
-from bench.results.store import RunRecord, Store
+from bench.results.store import Store
 from bench.runner import shard
 from bench.spec import suite
 from tests.conftest import run_cli, snapshot
+from tests.factories import run_record
 
 TINY_SUITE = """
 description = "four tiny runs"
@@ -144,8 +145,8 @@ def _store(path, sessions: dict[str, list[tuple[str, str, str]]], suite_name: st
     for sid, runs in sessions.items():
         st.add_session(sid, "2026-01-01T00:00:00+00:00", suite_name, f"s2sbench run --session-id {sid}", env or {"host": str(path)})
         for key, run_status, fin in runs:
-            st.add_run(RunRecord(sid, key, "date", "attention", "tiny", 0, {"k": key}, "h", run_status, None if run_status == "ok" else "boom",
-                                 "2026-01-01T00:00:00+00:00", fin, {"test_exact_match": 0.5, "from": str(path)}, [], []))
+            st.add_run(run_record(session=sid, key=key, config={"k": key}, status=run_status, error=None if run_status == "ok" else "boom",
+                                  finished=fin, metrics={"test_exact_match": 0.5, "from": str(path)}))
         st.finish_session(sid, "2026-01-01T01:00:00+00:00", status)
     st.close()
     return str(path)
@@ -265,8 +266,7 @@ def test_session_id_taken_needs_resume_and_resume_continues_it(tmp_path):
     _, _, specs = suite.load(str(s), {"models": ["attention"]})
     st = Store(path)  # an interrupted session that finished seed 0
     st.add_session("job-7", "2026-01-01T00:00:00+00:00", "tiny", "earlier", {}, plan=[sp.key() for sp in specs])
-    st.add_run(RunRecord("job-7", specs[0].key(), "date", "attention", "tiny", 0, specs[0].config(), specs[0].config_hash(), "ok", None,
-                         "2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00", {"test_exact_match": 0.0}, [], []))
+    st.add_run(run_record(specs[0], session="job-7", metrics={"test_exact_match": 0.0}))
     st.finish_session("job-7", "2026-01-01T00:02:00+00:00", "interrupted")
     st.close()
     before = snapshot(path)

@@ -72,15 +72,15 @@ def test_a_suite_sweep_point_beyond_the_table_names_the_file_and_key(tmp_path):
 
 
 def test_the_scaling_suites_sweep_every_model_over_lengths_and_sizes():
-    import models
+    from tests.conftest import builtin_models
 
     _, _, specs = suite.load("scaling")
-    assert {s.model for s in specs} == set(models.names())
+    assert {s.model for s in specs} == set(builtin_models())
     assert {s.data.train_lengths for s in specs} == {(L, L) for L in (16, 64, 256, 1024)}
     assert {s.size for s in specs} == {"small", "base", "large"}
     assert all(s.mode == "throughput" and s.train.amp == "bf16" for s in specs)
     _, _, cpu = suite.load("scaling-cpu")
-    assert {s.model for s in cpu} == set(models.names()) and all(s.mode == "throughput" for s in cpu)
+    assert {s.model for s in cpu} == set(builtin_models()) and all(s.mode == "throughput" for s in cpu)
 
 
 def test_an_over_budget_point_is_stored_as_failed_with_its_reason(tmp_path):

@@ -5,7 +5,7 @@ and of Tensor2Tensor's ``algorithmic_*`` problems: the right answer *and* the ri
 exactly, and a **length split** measures extrapolation -- train and valid hold sources with lengths in
 ``TaskOptions.train_lengths``; the test split holds half in-range lengths and half ``test_lengths``
 (longer, by default), so accuracy by source length separates "learned the data" from "learned the
-algorithm" (DESIGN: length split; book §8.1 on the fixed-length-vector bottleneck).
+algorithm" (docs/design.md, "Splits"; book §8.1 on the fixed-length-vector bottleneck).
 
 Alignments, per target character ``i`` of a source of length ``n``:
 
@@ -19,7 +19,7 @@ are not starved by the exponentially many long strings); a length whose every st
 dropped from the draw. All three tasks draw the same sources for the same seed, so their results compare
 on identical inputs. Splits are disjoint by source string.
 
-Lengths have no cap: the long-sequence sweeps (DESIGN: throughput runs) use sources of 1024 characters and
+Lengths have no cap: the long-sequence sweeps (docs/design.md, "Throughput runs") use sources of 1024 characters and
 test on up to 2048. Drawing, converting and sorting a source cost time about linear in its length (the
 string's index is split in halves, not peeled digit by digit; sort is a counting sort), and the count of
 strings per length is an exact integer however large.

@@ -1,10 +1,16 @@
-"""The task family's shared parts: examples, options, splits, and the registry the task modules fill."""
+"""The task family's shared parts: examples, options, splits, and the registry the task modules fill.
+
+A task from outside s2sbench (an installed package's entry point, a ``--plugin`` file) registers through the
+same ``register``; while its code is imported, ``loading(plugin, version)`` says where it comes from. A name is
+registered once, and a plugin that fails leaves nothing registered.
+"""
 
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from bench.errors import UserError
@@ -25,7 +31,7 @@ class Example:
 
 @dataclass(frozen=True)
 class TaskOptions:
-    """What to generate. The data seed is separate from the model seed (DESIGN: seeds)."""
+    """What to generate. The data seed is separate from the model seed (docs/design.md, "Seeds")."""
 
     seed: int = 0  # data seed: same seed, same examples, on every machine
     train: int = 20_000  # examples per split (generators); capped by --train-size for files
@@ -59,18 +65,55 @@ class TaskEntry:
     make: Callable[[TaskOptions], TaskData]
     summary: str
     aligned: bool  # does the task define alignments?
+    plugin: str = ""  # where a task from outside s2sbench came from (distribution, or --plugin file); "" for the built-ins
+    plugin_version: str = ""
     # Does the task draw its sources at the lengths TaskOptions asks for (train_lengths, test_lengths: a length
     # split, a --length sweep point)? A task that does not (date, addition) would ignore them, and a run would be
     # stored as a sweep point it never was; the runner refuses lengths for it before anything runs.
     lengths: bool = False
 
+    def describe(self) -> str:
+        """Whose the name is, as a message says it: ``the built-in task date`` or ``task rot13 of plugin x 1.0``."""
+        if not self.plugin:
+            return f"the built-in task {self.name}"
+        return f"task {self.name} of plugin {self.plugin}" + (f" {self.plugin_version}" if self.plugin_version else "")
+
+    def record(self) -> dict[str, str]:
+        """Stored with each run of a plugin's task: which plugin, which version ({} for the built-ins)."""
+        return {"plugin": self.plugin, "plugin_version": self.plugin_version} if self.plugin else {}
+
 
 _REGISTRY: dict[str, TaskEntry] = {}
+_LOADING: list[tuple[str, str]] = []  # the plugin whose code is being imported, innermost last: (name, version)
+_PLUGINS: dict[str, object] = {}  # entry-point group -> "loading", "loaded", or the UserError it failed with (tasks._load)
+
+
+@contextmanager
+def loading(plugin: str, version: str) -> Iterator[None]:
+    """While a plugin's code is imported: what it registers records ``plugin`` and ``version``; if the import fails,
+    what it registered so far is taken out again."""
+    before = dict(_REGISTRY)
+    _LOADING.append((plugin, version))
+    try:
+        yield
+    except BaseException:
+        _REGISTRY.clear()
+        _REGISTRY.update(before)
+        raise
+    finally:
+        _LOADING.pop()
 
 
 def register(name: str, summary: str, aligned: bool, lengths: bool = False) -> Callable:
+    """Decorate a task's ``make(TaskOptions) -> TaskData`` to register it as ``name``. A name taken already (by a
+    built-in task or another plugin's) is refused with one line. ``lengths``: the task draws its sources at the
+    lengths asked for (``TaskEntry.lengths``)."""
+
     def deco(fn: Callable[[TaskOptions], TaskData]) -> Callable[[TaskOptions], TaskData]:
-        _REGISTRY[name] = TaskEntry(name, fn, summary, aligned, lengths=lengths)
+        if name in _REGISTRY:
+            raise UserError(f"task name {name!r} is taken by {_REGISTRY[name].describe()}")
+        plugin, version = _LOADING[-1] if _LOADING else ("", "")
+        _REGISTRY[name] = TaskEntry(name, fn, summary, aligned, plugin, version, lengths=lengths)
         return fn
 
     return deco

@@ -8,7 +8,7 @@
    bisect's folder, so every commit runs the same definition.
 2. The reference is measured here, now: the suite runs at GOOD first, and every later commit is compared
    with *that* session, on this machine, in this bisect (speed is compared as ratios measured together,
-   DESIGN: sessions). The suite then runs at BAD; if the regression does not show there, there is nothing
+   docs/design.md, "Speed on noisy machines"). The suite then runs at BAD; if the regression does not show there, there is nothing
    to bisect and it says so.
 3. ``git bisect run`` calls the predicate at each midpoint: run the suite with that commit's own code
    (``python -m bench run`` in a checkout of the commit), compare with the GOOD session under the same
@@ -40,9 +40,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from bench.analysis import compare as cmp
 from bench.analysis.configs import model_label
 from bench.errors import UserError
+from bench.regress.compare import Comparison, Row, compare, compare_refs, fmt_change, metric_label
+from bench.regress.sides import is_baseline_ref, side_from_store
+from bench.regress.thresholds import parse_fail_on
 from bench.results.metrics import BY_NAME
 from bench.results.store import Store
 from bench.spec import suite as suite_mod
@@ -177,7 +179,7 @@ def suite_text(configs: list[dict[str, Any]], description: str) -> str:
     return f"description = {_toml(description)}\n\n" + "\n".join(suite_block(cs) for cs in by_cfg.values())
 
 
-def regressed(c: cmp.Comparison, metrics: list[str] | None = None) -> list[cmp.Row]:
+def regressed(c: Comparison, metrics: list[str] | None = None) -> list[Row]:
     rows = c.regressions()
     return [r for r in rows if metrics is None or r.metric in metrics]
 
@@ -221,7 +223,7 @@ def _session_ids(path: str) -> list[str]:
         store.close()
 
 
-def _cost(r: cmp.Row) -> float:
+def _cost(r: Row) -> float:
     """How bad a row is, larger is worse: a time ratio, or points lost."""
     if r.change is None:
         return math.inf if r.verdict == "worse" else -math.inf
@@ -231,14 +233,14 @@ def _cost(r: cmp.Row) -> float:
     return 1 / r.change if m is not None and m.better == "high" and r.change > 0 else r.change
 
 
-def describe(r: cmp.Row) -> str:
-    change = cmp.fmt_change(r)
-    return f"{r.task}/{r.model}/{r.size} {cmp.metric_label(r.metric)} {change or r.verdict}{f' ({r.note})' if r.note and not change else ''}".strip()
+def describe(r: Row) -> str:
+    change = fmt_change(r)
+    return f"{r.task}/{r.model}/{r.size} {metric_label(r.metric)} {change or r.verdict}{f' ({r.note})' if r.note and not change else ''}".strip()
 
 
 def judge(plan: Plan, session: str) -> Step:
     """The GOOD session against ``session``: bad when a judged row is worse; skip when one cannot be measured."""
-    c = cmp.compare(cmp.side_from_store(plan.store, plan.reference), cmp.side_from_store(plan.store, session), cmp.parse_fail_on(plan.fail_on))
+    c = compare(side_from_store(plan.store, plan.reference), side_from_store(plan.store, session), parse_fail_on(plan.fail_on))
     rows = [r for r in c.rows if r.kind != "group" and (plan.metrics is None or r.metric in plan.metrics)]
     if plan.targets is not None:
         want = {tuple(t) for t in plan.targets}
@@ -247,7 +249,7 @@ def judge(plan: Plan, session: str) -> Step:
         unmeasured = sorted(t for t in want - seen if t[3] != "runs")  # no "runs" row means no run failed: fine
         if unmeasured:
             t = unmeasured[0]
-            return Step("", "skip", session, f"{'/'.join(t[:3])} {cmp.metric_label(t[3])} not measured (runs failed or missing)")
+            return Step("", "skip", session, f"{'/'.join(t[:3])} {metric_label(t[3])} not measured (runs failed or missing)")
     if not rows:
         return Step("", "skip", session, "nothing to judge (no run of the suite compared)")
     worst = max(rows, key=_cost)
@@ -303,7 +305,7 @@ def plan_from(repo: str, good: str, bad: str, out: str | None, suite: str | None
         raise UserError(f"GOOD and BAD are the same commit ({g[:10]})")
     if subprocess.run(["git", "-C", top, "merge-base", "--is-ancestor", g, b]).returncode != 0:
         raise UserError(f"{good} is not an ancestor of {bad}: bisect needs GOOD before BAD on one line of history")
-    cmp.parse_fail_on(fail_on)  # bad thresholds are refused before anything runs
+    parse_fail_on(fail_on)  # bad thresholds are refused before anything runs
     for m in metrics or []:
         if m not in BY_NAME and m != "runs":
             raise UserError(f"--metric: unknown metric {m!r}; known: {', '.join(BY_NAME)}, runs")
@@ -320,11 +322,11 @@ def plan_from(repo: str, good: str, bad: str, out: str | None, suite: str | None
     else:
         if not base:
             raise UserError("say what to bisect: --base REF (and --new REF, default latest) naming the comparison that regressed, or --suite NAME")
-        c = cmp.compare_refs(base, new, store, fail_on)
+        c = compare_refs(base, new, store, fail_on)
         rows = regressed(c, metrics)
         if not rows:
             raise UserError(f"compare {base} {new}: no regression{' in ' + ','.join(metrics) if metrics else ''} to bisect")
-        side = new if not cmp.is_baseline_ref(new) else base if not cmp.is_baseline_ref(base) else None
+        side = new if not is_baseline_ref(new) else base if not is_baseline_ref(base) else None
         if side is None:
             raise UserError("both sides are baseline files, which keep no run configs: give --suite, or a session as --new")
         groups = {(r.task, r.model, r.size) for r in rows}
@@ -346,7 +348,7 @@ def plan_from(repo: str, good: str, bad: str, out: str | None, suite: str | None
 def _predicate(plan_path: str) -> list[str]:
     """The command ``git bisect run`` calls: this module of the driving copy, whatever the checkout holds."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the folder holding this bench/
-    code = f"import sys; sys.path.insert(0, {root!r}); from bench.analysis.bisect import step_main; sys.exit(step_main(sys.argv[1]))"
+    code = f"import sys; sys.path.insert(0, {root!r}); from bench.regress.bisect import step_main; sys.exit(step_main(sys.argv[1]))"
     return [sys.executable, "-c", code, plan_path]
 
 

@@ -9,11 +9,12 @@ import subprocess
 
 import pytest
 
-from bench.analysis import bisect
-from bench.results.store import RunRecord, Store
+from bench.regress import bisect
+from bench.results.store import Store
 from bench.spec import suite as suite_mod
 from bench.spec.run import DataSpec, RunSpec, ThroughputSpec, TrainConfig
 from tests.conftest import REPO, run_cli
+from tests.factories import run_record
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
 
@@ -159,8 +160,7 @@ def _regression_store(path: str, spec: RunSpec) -> None:
         s.add_session(sid, f"2026-01-0{1 if sid == 'base' else 2}T00:00:00+00:00", "tiny", "s2sbench run", {"device_name": "cpu", "device_type": "cpu"})
         m = {"test_exact_match": 0.5, "test_token_accuracy": 0.8, "epoch_seconds": [0.5 * k, 0.3 * k, 0.3 * k], "peak_memory_bytes": 2**27,
              "params": 1000, "epochs": 3}
-        s.add_run(RunRecord(sid, spec.key(), spec.data.name, spec.model, spec.size, spec.seed, spec.config(), spec.config_hash(), "ok", None,
-                            "t0", "t1", m, [], []))
+        s.add_run(run_record(spec, session=sid, metrics=m))
         s.finish_session(sid, "t2", "finished")
     s.close()
 

@@ -8,26 +8,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 import torch
 
 from bench import cli
-from bench.analysis.compare import (
-    Thresholds,
-    compare,
-    compare_refs,
-    load_baseline,
-    parse_fail_on,
-    quality_verdict,
-    ratio_verdict,
-    save_baseline,
-    side_from_store,
-)
 from bench.errors import UserError
 from bench.measure.calibrate import calibrate
+from bench.regress.compare import compare, compare_refs
+from bench.regress.sides import load_baseline, save_baseline, side_from_store
+from bench.regress.thresholds import Thresholds, parse_fail_on
+from bench.regress.verdicts import quality_verdict, ratio_verdict
 from bench.results.calibration import combined_seconds
-from bench.results.store import RunRecord, Store
+from bench.results.store import Store
+from tests.factories import run_record
 
 ENV = {"device_name": "Test CPU", "device_type": "cpu", "torch": "2.13.0+cpu", "threads": 2, "cuda": None}
 METRICS = {
@@ -57,8 +52,7 @@ def add_run(store: Store, sid: str, model: str = "attention", seed: int = 0, tas
     m = {} if status != "ok" else {**METRICS, **metrics}
     cfg = {"model_options": options or {}, "train": {"amp": amp, "epochs": epochs}}
     h = "h" if (amp, epochs) == ("off", 5) else f"h-{amp}-{epochs}"  # the runner hashes the config less the seed
-    store.add_run(RunRecord(sid, f"{task}/{model}/tiny/{seed}/{h}", task, model, "tiny", seed, cfg, h, status, error,
-                            "2025-01-01T00:00:00+00:00", "2025-01-01T00:01:00+00:00", m, [], []))
+    store.add_run(run_record(session=sid, task=task, model=model, seed=seed, config=cfg, config_hash=h, status=status, error=error, metrics=m))
 
 
 def scaled(k: float) -> dict:
@@ -196,6 +190,16 @@ def test_failed_run_on_new_side_is_a_regression(store):
     assert c2.exit_code() == 0
 
 
+def test_a_pipe_or_a_line_break_in_a_failure_reason_stays_in_its_cell(store):
+    add_session(store, "A")
+    add_session(store, "B")
+    add_run(store, "A")
+    add_run(store, "B", status="failed", error="shape [2|3] mismatch\nin the decoder")
+    line = next(ln for ln in compare(*sides(store)).markdown().splitlines() if "runs ok" in ln)
+    assert "(seed 0: shape [2\\|3] mismatch in the decoder)" in line
+    assert len(re.split(r"(?<!\\)\|", line)) == 10  # 8 cells between 9 unescaped bars
+
+
 def test_resumed_retry_replaces_the_failed_run(store):
     add_session(store, "A")
     add_session(store, "B")
@@ -321,6 +325,24 @@ def test_baseline_round_trip(store, tmp_path):
     assert c.exit_code() == 0
     assert {r.verdict for r in c.rows} == {"same"}
     assert cli.main(["compare", path, "latest", "--store", store.path]) == 0
+
+
+def test_a_flag_or_text_stored_as_a_metric_is_no_figure_and_its_baseline_still_loads(store, tmp_path):
+    """Stored values are read the one way (``bench.results.metrics.finite``): a flag, text or an infinity is no
+    figure, so the baseline file holds null there -- a value its reader would refuse is never written."""
+    add_session(store, "A")
+    add_run(store, "A", test_exact_match=True, alignment="0.8", train_tokens_per_s=float("inf"))
+    side = side_from_store(store.path, "A")
+    g = side.group("date", "attention", "tiny")
+    assert g.values("test_exact_match") == g.values("alignment") == g.values("train_tokens_per_s") == []
+    assert g.values("test_token_accuracy") == [0.95] and g.seeds[0]["params"] == 50_000
+    path, _ = save_baseline(store.path, "A", "odd", str(tmp_path))
+    text = open(path).read()
+    seed = json.loads(text)["results"]["date/attention/tiny"]["seeds"]["0"]
+    assert seed["test_exact_match"] is seed["alignment"] is seed["train_tokens_per_s"] is None
+    assert '"params": 50000,' in text  # an integer stays an integer
+    c = compare(load_baseline(path), side)
+    assert {r.verdict for r in c.rows} == {"same"} and not c.unpaired
 
 
 # --- the command line ---------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
-"""The Transformer's static-shape decoder: the same tokens as cached and uncached decoding, any batch that
-fits, reused across batches; on CUDA captured as a graph with no host sync inside the step.
+"""The harness's static decoder (``bench.train.decode``): through the Transformer's fixed-shape step
+(``decode_step``), the same tokens as cached and uncached decoding, any batch that fits, reused across
+batches, stopping early as every greedy loop does; on CUDA captured as graphs and replayed. The step alone,
+pure torch, is tested in tests/models/test_decode_step.py.
 
 CPU runs the static step eagerly -- the very code a CUDA graph captures -- so equality with ``generate`` is
 checked everywhere; the ``gpu`` tests capture it and skip without CUDA. Cross-path comparisons run in
@@ -14,9 +16,9 @@ import torch
 
 import models
 from bench.data.vocab import BOS, EOS
-from models.base import after_eos
-from models.transformer import StaticDecoder
-from tests.models.test_models import V, random_batch
+from bench.train.decode import StaticDecoder
+from models.base import STOP_CHECK_EVERY, after_eos
+from tests.models.test_models import V, _ending_token, _module_calls, random_batch, tiny
 
 NEVER = -1  # an EOS no model produces: every step runs
 
@@ -40,7 +42,7 @@ def test_static_decoding_equals_cached_and_uncached(positions: str, B: int) -> N
     for eos in (NEVER, EOS):
         cached = model.generate(src, mask, 20, BOS, eos, return_attention=True)
         uncached = model.generate(src, mask, 20, BOS, eos, return_attention=True, use_cache=False)
-        static = model.generate(src, mask, 20, BOS, eos, return_attention=True, static=True)
+        static = StaticDecoder(model, src.size(0), src.size(1), 20, return_attention=True)(src, mask, BOS, eos)
         assert torch.equal(static.tokens, cached.tokens) and torch.equal(static.tokens, uncached.tokens)
         torch.testing.assert_close(static.attention, cached.attention)
     assert cached.tokens.unique().numel() > 1  # a non-trivial sequence
@@ -68,23 +70,29 @@ def test_one_decoder_serves_smaller_batches_and_is_reused() -> None:
 def test_static_decoding_in_float32_matches_the_cache() -> None:
     model = _model(dtype=torch.float32)
     src, mask = _batch(6)
-    assert torch.equal(model.generate(src, mask, 20, BOS, EOS, static=True).tokens, model.generate(src, mask, 20, BOS, EOS).tokens)
+    static = StaticDecoder(model, src.size(0), src.size(1), 20)(src, mask, BOS, EOS)
+    assert torch.equal(static.tokens, model.generate(src, mask, 20, BOS, EOS).tokens)
 
 
-def test_static_step_writes_one_position_and_moves_on() -> None:
-    """The step reads its position from a device tensor and advances it; the cache fills one column per step."""
-    model = _model()
-    dec = StaticDecoder(model, batch=2, src_len=12, max_len=6)
-    src, mask = _batch(2)
-    dec.load(src, mask, BOS)
-    for layer_cache in dec.caches:
-        layer_cache[0].zero_()
-    for t in range(3):
-        assert int(dec.pos) == t
-        dec.step()
-    k = dec.caches[0][0]  # [B,h,L,dh]
-    assert (k[:, :, :3].abs().sum(dim=(0, 1, 3)) > 0).all() and (k[:, :, 3:] == 0).all()
-    assert int(dec.pos) == 3
+def test_static_decoding_stops_early_with_the_fixed_length_result() -> None:
+    """As every greedy loop (tests/models/test_models.py, early stop): decoding stops once every row has emitted
+    EOS, checked between chunks of STOP_CHECK_EVERY steps, and returns exactly what running all max_len steps
+    and finishing the rows gives -- tokens, PAD and maps -- with fewer steps run."""
+    src, mask, _ = random_batch(B=4, S=8)
+    max_len = 5 * STOP_CHECK_EVERY
+    for seed in range(10):  # random weights: the first model whose rows share a token, used as EOS
+        model = tiny("transformer", seed=seed)
+        dec = StaticDecoder(model, batch=4, src_len=8, max_len=max_len, return_attention=True)
+        full = dec(src, mask, BOS, NEVER)
+        eos = _ending_token(full.tokens, max_len - 2 * STOP_CHECK_EVERY)  # every row ends well before max_len
+        if eos is not None:
+            break
+    assert eos is not None, "no seed gives a token that every row emits"
+    stopped = dec(src, mask, BOS, eos)
+    dead = after_eos(full.tokens, eos)
+    assert torch.equal(stopped.tokens, full.tokens.masked_fill(dead, 0))
+    assert torch.equal(stopped.attention, full.attention.masked_fill(dead.unsqueeze(-1), 0.0))
+    assert _module_calls(model, lambda: dec(src, mask, BOS, eos)) < _module_calls(model, lambda: dec(src, mask, BOS, NEVER))
 
 
 def test_static_decoder_refuses_what_it_cannot_do() -> None:
@@ -146,20 +154,19 @@ def test_cuda_graph_gives_the_eager_tokens(positions: str) -> None:
 
 @pytest.mark.gpu
 @cuda
-def test_static_step_has_no_host_sync() -> None:
-    """Run eagerly with CUDA's sync debug mode set to error: any host-device sync in the step raises."""
-    model = _model(dtype=torch.float32, device="cuda")
-    dec = StaticDecoder(model, batch=4, src_len=12, max_len=10, return_attention=True, graph=False)
-    src, mask = (t.cuda() for t in _batch(4))
-    dec.load(src, mask, BOS)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        for _ in range(10):
-            dec.step()
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    assert int(dec.pos) == 10
+def test_a_graph_reads_the_parameters_where_they_are() -> None:
+    """PyTorch's contract: a replay runs the captured kernels on the captured tensors. Weights changed in place
+    (as an optimizer step changes them) change the replayed tokens as they change eager decoding's; a batch
+    copied into the static inputs is decoded as itself."""
+    model = _model(dtype=torch.float64, device="cuda")
+    dec = StaticDecoder(model, batch=3, src_len=12, max_len=20)
+    src, mask = (t.cuda() for t in _batch(3))
+    assert torch.equal(dec(src, mask, BOS, NEVER).tokens, model.generate(src, mask, 20, BOS, NEVER).tokens)
+    with torch.no_grad():  # in place: the output layer now always picks token 7
+        model.out.bias.zero_()
+        model.out.bias[7] = 1e4
+    after = dec(src, mask, BOS, NEVER).tokens
+    assert (after == 7).all() and torch.equal(after, model.generate(src, mask, 20, BOS, NEVER).tokens)
 
 
 @pytest.mark.slow
