@@ -33,10 +33,9 @@ def add(sub: Any) -> None:
 
 
 def cmd_bisect(a: argparse.Namespace) -> int:
+    from bench.measure.device import resolve_device
     from bench.regress import bisect
     from bench.spec.run import parse_device
-
-    from bench.measure.device import resolve_device
 
     metrics = [m.strip() for m in a.metric.split(",") if m.strip()] if a.metric else None
     parse_device(a.device)

@@ -186,7 +186,7 @@ def regressed(c: Comparison, metrics: list[str] | None = None) -> list[Row]:
 
 def configs_of(store_path: str, session: str, groups: set[tuple[str, str, str]]) -> list[dict[str, Any]]:
     """The stored configs of ``session``'s runs in ``groups`` (task, model label, size), each config once."""
-    store = Store.open_existing(store_path)
+    store = Store.open_read_only(store_path)
     try:
         runs = store.runs(store.session(session)["id"])
     finally:
@@ -216,7 +216,7 @@ def run_suite(plan: Plan, checkout: str, log: str) -> str | None:
 def _session_ids(path: str) -> list[str]:
     if not os.path.exists(path):
         return []
-    store = Store.open_existing(path)
+    store = Store.open_read_only(path)
     try:
         return [s["id"] for s in store.sessions()]
     finally:

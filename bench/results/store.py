@@ -471,6 +471,16 @@ class Store:
                 raise UserError(f"{self.path}: no session {sid!r} to resume")
             plans.check_resume(self.db, self.path, dict(zip(("id", "status", "finished", "command"), row)), runs)
 
+    def extend_plan(self, sid: str, keys: list[str]) -> None:
+        """Add ``keys`` to the plan of ``sid``, a session this process owns and that has not finished: a session that
+        plans in rounds (``s2sbench tune``: its next trials depend on the scores so far) records each round before
+        running it, so that every run it stores is in its plan."""
+        with self._tx() as db:
+            row = db.execute("SELECT status FROM sessions WHERE id=?", (sid,)).fetchone()
+            if row is None or row[0] == "finished":
+                raise UserError(f"{self.path}: session {sid} {'is not in the store' if row is None else 'finished'}: its plan is fixed")
+            plans.record(db, sid, keys)
+
     def planned(self, sid: str) -> set[str]:
         """The run keys ``sid`` set out to run (stored before plans were: the runs it ran)."""
         with reading(self.path):

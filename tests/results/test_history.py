@@ -187,11 +187,20 @@ def test_merge_carries_plans_and_a_finished_session_is_joined_only_by_a_part_it_
 def test_a_tuning_style_session_checks_its_own_plan(tmp_path, make_spec):
     """``acquire(runs=None)``: a session planned in rounds (tune) is not held to the first round's keys; a finished one
     is still refused."""
-    st = Store(str(tmp_path / "s.sqlite"))
+    path = str(tmp_path / "s.sqlite")
+    st = Store(path)
     st.add_session("T", "2026-01-01T00:00:00+00:00", "tune", "c", {}, plan=[make_spec(seed=0).key()])
     st.finish_session("T", "2026-01-01T00:01:00+00:00", "interrupted")
     me = st.acquire("T", resume=True, runs=None)
+    st.extend_plan("T", [make_spec(seed=1).key()])  # the next round, recorded before it runs
+    for seed in (0, 1):
+        assert st.claim(me, make_spec(seed=seed).key())
+        st.add_run(run_record(make_spec(seed=seed), session="T"), claim=me.token)
+    assert st.planned("T") == {make_spec(seed=s).key() for s in (0, 1)}
     st.release(me, "finished")
     with pytest.raises(UserError, match="finished"):
         st.acquire("T", resume=True, runs=None)
+    with pytest.raises(UserError, match="finished"):  # a finished session's plan is fixed
+        st.extend_plan("T", [make_spec(seed=2).key()])
     st.close()
+    assert run_cli(["check", "store", path])[0] == 0  # every run it stored is in its plan
