@@ -18,8 +18,10 @@ from bench.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = args.Parser(prog="s2sbench", description="Train, time and score seq2seq architectures side by side.")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=args.Parser)
+    p = args.Parser(prog="s2sbench", description="Train, time and score seq2seq architectures side by side.",
+                    epilog="`s2sbench COMMAND --help` says what each command takes, with its defaults.")
+    sub = p.add_subparsers(dest="cmd", title="commands", metavar="COMMAND", parser_class=args.Parser)
+    args.help_without_command(p)
     run.add(sub)
     results.add(sub)
     regress.add(sub)

@@ -21,34 +21,41 @@ def add(sub: Any) -> None:
     mg.set_defaults(func=cmd_merge)
 
     rep = sub.add_parser("report", help="write the HTML and Markdown report of sessions from the store")
-    rep.add_argument("--store", default=DEFAULT_PATH)
-    rep.add_argument("--session", default="latest", help="session id, 'latest' or 'all'")
-    rep.add_argument("--sessions", help="several session ids separated by commas")
-    rep.add_argument("--out", help="output folder (default results/reports/<session>)")
-    rep.add_argument("--reference", help="model the speed ratios are relative to (default: the registry's reference model, attention)")
-    rep.add_argument("--task", help="only these tasks (comma-separated)")
-    rep.add_argument("--device", help="only sessions whose device name contains this (or 'cpu' / 'cuda')")
-    rep.add_argument("--commits", help="only sessions at these commits: a git range A..B, or commit prefixes separated by commas")
+    rep.add_argument("--store", default=DEFAULT_PATH, metavar="PATH", help="the results store")
+    rep.add_argument("--session", default="latest", metavar="ID", help="session id, 'latest' or 'all'")
+    rep.add_argument("--sessions", metavar="ID,ID,...", help="several session ids separated by commas (instead of --session)")
+    rep.add_argument("--out", metavar="DIR", help="output folder (default: reports/<session> beside the store)")
+    rep.add_argument("--reference", metavar="MODEL", help="model the speed ratios are relative to (default: the registry's reference model, attention)")
+    rep.add_argument("--task", metavar="TASK[,TASK...]", help="only these tasks (comma-separated; default: every task)")
+    rep.add_argument("--device", metavar="TEXT", help="only sessions whose device name contains this (or 'cpu' / 'cuda'; default: every device)")
+    rep.add_argument("--commits", metavar="A..B|SHA,SHA,...",
+                     help="only sessions at these commits: a git range A..B, or commit prefixes separated by commas (default: every commit)")
 
     rep.set_defaults(func=cmd_report)
 
     ls = sub.add_parser("list", help="list tasks, models (with parameter counts), suites and stored sessions")
-    ls.add_argument("--store", default=DEFAULT_PATH)
-    for what_ in ("tasks", "models", "suites", "sessions"):
-        ls.add_argument(f"--{what_}", action="store_true")
+    ls.add_argument("--store", default=DEFAULT_PATH, metavar="PATH", help="the results store --sessions lists")
+    for what_, why in (("tasks", "the registered tasks"), ("models", "the models with their parameter count at each size"),
+                       ("suites", "the suites and their number of runs"), ("sessions", "the sessions in the store and their status")):
+        ls.add_argument(f"--{what_}", action="store_true", help=f"list {why} (default: without any of these flags, everything)")
     args.add_plugin_flag(ls)
 
     ls.set_defaults(func=cmd_list)
 
     ex = sub.add_parser("export", help="print the tidy per-run table (CSV or JSON), or copy runs to MLflow or TensorBoard")
-    ex.add_argument("--store", default=DEFAULT_PATH)
-    ex.add_argument("--session", default="latest", help="session id, 'latest', 'all', or ids separated by commas")
-    ex.add_argument("--format", choices=["csv", "json"], help="the tidy table on stdout (default csv)")
-    ex.add_argument("--to", choices=["mlflow", "tensorboard"], help="copy every run of the sessions into MLflow or a TensorBoard log folder")
+    ex.add_argument("--store", default=DEFAULT_PATH, metavar="PATH", help="the results store")
+    ex.add_argument("--session", default="latest", metavar="ID", help="session id, 'latest', 'all', or ids separated by commas")
+    ex.add_argument("--format", choices=["csv", "json"],
+                    help="the tidy table on stdout: csv or json (default: csv); with --predictions: csv or JSON lines")
+    ex.add_argument("--predictions", action="store_true",
+                    help="every test example of every run instead of the per-run table: run, source, references, hypothesis, "
+                         "distance to the closest reference (default: off)")
+    ex.add_argument("--to", choices=["mlflow", "tensorboard"],
+                    help="copy every run of the sessions into MLflow or a TensorBoard log folder (default: neither; the table on stdout)")
     ex.add_argument("dest", nargs="?", metavar="DEST",
                     help="--to tensorboard: the log folder (required); --to mlflow: the tracking URI "
                          "(default $MLFLOW_TRACKING_URI, else sqlite:///<the store's folder>/mlflow.sqlite)")
-    ex.add_argument("--experiment", help="--to mlflow: the experiment (default s2sbench)")
+    ex.add_argument("--experiment", metavar="NAME", help="--to mlflow: the experiment (default: s2sbench)")
     ex.set_defaults(func=cmd_export)
 
 
@@ -178,9 +185,20 @@ def cmd_export(a: argparse.Namespace) -> int:
         raise UserError("--experiment goes with --to mlflow")
     if a.to == "tensorboard" and not a.dest:
         raise UserError("export --to tensorboard needs the log folder: s2sbench export --to tensorboard DIR")
+    if a.predictions and a.to:
+        raise UserError(f"--predictions goes to stdout (csv or JSON lines), not --to {a.to}")
     with Store.open_read_only(a.store) as store:
         if a.to:
             return _export_to(a, store, select_sessions(store, a.session))
+        if a.predictions:
+            from bench.results.outputs import write_predictions
+
+            try:
+                write_predictions(store, select_sessions(store, a.session), sys.stdout, a.format or "csv")
+                sys.stdout.flush()
+            except BrokenPipeError:  # `| head`: the reader has what it wanted (Python's documented way out of a closed pipe)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         df = runs_frame(store, select_sessions(store, a.session))
     if (a.format or "csv") == "csv":
         df = df.assign(epoch_seconds=df["epoch_seconds"].map(json.dumps), test_by_length=df["test_by_length"].map(json.dumps))

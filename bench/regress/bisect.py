@@ -227,9 +227,9 @@ def _cost(r: Row) -> float:
     """How bad a row is, larger is worse: a time ratio, or points lost."""
     if r.change is None:
         return math.inf if r.verdict == "worse" else -math.inf
-    if r.kind == "quality":
-        return -r.change
     m = BY_NAME.get(r.metric)
+    if r.kind == "quality":
+        return r.change if m is not None and m.better == "low" else -r.change  # an error rate's rise is the loss
     return 1 / r.change if m is not None and m.better == "high" and r.change > 0 else r.change
 
 

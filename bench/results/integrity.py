@@ -4,7 +4,8 @@ The invariants are what every reader of the store relies on:
 
 * the schema version is a number (and this s2sbench's);
 * every session's environment and every run's config, metrics, history and samples are readable JSON of the
-  right shape (an object, or a list), and every run belongs to a session that is there;
+  right shape (an object, or a list), and so are a run's stored test outputs (``run_predictions``); every run
+  belongs to a session that is there, and every stored output to a run;
 * every run is in its session's plan (``bench.results.plans``), and a finished session has a record of every
   run it planned;
 * the owner records are sane (``bench.results.owners``): a process id that is a number, times that are times,
@@ -142,6 +143,19 @@ def plan_problems(sessions: Iterable[dict[str, Any]], planned: dict[str, set[str
                 yield Problem(f"session {s['id']}", f"finished, yet {len(missing)} planned run(s) have no record (e.g. {sorted(missing)[0]})")
 
 
+def prediction_problems(preds: Iterable[tuple[Any, Any]], runs: set[Any]) -> Iterator[Problem]:
+    """Each run's stored test outputs (``bench.results.outputs``): a JSON object with its rows, of a run that is there."""
+    for run, text in preds:
+        where = f"the test outputs of run {run}"
+        why = _json(text, dict)
+        if why is None and not isinstance(json.loads(text).get("rows"), list):
+            why = "JSON without its rows"
+        if why:
+            yield Problem(where, f"are {why}")
+        if run not in runs:
+            yield Problem(where, "belong to no run in the store")
+
+
 def owner_problems(rows: Iterable[dict[str, Any]], sessions: set[str], at: float) -> Iterator[Problem]:
     """An owner record that cannot be read as one (its pid, its times, its session)."""
     for o in rows:
@@ -176,6 +190,7 @@ def problems(d: Dump, at: float) -> list[Problem]:
     out = list(session_problems(d.sessions.values()))
     out += run_problems(d.runs, sids, d.plans)
     out += plan_problems(d.sessions.values(), d.plans, stored)
+    out += prediction_problems(d.predictions.items(), {r["id"] for r in d.runs})
     out += owner_problems(d.owners, sids, at)
     return out
 
@@ -256,13 +271,17 @@ def _check_rows(db: sqlite3.Connection, rep: Report, at: float) -> None:
     rep.sessions = len(sessions)
     rep.problems += session_problems(sessions)
     stored: dict[str, set[str]] = {}
-    runs = 0
+    ids: set[Any] = set()
     for r in _rows(db, f"SELECT id, {', '.join(RUN_COLS)} FROM runs ORDER BY id", ("id",) + RUN_COLS, rep.problems, run_where):
-        runs += 1
+        ids.add(r["id"])
         stored.setdefault(r["session"], set()).add(r["key"])
         rep.problems += run_problems([r], sids, planned)
-    rep.runs = runs
+    rep.runs = len(ids)
     rep.problems += plan_problems(sessions, planned, stored)
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='run_predictions'").fetchone():
+        preds = _rows(db, "SELECT run, rows FROM run_predictions ORDER BY run", ("run", "rows"), rep.problems,
+                      lambda p: f"the test outputs of run {p.get('run')}")
+        rep.problems += prediction_problems(((p["run"], p["rows"]) for p in preds), ids)
     if owners.has_tables(db):
         cols = owners.OWNER_COLS + ("seq",)
         rows = list(_rows(db, f"SELECT {', '.join(cols)} FROM session_owners ORDER BY seq", cols, rep.problems,

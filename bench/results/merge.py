@@ -14,7 +14,8 @@ Rules (the README's "Beyond one machine" says the same):
 * Within one session a run key appears once. Seen twice with different contents (a shard run twice, a
   failed run resumed), the one that finished later wins -- the command says which it kept and which it
   dropped; ties prefer an ``ok`` run, then the later store on the command line. An identical copy (the
-  same store merged again) is simply not added twice.
+  same store merged again) is simply not added twice. A run's stored test outputs (``run_predictions``) go
+  with it.
 * A session's plan (``bench.results.plans``) comes along: the joined session planned what its parts planned
   (a part stored before plans were: the runs it ran).
 * A session that is finished in OUT is never changed by what an input says about the same part of it (its
@@ -310,7 +311,7 @@ def _merge_runs(w: BulkWriter, sid: str, have: Dump, dumps: list[Dump], out: str
             if c[1] == 0:
                 w.delete_run(c[2]["id"])
         if keep is None:
-            inserts.append(best[2])
-    for r in sorted(inserts, key=lambda r: (r["finished"], r["key"])):
-        w.insert_run(r)
+            inserts.append((best[2], (have if best[1] == 0 else dumps[best[1] - 1]).predictions.get(best[2]["id"])))
+    for r, preds in sorted(inserts, key=lambda x: (x[0]["finished"], x[0]["key"])):
+        w.insert_run(r, preds)  # with every test example's output, where the run has them (bench.results.outputs)
         res.runs_added += 1

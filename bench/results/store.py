@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError
-from bench.results import owners, plans
+from bench.results import outputs, owners, plans
 
 SCHEMA_VERSION = 1
 DEFAULT_PATH = os.path.join("results", "bench.sqlite")
@@ -67,6 +67,16 @@ CREATE INDEX IF NOT EXISTS runs_session ON runs(session);
 CREATE INDEX IF NOT EXISTS runs_key ON runs(key);
 """
 
+# Every test example's output of a run (bench.results.outputs), apart from the runs table so that reading runs
+# (every report) does not read them. Added to the version-1 schema as the owner tables were: a store that has it
+# is still a version-1 store (an older s2sbench ignores the table), and one without it has no predictions.
+PREDICTIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS run_predictions (
+    run INTEGER PRIMARY KEY,         -- runs.id of the run
+    rows TEXT NOT NULL               -- JSON: columns and one row per test example (bench.results.outputs)
+);
+"""
+
 
 RUN_COLS = ("session", "key", "task", "model", "size", "seed", "config", "config_hash", "status", "error", "started", "finished",
             "metrics", "history", "samples")
@@ -81,6 +91,7 @@ class Dump:
     sessions: dict[str, dict[str, Any]]
     runs: list[dict[str, Any]]  # with "id" (its row id in that store)
     owners: list[dict[str, Any]] = field(default_factory=list)  # who ran each session (bench.results.owners)
+    predictions: dict[int, str] = field(default_factory=dict)  # run id in that store -> its stored predictions (JSON text)
     plans: dict[str, set[str]] = field(default_factory=dict)  # each session's recorded plan (bench.results.plans)
 
 
@@ -191,6 +202,9 @@ class RunRecord:
     history: list[dict[str, Any]]
     samples: list[dict[str, Any]]
     id: int | None = None
+    # Every test example's output, written to run_predictions with the run (bench.results.outputs); never read back
+    # into a record (``Store.predictions`` reads them).
+    predictions: list[Any] | None = field(default=None, compare=False, repr=False)
 
 
 def check_sqlite_file(path: str) -> None:
@@ -324,6 +338,7 @@ class Store:
                 self.db.executescript(_SCHEMA)
                 self.db.executescript(owners.SCHEMA)  # who runs a session (bench.results.owners): version-1 tables too
                 self.db.executescript(plans.SCHEMA)  # what a session set out to run (bench.results.plans): a version-1 table too
+                self.db.executescript(PREDICTIONS_SCHEMA)
                 self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except (sqlite3.Error, OSError) as e:
             self._abandon()
@@ -527,7 +542,24 @@ class Store:
                 (r.session, r.key, r.task, r.model, r.size, r.seed, json.dumps(r.config, sort_keys=True), r.config_hash, r.status,
                  r.error, r.started, r.finished, json.dumps(r.metrics), json.dumps(r.history), json.dumps(r.samples)),
             )
-            return int(cur.lastrowid)
+            rid = int(cur.lastrowid)
+            if r.predictions is not None:
+                db.execute("INSERT INTO run_predictions(run, rows) VALUES (?, ?)", (rid, outputs.encode(r.predictions)))
+            return rid
+
+    def predictions(self, run_id: int) -> list[outputs.Prediction] | None:
+        """Every test example's output of the run with this id; None when the run has none stored (a run stored before
+        they were kept, a throughput run, a failed run)."""
+        with reading(self.path, f"the test outputs of run {run_id}"):
+            if not _has_table(self.db, "run_predictions"):
+                return None
+            row = self.db.execute("SELECT rows FROM run_predictions WHERE run=?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        try:
+            return outputs.decode(row[0])
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:  # a cut or edited row: named, not a traceback
+            raise DamagedStore(self.path, f"the test outputs of run {run_id}: not readable ({short(e)})") from None
 
     def runs(self, session: str | None = None) -> list[RunRecord]:
         q = "SELECT id, session, key, task, model, size, seed, config, config_hash, status, error, started, finished, metrics, history, samples FROM runs"
@@ -599,10 +631,16 @@ class Store:
             return {r[0] for r in self.db.execute("SELECT DISTINCT key FROM runs WHERE session=?", (session,))}
 
 
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
+
+
 def _dump(db: sqlite3.Connection, path: str) -> Dump:
     sessions = {r[0]: dict(zip(SESSION_COLS, r)) for r in db.execute(f"SELECT {', '.join(SESSION_COLS)} FROM sessions")}
     runs = [dict(zip(("id",) + RUN_COLS, r)) for r in db.execute(f"SELECT id, {', '.join(RUN_COLS)} FROM runs ORDER BY id")]
-    return Dump(path, sessions, runs, [{c: getattr(o, c) for c in (*owners.OWNER_COLS, "seq")} for o in owners.owners(db)], plans.recorded(db))
+    preds = dict(db.execute("SELECT run, rows FROM run_predictions")) if _has_table(db, "run_predictions") else {}
+    return Dump(path, sessions, runs, [{c: getattr(o, c) for c in (*owners.OWNER_COLS, "seq")} for o in owners.owners(db)], preds,
+                plans.recorded(db))
 
 
 class BulkWriter:
@@ -624,9 +662,13 @@ class BulkWriter:
 
     def delete_run(self, run_id: int) -> None:
         self.db.execute("DELETE FROM runs WHERE id=?", (run_id,))
+        self.db.execute("DELETE FROM run_predictions WHERE run=?", (run_id,))
 
-    def insert_run(self, row: dict[str, Any]) -> None:
-        self.db.execute(f"INSERT INTO runs({', '.join(RUN_COLS)}) VALUES ({', '.join('?' * len(RUN_COLS))})", tuple(row[c] for c in RUN_COLS))
+    def insert_run(self, row: dict[str, Any], predictions: str | None = None) -> None:
+        """A run row of another store, with its stored predictions (JSON text) where it has them."""
+        cur = self.db.execute(f"INSERT INTO runs({', '.join(RUN_COLS)}) VALUES ({', '.join('?' * len(RUN_COLS))})", tuple(row[c] for c in RUN_COLS))
+        if predictions is not None:
+            self.db.execute("INSERT INTO run_predictions(run, rows) VALUES (?, ?)", (int(cur.lastrowid), predictions))
 
     def put_plan(self, session: str, keys: set[str]) -> None:
         """Add ``keys`` to ``session``'s recorded plan (a part's plan joins the others')."""

@@ -23,6 +23,8 @@ RUN_COLUMNS = [
     "error", "key", "config_hash", "model_options", "device", "device_type", "amp", "length", "model_order", "model_is_reference",
     "model_recurrent", "config",
     "data_source", "test_questions", "test_questions_in_train", "test_examples_in_train",  # the split's test/train overlap
+    # real data: what a target token is (names the token error rate), tokens unseen in training, sacrebleu's signatures
+    "target_unit", "test_unk_tokens", "test_tokens", "valid_unk_tokens", "bleu_signature", "chrf_signature",
 ]
 
 
@@ -112,13 +114,15 @@ def epochs_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
 
 
 # The decoded test examples a run stores for its attention heatmaps (bench.train.evaluate), one row each.
-SAMPLE_COLUMNS = ["session", "run", "task", "model", "size", "seed", "sample", "src", "pred", "target", "attention", "reversed_source"]
+SAMPLE_COLUMNS = ["session", "run", "task", "model", "size", "seed", "sample", "src", "pred", "target", "attention", "reversed_source",
+                  "references"]
 
 
 def samples_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
     """One row per stored test example of a finished run, in the store's order: ``run`` (the stored run's id),
     ``sample`` (its place among the run's examples), ``src`` and ``pred`` (token lists, the source as the model
-    read it), ``target``, ``attention`` (rows of weights, ``[T',S]``) and ``reversed_source``."""
+    read it), ``target``, ``attention`` (rows of weights, ``[T',S]``), ``reversed_source`` and ``references`` (every
+    right answer as a token list; None for runs stored before they were kept)."""
     rows = []
     for sid in sessions:
         for r in store.runs(sid):
@@ -127,5 +131,6 @@ def samples_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
             for i, s in enumerate(r.samples):
                 rows.append({"session": sid, "run": r.id, "task": r.task, "model": r.model, "size": r.size, "seed": r.seed, "sample": i,
                              "src": s["src"], "pred": s["pred"], "target": s["target"], "attention": s["attention"],
-                             "reversed_source": bool(s.get("reversed_source"))})
+                             "reversed_source": bool(s.get("reversed_source")),
+                             "references": s.get("references")})  # every right answer as tokens (runs since tokens per side)
     return pd.DataFrame(rows, columns=SAMPLE_COLUMNS)

@@ -22,8 +22,10 @@ import torch
 
 import models
 from bench.data import tasks
+from bench.data.tokens import OptionError
 from bench.errors import UserError
 from bench.measure.device import resolve_device
+from bench.results import outputs
 from bench.results.calibration import peak_flops
 from bench.results.owners import Heartbeat, Owner, SessionLost
 from bench.results.store import RunRecord, Store
@@ -34,6 +36,7 @@ from bench.runner.plugins import load_for, smoke
 from bench.runner.progress import Progress
 from bench.spec.run import AMP, RunSpec, SessionConfig
 from bench.spec.suite import where_key
+from bench.train.scores import TEXT_UNITS, require_text_scores
 from bench.train.seeding import set_deterministic
 
 
@@ -153,7 +156,13 @@ def check(specs: list[RunSpec], sc: SessionConfig, executor: Executor | None = N
         check_device(s, device, getattr(executor, "parallel", None) is not None)
     cache = DataCache()
     for s in configs:
-        check_positions(s, cache.get(s.data))
+        try:
+            prep = cache.get(s.data)
+        except OptionError as e:  # a data option the data refuses: named as the user wrote it
+            raise UserError(f"{where_key(s.origin, e.key)} {e.rule}") from None
+        if not s.throughput.enabled and prep.unit in TEXT_UNITS:
+            require_text_scores()
+        check_positions(s, prep)
     return cache
 
 
@@ -212,9 +221,12 @@ def run_session(
             rec_status = "ok" if o.error is None else "failed"
             detail = o.error or (f"{o.metrics['step_s'] * 1000:.2f} ms/step, {o.metrics['train_tokens_per_s']:,.0f} tok/s" if spec.throughput.enabled
                                  else f"test exact {o.metrics['test_exact_match']:.1%}")
+            metrics = dict(o.metrics)
+            predictions = metrics.pop(outputs.KEY, None)  # every test example's output: stored beside the run, not in its metrics
             store.add_run(RunRecord(session=sid, key=spec.key(), task=spec.data.name, model=spec.model, size=spec.size, seed=spec.seed,
                                     config=spec.config(), config_hash=spec.config_hash(), status=rec_status, error=o.error, started=o.started,
-                                    finished=o.finished, metrics=o.metrics, history=o.history, samples=o.samples), claim=owner.token)
+                                    finished=o.finished, metrics=metrics, history=o.history, samples=o.samples, predictions=predictions),
+                          claim=owner.token)
             progress.end_run(rec_status, detail)
         # Only a session that ran every run of its plan is finished (a resume may run part of it); one whose store
         # refused a write, or that was stopped, is not.

@@ -19,7 +19,12 @@ from typing import Any
 
 from bench.errors import UserError
 
-AMP = ("off", "bf16", "fp16")  # autocast precisions (bf16 also on CPUs with bf16 instructions)
+AMP = ("off", "bf16", "fp16")
+# How a side's text is cut into tokens, and what a target token is (bench.data.tokens holds the tokenizers;
+# the names are here, with every other option's choices, so that a spec is checked without the data code).
+TOKENS = ("char", "space", "sentencepiece")
+SENTENCEPIECE_TYPES = ("unigram", "bpe")
+UNITS = ("char", "phone", "word", "subword")  # autocast precisions (bf16 also on CPUs with bf16 instructions)
 # How the training (and decode) step is launched: eager PyTorch; torch.compile (mode reduce-overhead on CUDA);
 # or the step captured once as a CUDA graph and replayed (fixed shapes; CUDA only).
 # (docs/design.md, "Launch overhead is a dimension of the run")
@@ -134,12 +139,44 @@ class DataSpec:
     # Book-format files only (bench.data.tasks.textfile): what the book's own loader does with the padding.
     keep_source_padding: bool = False  # the encoder reads the padding spaces as characters (book ch. 7-8)
     fixed_length_target: bool = False  # the decoder writes the space-padded answer, no end token (book's eval_seq2seq)
+    # Parallel-corpus files (bench.data.tasks.parallel): task_file is a tab-separated file, or with target_file the
+    # source side of two line-aligned files. valid_file/test_file: a standard split, used as it is (else held out
+    # of task_file by distinct source).
+    target_file: str | None = None
+    valid_file: str | None = None
+    test_file: str | None = None
+    # Tokens per side (bench.data.tokens): char | space | sentencepiece. None: the data's own (characters; the
+    # g2p task's phones are separated by spaces).
+    source_tokens: str | None = None
+    target_tokens: str | None = None
+    sentencepiece_type: str = "unigram"  # unigram | bpe: the SentencePiece model trained on the training split
+    sentencepiece_vocab: int = 1000  # pieces per side's SentencePiece model: fixed, so a model is a function of its text
+    target_unit: str | None = None  # what a target token is: names the error rate (CER/PER/WER) and asks for BLEU/chrF
+    keep_stress: bool = False  # g2p: keep CMUdict's stress digits (AH0, AH1); the papers remove them
 
     def __post_init__(self) -> None:
         w = "data"
         if (self.keep_source_padding or self.fixed_length_target) and not self.task_file:
             raise SpecError(w, "keep_source_padding" if self.keep_source_padding else "fixed_length_target",
                             "applies to book-format files (task_files) only")
+        for k in ("target_file", "valid_file", "test_file"):
+            if getattr(self, k) is not None and not self.task_file:
+                raise SpecError(w, k, "goes with a parallel-corpus file (task_files), not a generated task")
+        for k in ("source_tokens", "target_tokens"):
+            v = getattr(self, k)
+            if v is not None and v not in TOKENS:
+                raise SpecError(w, k, f"must be {', '.join(TOKENS)}, got {v!r}")
+        if self.sentencepiece_type not in SENTENCEPIECE_TYPES:
+            raise SpecError(w, "sentencepiece_type", f"must be {' or '.join(SENTENCEPIECE_TYPES)}, got {self.sentencepiece_type!r}")
+        _number(w, "sentencepiece_vocab", self.sentencepiece_vocab, low=1, low_open=False, integer=True)
+        if "sentencepiece" not in (self.source_tokens, self.target_tokens):
+            for k in ("sentencepiece_type", "sentencepiece_vocab"):
+                if getattr(self, k) != getattr(DataSpec, k):
+                    raise SpecError(w, k, "goes with source_tokens or target_tokens sentencepiece")
+        if self.target_unit is not None and self.target_unit not in UNITS:
+            raise SpecError(w, "target_unit", f"must be {', '.join(UNITS)}, got {self.target_unit!r}")
+        if self.keep_stress and (self.task != "g2p" or self.task_file):
+            raise SpecError(w, "keep_stress", "applies to task g2p only (CMUdict's stress digits)")
         for k in ("train", "valid", "test"):
             _number(w, k, getattr(self, k), low=1, low_open=False, integer=True)
         _number(w, "seed", self.seed, low=0, low_open=False, integer=True)
@@ -153,6 +190,11 @@ class DataSpec:
     @property
     def name(self) -> str:
         return os.path.splitext(os.path.basename(self.task_file))[0] if self.task_file else self.task
+
+
+# DataSpec fields added after the store's first schema: in a run's config only when not at their default.
+_LATER_DATA_FIELDS = ("keep_source_padding", "fixed_length_target", "target_file", "valid_file", "test_file", "source_tokens",
+                      "target_tokens", "sentencepiece_type", "sentencepiece_vocab", "target_unit", "keep_stress")
 
 
 @dataclass(frozen=True)
@@ -225,7 +267,7 @@ class RunSpec:
         """The canonical config: stored with the run, hashed into its key.
 
         Fields added after the store's first schema (the capture mode, the throughput section, the book
-        format's padding options, the plugins) appear only
+        format's padding options, the parallel-corpus files and token options, the plugins) appear only
         when they differ from their default, so the runs of earlier stores keep their keys (``--resume``
         and baselines still match them).
         """
@@ -238,8 +280,8 @@ class RunSpec:
         d["model_options"] = dict(self.model_options)
         if not self.throughput.enabled:
             del d["throughput"]
-        for k in ("keep_source_padding", "fixed_length_target"):
-            if not d["data"][k]:
+        for k in _LATER_DATA_FIELDS:  # absent at their default: the runs stored before they existed keep their keys
+            if d["data"][k] == getattr(DataSpec, k):
                 del d["data"][k]
         if self.train.capture == "eager":
             del d["train"]["capture"]

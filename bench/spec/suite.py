@@ -40,9 +40,11 @@ _TRAIN = {f.name for f in fields(TrainConfig)}
 _MEASURE = {f.name for f in fields(MeasureSpec)}
 _THROUGHPUT = {"steps": "steps", "warmup_steps": "warmup", "step_batches": "batches", "run_budget_s": "budget_s"}  # key -> ThroughputSpec field
 _THROUGHPUT_KEY = {v: k for k, v in _THROUGHPUT.items()}  # ThroughputSpec field -> the key a user writes
+_DATA_FILES = ("target_file", "valid_file", "test_file")
+_DATA_WORDS = ("source_tokens", "target_tokens", "sentencepiece_type", "target_unit")
 _MATRIX = {"tasks", "task_files", "models", "sizes", "seeds", "model_options", "lengths"}
 _ALLOWED = _DATA | _TRAIN | _MEASURE | _MATRIX | set(_THROUGHPUT) | {"plugins"}
-_TOP = {"description", "plugins", "defaults", "runs"}
+_TOP = {"description", "note", "plugins", "defaults", "runs"}  # note: what the suite's figures do not show (printed and reported with them)
 
 Check = Callable[[RunSpec], None]  # a check of one run that needs more than the spec (the model registry): raises UserError
 
@@ -85,6 +87,8 @@ def load(name_or_path: str, overrides: dict[str, Any] | None = None, data_dir: s
     bad = set(doc) - _TOP
     if bad:
         raise UserError(f"{path}: unknown top-level key {sorted(bad)[0]!r}; allowed: {', '.join(sorted(_TOP))}")
+    if not isinstance(doc.get("note", ""), str):
+        raise UserError(f"{path}: key 'note' must be a string, got {doc['note']!r}")
     defaults = doc.get("defaults", {})
     blocks = doc.get("runs", [])
     if not isinstance(defaults, dict) or not isinstance(blocks, list) or not blocks:
@@ -108,6 +112,13 @@ def load(name_or_path: str, overrides: dict[str, Any] | None = None, data_dir: s
             unique.append(s)
     name = os.path.splitext(os.path.basename(path))[0]
     return name, str(doc.get("description", "")), unique
+
+
+def note(name_or_path: str) -> str:
+    """The suite's ``note``: the caveat its figures carry (e.g. one short recipe for every model), or ""."""
+    with open(resolve(name_or_path), "rb") as f:
+        v = tomllib.load(f).get("note", "")
+    return v if isinstance(v, str) else ""
 
 
 FLAGS = "command line"
@@ -179,8 +190,13 @@ def _expand(m: dict[str, Any], where: str, data_dir: str, plugin_dir: str = "", 
     data_kw: dict[str, Any] = {}
     for k in _DATA & set(m):
         v = m[k]
-        if k in ("reverse_source", "keep_source_padding", "fixed_length_target"):
+        if k in ("reverse_source", "keep_source_padding", "fixed_length_target", "keep_stress"):
             data_kw[k] = _typed(where, k, v, bool)
+        elif k in _DATA_FILES:  # a standard split's other files, or a pair's target side: beside the task files
+            f = _typed(where, k, v, str)
+            data_kw[k] = f if os.path.isabs(f) or where == FLAGS else os.path.join(data_dir, f)
+        elif k in _DATA_WORDS:
+            data_kw[k] = _typed(where, k, v, str)
         elif k in ("train_lengths", "test_lengths"):
             if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
                 raise UserError(f"{where}: key {k!r} must be [low, high], two integers, got {v!r}")
@@ -200,6 +216,9 @@ def _expand(m: dict[str, Any], where: str, data_dir: str, plugin_dir: str = "", 
             if "lengths" in m:
                 raise UserError(f"{where}: 'lengths' sweeps generated tasks; a data file has the lengths it has")
             files = [f if os.path.isabs(f) else os.path.join(data_dir, f) for f in _list(where, "task_files", m["task_files"], str)]
+            if len(files) > 1 and set(_DATA_FILES) & set(data_kw):
+                raise UserError(f"{where}: {', '.join(k for k in _DATA_FILES if k in data_kw)} belong to one training file; "
+                                f"give one task file per block, not {len(files)}")
             datas = [DataSpec(task=os.path.splitext(os.path.basename(f))[0], task_file=f, **data_kw) for f in files]
         model_opts = tuple(sorted(opts.items()))
         # One run per configuration first (cheap checks before the product: names, options), then the seeds.
@@ -234,5 +253,6 @@ def from_flags(what: dict[str, Any], overrides: dict[str, Any], check: Check | N
 def check_files(name: str, specs: list[RunSpec]) -> None:
     """Every data file a suite names exists (before anything runs)."""
     for s in specs:
-        if s.data.task_file and not os.path.exists(s.data.task_file):
-            raise UserError(f"suite {name}: data file {s.data.task_file} not found; give --data-dir with the folder that holds it")
+        for f in (s.data.task_file, s.data.target_file, s.data.valid_file, s.data.test_file):
+            if f and not os.path.exists(f):
+                raise UserError(f"suite {name}: data file {f} not found; give --data-dir with the folder that holds it")

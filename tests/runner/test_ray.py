@@ -18,7 +18,7 @@ from bench.results.store import Store  # noqa: E402
 from bench.runner.ray_executor import RayExecutor, run_remote  # noqa: E402
 from bench.runner.session import run_session  # noqa: E402
 from bench.spec.run import SessionConfig  # noqa: E402
-from tests.conftest import REPO, TINY_SUITE, run_cli  # noqa: E402
+from tests.conftest import HANG_S, REPO, TINY_SUITE, run_cli  # noqa: E402
 
 CPU = SessionConfig(device="cpu", threads=1)
 SUITE = TINY_SUITE
@@ -77,7 +77,7 @@ def test_cli_ray_session_stores_every_run_once_with_the_results_of_a_local_sessi
     ray_store, local_store = str(tmp_path / "ray.sqlite"), str(tmp_path / "local.sqlite")
     env = dict(os.environ, PYTHONPATH=REPO)
     p = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", str(s), "--executor", "ray", "--device", "cpu", "--threads", "1",
-                        "--store", ray_store], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                        "--store", ray_store], cwd=REPO, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert p.returncode == 0, p.stderr
     assert "3 runs ok, 0 failed" in p.stdout
     rc, out, err = run_cli(["run", "--suite", str(s), "--device", "cpu", "--threads", "1", "--store", local_store])

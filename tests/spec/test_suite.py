@@ -95,3 +95,32 @@ def test_a_check_sees_each_configuration_once_before_the_seeds_are_expanded(tmp_
     _, _, specs = suite.load(write(tmp_path, "[[runs]]\ntasks=['date']\nmodels=['attention', 'gnmt']\nseeds=[0, 1, 2]\n"), check=check)
     assert seen == [("date", "attention", 0), ("date", "gnmt", 0)] and [(s.model, s.seed) for s in specs] == [
         ("attention", 0), ("attention", 1), ("attention", 2), ("gnmt", 0), ("gnmt", 1), ("gnmt", 2)]  # the order of the product
+
+
+# --- real data: the g2p suites and parallel-corpus keys -----------------------------------------------------
+def test_the_g2p_suites():
+    import models
+
+    _, _, gpu = suite.load("g2p")
+    assert {"seq2seq", "attention", "transformer"} <= {s.model for s in gpu} <= set(models.names()) and {s.size for s in gpu} == {"base"}
+    assert {s.seed for s in gpu} == {0, 1, 2} and {s.data.task for s in gpu} == {"g2p"}
+    _, _, cpu = suite.load("g2p-cpu")
+    assert {s.size for s in cpu} == {"small"} and all(s.data.train_size for s in cpu)
+    assert {s.model for s in cpu} == {"seq2seq", "attention", "transformer"}  # the published table's three families
+    _, _, std = suite.load("g2p-standard", data_dir="/data/cmudict")
+    d = std[0].data
+    assert (d.task_file, d.test_file) == ("/data/cmudict/g014b2b.train", "/data/cmudict/g014b2b.test")
+    assert (d.target_tokens, d.target_unit, d.name) == ("space", "phone", "g014b2b")
+
+
+def test_parallel_corpus_keys_are_relative_to_the_data_folder(tmp_path):
+    p = write(tmp_path, '[[runs]]\ntask_files = ["train.src"]\ntarget_file = "train.tgt"\ntest_file = "/abs/test.src"\n'
+                        'models = ["attention"]\nsource_tokens = "space"\n')
+    _, _, (s,) = suite.load(p, data_dir="/d")
+    assert (s.data.task_file, s.data.target_file, s.data.test_file, s.data.source_tokens) == ("/d/train.src", "/d/train.tgt", "/abs/test.src", "space")
+    two = write(tmp_path, '[[runs]]\ntask_files = ["a.tsv", "b.tsv"]\ntest_file = "t.tsv"\nmodels = ["attention"]\n', "two.toml")
+    with pytest.raises(UserError, match="test_file belong to one training file"):
+        suite.load(two)
+    bad = write(tmp_path, '[[runs]]\ntask_files = ["a.tsv"]\nsentencepiece_vocab = "big"\nmodels = ["attention"]\n', "bad.toml")
+    with pytest.raises(UserError, match="bad.toml.*sentencepiece_vocab"):
+        suite.load(bad)

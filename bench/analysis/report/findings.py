@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from bench.analysis import conclusions
+from bench.analysis.conclusions import Headline
 from bench.analysis.report.environment import environment
 from bench.analysis.report.figures import length_frame, length_note
 from bench.analysis.report.palette import default_reference, model_order, palette
@@ -23,9 +25,12 @@ from bench.analysis.report.tables import (
     quality_runs,
     summary_table,
     throughput_table,
+    unit_note,
+    unk_notes,
     variants,
 )
 from bench.errors import UserError
+from bench.results.calibration import busy
 from bench.results.store import Store
 from bench.results.tidy import epochs_frame, runs_frame, samples_frame
 
@@ -63,6 +68,8 @@ class Findings:
     reference: str | None  # the model speed ratios are to (None: no ratios)
     table: pd.DataFrame  # summary_table of the time-to-quality runs, one row per configuration, with its line style (variant)
     overlap: list[str]  # per task whose test questions also appear in its training split, one line
+    unk: list[str]  # per task whose test split held tokens its training split never had (read as <unk>), one line
+    units: str | None  # where the rows' error rates count different units (phones, characters): which is which
     lengths: pd.DataFrame  # length_frame: the points of the accuracy-by-length plot
     notes: list[str]  # caveats about the figures (a length plot left out, and why)
     sweeps: list[Sweep]  # the length sweeps
@@ -74,6 +81,8 @@ class Findings:
     failures: pd.DataFrame  # failed runs not retried successfully: task, model, size, seed, mode, device, error
     env: pd.DataFrame  # one row per session: device, versions, commit
     warnings: list[str]  # where the sessions' environments differ
+    headlines: list[Headline]  # per comparison: the most accurate and the fastest model, or why they cannot be named
+    caveats: list[str]  # what limits every figure: a busy machine's speed, one seed, a suite's own note
 
     @property
     def title(self) -> str:
@@ -110,12 +119,19 @@ def analyse(inputs: Inputs, reference: str | None = None) -> Findings:
         crossovers = [c for sw in sweeps if (c := crossover(sw, recurrent)) is not None]
     tput = throughput_table(single)
     env, warnings = environment(inputs.sessions)
+    envs = {s["id"]: s["env"] for s in inputs.sessions}
+    busy_sessions = {sid: why for sid, e in envs.items() if (why := busy(e.get("calibration")))}
+    if not table.empty:  # speed measured while other work took the cores wins no "best" (tables.winners)
+        table["speed_unreliable"] = [any(sid in busy_sessions for sid in ss) for ss in table["sessions"]]
+    headlines = conclusions.headlines(runs, envs)
     ok_keys = set(runs.loc[runs["status"] == "ok", "key"])
     failed = annotate(runs)  # labelled like the rows, so 'attention [bf16]' says which configuration failed
     failed = failed[(failed["status"] != "ok") & ~failed["key"].isin(ok_keys)]
     failures = failed[["task", "label", "size", "seed", "mode", "device", "error"]].rename(columns={"label": "model"})
     return Findings(
         sessions=ids, runs=runs, epochs=inputs.epochs, samples=inputs.samples, palette=palette(model_order(runs)), reference=reference,
-        table=table, overlap=overlap_notes(runs), lengths=lengths, notes=[n for n in (length_note(lengths),) if n is not None],
+        table=table, overlap=overlap_notes(runs), unk=unk_notes(runs), units=unit_note(table), lengths=lengths, notes=[n for n in (length_note(lengths),) if n is not None],
         sweeps=sweeps, sweep_reference=sref, sweep_notes=sweep_notes, crossovers=crossovers, throughput=tput,
-        configurations=configuration_frame([annotate(qruns), tput]), failures=failures, env=env, warnings=warnings)
+        configurations=configuration_frame([annotate(qruns), tput]), failures=failures, env=env, warnings=warnings,
+        headlines=headlines, caveats=conclusions.caveats(envs, headlines))
+

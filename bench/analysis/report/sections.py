@@ -10,11 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bench.analysis.conclusions import RULE, ranking_text
 from bench.analysis.report.document import Bullets, Figure, Heading, Report, Section, Strong, Text
 from bench.analysis.report.figures import fig_accuracy_by_length, fig_heatmaps, fig_learning_curves, fig_speed_accuracy, fig_sweep
 from bench.analysis.report.findings import Findings, analyse, load
 from bench.analysis.report.sweeps import sweep_rows
-from bench.analysis.report.tables import QUALITY_COLS, SPEED_COLS, frame_table, table_rows, throughput_rows
+from bench.analysis.report.tables import (
+    BEST_RULE,
+    PACKAGE_NOTE,
+    QUALITY_COLS,
+    SPEED_COLS,
+    frame_table,
+    g2p_rows,
+    published_rows,
+    table_rows,
+    throughput_rows,
+)
 from bench.results.store import Store
 
 DISTINCT = ("Runs that differ in anything but the seed (device, precision, launch mode, options, settings, data) are separate rows, "
@@ -34,6 +45,15 @@ def warnings(f: Findings) -> list[Section]:
     return [Text.of(f"⚠ {w}", "warn") for w in f.warnings]
 
 
+def conclusions(f: Findings) -> list[Section]:
+    """The headline per task, first: what the figures let one conclude, the rule that decides it, and what limits it."""
+    if not f.headlines:
+        return []
+    items = tuple(f"{h.task} ({h.scope}) — most accurate: {ranking_text(h.accurate)}; fastest (training): {ranking_text(h.fastest)}"
+                  for h in f.headlines)
+    return [Heading("What can be concluded", 2), Bullets(items), Text.of(RULE, "note"), *[Text.of(f"⚠ {c}", "warn") for c in f.caveats]]
+
+
 def results(f: Findings) -> list[Section]:
     """The time-to-quality runs: quality (with each task's test overlap beside it), then speed and cost."""
     if f.table.empty:
@@ -43,10 +63,27 @@ def results(f: Findings) -> list[Section]:
         ref = ("Speed ratios in brackets are relative to ", Strong(f.reference),
                " in the same configuration (below 1 is faster for times, above 1 for throughput).")
     how = Text(("Time-to-quality runs. Medians over seeds for speed; mean ± 95 % interval over seeds for quality. "
-                f"{DISTINCT} Bold green: best of its task, size and device." + (" " if ref else ""), *ref), "note")
+                f"{DISTINCT} {BEST_RULE}" + (" " if ref else ""), *ref), "note")
+    units = [Text.of(f.units, "note")] if f.units else []
     return [Heading("Results", 2), how,
-            Heading("Quality", 3), table_rows(f.table, QUALITY_COLS), *[Text.of(f"Test overlap — {n}", "warn") for n in f.overlap],
+            Heading("Quality", 3), *units, table_rows(f.table, QUALITY_COLS), *[Text.of(f"Test overlap — {n}", "warn") for n in f.overlap],
+            *[Text.of(f"Unknown tokens — {n}", "warn") for n in f.unk],
             Heading("Speed and cost", 3), table_rows(f.table, SPEED_COLS)]
+
+
+def published_g2p(f: Findings) -> list[Section]:
+    """CMUdict grapheme-to-phoneme: the papers' table (bench.results.g2pfigures) with s2sbench's rows beside it."""
+    ours = g2p_rows(f.table)
+    if ours.empty:
+        return []
+    return [Heading("CMUdict G2P beside the published table", 2),
+            Text.of("PER: phoneme edits over the length of each word's closest reference pronunciation, at corpus level; WER: the share "
+                    "of test words whose closest pronunciation is not matched exactly (the papers' scoring, Phonetisaurus's "
+                    "calculateER.py). Published rows are single models on the standard split (g014b2b: CMUdict 0.7a, 106,837 "
+                    "training and 12,000 test words, no stress), as later papers quote them; s2sbench's rows are mean ± 95 % "
+                    "interval over seeds.", "note"),
+            *([Text.of(PACKAGE_NOTE, "warn")] if (ours["edition"] == "package").any() else []),
+            published_rows(ours)]
 
 
 def figure_notes(f: Findings) -> list[Section]:
@@ -121,7 +158,7 @@ def environment(f: Findings) -> list[Section]:
 
 # The report, top to bottom.
 SECTIONS: tuple[Callable[[Findings], list[Section]], ...] = (
-    title, warnings, results, figure_notes, length_sweeps, throughput, nothing_finished, configurations, failures,
+    title, warnings, conclusions, results, published_g2p, figure_notes, length_sweeps, throughput, nothing_finished, configurations, failures,
     learning_curves, speed_accuracy, accuracy_by_length, attention, environment,
 )
 
