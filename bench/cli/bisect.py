@@ -34,11 +34,13 @@ def add(sub: Any) -> None:
 
 
 def cmd_bisect(a: argparse.Namespace) -> int:
+    from bench.measure.device import resolve_device
     from bench.regress import bisect
     from bench.spec.run import parse_device
 
     metrics = [m.strip() for m in a.metric.split(",") if m.strip()] if a.metric else None
     parse_device(a.device)
+    resolve_device(a.device)  # every commit runs on this machine: no CUDA here is refused before any checkout
     threads = a.threads or (1 if a.device == "cpu" else None)
     run_args = ["--device", a.device, "--deterministic"] + (["--threads", str(threads)] if threads else [])
     plan = bisect.plan_from(a.repo, a.good, a.bad, a.out, a.suite, a.base, a.new, a.store, a.fail_on, metrics, run_args, a.data_dir)

@@ -33,6 +33,7 @@ def add(sub: Any) -> None:
     bls.add_argument("--store", default=DEFAULT_PATH, metavar="PATH", help="the store the session is in")
     bls.add_argument("--session", default="latest", metavar="ID", help="session id, prefix or 'latest'")
     bls.add_argument("--dir", default=os.path.join("results", "baselines"), metavar="DIR", help="the folder of baselines")
+    bls.add_argument("--force", action="store_true", help="replace DIR/NAME.json if it exists (default: refuse)")
 
     bls.set_defaults(func=cmd_baseline)
 
@@ -58,7 +59,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
 def cmd_baseline(a: argparse.Namespace) -> int:
     from bench.regress.sides import save_baseline
 
-    path, side = save_baseline(a.store, a.session, a.name, a.dir)
+    path, side = save_baseline(a.store, a.session, a.name, a.dir, force=a.force)
     failed = sum(len(g.failed) for g in side.groups.values())
     ok = sum(len(g.seeds) for g in side.groups.values())
     print(f"baseline {path}: session {side.session}, {len(side.groups)} task/model/size groups, {ok} runs ok, {failed} failed")

@@ -74,13 +74,13 @@ def cmd_report(a: argparse.Namespace) -> int:
     from bench.results.store import Store
     from bench.results.tidy import filter_sessions, select_sessions
 
-    store = Store.open_read_only(a.store)
-    filtering = a.device or a.commits
-    ids = select_sessions(store, a.sessions or ("all" if filtering and a.session == "latest" else a.session))
-    if filtering:
-        ids = filter_sessions(store, ids, a.device, commit_list(a.commits) if a.commits else None)
-    out = a.out or os.path.join(os.path.dirname(os.path.abspath(a.store)), "reports", ids[-1] if len(ids) == 1 else f"{ids[0]}..{ids[-1]}")
-    paths = report.write(store, ids, out, reference=a.reference, tasks=a.task.split(",") if a.task else None)
+    with Store.open_read_only(a.store) as store:
+        filtering = a.device or a.commits
+        ids = select_sessions(store, a.sessions or ("all" if filtering and a.session == "latest" else a.session))
+        if filtering:
+            ids = filter_sessions(store, ids, a.device, commit_list(a.commits) if a.commits else None)
+        out = a.out or os.path.join(os.path.dirname(os.path.abspath(a.store)), "reports", ids[-1] if len(ids) == 1 else f"{ids[0]}..{ids[-1]}")
+        paths = report.write(store, ids, out, reference=a.reference, tasks=a.task.split(",") if a.task else None)
     print(f"report: {paths['html']}")
     print(f"markdown: {paths['md']}")
     return 0
@@ -134,22 +134,39 @@ def cmd_list(a: argparse.Namespace) -> int:
             _, desc, specs = suite_mod.load(n)
             print(f"  {n:12s} {len(specs):4d} runs  {desc}")
     if a.sessions or every:
-        from bench.results.store import Store
+        from bench.results.store import DamagedStore, Store
 
         if os.path.exists(a.store):
-            from bench.results.outcome import outcomes
-
-            store = Store.open_read_only(a.store)
-            print(f"sessions in {a.store}:")
-            for s in store.sessions():  # the status as it is now: a session whose process died reads interrupted
-                who = ""
-                if s["status"] == "running" and (owners := store.session_owners(s["id"])):
-                    who = f"  ({owners[-1].describe()})"
-                print(f"  {s['id']}  {s['status']:11s} {outcomes(store.runs(s['id'])).text()}  suite={s['suite'] or '-'}  "
-                      f"{s['env'].get('device_name', '')}{who}")
+            with Store.open_read_only(a.store) as store:
+                damaged = _list_sessions(store, a.store)
+            if damaged:
+                more = f" (and {len(damaged) - 1} more damaged session{'s' if len(damaged) > 2 else ''})" if len(damaged) > 1 else ""
+                raise DamagedStore(a.store, damaged[0] + more)
         else:
             print(f"sessions: none ({a.store} does not exist yet)")
     return 0
+
+
+def _list_sessions(store: Any, path: str) -> list[str]:
+    """Print the store's sessions; -> what is damaged in those that cannot be read (listed as such)."""
+    from bench.results.outcome import outcomes
+    from bench.results.store import DamagedStore
+
+    print(f"sessions in {path}:")
+    damaged: list[str] = []
+    for s in store.sessions():  # the status as it is now: a session whose process died reads interrupted
+        who = ""
+        if s["status"] == "running" and (owners := store.session_owners(s["id"])):
+            who = f"  ({owners[-1].describe()})"
+        try:  # a damaged session is listed as such; the others as always
+            if s.get("damaged"):
+                raise DamagedStore(path, s["damaged"])
+            runs = outcomes(store.runs(s["id"])).text()
+        except DamagedStore as e:
+            damaged.append(e.what)
+            runs = "DAMAGED (s2sbench check store)"
+        print(f"  {s['id']}  {s['status']:11s} {runs}  suite={s['suite'] or '-'}  {s['env'].get('device_name', '')}{who}")
+    return damaged
 
 
 def _origin(plugin: str, version: str) -> str:
@@ -170,19 +187,19 @@ def cmd_export(a: argparse.Namespace) -> int:
         raise UserError("export --to tensorboard needs the log folder: s2sbench export --to tensorboard DIR")
     if a.predictions and a.to:
         raise UserError(f"--predictions goes to stdout (csv or JSON lines), not --to {a.to}")
-    store = Store.open_read_only(a.store)
-    if a.to:
-        return _export_to(a, store, select_sessions(store, a.session))
-    if a.predictions:
-        from bench.results.outputs import write_predictions
+    with Store.open_read_only(a.store) as store:
+        if a.to:
+            return _export_to(a, store, select_sessions(store, a.session))
+        if a.predictions:
+            from bench.results.outputs import write_predictions
 
-        try:
-            write_predictions(store, select_sessions(store, a.session), sys.stdout, a.format or "csv")
-            sys.stdout.flush()
-        except BrokenPipeError:  # `| head`: the reader has what it wanted (Python's documented way out of a closed pipe)
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    df = runs_frame(store, select_sessions(store, a.session))
+            try:
+                write_predictions(store, select_sessions(store, a.session), sys.stdout, a.format or "csv")
+                sys.stdout.flush()
+            except BrokenPipeError:  # `| head`: the reader has what it wanted (Python's documented way out of a closed pipe)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        df = runs_frame(store, select_sessions(store, a.session))
     if (a.format or "csv") == "csv":
         df = df.assign(epoch_seconds=df["epoch_seconds"].map(json.dumps), test_by_length=df["test_by_length"].map(json.dumps))
         sys.stdout.write(df.to_csv(index=False))
@@ -197,20 +214,20 @@ def _export_to(a: argparse.Namespace, store: Any, sessions: list[str]) -> int:
 
     from bench.results.export import export_runs
 
-    runs = export_runs(store, sessions)
     what = f"{len(sessions)} session{'s' if len(sessions) != 1 else ''}"
     if a.to == "mlflow":
         from bench.results import export_mlflow
 
-        uri = export_mlflow.tracking_uri(a.dest, a.store)
-        m = export_mlflow.export(runs, uri, a.experiment or export_mlflow.DEFAULT_EXPERIMENT)
+        dest = export_mlflow.destination(export_mlflow.tracking_uri(a.dest, a.store))  # probed before any work
+        m = export_mlflow.export(export_runs(store, sessions), dest, a.experiment or export_mlflow.DEFAULT_EXPERIMENT)
         print(f"mlflow: {m.written} runs written, {m.skipped} already there" + (f", {m.rewritten} rewritten (an earlier export was cut short)" if m.rewritten else "")
               + f" ({what}; experiment {m.experiment!r} at {m.uri})")
         print(f"see them: mlflow ui --backend-store-uri {shlex.quote(m.uri)}" if "://" in m.uri and not m.uri.startswith("http") else f"see them at {m.uri}")
     else:
         from bench.results import export_tensorboard
 
-        t = export_tensorboard.export(runs, a.dest)
+        export_tensorboard.probe(a.dest)  # before any work
+        t = export_tensorboard.export(export_runs(store, sessions), a.dest)
         print(f"tensorboard: {t.written} runs written, {t.skipped} already there" + (f", {t.replaced} replaced by a newer record" if t.replaced else "")
               + f" ({what}; in {t.logdir})")
         print(f"see them: tensorboard --logdir {shlex.quote(t.logdir)}")

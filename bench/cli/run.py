@@ -144,6 +144,7 @@ _DATA_FLAGS = ("train_size", "reverse_source", "target_file", "valid_file", "tes
 
 
 def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
+    from bench.runner.session import validate
     from bench.spec import suite as suite_mod
 
     overrides: dict[str, Any] = {k: getattr(a, k) for k in _TRAIN_FLAGS + _DATA_FLAGS if getattr(a, k) is not None}
@@ -166,7 +167,7 @@ def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
     if a.suite:
         if a.task or a.task_file:
             raise UserError("give either --suite or --task/--task-file, not both")
-        name, _, specs = suite_mod.load(a.suite, overrides, data_dir=a.data_dir)
+        name, _, specs = suite_mod.load(a.suite, overrides, data_dir=a.data_dir, check=validate)  # names before the product
         suite_mod.check_files(name, specs)
         return name, specs
     if not (a.task or a.task_file):
@@ -176,7 +177,7 @@ def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:
     if not a.model:
         raise UserError("--model is required with --task/--task-file (see `s2sbench list --models`)")
     what = {"task_files": [a.task_file]} if a.task_file else {"tasks": [a.task]}
-    return None, suite_mod.from_flags(what, overrides)
+    return None, suite_mod.from_flags(what, overrides, check=validate)
 
 
 def cmd_run(a: argparse.Namespace) -> int:
@@ -229,27 +230,35 @@ def cmd_run(a: argparse.Namespace) -> int:
 
         def open_store() -> tuple[Store, str | None]:
             store = Store(a.store)
-            return store, _resume(store, a, suite)
+            try:
+                return store, _resume(store, a, suite, {s.key() for s in specs})
+            except BaseException:
+                store.close()
+                raise
 
         store, resume, specs = group.open_store(open_store, specs) if group else (*open_store(), specs)
         command = "s2sbench " + " ".join(shlex.quote(x) for x in sys.argv[1:])
-        sid = run_session(specs, store, sc, suite, command, resume=resume, cache=cache, session_id=a.session_id, executor=executor,
-                          env_extra=env_extra, progress=group.progress() if group else None)
+        try:
+            sid = run_session(specs, store, sc, suite, command, resume=resume, cache=cache, session_id=a.session_id, executor=executor,
+                              env_extra=env_extra, progress=group.progress() if group else None)
+            if group is not None and group.rank != 0:
+                return 0
+            from bench.analysis.conclusions import session_lines
+            from bench.results.outcome import outcomes
+            from bench.results.tidy import runs_frame
+
+            counts = outcomes(store.runs(sid))
+            found = session_lines(runs_frame(store, [sid]), store.session(sid)["env"], sid)
+        finally:
+            store.close()  # closed here, not at exit: a store whose disk filled up is tidied (no empty -wal/-shm left beside it)
     finally:
         if hasattr(executor, "close"):
             executor.close()
         if group is not None:
             group.close()
-    if group is not None and group.rank != 0:
-        return 0
     if a.shard:
         print(f"shard {a.shard[0]}/{a.shard[1]}: {len(specs)} of {env_extra['shard']['suite_runs']} runs")
-    from bench.analysis.conclusions import session_lines
-    from bench.results.outcome import outcomes
-    from bench.results.tidy import runs_frame
-
-    counts = outcomes(store.runs(sid))
-    for line in session_lines(runs_frame(store, [sid]), store.session(sid)["env"], sid):
+    for line in found:
         print(line)
     print(f"session {sid}: {counts.text()}; stored in {a.store}")
     print(f"report: s2sbench report --store {shlex.quote(a.store)} --session {sid}")
@@ -268,15 +277,23 @@ CPU_THREADS = 1
 NO_RUN_OK = 1
 
 
-def _resume(store: Any, a: argparse.Namespace, suite: str | None) -> str | None:
-    """The session ``run`` continues, if any. With --session-id: that session when the store has it and --resume is given."""
+def _resume(store: Any, a: argparse.Namespace, suite: str | None, runs: set[str]) -> str | None:
+    """The session ``run`` continues, if any. With --session-id: that session when the store has it and --resume is given.
+
+    A session is resumed only for runs of its plan, and never once finished (``bench.results.plans``): checked here,
+    before the session's calibration, and again when the session is taken over."""
+    sid: str | None = None
     if a.session_id:
-        exists = any(s["id"] == a.session_id for s in store.sessions())
-        if exists and not a.resume:
-            raise UserError(f"session {a.session_id!r} is already in {a.store}: add --resume to continue it, or choose another --session-id")
+        found = [s for s in store.sessions() if s["id"] == a.session_id]
+        if found and not a.resume:
+            advice = ("it finished: choose another --session-id" if found[0]["status"] == "finished"
+                      else "add --resume to continue it, or choose another --session-id")
+            raise UserError(f"session {a.session_id!r} is already in {a.store}: {advice}")
         if a.resume not in (None, "auto", a.session_id):
             raise UserError(f"--resume {a.resume} and --session-id {a.session_id} name different sessions")
-        return a.session_id if exists else None
-    if a.resume:
-        return store.resumable(suite) if a.resume == "auto" else store.session(a.resume)["id"]
-    return None
+        sid = a.session_id if found else None
+    elif a.resume:
+        sid = store.resumable(suite, runs) if a.resume == "auto" else store.session(a.resume)["id"]
+    if sid is not None:
+        store.check_resume(sid, runs)
+    return sid

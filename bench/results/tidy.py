@@ -13,7 +13,7 @@ import pandas as pd
 
 from bench.errors import UserError
 from bench.results.metrics import CATALOGUE, s_per_epoch
-from bench.results.store import Store
+from bench.results.store import DamagedStore, Store
 
 # Identity and status, then every catalogued metric, then what explains them.
 RUN_COLUMNS = [
@@ -31,10 +31,13 @@ RUN_COLUMNS = [
 def select_sessions(store: Store, ref: str) -> list[str]:
     """``latest`` | ``all`` | an id | ids joined by commas -> session ids (each must exist)."""
     if ref == "all":
-        ids = [s["id"] for s in store.sessions()]
-        if not ids:
+        every = store.sessions()
+        if not every:
             raise UserError(f"{store.path}: the store has no sessions yet")
-        return ids
+        damaged = [s for s in every if s.get("damaged")]
+        if damaged:  # all of them cannot be read: name the damage (one session at a time still can)
+            raise DamagedStore(store.path, damaged[0]["damaged"])
+        return [s["id"] for s in every]
     return [store.session(r.strip())["id"] for r in ref.split(",") if r.strip()]
 
 

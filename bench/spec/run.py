@@ -277,8 +277,8 @@ class RunSpec:
     def __post_init__(self) -> None:
         _number("run", "seed", self.seed, low=0, low_open=False, integer=True)
         for k, v in self.model_options:
-            if isinstance(v, float) and not math.isfinite(v):
-                raise SpecError("model option", k, f"must be finite, got {v!r}")
+            if isinstance(v, float) and not math.isfinite(v):  # the key is the one the user wrote (--option, model_options)
+                raise SpecError("run", "model_options", f"{k} must be a finite number, got {v!r}")
         for p in self.plugins:
             if plugin_ref(p) != p:
                 raise SpecError("run", "plugins", f"must be absolute paths or module names (bench.spec.run.plugin_ref), got {p!r}")

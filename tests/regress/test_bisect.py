@@ -16,6 +16,15 @@ from bench.spec.run import DataSpec, RunSpec, ThroughputSpec, TrainConfig
 from tests.conftest import REPO, run_cli
 from tests.factories import run_record
 
+GOOD = '[defaults]\nsizes = ["tiny"]\nepochs = 1\n[[runs]]\ntasks = ["date"]\nmodels = ["attention"]\n'
+
+
+def torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
 
 
@@ -88,6 +97,59 @@ def test_bad_input_is_one_line_and_exit_2_before_anything_runs(small_repo, tmp_p
     assert all(w.lower() in err.lower() for w in words), err
     assert not (out_dir / "bisect.sqlite").exists()
     assert _git(repo, "worktree", "list").count("\n") == 0  # no worktree left behind
+
+
+def _files(d) -> dict[str, str]:
+    """Every file and folder under ``d`` but the repository's own .git -> its bytes' digest ("dir" for a folder)."""
+    from tests.cli.test_bad_input import tree
+
+    return {k: v for k, v in tree(str(d)).items() if not k.startswith(os.path.join("r", ".git"))}
+
+
+def _unreadable(name: str):
+    from tests.cli.test_bad_input import unreadable
+
+    return lambda mp: unreadable(name)(mp, None)
+
+
+def _unwritable(name: str):
+    from tests.cli.test_bad_input import read_only
+
+    return lambda mp: read_only(name)(mp, None)
+
+
+@pytest.mark.parametrize("make, words, setup, patch", [
+    (lambda d: ["--suite", str(d / "s.toml"), "--out", str(d / "out")], ["s.toml", "folder"], lambda d: (d / "s.toml").mkdir(), None),
+    (lambda d: ["--suite", str(d / "s.toml"), "--out", str(d / "out")], ["s.toml", "utf-8"],
+     lambda d: (d / "s.toml").write_bytes(b"\xff\xfe[defaults]\n"), None),
+    (lambda d: ["--suite", str(d / "s.toml"), "--out", str(d / "out")], ["s.toml", "cannot read"],
+     lambda d: (d / "s.toml").write_text(GOOD), _unreadable("s.toml")),
+    # the user's file is named, not the copy bisect would keep of it under its folder
+    (lambda d: ["--suite", str(d / "s.toml"), "--out", str(d / "out")], ["s.toml", "bogus"],
+     lambda d: (d / "s.toml").write_text(GOOD + "bogus = 1\n"), None),
+    (lambda d: ["--suite", "quick", "--out", str(d / "taken")], ["--out", "a file"], lambda d: (d / "taken").write_text("x"), None),
+    (lambda d: ["--suite", "quick", "--out", str(d / "ro" / "out")], ["--out", "no permission"], lambda d: (d / "ro").mkdir(),
+     _unwritable("ro")),
+    pytest.param(lambda d: ["--suite", "quick", "--out", str(d / "out"), "--device", "cuda"], ["cuda", "not available"], None, None,
+                 marks=pytest.mark.skipif(torch_cuda(), reason="CUDA is available here")),
+])
+def test_bisects_own_inputs_are_one_line_exit_2_and_leave_nothing(small_repo, tmp_path, monkeypatch, make, words, setup, patch) -> None:
+    """A suite path that is a folder, not UTF-8 or unreadable; a suite whose key is wrong (named in the user's file); an
+    --out that is a file or cannot be written; --device cuda without CUDA: refused before any checkout, nothing written."""
+    repo, a, b = small_repo
+    if setup is not None:
+        setup(tmp_path)
+    before = _files(tmp_path)
+    if patch is not None:
+        patch(monkeypatch)
+    rc, out, err = run_cli(["bisect", a, b, "--repo", repo, *make(tmp_path)])
+    monkeypatch.undo()
+    assert rc == 2, (rc, out, err)
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert all(w.lower() in err.lower() for w in words), err
+    assert "results/bisect" not in err and "suite.toml" not in err
+    assert _files(tmp_path) == before
+    assert _git(repo, "worktree", "list").count("\n") == 0
 
 
 def test_a_named_suite_is_copied_once_and_every_row_is_judged(small_repo, tmp_path) -> None:

@@ -289,17 +289,21 @@ def test_a_failed_run_retried_ok_on_resume_no_longer_counts_as_failed(tmp_path, 
         attempts.append(spec.seed)
         if spec.seed == 1 and attempts.count(1) == 1:
             raise RuntimeError("out of luck")
+        if spec.seed == 2 and attempts.count(2) == 1:
+            raise KeyboardInterrupt  # the session is stopped during its last run
         return {"test_exact_match": 0.5}, [{"epoch": 1, "loss": 1.0}], []
 
     path = str(tmp_path / "s.sqlite")
     specs = [make_spec(seed=s) for s in range(3)]
     store = Store(path)
-    sid = run_session(specs, store, CPU, "mini", "test", executor=LocalExecutor(run=flaky))
-    assert outcomes(store.runs(sid)) == Outcomes(ok=2, failed=1, retried=0)
-    assert store.sessions()[0]["status"] == "finished"  # a failed run ran: the session did every run
+    with pytest.raises(KeyboardInterrupt):
+        run_session(specs, store, CPU, "mini", "test", session_id="s1", executor=LocalExecutor(run=flaky))
+    sid = "s1"
+    assert outcomes(store.runs(sid)) == Outcomes(ok=1, failed=1, retried=0)
+    assert store.sessions()[0]["status"] == "interrupted"
     run_session(specs, store, CPU, "mini", "test", resume=sid, executor=LocalExecutor(run=flaky))
-    assert attempts == [0, 1, 2, 1]  # only the failed run ran again
-    assert [(r.seed, r.status) for r in store.runs(sid)] == [(0, "ok"), (1, "failed"), (2, "ok"), (1, "ok")]  # history kept
+    assert attempts == [0, 1, 2, 1, 2]  # the failed run ran again, and the one never stored; the finished one not
+    assert [(r.seed, r.status) for r in store.runs(sid)] == [(0, "ok"), (1, "failed"), (1, "ok"), (2, "ok")]  # history kept
     assert outcomes(store.runs(sid)) == Outcomes(ok=3, failed=0, retried=1)
     store.close()
     rc, out, err = run_cli(["list", "--sessions", "--store", path])

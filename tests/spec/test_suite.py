@@ -53,6 +53,11 @@ def test_matrix_product_and_overrides(tmp_path):
         ("colour='red'\n[[runs]]\ntasks=['date']\nmodels=['x']\n", "unknown top-level key 'colour'"),
         ("[[runs]\n", "not valid TOML"),
         ("description='no runs'\n", "at least one [[runs]] block"),
+        # the keys a user writes, never the dataclass fields behind them (run_budget_s -> ThroughputSpec.budget_s)
+        ("[[runs]]\ntasks=['copy']\nmodels=['attention']\nsteps=2\nrun_budget_s=0\n", "key 'run_budget_s' must be > 0"),
+        ("[[runs]]\ntasks=['copy']\nmodels=['attention']\nsteps=2\nstep_batches=0\n", "key 'step_batches' must be >= 1"),
+        ("[[runs]]\ntasks=['copy']\nmodels=['attention']\nwarmup_steps=2\n", "key 'warmup_steps' applies to throughput runs only"),
+        ("[[runs]]\ntasks=['copy']\nmodels=['attention']\nmodel_options={dropout=nan}\n", "key 'model_options' dropout must be a finite"),
     ],
 )
 def test_bad_suites_name_file_and_key(tmp_path, text, message):
@@ -69,6 +74,27 @@ def test_unknown_suite_name_lists_the_known_ones():
 
 
 # --- reliability ---------------------------------------------------------------------------------------
+
+
+def test_a_check_sees_each_configuration_once_before_the_seeds_are_expanded(tmp_path):
+    """Cheap checks first: the runner's name check is given one run per configuration, and its refusal comes before
+    the product of a block's seeds is built."""
+    seeds = ", ".join(map(str, range(50_000)))
+    p = write(tmp_path, f"[[runs]]\ntasks=['date', 'addition']\nmodels=['attention', 'nosuch']\nseeds=[{seeds}]\n")
+    seen = []
+
+    def check(spec):
+        seen.append((spec.data.task, spec.model, spec.seed))
+        if spec.model == "nosuch":
+            raise UserError("unknown model 'nosuch'")
+
+    with pytest.raises(UserError, match="nosuch"):
+        suite.load(p, check=check)
+    assert seen == [("date", "attention", 0), ("date", "nosuch", 0)]
+    seen.clear()
+    _, _, specs = suite.load(write(tmp_path, "[[runs]]\ntasks=['date']\nmodels=['attention', 'gnmt']\nseeds=[0, 1, 2]\n"), check=check)
+    assert seen == [("date", "attention", 0), ("date", "gnmt", 0)] and [(s.model, s.seed) for s in specs] == [
+        ("attention", 0), ("attention", 1), ("attention", 2), ("gnmt", 0), ("gnmt", 1), ("gnmt", 2)]  # the order of the product
 
 
 # --- real data: the g2p suites and parallel-corpus keys -----------------------------------------------------

@@ -87,6 +87,10 @@ class TaskEntry:
     # A generator draws as many examples as TaskOptions asks for; a dataset (g2p) has the examples it has, split
     # in its own proportions (only ``valid`` and the seed apply).
     generated: bool = True
+    # Does the task draw its sources at the lengths TaskOptions asks for (train_lengths, test_lengths: a length
+    # split, a --length sweep point)? A task that does not (date, addition, g2p) would ignore them, and a run would
+    # be stored as a sweep point it never was; the runner refuses lengths for it before anything runs.
+    lengths: bool = False
 
     def describe(self) -> str:
         """Whose the name is, as a message says it: ``the built-in task date`` or ``task rot13 of plugin x 1.0``."""
@@ -120,16 +124,16 @@ def loading(plugin: str, version: str) -> Iterator[None]:
         _LOADING.pop()
 
 
-def register(name: str, summary: str, aligned: bool, generated: bool = True) -> Callable:
+def register(name: str, summary: str, aligned: bool, generated: bool = True, lengths: bool = False) -> Callable:
     """Decorate a task's ``make(TaskOptions) -> TaskData`` to register it as ``name``. A name taken already (by a
     built-in task or another plugin's) is refused with one line. ``generated``: False for a dataset with sizes of its
-    own (g2p)."""
+    own (g2p). ``lengths``: the task draws its sources at the lengths asked for (``TaskEntry.lengths``)."""
 
     def deco(fn: Callable[[TaskOptions], TaskData]) -> Callable[[TaskOptions], TaskData]:
         if name in _REGISTRY:
             raise UserError(f"task name {name!r} is taken by {_REGISTRY[name].describe()}")
         plugin, version = _LOADING[-1] if _LOADING else ("", "")
-        _REGISTRY[name] = TaskEntry(name, fn, summary, aligned, plugin, version, generated=generated)
+        _REGISTRY[name] = TaskEntry(name, fn, summary, aligned, plugin, version, generated=generated, lengths=lengths)
         return fn
 
     return deco
