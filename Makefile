@@ -1,6 +1,6 @@
 # The README's commands. Each bootstraps .venv from nothing, so a fresh clone needs only Python 3.
 #   make bench   -- quick benchmark session + its report
-#   make test    -- the test suite (CI: `make test EXTRAS=test,ray` also runs the Ray executor's tests)
+#   make test    -- the test suite (CI: `make test EXTRAS=test,ray,tune,g2p,text` also runs the Ray executor's tests)
 #   make mutation -- plant the quiet bugs a benchmark cannot afford and check that a test catches each (on demand)
 #   make plugin-example -- install examples/gru-plugin and run it through the entry-point door (CI)
 # Torch is installed first, pinned, where the venv has none: an unpinned `pip install .` on a machine

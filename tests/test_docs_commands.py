@@ -103,7 +103,7 @@ def commands() -> list[Command]:
             for t in tokens + [";"]:
                 if skip_next:  # the file a redirection names
                     skip_next = False
-                elif t in (";", "&&", "||", "|"):
+                elif t in (";", "&&", "||", "|", "&"):  # "&": a command sent to the background ends there too
                     if segment:
                         needs = any(k in x for x in segment for k in PLACEHOLDERS)
                         out.append(Command(f"{os.path.relpath(path, REPO)}:{n}", [_fill(x) for x in segment], needs,
