@@ -1,6 +1,6 @@
 # The README's commands. Each bootstraps .venv from nothing, so a fresh clone needs only Python 3.
 #   make bench   -- quick benchmark session + its report
-#   make test    -- the test suite (CI: `make test EXTRAS=test,ray` also runs the Ray executor's tests)
+#   make test    -- the test suite (CI: `make test EXTRAS=test,ray,tune,g2p,text` also runs the Ray executor's tests)
 #   make mutation -- plant the quiet bugs a benchmark cannot afford and check that a test catches each (on demand)
 #   make plugin-example -- install examples/gru-plugin and run it through the entry-point door (CI)
 # Torch is installed first, pinned, where the venv has none: an unpinned `pip install .` on a machine
@@ -12,6 +12,10 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 EXTRAS ?= test
 PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+# Two installs: the project alone is all a benchmark needs (make bench, regress, baseline); the tests, the
+# mutation check and lint add $(EXTRAS). Installing the extras also installs the project, so it marks both.
+CORE := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed
 
 # CI's regression check: the quick suite on one CPU thread (stable timings, bit-identical accuracies)
@@ -34,15 +38,26 @@ REGRESS_FLAGS ?= --device cpu --deterministic --threads 1
 
 .PHONY: bench test mutation plugin-example regress regress-run baseline lint clean
 
-$(STAMP): pyproject.toml
+define venv_with_torch
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_INDEX) "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
-	touch $(STAMP)
+	$(PIP) --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) $(TORCH_INDEX) "$(TORCH_SPEC)"
+endef
 
-bench: $(STAMP)
-	$(PY) -m bench run --suite quick
+$(CORE): pyproject.toml
+	$(venv_with_torch)
+	$(PIP) -e .
+	touch $(CORE)
+
+$(STAMP): pyproject.toml
+	$(venv_with_torch)
+	$(PIP) -e ".[$(EXTRAS)]"
+	touch $(STAMP) $(CORE)
+
+# make bench: the quick suite on one CPU thread per run (run's default on a CPU; torch's one per core collapses when
+# other jobs share the machine: docs/first-hour.md). BENCH_FLAGS adds run flags, e.g. BENCH_FLAGS="--threads 2".
+bench: $(CORE)
+	$(PY) -m bench run --suite quick $(BENCH_FLAGS)
 	$(PY) -m bench report
 
 test: $(STAMP)
@@ -76,7 +91,7 @@ regress: regress-run
 baseline: regress-run  # re-record results/baselines/$(BASELINE).json (commit it with the change that moved it)
 	$(PY) -m bench baseline save $(BASELINE) --store $(REGRESS_STORE)
 
-regress-run: $(STAMP)
+regress-run: $(CORE)
 	rm -f $(REGRESS_STORE) $(REGRESS_STORE)-wal $(REGRESS_STORE)-shm
 	$(PY) -m bench run --suite $(REGRESS_SUITE) $(REGRESS_FLAGS) --store $(REGRESS_STORE)
 

@@ -7,6 +7,7 @@ option is checked here, once, against the field it overrides:
 
 * its type is the field's annotation: ``bool`` takes true/false (and the strings "true"/"false", turned into
   booleans), ``int`` an integer, ``float`` a number (an integer is turned into a float), ``str`` a string;
+  an optional field (``int | None``) takes what its type takes, or ``None`` (its default: not set);
 * its value lies in the field's range, or among its choices, as the config class declares in its
   ``LIMITS`` (a class variable: field -> :class:`Range` or a tuple of allowed strings).
 
@@ -71,7 +72,18 @@ def check_options(config_cls: type, options: dict[str, Any]) -> dict[str, Any]:
     return {k: _check(k, v, hints[k], limits.get(k)) for k, v in options.items()}
 
 
+def _optional(kind: Any) -> tuple[Any, bool]:
+    """``X | None`` (or ``Optional[X]``) -> (``X``, True); any other annotation -> (it, False)."""
+    args = typing.get_args(kind)  # (X, NoneType) for both spellings of a union with None
+    if typing.get_origin(kind) is not typing.Literal and len(args) == 2 and type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return kind, False
+
+
 def _check(key: str, v: Any, kind: Any, limit: Any) -> Any:
+    kind, optional = _optional(kind)
+    if optional and v is None:  # the field's "not set" (its default)
+        return None
     if kind is bool:
         if isinstance(v, str) and v.lower() in ("true", "false"):
             return v.lower() == "true"

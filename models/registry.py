@@ -40,6 +40,9 @@ class ModelMeta:
     ``scan``: recurrent, but trained in parallel over time -- the recurrence is linear in its state, so training
     solves it for every position at once by a parallel scan (O(log n) depth; Feng et al. 2024, Gu & Dao 2023) and
     only decoding steps through time; a sweep's crossover line names such models as scans, not as sequential loops.
+    ``search``: where ``s2sbench tune`` should search a narrower range for this model than for the others, the
+    parameter and its ``(low, high)`` range or allowed choices, e.g. ``(("lr", (1e-4, 3e-3)),)``; the range the model
+    is tuned over is the intersection with the session's (an equal budget over a space that says why it differs).
     ``order`` (the story's order), ``plugin`` and ``plugin_version`` (where a model from outside s2sbench came
     from: the installed distribution and its version, or the ``--plugin`` file and a digest of its bytes) are
     set by the registry.
@@ -50,6 +53,7 @@ class ModelMeta:
     reference: bool = False
     recurrent: bool = True
     scan: bool = False
+    search: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     order: int = 0
     plugin: str = ""  # "" for the built-in models
     plugin_version: str = ""

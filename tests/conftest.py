@@ -23,6 +23,15 @@ import torch
 torch.set_num_threads(int(os.environ.get("S2SBENCH_TEST_THREADS", "1")))
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The data beside the project (the book's files, the CMUdict split): ../shared next to the checkout, or where
+# S2SBENCH_SHARED points (a worktree elsewhere). Tests that need it skip cleanly without it.
+SHARED = os.environ.get("S2SBENCH_SHARED") or os.path.join(REPO, "..", "shared")
+
+# How long a test waits for a subprocess or a thread before calling it hung. Only a hang may reach it: a loaded
+# machine must not. On 2 cores running two test suites, two CPU hogs and other jobs (load 13-20), starting Python
+# and torch alone took tens of seconds, and the 120 s and 10 s bounds these waits had were the ones shared CI
+# machines were suspected of breaking. Tests that time a figure compare ratios measured side by side instead.
+HANG_S = 900
 
 # Three tiny runs (one model, three seeds): a suite file for session-level tests.
 TINY_SUITE = """
@@ -104,6 +113,19 @@ def copy_store(src: str, dst_dir: str) -> str:
         if os.path.exists(src + suffix):
             shutil.copyfile(src + suffix, dst + suffix)
     return dst
+
+
+@pytest.fixture
+def shared_path() -> Callable[..., str]:
+    """``shared_path("data", "cmudict")`` -> that path beside the project; the test skips when it is not there."""
+
+    def find(*parts: str) -> str:
+        p = os.path.join(SHARED, *parts)
+        if not os.path.exists(p):
+            pytest.skip(f"{os.path.join('..', 'shared', *parts)} (the data beside the project) is not here")
+        return p
+
+    return find
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import HANG_S, REPO
 
 # layer -> the layers it may import. ``errors`` (the one exception type) and ``spec`` (what runs) are the
 # floor every layer stands on. ``cli`` also reaches the registries (list), the calibration (calibrate) and the
@@ -178,7 +178,7 @@ sys.meta_path.insert(0, Block())
 
 def _without_torch(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": REPO, "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, "-c", _BLOCK_TORCH + code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-c", _BLOCK_TORCH + code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=HANG_S)
 
 
 def test_analysis_results_and_spec_import_without_torch(tmp_path) -> None:

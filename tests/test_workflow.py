@@ -51,7 +51,7 @@ def test_it_runs_on_every_pull_request(workflow) -> None:
 
 def test_the_cpu_job_calls_what_ci_run_calls_in_the_same_order(workflow) -> None:
     ci = _ci_run_commands()
-    assert ci == ["make test EXTRAS=test,ray", "make plugin-example", "make regress"]  # the tests with Ray, the example plugin, the gate
+    assert ci == ["make test EXTRAS=test,ray,tune,g2p,text", "make plugin-example", "make regress"]  # the tests with every extra, the example plugin, the gate
     runs = _runs(workflow["jobs"]["cpu"])
     assert [r for r in runs if r.startswith("make")] == ci
 
@@ -89,3 +89,41 @@ def test_the_gpu_job_s_settings_steer_make_regress() -> None:
                              env={k: v for k, v in os.environ.items() if k not in ("BASELINE", "REGRESS_SUITE", "REGRESS_FLAGS", "FAIL_ON")})
     assert "bench run --suite quick --device cpu --deterministic --threads 1" in default.stdout
     assert "compare results/baselines/cpu-ci-avx512.json latest" in default.stdout or "compare results/baselines/cpu-ci-avx2.json latest" in default.stdout
+
+
+# The first major of each action that runs on Node 24 (GitHub removes Node 20 from its runners in September
+# 2026; the majors before these ran on Node 20). An action missing here must be added with its own.
+NODE24 = {"actions/checkout": 5, "actions/setup-python": 6, "actions/upload-artifact": 6, "actions/download-artifact": 7,
+          "actions/cache": 5, "actions/setup-node": 5}
+DOC_WITH_THE_WORKFLOW = os.path.join(REPO, "docs", "ci.md")  # the page that holds the workflow, verbatim
+
+
+def _pages() -> list[str]:
+    docs = os.path.join(REPO, "docs")
+    return [os.path.join(REPO, "README.md")] + sorted(os.path.join(docs, f) for f in os.listdir(docs) if f.endswith(".md"))
+
+
+def _fenced(path: str, lang: str) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    return re.findall(rf"^```{lang}\n(.*?)^```", text, re.S | re.M)
+
+
+def test_the_ci_page_holds_the_workflow_file_as_it_is() -> None:
+    with open(WORKFLOW, encoding="utf-8") as f:
+        workflow = f.read()
+    blocks = [b for b in _fenced(DOC_WITH_THE_WORKFLOW, "yaml") if "name: s2sbench\n" in b]
+    assert blocks, f"{DOC_WITH_THE_WORKFLOW} has no ```yaml block with the workflow"
+    assert blocks[0] == workflow, "docs/ci.md's copy of the workflow differs from .github/workflows/s2sbench.yml: paste the file again"
+
+
+def test_every_action_in_the_workflow_and_the_docs_runs_on_node_24() -> None:
+    with open(WORKFLOW, encoding="utf-8") as f:
+        sources = [(WORKFLOW, f.read())] + [(p, b) for p in _pages() for b in _fenced(p, "ya?ml")]
+    seen = 0
+    for path, text in sources:
+        for name, major in re.findall(r"uses:\s*(actions/[\w-]+)@v(\d+)", text):
+            seen += 1
+            assert name in NODE24, f"{os.path.relpath(path, REPO)}: {name}: add its first Node 24 major to NODE24"
+            assert int(major) >= NODE24[name], f"{os.path.relpath(path, REPO)}: {name}@v{major} runs on Node 20; use v{NODE24[name]} or later"
+    assert seen >= 7  # the workflow's own steps at least

@@ -26,7 +26,8 @@ LENGTH_FIELDS = ("data.train_lengths", "data.test_lengths")
 # The fields people look for first, in this order; the others follow alphabetically.
 PRIORITY = (DEVICE, "train.amp", "train.capture", "throughput.steps", "size")
 # A field a config leaves out when it holds its default (bench.spec.run.RunSpec.config): what it means.
-ABSENT = {"train.capture": "eager", "throughput.steps": "time to quality"}
+ABSENT = {"train.capture": "eager", "throughput.steps": "time to quality", "train.schedule": "constant", "train.lr_warmup": "lr_warmup=0",
+          "train.label_smoothing": "label_smoothing=0", "train.weight_decay": "weight_decay=0"}
 
 
 def model_label(model: str, options: Any) -> str:
@@ -94,7 +95,7 @@ def describe(key: str, value: Any) -> str:
         return "device unknown" if value is None else str(value)
     if key == "train.amp":
         return "fp32" if value in (None, "off") else str(value)
-    if key == "train.capture":
+    if key in ("train.capture", "train.schedule"):
         return str(value)
     if key == "throughput.steps":
         return f"{value} steps"

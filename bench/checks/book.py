@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     if not os.path.exists(a.store):
         print(f"{a.store}: no such store (run the suite first, or give --store)", file=sys.stderr)
         return 2
-    store = Store.open_existing(a.store)
+    store = Store.open_read_only(a.store)
     try:
         runs = store.runs()
     finally:

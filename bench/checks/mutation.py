@@ -68,6 +68,7 @@ DER = "tests/runner/test_derived_metrics.py"
 FIT = "tests/train/test_fit_records.py"
 THR = "tests/train/test_throughput.py"
 CMP = "tests/regress/test_compare.py"
+SCO = "tests/train/test_scores.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # --- architectures: each model's defining connection -----------------------------------------------
@@ -169,6 +170,16 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("verdict-calibration-inverted", "machine normalisation applied the wrong way round", "bench/regress/compare.py",
       'ratio = ratio / (cn / cb) if better == "low" else ratio * (cn / cb)', 'ratio = ratio * (cn / cb) if better == "low" else ratio / (cn / cb)',
       (f"{CMP}::test_slower_machine_with_slower_calibration_is_same",)),
+    M("error-rate-rise-as-gain", "a rise of an error rate (PER, WER) judged as an improvement", "bench/regress/verdicts.py",
+      "gain = -delta if lower_is_better else delta", "gain = delta",
+      (f"{CMP}::test_an_error_rate_that_rises_is_the_regression",)),
+    # --- scores for real outputs ---------------------------------------------------------------------------
+    M("first-reference-not-closest", "error rates against the first reference, not the closest", "bench/train/scores.py",
+      "if best < 0 or d < best:", "if best < 0:",
+      (f"{SCO}::test_closest_reference_is_the_smallest_edit_distance_first_on_a_tie",)),
+    M("per-over-first-reference-length", "PER divided by the first references' length, not the chosen ones'", "bench/train/scores.py",
+      "total += len(rs[i])", "total += len(rs[0])",
+      (f"{SCO}::test_error_rates_are_corpus_level_over_the_chosen_references",)),
     # --- timing ------------------------------------------------------------------------------------------
     M("stopwatch-no-sync", "stopwatch reads the clock before the device is done", "bench/measure/timing.py",
       "sync(self.device)\n        dt = time.perf_counter() - self._t0", "dt = time.perf_counter() - self._t0",
@@ -186,8 +197,17 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("resume-skips-failed", "--resume counts failed runs as done (never retried)", "bench/results/store.py",
       "WHERE session=? AND status='ok'", "WHERE session=?",
       ("tests/runner/test_resume.py",)),
+    M("resume-appends-to-finished", "--resume adds runs to a finished session", "bench/results/plans.py",
+      'if row["status"] == "finished":', "if False:",
+      ("tests/results/test_history.py",)),
+    M("resume-outside-plan", "--resume runs what the session never planned", "bench/results/plans.py",
+      "extra = keys - p.keys", "extra = set()",
+      ("tests/runner/test_resume.py",)),
+    M("merge-rewrites-finished", "merge replaces the runs of a session finished in OUT", "bench/results/merge.py",
+      'if mine is not None and mine["status"] == "finished":', "if False:",
+      ("tests/results/test_history.py",)),
     M("merge-writes-twice", "merge into a store that has the run writes it a second time", "bench/results/merge.py",
-      "        if keep is None:\n            inserts.append(best[2])", "        inserts.append(best[2])",
+      "        if keep is None:\n            inserts.append((best[2], ", "        inserts.append((best[2], ",
       ("tests/runner/test_shards.py::test_merge_joins_same_session_ids_keeps_others_and_later_finished_wins",)),
 )
 

@@ -1,4 +1,4 @@
-"""The ``s2sbench`` command: parses, calls, prints. One module per group of sub-commands (``run``;
+"""The ``s2sbench`` command: parses, calls, prints. One module per group of sub-commands (``run``; ``tune``;
 ``merge``/``report``/``list``/``export``; ``compare``/``baseline``/``calibrate``; ``bisect``; ``check``, the front
 door of the self-checks; ``check-model``/``check-task``, the contract); what they call lives in the layers below
 (docs/design.md, "Layout"). Imports of the heavy layers happen inside the commands, so that ``report`` or ``compare``
@@ -13,14 +13,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.cli import args, bisect, check, contract, regress, results, run
+from bench.cli import args, bisect, check, contract, regress, results, run, tune
 from bench.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = args.Parser(prog="s2sbench", description="Train, time and score seq2seq architectures side by side.")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=args.Parser)
+    p = args.Parser(prog="s2sbench", description="Train, time and score seq2seq architectures side by side.",
+                    epilog="`s2sbench COMMAND --help` says what each command takes, with its defaults.")
+    sub = p.add_subparsers(dest="cmd", title="commands", metavar="COMMAND", parser_class=args.Parser)
+    args.help_without_command(p)
     run.add(sub)
+    tune.add(sub)
     results.add(sub)
     regress.add(sub)
     bisect.add(sub)

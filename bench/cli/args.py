@@ -4,14 +4,71 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 from bench.errors import UserError
 
 
+class Formatter(argparse.HelpFormatter):
+    """``--help`` in the user's words: a value's placeholder is named after the flag (``--time-budget TIME_BUDGET``,
+    never an internal name such as ``TIME_BUDGET_S``), and every default is shown -- ``(default: X)`` is added
+    unless the help text already says what happens without the flag."""
+
+    def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
+        return max(action.option_strings, key=len).lstrip("-").replace("-", "_").upper()
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        d = action.default
+        if "default" in text or not action.option_strings or d is None or d is argparse.SUPPRESS or d is False or d == []:
+            return text
+        return text + " (default: %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
+    """One line and exit 2 on a usage error; help in the user's words (:class:`Formatter`), its registry lists
+    filled in only when help is shown (:func:`late_help`), so that parsing never imports torch."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        kw.setdefault("formatter_class", Formatter)
+        super().__init__(*a, **kw)
+
     def error(self, message: str) -> None:  # one line, exit 2 -- not usage plus traceback
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def format_help(self) -> str:
+        for action in self._actions:
+            late = getattr(action, "late_help", None)
+            if late is not None:
+                action.help = late().replace("%", "%%")
+        return super().format_help()
+
+
+def help_without_command(p: argparse.ArgumentParser) -> None:
+    """A command group typed without a sub-command (``s2sbench``, ``s2sbench baseline``) prints its help -- the list
+    of commands -- and exits 0, rather than an error that names an internal argument."""
+
+    def show(_: argparse.Namespace) -> int:
+        p.print_help()
+        return 0
+
+    p.set_defaults(func=show)
+
+
+def late_help(action: argparse.Action, text: Callable[[], str]) -> argparse.Action:
+    """Give ``action`` a help text computed when help is shown: the lists of registered models, sizes and tasks
+    come from the registries, which import torch -- too slow (and too heavy for ``report``) on every parse."""
+    action.late_help = text  # type: ignore[attr-defined]
+    action.help = action.help or "(see --help)"
+    return action
+
+
+def default_of(cls: type, name: str) -> str:
+    """A frozen config field's default as ``--help`` says it: ``10``, ``0.001``, ``0.99``."""
+    v = next(f.default for f in fields(cls) if f.name == name)
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def nonneg_int(s: str) -> int:

@@ -17,27 +17,30 @@ def add(sub: Any) -> None:
     b.add_argument("bad", metavar="BAD", help="a commit with it (e.g. HEAD)")
     what = b.add_argument_group("what runs at each commit (default: the runs that regressed between --base and --new)")
     what.add_argument("--base", metavar="REF", help="the comparison that regressed: its base (a session or a baseline .json)")
-    what.add_argument("--new", metavar="REF", default="latest", help="... and its new side (default latest); its runs' configs are run again")
-    what.add_argument("--store", default=DEFAULT_PATH, help="the store --base/--new are in")
-    what.add_argument("--suite", help="run this suite at each commit instead (a name or a .toml file)")
-    what.add_argument("--data-dir", help="folder of the data files the suite names")
+    what.add_argument("--new", metavar="REF", default="latest", help="... and its new side (default: latest); its runs' configs are run again")
+    what.add_argument("--store", default=DEFAULT_PATH, metavar="PATH", help="the store --base/--new are in")
+    what.add_argument("--suite", metavar="NAME|FILE", help="run this suite at each commit instead (a name or a .toml file)")
+    what.add_argument("--data-dir", metavar="DIR", help="folder of the data files the suite names (default: the suite file's folder)")
     judge = b.add_argument_group("the verdict at each commit")
-    judge.add_argument("--fail-on", help="compare's thresholds (default compare's: time:+25%%,accuracy:-0.5pt,memory:+20%%)")
-    judge.add_argument("--metric", help="judge only these metrics (names from the catalogue, comma-separated), e.g. s_per_epoch")
+    judge.add_argument("--fail-on", metavar="KIND:LIMIT,...", help="compare's thresholds (default: compare's, time:+25%%,accuracy:-0.5pt,memory:+20%%)")
+    judge.add_argument("--metric", metavar="METRIC[,METRIC...]",
+                       help="judge only these metrics (names from the catalogue, comma-separated), e.g. s_per_epoch (default: every metric)")
     how = b.add_argument_group("how it runs")
-    how.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    how.add_argument("--threads", type=args.nonneg_int, help="CPU threads (default 1 on cpu: stable timings on shared machines)")
-    how.add_argument("--repo", default=".", help="the git repository (default: the one here)")
-    how.add_argument("--out", help="folder for the suite, the store and the logs (default results/bisect/<good>-<bad>)")
+    how.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu | cuda | cuda:N (default: cpu)")
+    how.add_argument("--threads", type=args.nonneg_int, metavar="N", help="CPU threads (default: 1 on cpu: stable timings on shared machines)")
+    how.add_argument("--repo", default=".", metavar="DIR", help="the git repository (default: ., the one here)")
+    how.add_argument("--out", metavar="DIR", help="folder for the suite, the store and the logs (default: results/bisect/<good>-<bad>)")
     b.set_defaults(func=cmd_bisect)
 
 
 def cmd_bisect(a: argparse.Namespace) -> int:
+    from bench.measure.device import resolve_device
     from bench.regress import bisect
     from bench.spec.run import parse_device
 
     metrics = [m.strip() for m in a.metric.split(",") if m.strip()] if a.metric else None
     parse_device(a.device)
+    resolve_device(a.device)  # every commit runs on this machine: no CUDA here is refused before any checkout
     threads = a.threads or (1 if a.device == "cpu" else None)
     run_args = ["--device", a.device, "--deterministic"] + (["--threads", str(threads)] if threads else [])
     plan = bisect.plan_from(a.repo, a.good, a.bad, a.out, a.suite, a.base, a.new, a.store, a.fail_on, metrics, run_args, a.data_dir)

@@ -186,7 +186,7 @@ def regressed(c: Comparison, metrics: list[str] | None = None) -> list[Row]:
 
 def configs_of(store_path: str, session: str, groups: set[tuple[str, str, str]]) -> list[dict[str, Any]]:
     """The stored configs of ``session``'s runs in ``groups`` (task, model label, size), each config once."""
-    store = Store.open_existing(store_path)
+    store = Store.open_read_only(store_path)
     try:
         runs = store.runs(store.session(session)["id"])
     finally:
@@ -216,7 +216,7 @@ def run_suite(plan: Plan, checkout: str, log: str) -> str | None:
 def _session_ids(path: str) -> list[str]:
     if not os.path.exists(path):
         return []
-    store = Store.open_existing(path)
+    store = Store.open_read_only(path)
     try:
         return [s["id"] for s in store.sessions()]
     finally:
@@ -227,9 +227,9 @@ def _cost(r: Row) -> float:
     """How bad a row is, larger is worse: a time ratio, or points lost."""
     if r.change is None:
         return math.inf if r.verdict == "worse" else -math.inf
-    if r.kind == "quality":
-        return -r.change
     m = BY_NAME.get(r.metric)
+    if r.kind == "quality":
+        return r.change if m is not None and m.better == "low" else -r.change  # an error rate's rise is the loss
     return 1 / r.change if m is not None and m.better == "high" and r.change > 0 else r.change
 
 
@@ -309,16 +309,19 @@ def plan_from(repo: str, good: str, bad: str, out: str | None, suite: str | None
     for m in metrics or []:
         if m not in BY_NAME and m != "runs":
             raise UserError(f"--metric: unknown metric {m!r}; known: {', '.join(BY_NAME)}, runs")
+    where = "--out" if out else "the bisect's folder"
     out = os.path.abspath(out or os.path.join("results", "bisect", f"{g[:7]}-{b[:7]}"))
+    _check_out(out, where)
     targets: list[list[str]] | None = None
     if suite:
         if base:
             raise UserError("give --suite (run that suite) or --base/--new (run what regressed between them), not both")
         src = suite_mod.resolve(suite)
-        with open(src, encoding="utf-8") as f:
-            text = f.read()
         if data_dir is None:
             data_dir = os.path.dirname(os.path.abspath(src))  # relative data files stay where the suite said
+        # the user's file, read and checked as the user wrote it: its problems name it, not bisect's copy of it
+        suite_mod.load(src, data_dir=data_dir)
+        text = _read_suite(src)
     else:
         if not base:
             raise UserError("say what to bisect: --base REF (and --new REF, default latest) naming the comparison that regressed, or --suite NAME")
@@ -335,14 +338,51 @@ def plan_from(repo: str, good: str, bad: str, out: str | None, suite: str | None
             raise UserError(f"{store}: session {side} has none of the regressed runs")
         targets = sorted([r.task, r.model, r.size, r.metric] for r in rows)
         text = suite_text(configs, f"bisect {g[:10]}..{b[:10]}: the runs that regressed in compare {base} {new}")
-    os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "suite.toml")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    made = _missing(out)
+    try:
+        os.makedirs(out, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        for d in reversed(made):  # leave nothing: the folders this call made go again
+            shutil.rmtree(d, ignore_errors=True)
+        raise UserError(f"{where} {out}: cannot write the bisect's suite there ({e.strerror or e})") from None
     specs = suite_mod.load(path, data_dir=data_dir)[2]  # this code must read it (an old commit may refuse a newer key: it is skipped)
     files = any(sp.data.task_file for sp in specs)
     args = list(run_args) + (["--data-dir", data_dir] if data_dir and files else [])
     return Plan(top, g, b, out, path, os.path.join(out, "bisect.sqlite"), args, fail_on, targets, metrics)
+
+
+def _missing(folder: str) -> list[str]:
+    """The folders of ``folder``'s path that do not exist yet, outermost first."""
+    out: list[str] = []
+    head = folder
+    while head and not os.path.exists(head):
+        out.insert(0, head)
+        head = os.path.dirname(head)
+    return out
+
+
+def _check_out(out: str, where: str) -> None:
+    """The bisect's folder can be made and written (before anything is checked out or run)."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"{where} {out}: a file, not a folder")
+    head = out
+    while not os.path.exists(head):
+        head = os.path.dirname(head)
+    if not os.path.isdir(head):
+        raise UserError(f"{where} {out}: {head} is a file, not a folder")
+    if not os.access(head, os.W_OK | os.X_OK):
+        raise UserError(f"{where} {out}: cannot write in {head} (no permission)")
+
+
+def _read_suite(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as e:  # suite.load has said it already; a file changed meanwhile
+        raise UserError(f"{path}: cannot read the suite file ({getattr(e, 'strerror', None) or e})") from None
 
 
 def _predicate(plan_path: str) -> list[str]:

@@ -36,7 +36,8 @@ from bench.regress.pairing import model_labels, pair_groups, unpaired_reasons
 from bench.regress.sides import MEMORY, QUALITY, SPEED, Group, Side, load_side
 from bench.regress.thresholds import Thresholds, parse_fail_on
 from bench.regress.verdicts import quality_verdict, ratio_verdict
-from bench.results.metrics import BY_NAME, finite
+from bench.results.calibration import busy
+from bench.results.metrics import BY_NAME
 
 COLUMNS = ("task", "model", "size", "metric", "base", "new", "ratio / Δ", "verdict")
 SYMBOLS = {"better": "✅ better", "same": "➖ same", "worse": "❌ worse", "missing": "❔ missing", "new": "🆕 new",
@@ -78,10 +79,15 @@ class Comparison:
     def regressions(self) -> list[Row]:
         return [r for r in self.rows if r.verdict == "worse"]
 
+    def compared(self) -> int:
+        """How many groups were compared: those whose configuration has an equal on the other side."""
+        return len({(r.task, r.model, r.size) for r in self.rows if r.verdict not in ("missing", "new")})
+
     def exit_code(self) -> int:
-        """1 on a regression, and 1 when a configuration could not be paired: a gate that silently skips a
-        group whose config changed (a new default, a suite edit) checks nothing there -- re-record the baseline."""
-        return 1 if self.regressions() or self.unpaired else 0
+        """1 on a regression; 1 when a configuration could not be paired: a gate that silently skips a group whose
+        config changed (a new default, a suite edit) checks nothing there -- re-record the baseline; and 1 when nothing
+        paired at all (other models, another suite): a gate that compares nothing must not pass."""
+        return 1 if self.regressions() or self.unpaired or not self.compared() else 0
 
     def summary_line(self) -> str:
         reg = self.regressions()
@@ -90,6 +96,7 @@ class Comparison:
             kinds[r.kind] = kinds.get(r.kind, 0) + 1
         head = (f"❌ {len(reg)} regression{'s' if len(reg) != 1 else ''} (" + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + ")"
                 if reg else "❌ configurations changed: not compared (re-record the baseline if the change is intended)" if self.unpaired
+                else "❌ nothing compared: no configuration of one side is on the other (another suite, other models?)" if not self.compared()
                 else "✅ no regressions")
         speed = "speed machine-normalised" if self.normalised else "speed compared RAW (a side has no calibration)"
         unpaired = f", {len(self.unpaired)} unpaired (configurations differ)" if self.unpaired else ""
@@ -143,16 +150,7 @@ def fmt_change(r: Row) -> str:
     return f"×{r.change:.2f}"
 
 
-NOISY_CALIBRATION = 0.5  # calibration repeats spread wider than this: the machine was busy
 IMPLAUSIBLE_CALIBRATION = 3.0  # the same device model calibrating this many times faster/slower: a measurement gone wrong
-
-
-def calibration_spread(cal: Any) -> float | None:
-    """The larger (max - min) / median of the calibration workloads, or None when not recorded."""
-    if not isinstance(cal, dict):
-        return None
-    xs = [v for k in ("matmul_spread", "lstm_spread") if (v := finite(cal.get(k))) is not None]
-    return max(xs) if xs else None
 
 
 def _env_warnings(base: Side, new: Side) -> list[str]:
@@ -161,10 +159,9 @@ def _env_warnings(base: Side, new: Side) -> list[str]:
         out.append(f"The two sides ran on different {what} (base {a}, new {b}): speed and memory ratios mix machine and code"
                    + (" even after calibration." if k != "threads" else "."))
     for side, which in ((base, "base"), (new, "new")):
-        spread = calibration_spread(side.calibration)
-        if spread is not None and spread > NOISY_CALIBRATION:
-            out.append(f"The {which} side's calibration repeats varied by {spread:.0%} (max - min over median): the machine was busy "
-                       "while it ran, so its speed figures are unreliable.")
+        why = busy(side.calibration)  # the rule the report and the end of a session apply too
+        if why:
+            out.append(f"The {which} side's {why}, so its speed figures are unreliable.")
         if side.status not in (None, "finished"):
             out.append(f"The {which} side's session is {side.status}: runs it did not get to show as missing/new.")
     return out
@@ -250,7 +247,7 @@ def _compare_group(gb: Group, gn: Group, th: Thresholds, cb: float | None, cn: f
         if qb is None or qn is None:
             rows.append(Row(*key, m, "quality", "missing" if qn is None else "new", None if qb is None else qb[0], None if qn is None else qn[0]))
             continue
-        verdict, delta, band = quality_verdict(qb, qn, th.accuracy)
+        verdict, delta, band = quality_verdict(qb, qn, th.accuracy, BY_NAME[m].better == "low")
         rows.append(Row(*key, m, "quality", verdict, qb[0], qn[0], delta, band))
     for m, better in SPEED.items():
         vb, vn = gb.median(m), gn.median(m)

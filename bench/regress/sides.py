@@ -178,9 +178,14 @@ def side_from_baseline(b: baseline.Baseline, path: str = "<baseline>") -> Side:
     return Side(label, sid, b.session.get("status"), b.env, b.calibration, groups, dict(b.session))
 
 
-def save_baseline(store_path: str, ref: str, name: str, directory: str = baseline.DEFAULT_DIR) -> tuple[str, Side]:
-    """Write ``directory/NAME.json`` from a stored session. -> (path, the side saved)."""
+def save_baseline(store_path: str, ref: str, name: str, directory: str = baseline.DEFAULT_DIR, force: bool = False) -> tuple[str, Side]:
+    """Write ``directory/NAME.json`` from a stored session. -> (path, the side saved).
+
+    An existing baseline of that name is replaced only with ``force``: a committed baseline is what CI compares
+    against, and overwriting it silently moves the gate."""
     n = baseline.name(name)
+    if not force:
+        baseline.refuse_existing(os.path.join(directory, n + ".json"))
     side = side_from_store(store_path, ref)
     return baseline.save(as_baseline(side, n), directory), side
 

@@ -20,19 +20,22 @@ def _pooled_std(a: tuple[float, float, int], b: tuple[float, float, int]) -> flo
     return math.sqrt(num / den) if den else None
 
 
-def quality_verdict(base: tuple[float, float, int], new: tuple[float, float, int], threshold: float | None) -> tuple[str, float, float | None]:
+def quality_verdict(base: tuple[float, float, int], new: tuple[float, float, int], threshold: float | None,
+                    lower_is_better: bool = False) -> tuple[str, float, float | None]:
     """(mean %, std %, n) of each side -> (verdict, delta pt, band pt).
 
     A change within ``max(threshold, 2 x pooled std)`` -- what reseeding alone produces -- is "same".
+    ``lower_is_better``: an error rate (the catalogue's ``better == "low"``), whose rise is the regression.
     """
     delta = new[0] - base[0]
     if threshold is None:
         return "unchecked", delta, None
     sp = _pooled_std(base, new)
     band = max(threshold, 2 * sp) if sp is not None else threshold
-    if delta < -band:
+    gain = -delta if lower_is_better else delta
+    if gain < -band:
         return "worse", delta, band
-    if delta > band:
+    if gain > band:
         return "better", delta, band
     return "same", delta, band
 

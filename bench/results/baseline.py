@@ -89,6 +89,21 @@ def write_text_atomic(path: str, text: str, what: str) -> None:
     files.write_text(path, text, what)
 
 
+def refuse_existing(path: str) -> None:
+    """Refuse to replace the baseline at ``path`` (``baseline save`` without ``--force``), saying which session it holds."""
+    if not os.path.lexists(path):
+        return
+    held = ""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        sid = (doc.get("session") or {}).get("id") if isinstance(doc, dict) and isinstance(doc.get("session"), dict) else None
+        held = f" (session {sid})" if sid else ""
+    except (OSError, ValueError):
+        pass
+    raise UserError(f"{path}: a baseline of that name exists{held}; give --force to replace it, or choose another NAME")
+
+
 def write(path: str, doc: dict[str, Any]) -> None:
     write_text_atomic(path, dumps(doc), "baseline")
 

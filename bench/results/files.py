@@ -5,14 +5,36 @@ figures -- goes through here. Each file is first written in full to a temporary 
 (where a full disk shows up), and only when every file of the set is written are they renamed into place
 (a rename needs no free space). On failure the temporary files are removed, and so is a folder this call
 created, and the error is one ``UserError`` line naming the path.
+
+A file written here gets the mode a plain ``open(path, "w")`` would give it: the user's umask for a new file,
+the old file's mode for one it replaces -- not ``tempfile.mkstemp``'s private 0600, which the rename would
+carry into place and which made every report and baseline unreadable to the user's group.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 
 from bench.errors import UserError
+
+
+def _temporary(path: str) -> tuple[int, str]:
+    """A new, empty temporary file beside ``path`` -> (fd, its path), created with ``open``'s mode (see the module)."""
+    folder, name = os.path.split(path)
+    for _ in range(100):  # a name already taken (another writer) is tried again with another suffix
+        tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)  # less the umask
+        except FileExistsError:
+            continue
+        try:
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))  # replacing a file: keep its mode
+        except FileNotFoundError:
+            pass
+        return fd, tmp
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -38,7 +60,7 @@ def write_files(folder: str, files: dict[str, bytes | str], what: str) -> dict[s
             path = os.path.join(folder, name)
             where = path
             payload = data.encode("utf-8", errors="surrogateescape") if isinstance(data, str) else data
-            fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(name) + ".", suffix=".tmp", dir=os.path.dirname(path))
+            fd, tmp = _temporary(path)
             staged[path] = tmp
             try:
                 _write_all(fd, payload)

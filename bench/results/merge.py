@@ -14,7 +14,16 @@ Rules (the README's "Beyond one machine" says the same):
 * Within one session a run key appears once. Seen twice with different contents (a shard run twice, a
   failed run resumed), the one that finished later wins -- the command says which it kept and which it
   dropped; ties prefer an ``ok`` run, then the later store on the command line. An identical copy (the
-  same store merged again) is simply not added twice.
+  same store merged again) is simply not added twice. A run's stored test outputs (``run_predictions``) go
+  with it.
+* A session's plan (``bench.results.plans``) comes along: the joined session planned what its parts planned
+  (a part stored before plans were: the runs it ran).
+* A session that is finished in OUT is never changed by what an input says about the same part of it (its
+  history is append-only in meaning, docs/store.md): its runs stay as OUT has them, and an input's other
+  record of one of them, or a run it never ran, is left out with a line saying so. It can only be joined by a
+  part OUT does not have yet (another shard of it), whose runs are added.
+* A damaged input (a row that cannot be read, a run outside its session's plan: ``bench.results.integrity``)
+  is refused, naming the row: nothing damaged is copied into OUT.
 
 Nothing is written unless everything can be: every input (and OUT, if it exists) is checked first --
 an SQLite file, a results store, this s2sbench's schema version, one suite per session id -- then all
@@ -28,15 +37,26 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import UserError
-from bench.results.store import RUN_COLS, SESSION_COLS, BulkWriter, Dump, Store
+from bench.results import integrity
+from bench.results.store import RUN_COLS, SESSION_COLS, BulkWriter, DamagedStore, Dump, Store, check_regular, same_file
 
 
 def read(path: str) -> Dump:
-    return Store.read_dump(path)
+    """Every row of the store at ``path``; a damaged store is refused, naming the first damaged row."""
+    try:
+        d = Store.read_dump(path)
+    except DamagedStore as e:
+        raise UserError(f"{path}: damaged, nothing merged: {e.what}; `s2sbench check store {path}` lists what is damaged") from None
+    bad = integrity.problems(d, time.time())
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise UserError(f"{path}: damaged, nothing merged: {bad[0].line()}{more}; `s2sbench check store {path}` lists what is damaged")
+    return d
 
 
 @dataclass
@@ -52,6 +72,11 @@ class MergeResult:
     def summary(self) -> str:
         return (f"merged into {self.out}: {self.sessions_new} new session(s), {self.sessions_joined} joined; {self.runs_added} run(s) added, "
                 f"{self.runs_identical} identical copies skipped, {self.runs_replaced} duplicate(s) resolved (later finished wins)")
+
+
+def _part_ids(s: dict[str, Any]) -> set[str]:
+    """What identifies each part of a stored session (where it ran, when it started, its shard), wherever it is stored."""
+    return {json.dumps({k: v for k, v in p.items() if k not in ("store", "status", "finished")}, sort_keys=True) for p in _part(s, "")}
 
 
 def _part(s: dict[str, Any], where: str) -> list[dict[str, Any]]:
@@ -117,8 +142,8 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def merge(out: str, inputs: list[str]) -> MergeResult:
     if not inputs:
         raise UserError("merge: give at least one input store")
-    out_real = os.path.realpath(out)
-    if any(os.path.realpath(p) == out_real for p in inputs):
+    check_regular(out)
+    if any(same_file(p, out) for p in inputs):  # the same file under another path too: a symlink, a hard link
         raise UserError(f"{out}: the output is also an input; merge into another file")
     dumps = [read(p) for p in inputs]  # every input checked before anything is written
     existed = os.path.exists(out) and os.path.getsize(out) > 0
@@ -150,20 +175,31 @@ def merge(out: str, inputs: list[str]) -> MergeResult:
         with store.bulk() as w:
             have = w.dump()
             for sid, rows in sorted(by_sid.items()):
-                rows = sorted(([(out, have.sessions[sid])] if sid in have.sessions else []) + rows, key=lambda r: r[1]["started"])
-                joined = _join_sessions(rows)
-                if sid in have.sessions:
+                sources = [d for d in dumps if sid in d.sessions]
+                mine = have.sessions.get(sid)
+                if mine is not None and mine["status"] == "finished":  # closed: only a part it lacks may join it
+                    known = _part_ids(mine)
+                    sources = [d for d in sources if not _part_ids(d.sessions[sid]) <= known]
+                    rows = [(d.path, d.sessions[sid]) for d in sources]
+                    _ignored(sid, have, [d for d in dumps if sid in d.sessions and d not in sources], out, res)
+                if mine is not None:
                     res.sessions_joined += 1
-                    if any(joined[c] != have.sessions[sid][c] for c in SESSION_COLS):
+                    if not rows:
+                        continue
+                rows = sorted(([(out, mine)] if mine is not None else []) + rows, key=lambda r: r[1]["started"])
+                joined = _join_sessions(rows)
+                if mine is not None:
+                    if any(joined[c] != mine[c] for c in SESSION_COLS):
                         w.put_session(joined, exists=True)
                 else:
                     res.sessions_new += 1
                     w.put_session(joined, exists=False)
-                for d in dumps:  # who ran it, so its status is derived in OUT as where it ran (bench.results.owners)
+                for d in sources:  # who ran it, so its status is derived in OUT as where it ran (bench.results.owners)
                     for o in d.owners:
                         if o["session"] == sid:
                             w.put_owner(o)
-                _merge_runs(w, sid, have, dumps, out, res)
+                _merge_plans(w, sid, have, sources)
+                _merge_runs(w, sid, have, sources, out, res, closed=mine is not None and mine["status"] == "finished")
                 note = _shard_note(sid, json.loads(joined["env"]), w.distinct_keys(sid))
                 if note:
                     res.lines.append(note)
@@ -211,7 +247,37 @@ def _self_contained(store: Store, out: str) -> None:
         raise UserError(f"{out}: cannot write the merged store ({e}); nothing written") from None
 
 
-def _merge_runs(w: BulkWriter, sid: str, have: Dump, dumps: list[Dump], out: str, res: MergeResult) -> None:
+def _plan_of(d: Dump, sid: str) -> set[str]:
+    """``sid``'s plan in ``d``: the recorded one, else (stored before plans were) the runs it ran."""
+    return d.plans.get(sid) or {r["key"] for r in d.runs if r["session"] == sid}
+
+
+def _merge_plans(w: BulkWriter, sid: str, have: Dump, sources: list[Dump]) -> None:
+    """The joined session planned what its parts planned: OUT's (made explicit where it was what it ran) and each source's."""
+    keys = _plan_of(have, sid) if sid in have.sessions else set()
+    for d in sources:
+        keys |= _plan_of(d, sid)
+    w.put_plan(sid, keys)
+
+
+def _ignored(sid: str, have: Dump, dumps: list[Dump], out: str, res: MergeResult) -> None:
+    """Inputs holding only parts of ``sid`` that OUT has and finished: their records are left out, and said so."""
+    mine = [r for r in have.runs if r["session"] == sid]
+    for d in dumps:
+        for r in (r for r in d.runs if r["session"] == sid):
+            if any(_same(r, m) for m in mine):
+                res.runs_identical += 1
+            elif any(m["key"] == r["key"] for m in mine):
+                res.lines.append(f"session {sid}: finished in {out}, so its run {r['key']} stays as it is there; left out the other record "
+                                 f"of it in {d.path} (finished {r['finished']}, {r['status']})")
+            else:
+                res.lines.append(f"session {sid}: finished in {out}, which never ran {r['key']}; left out that run of {d.path} "
+                                 "(a finished session is never added to)")
+
+
+def _merge_runs(w: BulkWriter, sid: str, have: Dump, dumps: list[Dump], out: str, res: MergeResult, closed: bool = False) -> None:
+    """``closed``: the session is finished in OUT and ``dumps`` hold parts it lacks -- OUT's runs stay as they are
+    (none replaced, none deleted); the parts' runs of keys OUT does not have are added."""
     # candidates in order of precedence for ties: OUT first, then the inputs as given
     cands: list[tuple[str, int, dict[str, Any]]] = [(out, 0, r) for r in have.runs if r["session"] == sid]
     for i, d in enumerate(dumps, 1):
@@ -221,6 +287,14 @@ def _merge_runs(w: BulkWriter, sid: str, have: Dump, dumps: list[Dump], out: str
         groups.setdefault(c[2]["key"], []).append(c)
     inserts = []
     for key, group in sorted(groups.items()):
+        if closed and any(c[1] == 0 for c in group):
+            for c in group[sum(1 for c in group if c[1] == 0):]:
+                if any(_same(c[2], m[2]) for m in group if m[1] == 0):
+                    res.runs_identical += 1
+                else:
+                    res.lines.append(f"session {sid}: finished in {out}, so its run {key} stays as it is there; left out the other "
+                                     f"record of it in {c[0]} (finished {c[2]['finished']}, {c[2]['status']})")
+            continue
         best = max(group, key=lambda c: (c[2]["finished"], c[2]["status"] == "ok", c[1]))
         keep = next((c for c in group if c[1] == 0 and _same(c[2], best[2])), None)  # OUT's copy of the winner stays
         for c in group:
@@ -237,7 +311,7 @@ def _merge_runs(w: BulkWriter, sid: str, have: Dump, dumps: list[Dump], out: str
             if c[1] == 0:
                 w.delete_run(c[2]["id"])
         if keep is None:
-            inserts.append(best[2])
-    for r in sorted(inserts, key=lambda r: (r["finished"], r["key"])):
-        w.insert_run(r)
+            inserts.append((best[2], (have if best[1] == 0 else dumps[best[1] - 1]).predictions.get(best[2]["id"])))
+    for r, preds in sorted(inserts, key=lambda x: (x[0]["finished"], x[0]["key"])):
+        w.insert_run(r, preds)  # with every test example's output, where the run has them (bench.results.outputs)
         res.runs_added += 1

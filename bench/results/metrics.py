@@ -31,6 +31,13 @@ class Metric:
     fmt: str  # format of the displayed value
     scale: float = 1.0  # stored value x scale = displayed value
     all_seeds: bool = False  # a group has the figure only when every seed has it (time to target)
+    # The name the field gives the figure for a kind of target token (a run's ``target_unit``): a token error rate
+    # over phones is a PER, over characters a CER, over words a WER. Unlisted units keep ``label``.
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def label_for(self, unit: str | None) -> str:
+        """The header for runs whose target tokens are ``unit`` (char, phone, word, subword); ``label`` otherwise."""
+        return dict(self.labels).get(unit or "", self.label)
 
     def display(self, v: Any) -> float | None:
         """Stored value -> displayed number (None for a missing or non-numeric value)."""
@@ -70,6 +77,15 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("test_exact_match", "exact match %", "%", "high", "quality", "{:.1f}", 100),
     Metric("test_token_accuracy", "token acc %", "%", "high", "quality", "{:.1f}", 100),
     Metric("alignment", "alignment %", "%", "high", "quality", "{:.1f}", 100),
+    # Against the closest reference, at corpus level (bench.train.scores; Phonetisaurus's calculateER.py): token
+    # edits over the chosen references' length, and the share of sources not exactly right.
+    Metric("test_ter", "token error %", "%", "low", "quality", "{:.2f}", 100,
+           labels=(("char", "CER %"), ("phone", "PER %"), ("word", "WER %"), ("subword", "TER %"))),
+    Metric("test_ser", "sequence error %", "%", "low", "quality", "{:.2f}", 100,
+           labels=(("phone", "WER % (words)"), ("word", "SER % (sentences)"))),
+    # sacrebleu's corpus BLEU and chrF for text targets (word and subword units), stored as fractions of 100.
+    Metric("test_bleu", "BLEU", "BLEU", "high", "quality", "{:.1f}", 100),
+    Metric("test_chrf", "chrF", "chrF", "high", "quality", "{:.1f}", 100),
     Metric("params", "params", "parameters", None, "cost", "{:,.0f}"),
     Metric("flops_per_token", "FLOPs/token", "FLOP", None, "cost", "{:,.3g}"),
     Metric("mfu", "MFU %", "%", "high", "cost", "{:.1f}", 100),

@@ -16,7 +16,11 @@ An owner is alive when it has not ended and
   process here): its pid is alive, not a zombie, and started when the owner's did (a reused pid is not
   the owner). A dead pid is conclusive at once: a killed process beats no more heartbeats;
 * anywhere else: its heartbeat is younger than ``STALE_AFTER_S`` (ten heartbeats; it also absorbs a
-  modest clock difference between machines).
+  modest clock difference between machines). A heartbeat dated in the future is taken as fresh up to
+  ``SKEW_S`` ahead (another machine's clock may run ahead of this one's); further ahead it is no time to
+  trust -- a clock far off, or a damaged record -- and counts as stale, so that it cannot keep ``--resume``
+  out until that date. Its owner then counts as gone, as one whose heartbeat is unreadable does; the run
+  claims below still keep each run stored once should it be alive after all.
 
 ``--resume`` takes over a session only when no owner of it is alive, so two processes never work on one
 session. Should a live owner be taken for dead anyway (a machine whose heartbeat stalled for longer than
@@ -37,7 +41,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +50,7 @@ from bench.errors import UserError
 
 HEARTBEAT_S = 30.0  # seconds between heartbeats of a running session (a thread; claims beat too)
 STALE_AFTER_S = 300.0  # a heartbeat older than this, from a machine whose pid cannot be checked here: gone
+SKEW_S = 300.0  # a heartbeat dated up to this far in the future is fresh (clocks differ); further ahead it is stale
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS session_owners (
@@ -135,6 +140,17 @@ def _seconds(iso: str) -> float:
         return 0.0
 
 
+def heartbeat_age(iso: str, at: float | None = None) -> float | None:
+    """Seconds since the heartbeat ``iso`` (0 for one up to ``SKEW_S`` ahead of this clock); None when it is no time
+    to trust: unreadable, or dated further in the future."""
+    try:
+        t = dt.datetime.fromisoformat(iso).timestamp()
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+    age = (at if at is not None else time.time()) - t
+    return None if age < -SKEW_S else max(0.0, age)
+
+
 @dataclass(frozen=True)
 class Owner:
     token: str
@@ -152,13 +168,21 @@ class Owner:
         """The rule of the module docstring. ``here``: this machine's id; ``at``: the time now (tests pass both)."""
         if self.ended:
             return False
-        if self.machine and self.machine == (here if here is not None else machine_id()):
+        pid_ok = isinstance(self.pid, int) and not isinstance(self.pid, bool)  # a damaged record's pid: the heartbeat decides
+        if pid_ok and self.machine and self.machine == (here if here is not None else machine_id()):
             return pid_alive(self.pid, self.pid_start)
-        return (at if at is not None else time.time()) - _seconds(self.heartbeat) <= STALE_AFTER_S
+        age = heartbeat_age(self.heartbeat, at)
+        return age is not None and age <= STALE_AFTER_S
 
     def describe(self) -> str:
-        age = max(0, round(time.time() - _seconds(self.heartbeat)))
-        return f"pid {self.pid} on {self.host}, since {self.started}, last heartbeat {age} s ago"
+        age = heartbeat_age(self.heartbeat)
+        if age is None:
+            t = _seconds(self.heartbeat)
+            beat = (f"last heartbeat dated {round(t - time.time())} s in the future (beyond the {SKEW_S:.0f} s allowed for clocks that "
+                    "differ: taken as stale)" if t else f"last heartbeat unreadable ({self.heartbeat!r})")
+        else:
+            beat = f"last heartbeat {round(age)} s ago"
+        return f"pid {self.pid} on {self.host}, since {self.started}, {beat}"
 
 
 def this_process(session: str) -> Owner:
@@ -168,14 +192,14 @@ def this_process(session: str) -> Owner:
 
 
 # --- reading ---------------------------------------------------------------------------------------------
-def _has_tables(db: sqlite3.Connection) -> bool:
+def has_tables(db: sqlite3.Connection) -> bool:
     names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     return {"session_owners", "run_claims"} <= names
 
 
 def owners(db: sqlite3.Connection, session: str | None = None) -> list[Owner]:
     """Every owner stint of ``session`` (or of every session), oldest first; [] for a store without the table."""
-    if not _has_tables(db):
+    if not has_tables(db):
         return []
     q = f"SELECT {', '.join(OWNER_COLS)}, seq FROM session_owners"
     rows = db.execute(q + (" WHERE session=?" if session is not None else "") + " ORDER BY seq", (session,) if session is not None else ())
@@ -221,13 +245,18 @@ def immediate(db: sqlite3.Connection, path: str) -> Iterator[sqlite3.Connection]
         raise UserError(f"{path}: cannot write to the results store ({e})") from None
 
 
-def acquire(db: sqlite3.Connection, path: str, session: str, resume: bool) -> Owner:
+def acquire(db: sqlite3.Connection, path: str, session: str, resume: bool,
+            check: Callable[[sqlite3.Connection], None] | None = None) -> Owner:
     """Make this process the owner of ``session``; refuse while another owner is alive.
 
     ``resume``: the session is being continued, so its stored status goes back to ``running``.
+    ``check``: called first, inside the same transaction (what it reads cannot change before the owner is
+    written): raises to refuse, e.g. a finished session or runs it never planned (``bench.results.plans``).
     """
     me = this_process(session)
     with immediate(db, path):
+        if check is not None:
+            check(db)
         other = live_owner(db, session)
         if other is not None:
             raise UserError(f"session {session!r} is still running ({other.describe()}): "

@@ -13,7 +13,7 @@ import pandas as pd
 
 from bench.errors import UserError
 from bench.results.metrics import CATALOGUE, s_per_epoch
-from bench.results.store import Store
+from bench.results.store import DamagedStore, Store
 
 # Identity and status, then every catalogued metric, then what explains them.
 RUN_COLUMNS = [
@@ -23,16 +23,21 @@ RUN_COLUMNS = [
     "error", "key", "config_hash", "model_options", "device", "device_type", "amp", "length", "model_order", "model_is_reference",
     "model_recurrent", "model_scan", "config",
     "data_source", "test_questions", "test_questions_in_train", "test_examples_in_train",  # the split's test/train overlap
+    # real data: what a target token is (names the token error rate), tokens unseen in training, sacrebleu's signatures
+    "target_unit", "test_unk_tokens", "test_tokens", "valid_unk_tokens", "bleu_signature", "chrf_signature",
 ]
 
 
 def select_sessions(store: Store, ref: str) -> list[str]:
     """``latest`` | ``all`` | an id | ids joined by commas -> session ids (each must exist)."""
     if ref == "all":
-        ids = [s["id"] for s in store.sessions()]
-        if not ids:
+        every = store.sessions()
+        if not every:
             raise UserError(f"{store.path}: the store has no sessions yet")
-        return ids
+        damaged = [s for s in every if s.get("damaged")]
+        if damaged:  # all of them cannot be read: name the damage (one session at a time still can)
+            raise DamagedStore(store.path, damaged[0]["damaged"])
+        return [s["id"] for s in every]
     return [store.session(r.strip())["id"] for r in ref.split(",") if r.strip()]
 
 
@@ -110,13 +115,15 @@ def epochs_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
 
 
 # The decoded test examples a run stores for its attention heatmaps (bench.train.evaluate), one row each.
-SAMPLE_COLUMNS = ["session", "run", "task", "model", "size", "seed", "sample", "src", "pred", "target", "attention", "reversed_source"]
+SAMPLE_COLUMNS = ["session", "run", "task", "model", "size", "seed", "sample", "src", "pred", "target", "attention", "reversed_source",
+                  "references"]
 
 
 def samples_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
     """One row per stored test example of a finished run, in the store's order: ``run`` (the stored run's id),
     ``sample`` (its place among the run's examples), ``src`` and ``pred`` (token lists, the source as the model
-    read it), ``target``, ``attention`` (rows of weights, ``[T',S]``) and ``reversed_source``."""
+    read it), ``target``, ``attention`` (rows of weights, ``[T',S]``), ``reversed_source`` and ``references`` (every
+    right answer as a token list; None for runs stored before they were kept)."""
     rows = []
     for sid in sessions:
         for r in store.runs(sid):
@@ -125,5 +132,6 @@ def samples_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
             for i, s in enumerate(r.samples):
                 rows.append({"session": sid, "run": r.id, "task": r.task, "model": r.model, "size": r.size, "seed": r.seed, "sample": i,
                              "src": s["src"], "pred": s["pred"], "target": s["target"], "attention": s["attention"],
-                             "reversed_source": bool(s.get("reversed_source"))})
+                             "reversed_source": bool(s.get("reversed_source")),
+                             "references": s.get("references")})  # every right answer as tokens (runs since tokens per side)
     return pd.DataFrame(rows, columns=SAMPLE_COLUMNS)

@@ -21,12 +21,14 @@ from bench.data.vocab import BOS, EOS
 from bench.measure.latency import call_latency
 from bench.measure.memory import PeakRSS, call_peak_bytes, peak_memory_bytes, reset_peak_memory, run_peak
 from bench.measure.timing import Precision
+from bench.results import outputs
 from bench.results.metrics import mfu, steady_rates
 from bench.runner.cache import Prepared
 from bench.spec.run import RunSpec, SessionConfig
 from bench.train.decode import static_decoder
 from bench.train.evaluate import evaluate
 from bench.train.loop import Diverged, fit, make_step, train_step_flops
+from bench.train.scores import TEXT_UNITS, error_rates, hypothesis, text_scores
 from bench.train.seeding import seed_everything
 from bench.train.throughput import OverBudget, fixed_batches, time_steps
 
@@ -135,6 +137,7 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
         "test_n": ev.n,
         "test_by_length": ev.summary()["by_length"],
         "alignment": ev.alignment,
+        **output_scores(prep, ev.predictions),
         "decode_latency_b1_s": lat1["seconds"],
         "decode_latency_batch_s": latb["seconds"],
         "decode_batch": min(spec.measure.decode_batch, len(prep.test)),
@@ -154,8 +157,32 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
     for s in ev.samples:
         s = dict(s)
         s["pred"] = [prep.vocab.token(i) for i in s["pred"]]
+        ex = prep.test.examples[s["row"]]
+        src = prep.source.split(ex.src)  # the attention map's columns: source tokens
+        s["src"] = src[::-1] if prep.test.reversed_source else src
+        s["references"] = [prep.target.split(r) for r in ex.references]  # every right answer, as tokens
         samples.append(s)
     return metrics, fr.history(), samples
+
+
+def output_scores(prep: Prepared, predictions: list[list[int]]) -> dict[str, Any]:
+    """The test split's error rates against the closest reference (``bench.train.scores``), BLEU and chrF where the
+    targets are text, the <unk> count, and every example's output (under ``outputs.KEY``: stored apart)."""
+    enc, vocab = prep.test, prep.vocab
+    hyps = [hypothesis(p, enc, i) for i, p in enumerate(predictions)]
+    er = error_rates(hyps, enc.refs)
+    out: dict[str, Any] = {"test_ter": er.token_error_rate, "test_ser": er.sequence_error_rate, "target_unit": prep.unit,
+                           "test_unk_tokens": enc.unk, "test_tokens": enc.tokens, "valid_unk_tokens": prep.valid.unk}
+    hyp_tokens = [[vocab.token(i) for i in h] for h in hyps]
+    if prep.unit in TEXT_UNITS:
+        out |= text_scores([prep.target.detokenize(h) for h in hyp_tokens],
+                           [[" ".join(r.split()) for r in ex.references] for ex in enc.examples])
+    rows = []
+    for ex, h, d in zip(enc.examples, hyp_tokens, er.distances):
+        rows.append([prep.source.join(prep.source.split(ex.src)), [prep.target.join(prep.target.split(r)) for r in ex.references],
+                     prep.target.join(h), d])
+    out[outputs.KEY] = rows
+    return out
 
 
 def execute_throughput(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConfig,
@@ -176,7 +203,7 @@ def execute_throughput(spec: RunSpec, prep: Prepared, device: torch.device, sc: 
     autocast = Precision(spec.train.amp).autocast(device)
     with PeakRSS() as mem:
         model.train()
-        step = make_step(model, spec.train, device, rows=spec.train.batch_size)
+        step = make_step(model, spec.train, device, rows=spec.train.batch_size, total_steps=tp.warmup + tp.steps)
         times = time_steps(step, todo, device, tp.warmup, tp.steps, tp.budget_s)
         dec_len = int(prep.train.tgt_len.max())  # the answer and its EOS: L + 1 tokens for a source of L
         before_decode = peak_memory_bytes(device)  # the decode's own peak resets the device's; the run's is the larger

@@ -19,7 +19,12 @@ from typing import Any
 
 from bench.errors import UserError
 
-AMP = ("off", "bf16", "fp16")  # autocast precisions (bf16 also on CPUs with bf16 instructions)
+AMP = ("off", "bf16", "fp16")
+# How a side's text is cut into tokens, and what a target token is (bench.data.tokens holds the tokenizers;
+# the names are here, with every other option's choices, so that a spec is checked without the data code).
+TOKENS = ("char", "space", "sentencepiece")
+SENTENCEPIECE_TYPES = ("unigram", "bpe")
+UNITS = ("char", "phone", "word", "subword")  # autocast precisions (bf16 also on CPUs with bf16 instructions)
 # How the training (and decode) step is launched: eager PyTorch; torch.compile (mode reduce-overhead on CUDA);
 # or the step captured once as a CUDA graph and replayed (fixed shapes; CUDA only).
 # (docs/design.md, "Launch overhead is a dimension of the run")
@@ -27,6 +32,9 @@ CAPTURE = ("eager", "compile", "cudagraph", "compile-cudagraph")
 # The modes that capture the whole step as CUDA graphs (bench.train.capture.GraphStep); compile-cudagraph
 # runs the model through torch.compile first, so the graph replays inductor's fused kernels.
 GRAPH_CAPTURES = ("cudagraph", "compile-cudagraph")
+# Learning-rate schedules (bench.train.schedule): the peak lr held, Vaswani et al.'s inverse square root (2017, §5.3),
+# or a cosine decay (Loshchilov & Hutter 2017, SGDR, without restarts); each after an optional linear warm-up.
+SCHEDULES = ("constant", "inverse-sqrt", "cosine")
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 # The longest generated source a run may ask for (train_lengths, test_lengths, a --length sweep point): Long
 # Range Arena's longest sequences. Far beyond it, generating the data alone takes minutes and gigabytes.
@@ -94,9 +102,22 @@ class TrainConfig:
     eval_batch_size: int = 512  # batched greedy decoding; the book decodes one example at a time
     amp: str = "off"  # off | bf16 | fp16
     capture: str = "eager"  # eager | compile | cudagraph | compile-cudagraph: launch overhead as a dimension of the run
+    # The recipe beyond plain Adam at one rate (docs/tuning.md). Each default is today's recipe, and a field at its
+    # default is left out of the stored config (RECIPE_DEFAULTS), so runs stored before these fields keep their keys.
+    schedule: str = "constant"  # constant | inverse-sqrt | cosine: how the lr moves from step to step (bench.train.schedule)
+    lr_warmup: int = 0  # steps of linear warm-up to lr (Vaswani et al. 2017 §5.3: 4,000); 0: none
+    label_smoothing: float = 0.0  # weight on the uniform target distribution (Szegedy et al. 2016; Vaswani et al.: 0.1)
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW, Loshchilov & Hutter 2019); 0: plain Adam, as the book
 
     def __post_init__(self) -> None:
         w = "training"
+        if self.schedule not in SCHEDULES:
+            raise SpecError(w, "schedule", f"must be {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        _number(w, "lr_warmup", self.lr_warmup, low=0, low_open=False, integer=True)
+        _number(w, "label_smoothing", self.label_smoothing, low=0, low_open=False, high=1)
+        if self.label_smoothing == 1:  # every target the uniform distribution: nothing left to learn
+            raise SpecError(w, "label_smoothing", f"must be in [0, 1), got {self.label_smoothing!r}")
+        _number(w, "weight_decay", self.weight_decay, low=0, low_open=False)
         if self.capture not in CAPTURE:
             raise SpecError(w, "capture", f"must be {', '.join(CAPTURE)}, got {self.capture!r}")
         if self.graph and self.amp == "fp16":
@@ -118,6 +139,15 @@ class TrainConfig:
         """Whether the step is captured as CUDA graphs (needs CUDA; no fp16, no data-parallel steps)."""
         return self.capture in GRAPH_CAPTURES
 
+    @property
+    def scheduled(self) -> bool:
+        """Whether the learning rate changes during training (a schedule other than constant, or a warm-up)."""
+        return self.schedule != "constant" or self.lr_warmup > 0
+
+
+# The recipe fields added after the store's first schema, at their defaults: left out of ``RunSpec.config()``.
+RECIPE_DEFAULTS: dict[str, Any] = {"schedule": "constant", "lr_warmup": 0, "label_smoothing": 0.0, "weight_decay": 0.0}
+
 
 @dataclass(frozen=True)
 class DataSpec:
@@ -134,12 +164,44 @@ class DataSpec:
     # Book-format files only (bench.data.tasks.textfile): what the book's own loader does with the padding.
     keep_source_padding: bool = False  # the encoder reads the padding spaces as characters (book ch. 7-8)
     fixed_length_target: bool = False  # the decoder writes the space-padded answer, no end token (book's eval_seq2seq)
+    # Parallel-corpus files (bench.data.tasks.parallel): task_file is a tab-separated file, or with target_file the
+    # source side of two line-aligned files. valid_file/test_file: a standard split, used as it is (else held out
+    # of task_file by distinct source).
+    target_file: str | None = None
+    valid_file: str | None = None
+    test_file: str | None = None
+    # Tokens per side (bench.data.tokens): char | space | sentencepiece. None: the data's own (characters; the
+    # g2p task's phones are separated by spaces).
+    source_tokens: str | None = None
+    target_tokens: str | None = None
+    sentencepiece_type: str = "unigram"  # unigram | bpe: the SentencePiece model trained on the training split
+    sentencepiece_vocab: int = 1000  # pieces per side's SentencePiece model: fixed, so a model is a function of its text
+    target_unit: str | None = None  # what a target token is: names the error rate (CER/PER/WER) and asks for BLEU/chrF
+    keep_stress: bool = False  # g2p: keep CMUdict's stress digits (AH0, AH1); the papers remove them
 
     def __post_init__(self) -> None:
         w = "data"
         if (self.keep_source_padding or self.fixed_length_target) and not self.task_file:
             raise SpecError(w, "keep_source_padding" if self.keep_source_padding else "fixed_length_target",
                             "applies to book-format files (task_files) only")
+        for k in ("target_file", "valid_file", "test_file"):
+            if getattr(self, k) is not None and not self.task_file:
+                raise SpecError(w, k, "goes with a parallel-corpus file (task_files), not a generated task")
+        for k in ("source_tokens", "target_tokens"):
+            v = getattr(self, k)
+            if v is not None and v not in TOKENS:
+                raise SpecError(w, k, f"must be {', '.join(TOKENS)}, got {v!r}")
+        if self.sentencepiece_type not in SENTENCEPIECE_TYPES:
+            raise SpecError(w, "sentencepiece_type", f"must be {' or '.join(SENTENCEPIECE_TYPES)}, got {self.sentencepiece_type!r}")
+        _number(w, "sentencepiece_vocab", self.sentencepiece_vocab, low=1, low_open=False, integer=True)
+        if "sentencepiece" not in (self.source_tokens, self.target_tokens):
+            for k in ("sentencepiece_type", "sentencepiece_vocab"):
+                if getattr(self, k) != getattr(DataSpec, k):
+                    raise SpecError(w, k, "goes with source_tokens or target_tokens sentencepiece")
+        if self.target_unit is not None and self.target_unit not in UNITS:
+            raise SpecError(w, "target_unit", f"must be {', '.join(UNITS)}, got {self.target_unit!r}")
+        if self.keep_stress and (self.task != "g2p" or self.task_file):
+            raise SpecError(w, "keep_stress", "applies to task g2p only (CMUdict's stress digits)")
         for k in ("train", "valid", "test"):
             _number(w, k, getattr(self, k), low=1, low_open=False, integer=True)
         _number(w, "seed", self.seed, low=0, low_open=False, integer=True)
@@ -153,6 +215,11 @@ class DataSpec:
     @property
     def name(self) -> str:
         return os.path.splitext(os.path.basename(self.task_file))[0] if self.task_file else self.task
+
+
+# DataSpec fields added after the store's first schema: in a run's config only when not at their default.
+_LATER_DATA_FIELDS = ("keep_source_padding", "fixed_length_target", "target_file", "valid_file", "test_file", "source_tokens",
+                      "target_tokens", "sentencepiece_type", "sentencepiece_vocab", "target_unit", "keep_stress")
 
 
 @dataclass(frozen=True)
@@ -210,8 +277,8 @@ class RunSpec:
     def __post_init__(self) -> None:
         _number("run", "seed", self.seed, low=0, low_open=False, integer=True)
         for k, v in self.model_options:
-            if isinstance(v, float) and not math.isfinite(v):
-                raise SpecError("model option", k, f"must be finite, got {v!r}")
+            if isinstance(v, float) and not math.isfinite(v):  # the key is the one the user wrote (--option, model_options)
+                raise SpecError("run", "model_options", f"{k} must be a finite number, got {v!r}")
         for p in self.plugins:
             if plugin_ref(p) != p:
                 raise SpecError("run", "plugins", f"must be absolute paths or module names (bench.spec.run.plugin_ref), got {p!r}")
@@ -225,7 +292,8 @@ class RunSpec:
         """The canonical config: stored with the run, hashed into its key.
 
         Fields added after the store's first schema (the capture mode, the throughput section, the book
-        format's padding options, the plugins) appear only
+        format's padding options, the parallel-corpus files and token options, the plugins, the recipe: schedule,
+        warm-up, label smoothing, weight decay) appear only
         when they differ from their default, so the runs of earlier stores keep their keys (``--resume``
         and baselines still match them).
         """
@@ -238,11 +306,14 @@ class RunSpec:
         d["model_options"] = dict(self.model_options)
         if not self.throughput.enabled:
             del d["throughput"]
-        for k in ("keep_source_padding", "fixed_length_target"):
-            if not d["data"][k]:
+        for k in _LATER_DATA_FIELDS:  # absent at their default: the runs stored before they existed keep their keys
+            if d["data"][k] == getattr(DataSpec, k):
                 del d["data"][k]
         if self.train.capture == "eager":
             del d["train"]["capture"]
+        for k, default in RECIPE_DEFAULTS.items():
+            if d["train"][k] == default:
+                del d["train"][k]
         return d
 
     def config_hash(self) -> str:
@@ -260,8 +331,12 @@ class RunSpec:
         opts = ",".join(f"{k}={v}" for k, v in self.model_options)
         d = self.data
         fixed = f" L={d.train_lengths[0]}" if d.train_lengths and d.train_lengths[0] == d.train_lengths[1] else ""
-        how = fixed + "".join(f" {x}" for x in (self.train.amp if self.train.amp != "off" else "", self.train.capture if self.train.capture != "eager" else "",
-                                          f"{self.throughput.steps} steps" if self.throughput.enabled else "") if x)
+        t = self.train
+        recipe = (f"lr={t.lr:.3g}" if t.scheduled or t.label_smoothing or t.weight_decay else "",
+                  t.schedule if t.schedule != "constant" else "", f"warmup={t.lr_warmup}" if t.lr_warmup else "",
+                  f"ls={t.label_smoothing:.3g}" if t.label_smoothing else "", f"wd={t.weight_decay:.3g}" if t.weight_decay else "")
+        how = fixed + "".join(f" {x}" for x in (t.amp if t.amp != "off" else "", t.capture if t.capture != "eager" else "",
+                                          f"{self.throughput.steps} steps" if self.throughput.enabled else "", *recipe) if x)
         return f"{self.data.name} {self.model}{'(' + opts + ')' if opts else ''} {self.size}{how} seed={self.seed}"
 
 

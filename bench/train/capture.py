@@ -12,7 +12,8 @@ not the launches"). The launch mode is therefore a dimension of the run, like th
   batch shape with ``torch.cuda.graph`` and replayed (PyTorch's "whole-network capture"): one launch per
   step. CUDA graphs need fixed shapes and fixed addresses, so batches are padded to a few bucket shapes
   (:func:`bucket`, :func:`pad_to`), each bucket gets its own graph and static input tensors, and Adam runs
-  with ``capturable=True`` (its step counter lives on the device). Nothing inside the step reads a value
+  with ``capturable=True`` (its step counter lives on the device); a learning-rate schedule writes the rate
+  into a device tensor the graph reads (``bench.train.optim``). Nothing inside the step reads a value
   back to the host. The warm-up steps a capture needs (on a side stream, as the documentation requires)
   would move the weights; they are undone after capture, so the captured run starts where eager starts.
 
@@ -36,6 +37,7 @@ from bench.data.vocab import PAD
 from bench.measure.timing import Precision
 from bench.spec.run import TrainConfig
 from bench.train.loss import loss_fn
+from bench.train.optim import optimizer, schedule
 
 # Bucket lengths: powers of two from 8. A batch of width w runs at the smallest bucket >= w, so at most
 # half the columns of a batch are padding and a split of lengths up to 1024 needs at most 8 graphs.
@@ -105,12 +107,17 @@ class GraphStep:
     """
 
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig, device: torch.device, rows: int, warmup: int = 3,
-                 compiled: bool = False) -> None:
+                 compiled: bool = False, total_steps: int | None = None) -> None:
         if device.type != "cuda":
             raise ValueError("cudagraph capture needs a CUDA device")
         self.model, self.cfg, self.device, self.rows, self.warmup = model, cfg, device, rows, warmup
         self.forward = torch.compile(model, dynamic=False) if compiled else model
-        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, capturable=True, fused=True)
+        # A changing rate must be read inside the graph: a device tensor (PyTorch supports a tensor lr with
+        # capturable/fused Adam), refilled in place before each replay. A constant rate stays the float it was.
+        lr = torch.tensor(cfg.lr, dtype=torch.float32, device=device) if cfg.scheduled else None
+        self.opt = optimizer(model.parameters(), cfg, lr=lr, capturable=True, fused=True)
+        self.schedule = schedule(self.opt, cfg, total_steps)
+        self.smooth = {"label_smoothing": cfg.label_smoothing} if cfg.label_smoothing else {}
         self.autocast = Precision(cfg.amp).autocast(device)
         self.graphs: dict[tuple[int, int], _Graph] = {}
         self.replays = 0
@@ -118,7 +125,7 @@ class GraphStep:
     def _body(self, b: Batch) -> torch.Tensor:
         with self.autocast():
             logits = self.forward(b.src, b.src_mask, b.tgt_in)
-        loss_sum = loss_fn(logits, b.tgt_out, reduction="sum")
+        loss_sum = loss_fn(logits, b.tgt_out, reduction="sum", **self.smooth)
         n = (b.tgt_out != PAD).sum().clamp(min=1)
         (loss_sum / n).backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
@@ -160,6 +167,8 @@ class GraphStep:
         for dst, src in zip((g.inputs.src, g.inputs.src_mask, g.inputs.tgt_in, g.inputs.tgt_out),
                             (padded.src, padded.src_mask, padded.tgt_in, padded.tgt_out)):
             dst.copy_(src, non_blocking=True)
+        if self.schedule is not None:
+            self.schedule.step()  # fills the lr tensor on the current stream, ahead of the replay that reads it
         g.graph.replay()
         self.replays += 1
         return g.loss_sum.clone()  # the next replay overwrites the static output

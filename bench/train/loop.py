@@ -23,6 +23,7 @@ from bench.spec.run import TrainConfig
 from bench.train.capture import GraphStep, compile_model
 from bench.train.evaluate import EvalResult, evaluate
 from bench.train.loss import loss_fn
+from bench.train.optim import optimizer, schedule
 from models import Seq2Seq
 
 
@@ -101,17 +102,22 @@ class Parallel(Protocol):
     def all_reduce(self, values: list[float], op: str) -> list[float]: ...  # op: sum | max | mean
 
 
-def make_step(model: Seq2Seq, cfg: TrainConfig, device: torch.device, rows: int | None = None) -> Callable:
+def make_step(model: Seq2Seq, cfg: TrainConfig, device: torch.device, rows: int | None = None, total_steps: int | None = None) -> Callable:
     """One optimisation step as a closure: batch -> summed loss (a device tensor, never read here).
 
     ``cfg.capture`` picks how it is launched (``bench.train.capture``): eager, compiled, or a CUDA graph per
-    bucket shape (``rows``: the batch size graphs are captured at; default ``cfg.batch_size``).
+    bucket shape (``rows``: the batch size graphs are captured at; default ``cfg.batch_size``). The recipe
+    (``bench.train.optim``): Adam, or AdamW with weight decay; label smoothing in the loss; a learning-rate schedule
+    over ``total_steps`` updates (needed when the rate changes, ``cfg.scheduled``). The loss returned is the one
+    trained on (smoothed, when smoothing).
     """
     if cfg.graph:
-        return GraphStep(model, cfg, device, rows or cfg.batch_size, compiled=cfg.capture == "compile-cudagraph")
+        return GraphStep(model, cfg, device, rows or cfg.batch_size, compiled=cfg.capture == "compile-cudagraph", total_steps=total_steps)
     if cfg.capture == "compile":
         model = compile_model(model, device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = optimizer(model.parameters(), cfg)
+    sched = schedule(opt, cfg, total_steps)
+    smooth = {"label_smoothing": cfg.label_smoothing} if cfg.label_smoothing else {}
     prec = Precision(cfg.amp)
     autocast = prec.autocast(device)
     scaler = prec.scaler(device)
@@ -119,10 +125,12 @@ def make_step(model: Seq2Seq, cfg: TrainConfig, device: torch.device, rows: int 
     def step(b, denom: float | None = None) -> torch.Tensor:
         with autocast():
             logits = model(b.src, b.src_mask, b.tgt_in)
-        loss_sum = loss_fn(logits, b.tgt_out, reduction="sum")
+        loss_sum = loss_fn(logits, b.tgt_out, reduction="sum", **smooth)
         n = (b.tgt_out != PAD).sum()
         loss = loss_sum / (n if denom is None else denom)
         opt.zero_grad(set_to_none=True)
+        if sched is not None:
+            sched.step()
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
@@ -179,12 +187,12 @@ def fit(
     loop does what a hand-written loop does and nothing more: step, accumulate the loss on the device, and
     (every ``PROGRESS_EVERY`` batches) tell the progress display.
     """
-    step = make_step(model, cfg, device)
+    n_batches = math.ceil(len(train) / cfg.batch_size)
+    step = make_step(model, cfg, device, total_steps=cfg.epochs * n_batches)
     gen = torch.Generator().manual_seed(seed)  # batch order: a function of the run's seed alone
     result = FitResult()
     train_cum = wall_cum = 0.0
     autocast = Precision(cfg.amp).autocast(device)
-    n_batches = math.ceil(len(train) / cfg.batch_size)
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         todo, tokens = _epoch_batches(train, cfg.batch_size, gen, device, parallel)  # before the clock

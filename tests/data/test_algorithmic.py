@@ -28,6 +28,11 @@ def test_registered_with_alignments():
         assert tasks.entry(name).aligned
 
 
+def test_only_the_tasks_that_draw_lengths_take_them():
+    """The registry says which tasks a --length sweep or a length split applies to (the runner refuses the rest)."""
+    assert {n for n in tasks.names() if tasks.entry(n).lengths} == set(ALGO)
+
+
 def test_the_three_transformations():
     assert copy_example("38172").tgt == "38172"
     assert reverse_example("38172").tgt == "27183"

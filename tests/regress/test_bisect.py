@@ -16,6 +16,15 @@ from bench.spec.run import DataSpec, RunSpec, ThroughputSpec, TrainConfig
 from tests.conftest import REPO, run_cli
 from tests.factories import run_record
 
+GOOD = '[defaults]\nsizes = ["tiny"]\nepochs = 1\n[[runs]]\ntasks = ["date"]\nmodels = ["attention"]\n'
+
+
+def torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
 
 
@@ -90,6 +99,59 @@ def test_bad_input_is_one_line_and_exit_2_before_anything_runs(small_repo, tmp_p
     assert _git(repo, "worktree", "list").count("\n") == 0  # no worktree left behind
 
 
+def _files(d) -> dict[str, str]:
+    """Every file and folder under ``d`` but the repository's own .git -> its bytes' digest ("dir" for a folder)."""
+    from tests.cli.test_bad_input import tree
+
+    return {k: v for k, v in tree(str(d)).items() if not k.startswith(os.path.join("r", ".git"))}
+
+
+def _unreadable(name: str):
+    from tests.cli.test_bad_input import unreadable
+
+    return lambda mp: unreadable(name)(mp, None)
+
+
+def _unwritable(name: str):
+    from tests.cli.test_bad_input import read_only
+
+    return lambda mp: read_only(name)(mp, None)
+
+
+@pytest.mark.parametrize("make, words, setup, patch", [
+    (lambda d: ["--suite", str(d / "s.toml"), "--out", str(d / "out")], ["s.toml", "folder"], lambda d: (d / "s.toml").mkdir(), None),
+    (lambda d: ["--suite", str(d / "s.toml"), "--out", str(d / "out")], ["s.toml", "utf-8"],
+     lambda d: (d / "s.toml").write_bytes(b"\xff\xfe[defaults]\n"), None),
+    (lambda d: ["--suite", str(d / "s.toml"), "--out", str(d / "out")], ["s.toml", "cannot read"],
+     lambda d: (d / "s.toml").write_text(GOOD), _unreadable("s.toml")),
+    # the user's file is named, not the copy bisect would keep of it under its folder
+    (lambda d: ["--suite", str(d / "s.toml"), "--out", str(d / "out")], ["s.toml", "bogus"],
+     lambda d: (d / "s.toml").write_text(GOOD + "bogus = 1\n"), None),
+    (lambda d: ["--suite", "quick", "--out", str(d / "taken")], ["--out", "a file"], lambda d: (d / "taken").write_text("x"), None),
+    (lambda d: ["--suite", "quick", "--out", str(d / "ro" / "out")], ["--out", "no permission"], lambda d: (d / "ro").mkdir(),
+     _unwritable("ro")),
+    pytest.param(lambda d: ["--suite", "quick", "--out", str(d / "out"), "--device", "cuda"], ["cuda", "not available"], None, None,
+                 marks=pytest.mark.skipif(torch_cuda(), reason="CUDA is available here")),
+])
+def test_bisects_own_inputs_are_one_line_exit_2_and_leave_nothing(small_repo, tmp_path, monkeypatch, make, words, setup, patch) -> None:
+    """A suite path that is a folder, not UTF-8 or unreadable; a suite whose key is wrong (named in the user's file); an
+    --out that is a file or cannot be written; --device cuda without CUDA: refused before any checkout, nothing written."""
+    repo, a, b = small_repo
+    if setup is not None:
+        setup(tmp_path)
+    before = _files(tmp_path)
+    if patch is not None:
+        patch(monkeypatch)
+    rc, out, err = run_cli(["bisect", a, b, "--repo", repo, *make(tmp_path)])
+    monkeypatch.undo()
+    assert rc == 2, (rc, out, err)
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert all(w.lower() in err.lower() for w in words), err
+    assert "results/bisect" not in err and "suite.toml" not in err
+    assert _files(tmp_path) == before
+    assert _git(repo, "worktree", "list").count("\n") == 0
+
+
 def test_a_named_suite_is_copied_once_and_every_row_is_judged(small_repo, tmp_path) -> None:
     repo, a, b = small_repo
     plan = bisect.plan_from(repo, a, b, str(tmp_path / "out"), "quick", None, "latest", "unused.sqlite", None, ["s_per_epoch"], ["--device", "cpu"])
@@ -100,11 +162,13 @@ def test_a_named_suite_is_copied_once_and_every_row_is_judged(small_repo, tmp_pa
 
 
 # --- the planted slowdown ----------------------------------------------------------------------------------
+# One batch per epoch: the run's own work is a few hundredths of a second quiet, and stays under the floor's second
+# even when a loaded machine makes it ten or twenty times slower (see FLOOR_S).
 TINY = """
 description = "one tiny attention run"
 [defaults]
 sizes = ["tiny"]
-train = 320
+train = 32
 valid = 20
 test = 20
 epochs = 3
@@ -117,21 +181,35 @@ tasks = ["date"]
 models = ["attention"]
 """
 
-SLOWDOWN = """
 
-# planted by the bisect test: every training forward pass waits 0.3 s (3 s per epoch: plain even on a loaded machine)
+def _sleep_patch(seconds: float, why: str) -> str:
+    """Source appended to models/attention.py: every training forward pass of the attention model waits ``seconds``."""
+    return f"""
+
+# {why}
 import time as _time  # noqa: E402
 
-_forward = AttentionSeq2Seq.forward
+_forward_{int(seconds * 10)} = AttentionSeq2Seq.forward
 
 
-def _slow_forward(self, *args, **kwargs):
-    _time.sleep(0.3)
-    return _forward(self, *args, **kwargs)
+def _slow_forward_{int(seconds * 10)}(self, *args, **kwargs):
+    _time.sleep({seconds})
+    return _forward_{int(seconds * 10)}(self, *args, **kwargs)
 
 
-AttentionSeq2Seq.forward = _slow_forward
+AttentionSeq2Seq.forward = _slow_forward_{int(seconds * 10)}
 """
+
+
+# Every commit's epoch waits FLOOR_S (one batch, so once per epoch); the planted bug adds SLOWDOWN_S. The floor is
+# what keeps load from moving the figure: an epoch's own work, a few hundredths of a second quiet, took up to about
+# a second on a loaded 2-core machine, and alone that swings an unchanged commit by x3 (measured x3.13 against GOOD
+# with two test runs and two CPU hogs beside it, load 13-20, when the bug was 0.3 s per batch of ten and showed
+# only x1.83). With the floor, an unchanged commit is within (1 + 1) / 1 = x2 of GOOD at worst and the planted one
+# at least (1 + 6) / (1 + 1) = x3.5: SLOWER_PCT (x2.5) lies between, with room on both sides.
+FLOOR_S, SLOWDOWN_S, SLOWER_PCT = 1.0, 6.0, 150
+FLOOR = _sleep_patch(FLOOR_S, "the bisect test's floor: every commit's training forward pass waits 1 s, so load cannot move an epoch much")
+SLOWDOWN = _sleep_patch(SLOWDOWN_S, "planted by the bisect test: every training forward pass waits 6 s more")
 
 
 def _project_repo(root) -> tuple[str, list[str]]:
@@ -139,6 +217,8 @@ def _project_repo(root) -> tuple[str, list[str]]:
     repo = root / "proj"
     for d in ("bench", "models"):
         shutil.copytree(os.path.join(REPO, d), repo / d, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(repo / "models" / "attention.py", "a", encoding="utf-8") as f:
+        f.write(FLOOR)
     _git(repo, "init", "-q")
     commits = [_commit(repo, "the project as it is")]
     (repo / "NOTES").write_text("one\n")
@@ -154,9 +234,9 @@ def _project_repo(root) -> tuple[str, list[str]]:
 
 
 def _regression_store(path: str, spec: RunSpec) -> None:
-    """What ``compare`` had found: session "new" trains 3x slower per epoch than session "base"."""
+    """What ``compare`` had found: session "new" trains 7x slower per epoch than session "base"."""
     s = Store(path)
-    for sid, k in (("base", 1.0), ("new", 3.0)):
+    for sid, k in (("base", 1.0), ("new", 7.0)):
         s.add_session(sid, f"2026-01-0{1 if sid == 'base' else 2}T00:00:00+00:00", "tiny", "s2sbench run", {"device_name": "cpu", "device_type": "cpu"})
         m = {"test_exact_match": 0.5, "test_token_accuracy": 0.8, "epoch_seconds": [0.5 * k, 0.3 * k, 0.3 * k], "peak_memory_bytes": 2**27,
              "params": 1000, "epochs": 3}
@@ -176,12 +256,12 @@ def test_bisect_finds_the_planted_slowdown_in_a_repository_of_this_project(tmp_p
     out_dir = tmp_path / "bisect"
 
     rc, out, err = run_cli(["bisect", commits[0], commits[-1], "--repo", repo, "--base", "base", "--new", "new", "--store", store,
-                            "--fail-on", "time:+100%,accuracy:off,memory:off", "--out", str(out_dir)])
+                            "--fail-on", f"time:+{SLOWER_PCT}%,accuracy:off,memory:off", "--out", str(out_dir)])
     assert rc == 0, (out, err)
     assert f"first bad commit: {commits[2]} attention: an innocent-looking change" in out, out
     steps = {s.commit: s for s in bisect.read_steps(str(out_dir))}
     assert steps[commits[0]].verdict == "good" and steps[commits[-1]].verdict == "bad"
-    assert steps[commits[2]].verdict == "bad" and steps[commits[2]].change > 2.0  # s/epoch: 0.3 s per batch on top
+    assert steps[commits[2]].verdict == "bad" and steps[commits[2]].change > 1 + SLOWER_PCT / 100  # s/epoch: 6 s per batch on top
     assert all(steps[c].verdict == "good" for c in commits[:2] if c in steps)
     assert "s/epoch ×" in out.split("first bad commit:")[1]  # the ratio at the first bad commit
     # only the regressed figure was judged, and the user's checkout was never touched

@@ -115,6 +115,16 @@ def test_quality_verdict_uses_seed_spread():
     assert quality_verdict((85.0, 5.0, 3), (70.0, 5.0, 3), None)[0] == "unchecked"
 
 
+def test_an_error_rate_that_rises_is_the_regression():
+    """PER, WER, CER (the catalogue says lower is better): a rise is worse, a fall better."""
+    from bench.results.metrics import BY_NAME
+
+    assert BY_NAME["test_ter"].better == BY_NAME["test_ser"].better == "low"
+    assert quality_verdict((6.0, 0.0, 1), (7.0, 0.0, 1), 0.5, lower_is_better=True)[0] == "worse"
+    assert quality_verdict((6.0, 0.0, 1), (5.0, 0.0, 1), 0.5, lower_is_better=True)[0] == "better"
+    assert quality_verdict((6.0, 0.0, 1), (6.3, 0.0, 1), 0.5, lower_is_better=True)[0] == "same"
+
+
 def test_ratio_verdict_throughput_is_judged_as_time():
     assert ratio_verdict(1.30, 0.25) == "worse"
     assert ratio_verdict(1.20, 0.25) == "same"
@@ -224,6 +234,21 @@ def test_missing_and_new_groups_are_shown_not_failures(store):
     assert verdicts(c, "attention(score=general)") == {"-": "new"}  # options make their own group
     assert c.exit_code() == 0
     assert any("interrupted" in w for w in c.warnings)
+
+
+def test_a_comparison_where_nothing_pairs_fails(store):
+    """A baseline against a session of other models: all missing, all new -- a gate that compared nothing must not pass."""
+    add_session(store, "A")
+    add_session(store, "B")
+    for m in ("attention", "gnmt"):
+        add_run(store, "A", model=m)
+    add_run(store, "B", model="transformer")
+    c = compare(*sides(store))
+    assert c.compared() == 0 and c.exit_code() == 1
+    assert "nothing compared" in c.summary_line() and "2 missing, 1 new" in c.summary_line()
+    add_run(store, "B", model="attention")  # one pair is enough for the gate to have checked something
+    c = compare(*sides(store))
+    assert c.compared() == 1 and c.exit_code() == 0 and "no regressions" in c.summary_line()
 
 
 def test_time_to_target_no_longer_reached_is_worse(store):

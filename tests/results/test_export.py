@@ -257,3 +257,66 @@ def test_a_tensorboard_export_needs_no_torch(store, tmp_path) -> None:
     assert p.returncode == 0, p.stderr
     assert "torch loaded: False" in p.stdout
     assert len(glob.glob(str(tmp_path / "tb" / "**" / "events.out.tfevents.*"), recursive=True)) == 2
+
+
+# --- destinations that go nowhere: probed first, nothing half-written (docs/store.md) -----------------------------
+def test_tensorboard_a_write_that_fails_leaves_whole_runs_and_nothing_of_the_rest(store, tmp_path, monkeypatch) -> None:
+    pytest.importorskip("tensorboard", reason="TensorBoard is not installed (pip install 's2sbench[tensorboard]')")
+    import errno
+
+    logdir = str(tmp_path / "tb")
+    real, writes = os.write, []
+
+    def write(fd: int, data) -> int:  # the disk fills up after the first run's two files
+        if fd > 2:
+            writes.append(fd)
+            if len(writes) > 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    rc, out, err = run_cli(["export", "--store", store, "--session", "s1", "--to", "tensorboard", logdir])
+    monkeypatch.undo()
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "nothing written" in err, err
+    first, second = (os.path.join(logdir, "s1", *r.key.split("/")) for r in _runs(store, ["s1"]))
+    assert sorted(f.split(".")[0] for f in os.listdir(first)) == ["events", "s2sbench-run"]  # whole: the event file and its marker
+    assert not os.path.exists(second) and not os.path.exists(os.path.join(logdir, "s1", "date", "seq2seq"))  # nothing of it
+    assert not [p for p in glob.glob(os.path.join(logdir, "**", "*"), recursive=True) if p.endswith(".tmp")]
+    rc, out, err = run_cli(["export", "--store", store, "--session", "s1", "--to", "tensorboard", logdir])
+    assert rc == 0 and "1 runs written, 1 already there" in out, err
+
+
+def test_mlflow_a_server_that_never_answers_is_refused_by_the_probe() -> None:
+    """A local server that accepts the connection and says nothing: the probe gives up after its timeout, in one line."""
+    import socket
+
+    from bench.errors import UserError
+    from bench.results.export_mlflow import probe
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        uri = f"http://127.0.0.1:{s.getsockname()[1]}"
+        with pytest.raises(UserError, match=r"no MLflow tracking server answers within 0.5 s \(no answer\)"):
+            probe(uri, timeout=0.5)
+
+
+def test_mlflow_a_database_file_the_export_made_goes_again_when_it_fails(store, tmp_path, monkeypatch) -> None:
+    pytest.importorskip("mlflow", reason="MLflow is not installed (pip install 's2sbench[mlflow]')")
+    from bench.errors import UserError
+    from bench.results import export_mlflow
+
+    def fail(client_cls, runs, uri, experiment):
+        open(uri[len("sqlite:///"):], "wb").close()  # what a full disk leaves: an empty file
+        raise UserError("the disk is full")
+
+    monkeypatch.setattr(export_mlflow, "_export", fail)
+    new = tmp_path / "new.db"
+    with pytest.raises(UserError, match="full"):
+        export_mlflow.export(_runs(store, ["s1"]), f"sqlite:///{new}")
+    assert not new.exists()
+    existing = tmp_path / "existing.db"
+    existing.write_bytes(b"")  # an empty file is fine to export into, and is not this export's to remove
+    with pytest.raises(UserError, match="full"):
+        export_mlflow.export(_runs(store, ["s1"]), f"sqlite:///{existing}")
+    assert existing.exists()

@@ -57,7 +57,8 @@ def test_every_metric_is_declared_once_with_a_direction_and_a_format():
     for m in CATALOGUE:
         assert m.better in ("high", "low", None) and m.kind in ("quality", "speed", "memory", "cost")
         assert m.format(m.display(1.0)) != "–"
-    assert {m.name for m in of_kind("quality")} == {"test_exact_match", "test_token_accuracy", "alignment"}
+    assert {m.name for m in of_kind("quality")} == {"test_exact_match", "test_token_accuracy", "alignment", "test_ter", "test_ser", "test_bleu",
+                                                    "test_chrf"}
 
 
 def test_display_converts_to_the_unit_people_read():
@@ -67,6 +68,15 @@ def test_display_converts_to_the_unit_people_read():
     assert BY_NAME["params"].format(BY_NAME["params"].display(1234567)) == "1,234,567"
     assert BY_NAME["alignment"].display(None) is None and BY_NAME["alignment"].display("x") is None
     assert BY_NAME["alignment"].format(None) == "–"
+
+
+def test_an_error_rate_is_named_by_its_target_tokens():
+    """One stored figure (``test_ter``), the field's name for it per unit: PER for phones, CER for characters, WER for words."""
+    ter, ser = BY_NAME["test_ter"], BY_NAME["test_ser"]
+    assert [ter.label_for(u) for u in ("phone", "char", "word", "subword")] == ["PER %", "CER %", "WER %", "TER %"]
+    assert ser.label_for("phone") == "WER % (words)" and ser.label_for("char") == ser.label == "sequence error %"
+    assert ter.label_for(None) == ter.label and BY_NAME["test_exact_match"].label_for("phone") == "exact match %"
+    assert ter.better == ser.better == "low" and BY_NAME["test_bleu"].better == "high"
 
 
 @pytest.mark.parametrize("stored, number", READINGS)

@@ -16,6 +16,7 @@ from bench.results import owners
 from bench.results.merge import merge
 from bench.results.owners import STALE_AFTER_S, Owner, SessionLost
 from bench.results.store import Store
+from tests.conftest import HANG_S
 from tests.factories import run_record
 
 HERE = owners.machine_id()
@@ -191,7 +192,7 @@ def test_the_heartbeat_thread_refreshes_the_owner_and_stops(tmp_path) -> None:
     with st.db:
         st.db.execute("UPDATE session_owners SET heartbeat='2000-01-01T00:00:00+00:00'")
     beat = owners.Heartbeat(path, me.token, every=0.05).start()
-    deadline = time.time() + 10
+    deadline = time.time() + HANG_S  # a starved thread is slow, not dead
     while st.session_owners("s")[0].heartbeat.startswith("2000") and time.time() < deadline:
         time.sleep(0.05)
     beat.stop()

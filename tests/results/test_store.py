@@ -289,17 +289,21 @@ def test_a_failed_run_retried_ok_on_resume_no_longer_counts_as_failed(tmp_path, 
         attempts.append(spec.seed)
         if spec.seed == 1 and attempts.count(1) == 1:
             raise RuntimeError("out of luck")
+        if spec.seed == 2 and attempts.count(2) == 1:
+            raise KeyboardInterrupt  # the session is stopped during its last run
         return {"test_exact_match": 0.5}, [{"epoch": 1, "loss": 1.0}], []
 
     path = str(tmp_path / "s.sqlite")
     specs = [make_spec(seed=s) for s in range(3)]
     store = Store(path)
-    sid = run_session(specs, store, CPU, "mini", "test", executor=LocalExecutor(run=flaky))
-    assert outcomes(store.runs(sid)) == Outcomes(ok=2, failed=1, retried=0)
-    assert store.sessions()[0]["status"] == "finished"  # a failed run ran: the session did every run
+    with pytest.raises(KeyboardInterrupt):
+        run_session(specs, store, CPU, "mini", "test", session_id="s1", executor=LocalExecutor(run=flaky))
+    sid = "s1"
+    assert outcomes(store.runs(sid)) == Outcomes(ok=1, failed=1, retried=0)
+    assert store.sessions()[0]["status"] == "interrupted"
     run_session(specs, store, CPU, "mini", "test", resume=sid, executor=LocalExecutor(run=flaky))
-    assert attempts == [0, 1, 2, 1]  # only the failed run ran again
-    assert [(r.seed, r.status) for r in store.runs(sid)] == [(0, "ok"), (1, "failed"), (2, "ok"), (1, "ok")]  # history kept
+    assert attempts == [0, 1, 2, 1, 2]  # the failed run ran again, and the one never stored; the finished one not
+    assert [(r.seed, r.status) for r in store.runs(sid)] == [(0, "ok"), (1, "failed"), (1, "ok"), (2, "ok")]  # history kept
     assert outcomes(store.runs(sid)) == Outcomes(ok=3, failed=0, retried=1)
     store.close()
     rc, out, err = run_cli(["list", "--sessions", "--store", path])
@@ -433,3 +437,26 @@ def test_opening_a_new_store_waits_for_another_process_that_holds_it(tmp_path) -
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.schema_version() == SCHEMA_VERSION
     store.close()
+
+
+def test_written_files_get_the_user_s_umask_and_keep_a_replaced_file_s_mode(tmp_path) -> None:
+    """Reports, baselines and compare's table are renamed into place from a temporary file: they must not keep a
+    temporary file's private 0600 (a shared results folder would be unreadable to the group)."""
+    import os
+    import stat
+
+    from bench.results.files import write_files, write_text
+
+    old = os.umask(0o022)
+    try:
+        paths = write_files(str(tmp_path / "rep"), {"index.html": "<p>", "fig.png": b"\x89PNG"}, "report")
+        assert {stat.S_IMODE(os.stat(p).st_mode) for p in paths.values()} == {0o644}
+        os.umask(0o002)
+        write_text(str(tmp_path / "pr.md"), "| a |", "Markdown table")
+        assert stat.S_IMODE(os.stat(tmp_path / "pr.md").st_mode) == 0o664
+        os.chmod(tmp_path / "pr.md", 0o640)  # the user's own choice survives a rewrite
+        write_text(str(tmp_path / "pr.md"), "| b |", "Markdown table")
+        assert stat.S_IMODE(os.stat(tmp_path / "pr.md").st_mode) == 0o640 and (tmp_path / "pr.md").read_text() == "| b |"
+    finally:
+        os.umask(old)
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]

@@ -20,7 +20,7 @@ from bench.runner.ddp import Group
 from bench.spec.run import DataSpec, TrainConfig
 from bench.train.loop import fit
 from bench.train.seeding import seed_everything
-from tests.conftest import REPO, run_cli
+from tests.conftest import HANG_S, REPO, run_cli
 
 # 97 examples in batches of 32: 32, 32, 32 and a last batch of ONE row, so rank 1 also gets an empty slice.
 DATA = DataSpec(task="date", seed=0, train=97, valid=16, test=16)
@@ -103,7 +103,7 @@ def test_torchrun_ddp_session_is_written_by_rank_0_with_world_size_and_throughpu
             "--threads", "1"]
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "bench", *args, "--ddp",
-                        "--store", store], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                        "--store", store], cwd=REPO, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout.count("1 runs ok, 0 failed") == 1  # rank 0 alone reports (and writes)
     st = Store.open_existing(store)

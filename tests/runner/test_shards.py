@@ -138,15 +138,16 @@ def test_two_shards_and_merge_give_exactly_the_runs_of_one_session(tmp_path):
 
 
 # --- merge, on hand-made stores ----------------------------------------------------------------------------
-def _store(path, sessions: dict[str, list[tuple[str, str, str]]], suite_name: str = "s", env: dict | None = None) -> str:
-    """sessions: id -> [(key, status, finished)]."""
+def _store(path, sessions: dict[str, list[tuple[str, str, str]]], suite_name: str = "s", env: dict | None = None,
+           status: str = "finished") -> str:
+    """sessions: id -> [(key, status, finished)]; each session ends ``status``."""
     st = Store(str(path))
     for sid, runs in sessions.items():
         st.add_session(sid, "2026-01-01T00:00:00+00:00", suite_name, f"s2sbench run --session-id {sid}", env or {"host": str(path)})
-        for key, status, fin in runs:
-            st.add_run(run_record(session=sid, key=key, config={"k": key}, status=status, error=None if status == "ok" else "boom", finished=fin,
-                                  metrics={"test_exact_match": 0.5, "from": str(path)}))
-        st.finish_session(sid, "2026-01-01T01:00:00+00:00", "finished")
+        for key, run_status, fin in runs:
+            st.add_run(run_record(session=sid, key=key, config={"k": key}, status=run_status, error=None if run_status == "ok" else "boom",
+                                  finished=fin, metrics={"test_exact_match": 0.5, "from": str(path)}))
+        st.finish_session(sid, "2026-01-01T01:00:00+00:00", status)
     st.close()
     return str(path)
 
@@ -184,12 +185,19 @@ def test_merge_joins_same_session_ids_keeps_others_and_later_finished_wins(tmp_p
 
 
 def test_merge_into_an_existing_store_replaces_an_older_copy_of_a_run(tmp_path):
-    out = _store(tmp_path / "out.sqlite", {"S": [("k1", "failed", "2026-01-01T00:10:00+00:00")]})
+    """... of a session that did not finish there; a finished session's runs stay as they are (docs/store.md)."""
+    out = _store(tmp_path / "out.sqlite", {"S": [("k1", "failed", "2026-01-01T00:10:00+00:00")]}, status="interrupted")
     b = _store(tmp_path / "b.sqlite", {"S": [("k1", "ok", "2026-01-01T00:20:00+00:00")]})
     rc, stdout, err = run_cli(["merge", out, b])
     assert rc == 0, err
     assert [(s, k, st) for s, k, st, _, _ in _rows(out)] == [("S", "k1", "ok")]
     assert "kept the one finished 2026-01-01T00:20:00+00:00 (ok)" in stdout
+
+    closed = _store(tmp_path / "closed.sqlite", {"S": [("k1", "failed", "2026-01-01T00:10:00+00:00")]})
+    rc, stdout, err = run_cli(["merge", closed, b])
+    assert rc == 0, err
+    assert [(s, k, st) for s, k, st, _, _ in _rows(closed)] == [("S", "k1", "failed")]  # finished in OUT: as it was
+    assert f"finished in {closed}, so its run k1 stays as it is there" in stdout
 
 
 def _not_a_store(tmp_path) -> str:
@@ -257,7 +265,7 @@ def test_session_id_taken_needs_resume_and_resume_continues_it(tmp_path):
     args = ["run", "--suite", str(s), "--model", "attention", "--device", "cpu", "--threads", "1", "--store", path, "--session-id", "job-7"]
     _, _, specs = suite.load(str(s), {"models": ["attention"]})
     st = Store(path)  # an interrupted session that finished seed 0
-    st.add_session("job-7", "2026-01-01T00:00:00+00:00", "tiny", "earlier", {})
+    st.add_session("job-7", "2026-01-01T00:00:00+00:00", "tiny", "earlier", {}, plan=[sp.key() for sp in specs])
     st.add_run(run_record(specs[0], session="job-7", metrics={"test_exact_match": 0.0}))
     st.finish_session("job-7", "2026-01-01T00:02:00+00:00", "interrupted")
     st.close()

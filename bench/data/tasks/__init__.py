@@ -37,7 +37,7 @@ ENTRY_POINTS = "s2sbench.tasks"  # the entry-point group installed packages regi
 
 def _load() -> None:
     """Import every module of the family (cached after the first time), whichever was imported first."""
-    for mod in ("date", "addition", "algorithmic"):
+    for mod in ("date", "addition", "algorithmic", "g2p"):
         try:
             importlib.import_module(f"bench.data.tasks.{mod}")
         except ModuleNotFoundError as e:

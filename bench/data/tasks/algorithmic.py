@@ -215,17 +215,17 @@ def length_split(name: str, transform: Callable[[str, str], Example], opts: Task
     return TaskData(name, ex(pool[:a]), ex(pool[a:b]), ex(test), source=f"generator:{name}")
 
 
-@register("copy", "copy a digit string (NTM §4.1); length split: train on short, test also on longer", aligned=True)
+@register("copy", "copy a digit string (NTM §4.1); length split: train on short, test also on longer", aligned=True, lengths=True)
 def make_copy(opts: TaskOptions) -> TaskData:
     return length_split("copy", copy_example, opts)
 
 
-@register("reverse", "reverse a digit string (Tensor2Tensor); length split", aligned=True)
+@register("reverse", "reverse a digit string (Tensor2Tensor); length split", aligned=True, lengths=True)
 def make_reverse(opts: TaskOptions) -> TaskData:
     return length_split("reverse", reverse_example, opts)
 
 
-@register("sort", "sort a digit string, stable (NTM §4.5 priority sort); length split", aligned=True)
+@register("sort", "sort a digit string, stable (NTM §4.5 priority sort); length split", aligned=True, lengths=True)
 def make_sort(opts: TaskOptions) -> TaskData:
     return length_split("sort", sort_example, opts)
 

@@ -21,12 +21,19 @@ Span = tuple[int, int]
 @dataclass(frozen=True)
 class Example:
     src: str
-    tgt: str
+    tgt: str  # the target trained on, and the first reference scored against
     align: tuple[Span | None, ...] | None = None  # one entry per target character, or None: no alignment
+    # Further correct answers for the same source (a word's other pronunciations, another translation): a
+    # hypothesis equal to any reference is right, and error rates are counted against the closest one.
+    others: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.align is not None and len(self.align) != len(self.tgt):
             raise ValueError(f"alignment has {len(self.align)} entries for a {len(self.tgt)}-character target")
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        return (self.tgt, *self.others)
 
 
 @dataclass(frozen=True)
@@ -51,12 +58,22 @@ class TaskData:
     test: list[Example]
     source: str  # "generator:<name>" or "file:<basename>"
     valid_is_test: bool = False  # book files: the book scores its held-out 10 % each epoch
+    # How the data's texts are cut into tokens unless the run says otherwise (bench.data.tokens): characters for
+    # the generators and the book's files; CMUdict's phones are separated by spaces.
+    source_tokens: str = "char"
+    target_tokens: str = "char"
+    target_unit: str | None = None  # what one target token is (char, phone, word, subword); None: what target_tokens implies
+    # Real data: the vocabulary comes from the training split alone and a token first seen in valid or test is
+    # <unk>. Generated tasks and the book's files have a closed alphabet and keep their vocabulary of every
+    # split, so that their token ids (and every stored result) stay what they were.
+    open_vocabulary: bool = False
 
     def texts(self) -> Iterator[str]:
         for split in (self.train, self.valid, self.test):
             for ex in split:
                 yield ex.src
                 yield ex.tgt
+                yield from ex.others
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,13 @@ class TaskEntry:
     aligned: bool  # does the task define alignments?
     plugin: str = ""  # where a task from outside s2sbench came from (distribution, or --plugin file); "" for the built-ins
     plugin_version: str = ""
+    # A generator draws as many examples as TaskOptions asks for; a dataset (g2p) has the examples it has, split
+    # in its own proportions (only ``valid`` and the seed apply).
+    generated: bool = True
+    # Does the task draw its sources at the lengths TaskOptions asks for (train_lengths, test_lengths: a length
+    # split, a --length sweep point)? A task that does not (date, addition, g2p) would ignore them, and a run would
+    # be stored as a sweep point it never was; the runner refuses lengths for it before anything runs.
+    lengths: bool = False
 
     def describe(self) -> str:
         """Whose the name is, as a message says it: ``the built-in task date`` or ``task rot13 of plugin x 1.0``."""
@@ -100,15 +124,16 @@ def loading(plugin: str, version: str) -> Iterator[None]:
         _LOADING.pop()
 
 
-def register(name: str, summary: str, aligned: bool) -> Callable:
+def register(name: str, summary: str, aligned: bool, generated: bool = True, lengths: bool = False) -> Callable:
     """Decorate a task's ``make(TaskOptions) -> TaskData`` to register it as ``name``. A name taken already (by a
-    built-in task or another plugin's) is refused with one line."""
+    built-in task or another plugin's) is refused with one line. ``generated``: False for a dataset with sizes of its
+    own (g2p). ``lengths``: the task draws its sources at the lengths asked for (``TaskEntry.lengths``)."""
 
     def deco(fn: Callable[[TaskOptions], TaskData]) -> Callable[[TaskOptions], TaskData]:
         if name in _REGISTRY:
             raise UserError(f"task name {name!r} is taken by {_REGISTRY[name].describe()}")
         plugin, version = _LOADING[-1] if _LOADING else ("", "")
-        _REGISTRY[name] = TaskEntry(name, fn, summary, aligned, plugin, version)
+        _REGISTRY[name] = TaskEntry(name, fn, summary, aligned, plugin, version, generated=generated, lengths=lengths)
         return fn
 
     return deco
