@@ -76,22 +76,6 @@ def test_unknown_suite_name_lists_the_known_ones():
 # --- reliability ---------------------------------------------------------------------------------------
 
 
-def test_quick_keeps_the_configs_of_the_committed_baseline():
-    """The rows the parallel recurrences added to quick leave the others' configurations -- and so the committed
-    CI baseline's pairing -- as they were: every baseline group still has its config hash in the suite."""
-    import json
-
-    from tests.conftest import REPO
-
-    _, _, specs = suite.load("quick")
-    hashes = {(s.data.task, s.model, s.size): s.config_hash() for s in specs}
-    for name in ("cpu-ci-avx2", "cpu-ci-avx512"):
-        with open(f"{REPO}/results/baselines/{name}.json", encoding="utf-8") as f:
-            doc = json.load(f)
-        for g in doc["results"].values():
-            assert g["config_hashes"] == [hashes[(g["task"], g["model"], g["size"])]], (name, g["task"], g["model"])
-
-
 @pytest.mark.parametrize("name, lengths, size", [("copy-length", (16, 64, 256, 1024), "small"), ("copy-length-cpu", (4, 8, 16, 32, 64, 128), "tiny")])
 def test_copy_length_suites_give_every_model_one_budget(name, lengths, size):
     """Copy at fixed lengths, every model with the same training budget (examples, epochs, batch, learning rate,
