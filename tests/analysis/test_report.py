@@ -420,6 +420,18 @@ def test_lines_that_cross_twice_say_so(tmp_path):
     assert "faster than gnmt from length 128 on (the lines cross near" in line and "also faster at 16)" in line
 
 
+def test_a_recurrence_that_overtakes_the_reference_at_long_lengths_is_one_crossing(tmp_path):
+    """The reference faster at the short lengths and slower from one length on: the lines cross once, the other way."""
+    s = Store(str(tmp_path / "x.sqlite"))
+    s.add_session("w", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
+    for L, (t, g) in {8: (1500.0, 1200.0), 32: (2500.0, 2300.0), 128: (1600.0, 2600.0)}.items():
+        add_tp(s, "w", "transformer", L, t)
+        add_tp(s, "w", "gnmt", L, g)
+    (line,) = found(s, ["w"]).crossovers
+    assert "faster than gnmt up to length 32, slower from length 128 on (the lines cross near" in line
+    assert "1.09× at 32, 0.62× at 128)" in line and "more than once" not in line
+
+
 def test_a_model_trained_by_a_scan_is_named_as_one_in_the_crossover_line(tmp_path):
     """A recurrence that trains by a parallel scan (the registry's ``scan`` flag, stored with its runs) is still
     compared with the Transformer, but its line says what it is and a note says what the crossover then means."""
@@ -436,7 +448,7 @@ def test_a_model_trained_by_a_scan_is_named_as_one_in_the_crossover_line(tmp_pat
     f = found(s, ["w"])
     (line,) = f.crossovers
     assert "slower than attention (a parallel scan) at every length measured" in line
-    assert "than gnmt from" in line and "gnmt (a parallel scan)" not in line  # a sequential model keeps its plain name
+    assert "faster than gnmt up to length 16" in line and "gnmt (a parallel scan)" not in line  # a sequential model keeps its plain name
     assert "train by a parallel scan over time" in markdown_writer.render(report.document(f))
 
 

@@ -210,9 +210,15 @@ def _clause(ref: str, m: str, ratios: list[tuple[int, float]]) -> str:
     span = f"{ratios[0][0]}–{ratios[-1][0]}" if len(ratios) > 1 else str(ratios[0][0])
     start = next((i for i in range(len(ratios)) if all(r > 1 for _, r in ratios[i:])), None)
     if start is None:
-        return (f"slower than {m} at every length measured up to {ratios[-1][0]} ({ratios[-1][1]:.2f}× its tokens/s there)"
-                if all(r <= 1 for _, r in ratios) else
-                f"not faster than {m} from any length on within {span} (the lines cross more than once; {ratios[-1][1]:.2f}× at {ratios[-1][0]})")
+        faster = [r > 1 for _, r in ratios]
+        if not any(faster):
+            return f"slower than {m} at every length measured up to {ratios[-1][0]} ({ratios[-1][1]:.2f}× its tokens/s there)"
+        k = faster.index(False)
+        if all(faster[:k]) and not any(faster[k:]):  # faster at the short lengths, slower from one length on: one crossing
+            near = _crossing(ratios[k - 1], ratios[k])
+            return (f"faster than {m} up to length {ratios[k - 1][0]}, slower from length {ratios[k][0]} on (the lines cross near "
+                    f"{near:.0f}; {ratios[k - 1][1]:.2f}× at {ratios[k - 1][0]}, {ratios[-1][1]:.2f}× at {ratios[-1][0]})")
+        return f"not faster than {m} from any length on within {span} (the lines cross more than once; {ratios[-1][1]:.2f}× at {ratios[-1][0]})"
     if start == 0:
         return f"faster than {m} at every length measured ({span}; {ratios[0][1]:.2f}× at {ratios[0][0]}, {ratios[-1][1]:.2f}× at {ratios[-1][0]})"
     near = _crossing(ratios[start - 1], ratios[start])
