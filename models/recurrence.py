@@ -38,7 +38,7 @@ blocks in the cross form: the same number of blocks, the same parameters.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -187,7 +187,6 @@ class DecodeState:
 
     layers: list[State]
     memory: Memory | None = None
-    extra: dict = field(default_factory=dict)
 
     def tensors(self) -> tuple[torch.Tensor, ...]:
         out = [t for s in self.layers for t in s]
