@@ -17,7 +17,9 @@ recurrent models (no limit but time and memory), the position table's length for
 harness checks it before running a sweep point it cannot run. A config declares its limit with a
 ``longest_sequence() -> int | None`` method; a config without one has no limit.
 ``host_sync(name, size)`` says why a model's forward pass waits for the host (packing needs the lengths
-there), which no CUDA graph can capture; ``None`` for most.
+there), which no CUDA graph can capture; ``None`` for most. ``attention_maps(name, size, **options)`` says
+whether ``generate`` returns attention maps in that configuration, ``unmet_requirement(name, device_type,
+size, **options)`` what it needs that a device lacks (a CUDA-only kernel, an optional package).
 
 Models from outside s2sbench register the same way: every installed package's entry points in the group
 ``s2sbench.models`` (``ENTRY_POINTS``) are loaded with the built-ins, once per process, so a plugin's model is in
@@ -36,7 +38,7 @@ from typing import Any
 
 import torch
 
-from models.base import Generation, Seq2Seq
+from models.base import Generation, Seq2Seq, state_bytes
 from models.options import OptionError, check_options
 from models.registry import _PLUGINS, _REGISTRY, ModelEntry, ModelMeta, PluginError, loading, register
 from models.sizing import BUDGET_VOCAB, BUDGETS, ByWidth, count_params
@@ -47,7 +49,7 @@ ENTRY_POINTS = "s2sbench.models"  # the entry-point group installed packages reg
 def _load() -> None:
     """Import every module of the family (cached after the first time), whichever was imported first."""
     # Imported for their registration side effect.
-    for mod in ("seq2seq", "attention", "gnmt", "transformer", "ntm"):  # registration order is irrelevant: ``names`` sorts by story
+    for mod in ("seq2seq", "attention", "gnmt", "transformer", "ntm", "minrnn", "ssm"):  # registration order is irrelevant: ``names`` sorts by story
         try:
             importlib.import_module(f"models.{mod}")
         except ModuleNotFoundError as e:  # a model file not written yet
@@ -176,9 +178,39 @@ def host_sync(name: str, size: str = "small", **overrides: Any) -> str | None:
     return why() if callable(why) else None
 
 
+def attention_maps(name: str, size: str = "small", **overrides: Any) -> bool:
+    """Whether ``generate`` returns cross-attention maps (and alignment can be scored) for this configuration.
+
+    Read from the config's ``attention_maps()`` method where it has one -- an option can give a model
+    cross-attention or take it away (the parallel recurrences' ``form``) -- else the registry's ``attention`` flag.
+    """
+    cfg = config(name, BUDGET_VOCAB, size, **overrides)
+    maps = getattr(cfg, "attention_maps", None)
+    return bool(maps()) if callable(maps) else entry(name).meta.attention
+
+
+def unmet_requirement(name: str, device_type: str, size: str = "small", **overrides: Any) -> str | None:
+    """What this configuration needs that a device of ``device_type`` (``cpu``, ``cuda``) on this machine lacks
+    -- an optional package, CUDA -- in one sentence, or ``None`` when it can run there.
+
+    Read from the config's ``unmet_requirement(device_type)`` method where it has one (the SSM's ``kernel=mamba``);
+    a config without one runs anywhere. The harness asks before any run starts.
+    """
+    cfg = config(name, BUDGET_VOCAB, size, **overrides)
+    need = getattr(cfg, "unmet_requirement", None)
+    return need(device_type) if callable(need) else None
+
+
+def meta_record(name: str, size: str = "small", **overrides: Any) -> dict[str, Any]:
+    """The metadata stored with a run of this configuration: the registry's (``ModelMeta.record``), with
+    ``attention`` as this configuration has it (``attention_maps``)."""
+    return {**entry(name).meta.record(), "attention": attention_maps(name, size, **overrides)}
+
+
 Factory = Callable[..., Seq2Seq]
 
 __all__ = [
-    "BUDGETS", "BUDGET_VOCAB", "ByWidth", "ENTRY_POINTS", "Generation", "ModelMeta", "OptionError", "PluginError", "reference", "Seq2Seq", "build",
-    "config", "count_params", "entry", "host_sync", "longest_sequence", "names", "param_count", "register", "sizes", "unreachable",
+    "BUDGETS", "BUDGET_VOCAB", "ByWidth", "ENTRY_POINTS", "Generation", "ModelMeta", "OptionError", "PluginError", "reference", "Seq2Seq",
+    "attention_maps", "build", "config", "count_params", "entry", "host_sync", "longest_sequence", "meta_record", "names", "param_count",
+    "register", "sizes", "state_bytes", "unmet_requirement", "unreachable",
 ]

@@ -168,6 +168,14 @@ class AttentionSeq2Seq(Seq2Seq):
 
         return greedy_decode(step, src.size(0), max_len, bos, eos, src.device, return_attention)
 
+    def decode_state(self, src: torch.Tensor, src_mask: torch.Tensor, max_len: int) -> tuple[torch.Tensor, ...]:
+        """What ``generate`` carries between steps: the decoder LSTM's (h, c) and the encoder states it attends
+        to, with their keys where the score has its own (``general``, ``additive``): O(source), not O(output)."""
+        with torch.no_grad():
+            enc, (h, c) = self.encode(src, src_mask)
+            keys = self.attention.keys(enc)
+            return (h, c, enc) if keys is enc else (h, c, enc, keys)
+
 register(
     "attention",
     AttentionSeq2Seq,

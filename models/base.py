@@ -72,6 +72,22 @@ class Seq2Seq(nn.Module):
         """
         return None
 
+    def decode_state(self, src: torch.Tensor, src_mask: torch.Tensor, max_len: int) -> tuple[torch.Tensor, ...] | None:
+        """The tensors greedy decoding of ``max_len`` tokens carries from one step to the next, as they stand once
+        the source is read: a KV cache, a recurrent state, the encoder memory the decoder attends to -- not the
+        weights, not the tokens emitted. ``None`` where a model does not say (the default).
+
+        Their bytes (``state_bytes``) are what decoding holds per batch beyond the weights: flat in ``max_len`` for
+        a recurrence (O(1) per layer), growing with it for a KV cache (Vaswani et al. 2017, Table 1's O(n) memory
+        per layer at inference).
+        """
+        return None
+
+
+def state_bytes(tensors: tuple[torch.Tensor, ...]) -> int:
+    """Bytes of the tensors of a decoding state (``Seq2Seq.decode_state``): elements x element size, summed."""
+    return sum(t.numel() * t.element_size() for t in tensors)
+
 
 class DecodeStep:
     """Greedy decoding as one fixed-shape step over buffers allocated once: what ``Seq2Seq.decode_step`` returns.

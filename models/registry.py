@@ -37,6 +37,9 @@ class ModelMeta:
     fixed-length vector, ch. 8). ``recurrent``: the model steps through the sequence one position after
     another (O(n) sequential operations), as against attention alone (O(1); Vaswani et al. 2017, Table 1):
     a report's length sweep says from which length the parallel model trains faster than each recurrent one.
+    ``scan``: recurrent, but trained in parallel over time -- the recurrence is linear in its state, so training
+    solves it for every position at once by a parallel scan (O(log n) depth; Feng et al. 2024, Gu & Dao 2023) and
+    only decoding steps through time; a sweep's crossover line names such models as scans, not as sequential loops.
     ``search``: where ``s2sbench tune`` should search a narrower range for this model than for the others, the
     parameter and its ``(low, high)`` range or allowed choices, e.g. ``(("lr", (1e-4, 3e-3)),)``; the range the model
     is tuned over is the intersection with the session's (an equal budget over a space that says why it differs).
@@ -49,6 +52,7 @@ class ModelMeta:
     attention: bool = False
     reference: bool = False
     recurrent: bool = True
+    scan: bool = False
     search: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     order: int = 0
     plugin: str = ""  # "" for the built-in models
@@ -56,7 +60,8 @@ class ModelMeta:
 
     def record(self) -> dict[str, Any]:
         """The metadata as stored with each run, so reports can order and colour models without importing them."""
-        rec = {"order": self.order, "attention": self.attention, "reference": self.reference, "cost": self.cost, "recurrent": self.recurrent}
+        rec = {"order": self.order, "attention": self.attention, "reference": self.reference, "cost": self.cost, "recurrent": self.recurrent,
+               "scan": self.scan}
         return rec | ({"plugin": self.plugin, "plugin_version": self.plugin_version} if self.plugin else {})
 
 
@@ -78,7 +83,8 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
-_STORY = ("seq2seq", "peeky", "attention", "gnmt", "transformer", "ntm")  # book ch. 7 -> ch. 8 -> GNMT -> Transformer -> NTM
+# book ch. 7 -> ch. 8 -> GNMT -> Transformer -> NTM -> recurrences that train in parallel (§8.5's other way out)
+_STORY = ("seq2seq", "peeky", "attention", "gnmt", "transformer", "ntm", "mingru", "minlstm", "ssm")
 _LOADING: list[tuple[str, str]] = []  # the plugin whose code is being imported, innermost last: (name, version)
 _PLUGINS: dict[str, Any] = {}  # entry-point group -> "loading", "loaded", or the PluginError it failed with (models._load_entry_points)
 

@@ -130,6 +130,12 @@ class LSTMSeq2Seq(Seq2Seq):
         # No attention to report: the decoder only ever sees the fixed-length source vector.
         return greedy_decode(step, src.size(0), max_len, bos, eos, src.device)
 
+    def decode_state(self, src: torch.Tensor, src_mask: torch.Tensor, max_len: int) -> tuple[torch.Tensor, ...]:
+        """What ``generate`` carries between steps: the decoder LSTM's (h, c), [1,B,H] each -- the fixed-length
+        vector (book §7.1), whatever ``max_len``; the peeky decoder's source vector is the encoder's h, counted once."""
+        with torch.no_grad():
+            return self.encode(src, src_mask)
+
 class PeekySeq2Seq(LSTMSeq2Seq):
     """Book §7.4.2 ``PeekySeq2seq``: the encoder's last hidden state is concatenated to every decoder input
     and to the output projection's input, besides starting the decoder.

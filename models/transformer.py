@@ -291,6 +291,19 @@ class Transformer(Seq2Seq):
         """The cached greedy decoding of ``generate`` as a fixed-shape step (:class:`TransformerStep`)."""
         return TransformerStep(self, batch, src_len, max_len, return_attention=return_attention)
 
+    def _new_caches(self, mem: torch.Tensor, max_len: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The self-attention KV cache of cached decoding: keys and values [B,h,max_len,dh] per decoder layer."""
+        B, h, dh = mem.size(0), self.cfg.heads, self.cfg.d_model // self.cfg.heads
+        return [(mem.new_empty(B, h, max_len, dh), mem.new_empty(B, h, max_len, dh)) for _ in self.decoder]
+
+    def decode_state(self, src: torch.Tensor, src_mask: torch.Tensor, max_len: int) -> tuple[torch.Tensor, ...]:
+        """What cached ``generate`` carries between steps: the KV cache of ``max_len`` positions per decoder layer
+        (growing with the output length), the cross-attention keys/values of the source and its padding bias."""
+        with torch.no_grad():
+            mem, bias = self.encode(src, src_mask)
+            kv = [t for pair in self._memory_kv(mem) for t in pair]
+            return (*kv, *[t for pair in self._new_caches(mem, max_len) for t in pair], bias)
+
     def generate(self, src, src_mask, max_len, bos, eos, return_attention=False, use_cache=True) -> Generation:
         """Greedy decoding, with the KV cache (default) or without.
 
@@ -309,8 +322,7 @@ class Transformer(Seq2Seq):
         maps = []
         if use_cache:
             mem_kv = self._memory_kv(mem)  # cross-attention K/V: once per sequence, not per step
-            h, dh = self.cfg.heads, self.cfg.d_model // self.cfg.heads
-            caches = [(mem.new_empty(B, h, max_len, dh), mem.new_empty(B, h, max_len, dh)) for _ in self.decoder]
+            caches = self._new_caches(mem, max_len)
         for t in range(max_len):
             if use_cache:
                 x = self._embed(self.tgt_embed, out[:, t : t + 1], start=t)  # [B,1,d]

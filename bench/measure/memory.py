@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 
 import torch
 
@@ -57,9 +58,24 @@ class PeakRSS:
         self.peak = max(self.peak, self.rss())
 
 
-def run_peak(device: torch.device, rss: PeakRSS) -> dict[str, object]:
-    """The three peak-memory fields every run stores."""
+def call_peak_bytes(fn: Callable[[], object], device: torch.device) -> int | None:
+    """CUDA: the allocator's peak during one call of ``fn``, above what was allocated when it started -- what the
+    call itself needs (a decode's cache, state and activations). It resets the device's peak: read the run's
+    peak first (``run_peak``'s ``floor``). CPU: None (one process's RSS cannot single out a call of milliseconds)."""
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize(device)
+    start = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return int(torch.cuda.max_memory_allocated(device) - start)
+
+
+def run_peak(device: torch.device, rss: PeakRSS, floor: int | None = None) -> dict[str, object]:
+    """The three peak-memory fields every run stores. ``floor``: the device's peak read before something reset it
+    (``call_peak_bytes``), so that the run's peak stays the largest of the run."""
     if device.type == "cuda":
-        p = peak_memory_bytes(device)
+        p = max(peak_memory_bytes(device) or 0, floor or 0)
         return {"peak_memory_bytes": p, "peak_memory_kind": "cuda_max_allocated", "peak_memory_run_bytes": p}
     return {"peak_memory_bytes": rss.peak, "peak_memory_kind": "process_rss_peak", "peak_memory_run_bytes": rss.peak - rss.start}

@@ -99,6 +99,14 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("step_s", "step ms", "ms", "low", "speed", "{:.2f}", 1000),
     Metric("decode_s_per_token_b1", "decode b=1 ms/token", "ms", "low", "speed", "{:.3f}", 1000),
     Metric("decode_s_per_token_batch", "decode batch ms/token", "ms", "low", "speed", "{:.3f}", 1000),
+    # what greedy decoding carries between steps (models' decode_state: a recurrent state, or a KV cache and the
+    # encoder memory), at batch 1 and the decode batch, for the run's decode length: flat in the output length for
+    # a recurrence, growing with it for a KV cache. Counted from the tensors, so the same on every device.
+    Metric("decode_state_bytes_b1", "decode state b=1 KiB", "KiB", "low", "memory", "{:,.1f}", 1 / 2**10),
+    Metric("decode_state_bytes_batch", "decode state batch KiB", "KiB", "low", "memory", "{:,.1f}", 1 / 2**10),
+    # CUDA only: the allocator's peak during one decode above what was allocated before it (state + activations)
+    Metric("decode_peak_bytes_b1", "decode peak b=1 MiB", "MiB", "low", "memory", "{:,.2f}", 1 / 2**20),
+    Metric("decode_peak_bytes_batch", "decode peak batch MiB", "MiB", "low", "memory", "{:,.2f}", 1 / 2**20),
 )
 MODES = ("quality", "throughput")  # time-to-quality runs and throughput runs: never in one table or one average
 BY_NAME: dict[str, Metric] = {m.name: m for m in CATALOGUE}

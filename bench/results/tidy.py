@@ -21,7 +21,7 @@ RUN_COLUMNS = [
     *(m.name for m in CATALOGUE),
     "wall_to_target_s", "train_examples_per_s", "decode_tokens_per_s", "mode", "capture", "src_len", "tgt_len", "batch_size",
     "error", "key", "config_hash", "model_options", "device", "device_type", "amp", "length", "model_order", "model_is_reference",
-    "model_recurrent", "config",
+    "model_recurrent", "model_scan", "config",
     "data_source", "test_questions", "test_questions_in_train", "test_examples_in_train",  # the split's test/train overlap
     # real data: what a target token is (names the token error rate), tokens unseen in training, sacrebleu's signatures
     "target_unit", "test_unk_tokens", "test_tokens", "valid_unk_tokens", "bleu_signature", "chrf_signature",
@@ -70,6 +70,7 @@ def runs_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
             meta = m.get("model_meta") or {}  # the registry's metadata, stored with the run (reports never import models)
             row["model_order"], row["model_is_reference"] = meta.get("order"), bool(meta.get("reference"))
             row["model_recurrent"] = meta.get("recurrent")  # None where the run predates the field
+            row["model_scan"] = meta.get("scan")  # recurrent but trained by a parallel scan; None before the field
             row["test_by_length"] = m.get("test_by_length", {})
             rows.append(row)
     df = pd.DataFrame(rows, columns=RUN_COLUMNS + ["test_by_length"])

@@ -19,7 +19,7 @@ from bench.data.batching import Encoded, make_batch
 from bench.data.tasks import split_overlap
 from bench.data.vocab import BOS, EOS
 from bench.measure.latency import call_latency
-from bench.measure.memory import PeakRSS, reset_peak_memory, run_peak
+from bench.measure.memory import PeakRSS, call_peak_bytes, peak_memory_bytes, reset_peak_memory, run_peak
 from bench.measure.timing import Precision
 from bench.results import outputs
 from bench.results.metrics import mfu, steady_rates
@@ -69,7 +69,16 @@ def decode_latency(model: models.Seq2Seq, enc: Encoded, batch: int, device: torc
                     model.generate(b.src, b.src_mask, max_len, BOS, eos)
 
     secs = call_latency(run, device, repeats)
-    return {"seconds": secs, "tokens_per_s": len(idx) * max_len / secs, "capture": ("compile-cudagraph" if compiled else "cudagraph") if decoder is not None else "eager"}
+    with torch.inference_mode(), autocast():  # what decoding carries between steps: recurrent state or KV cache
+        state = model.decode_state(b.src, b.src_mask, max_len)
+    return {"seconds": secs, "tokens_per_s": len(idx) * max_len / secs, "capture": ("compile-cudagraph" if compiled else "cudagraph") if decoder is not None else "eager",
+            "state_bytes": None if state is None else models.state_bytes(state), "peak_bytes": call_peak_bytes(run, device)}
+
+
+def decode_memory(lat1: dict[str, Any], latb: dict[str, Any]) -> dict[str, Any]:
+    """The decode-memory metrics of the catalogue from the two decode measurements (batch 1 and the large batch)."""
+    return {"decode_state_bytes_b1": lat1["state_bytes"], "decode_state_bytes_batch": latb["state_bytes"],
+            "decode_peak_bytes_b1": lat1["peak_bytes"], "decode_peak_bytes_batch": latb["peak_bytes"]}
 
 
 def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConfig, progress: Progress | None = None,
@@ -104,6 +113,7 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
         fr = fit(runnable, prep.train, prep.valid, spec.train, device, spec.seed, on_epoch=on_epoch, on_batch=on_batch, parallel=parallel,
                  vocab_size=len(prep.vocab))
         ev = evaluate(model, prep.test, device, spec.train.eval_batch_size, with_attention=True, n_samples=spec.measure.samples, autocast=autocast)
+        before_decode = peak_memory_bytes(device)  # the decode's own peak resets the device's; the run's is the larger
         lat1 = decode_latency(model, prep.test, 1, device, spec.measure.decode_repeats, autocast)
         latb = decode_latency(model, prep.test, spec.measure.decode_batch, device, spec.measure.decode_repeats, autocast)
     rates = steady_rates(fr.epochs)
@@ -132,12 +142,13 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
         "decode_latency_batch_s": latb["seconds"],
         "decode_batch": min(spec.measure.decode_batch, len(prep.test)),
         "decode_tokens_per_s": latb["tokens_per_s"],
-        **run_peak(device, mem),
+        **decode_memory(lat1, latb),
+        **run_peak(device, mem, before_decode),
         "vocab_size": len(prep.vocab),
         "train_examples": len(prep.train),
         "data_source": prep.data.source,
         **split_overlap(prep.data),  # a file's own split may repeat test questions in training: shown beside the task
-        "model_meta": models.entry(spec.model).meta.record(),
+        "model_meta": models.meta_record(spec.model, spec.size, **dict(spec.model_options)),
         **task_meta(spec),
     }
     if parallel is not None:
@@ -195,6 +206,7 @@ def execute_throughput(spec: RunSpec, prep: Prepared, device: torch.device, sc: 
         step = make_step(model, spec.train, device, rows=spec.train.batch_size, total_steps=tp.warmup + tp.steps)
         times = time_steps(step, todo, device, tp.warmup, tp.steps, tp.budget_s)
         dec_len = int(prep.train.tgt_len.max())  # the answer and its EOS: L + 1 tokens for a source of L
+        before_decode = peak_memory_bytes(device)  # the decode's own peak resets the device's; the run's is the larger
         static = spec.train.graph
         compiled = spec.train.capture == "compile-cudagraph"
         lat1 = decode_latency(model, prep.train, 1, device, spec.measure.decode_repeats, autocast, max_len=dec_len, full=True, static=static,
@@ -226,9 +238,10 @@ def execute_throughput(spec: RunSpec, prep: Prepared, device: torch.device, sc: 
         "decode_s_per_token_batch": latb["seconds"] / dec_len,
         "decode_batch": min(spec.measure.decode_batch, len(prep.train)),
         "decode_tokens_per_s": latb["tokens_per_s"],
-        **run_peak(device, mem),
+        **decode_memory(lat1, latb),
+        **run_peak(device, mem, before_decode),
         "vocab_size": len(prep.vocab),
-        "model_meta": models.entry(spec.model).meta.record(),
+        "model_meta": models.meta_record(spec.model, spec.size, **dict(spec.model_options)),
         **task_meta(spec),
     }
     return metrics, [], []

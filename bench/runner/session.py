@@ -136,7 +136,12 @@ def check_device(spec: RunSpec, device: torch.device, data_parallel: bool = Fals
 
     fp16 autocast needs CUDA (its loss scaling and kernels; on a CPU the LSTM kernels fail with an opaque
     oneDNN error), and so does capturing steps as CUDA graphs, which also cannot capture data-parallel steps.
+    A model option may need what the device or this machine lacks (the SSM's ``kernel=mamba``: CUDA and the
+    mamba-ssm package); the registry says what (``models.unmet_requirement``).
     """
+    need = models.unmet_requirement(spec.model, device.type, spec.size, **dict(spec.model_options))
+    if need:
+        raise UserError(f"{where_key(spec.origin, 'model_options')}: {spec.model} {need}")
     if device.type != "cuda":
         if spec.train.amp == "fp16":
             raise UserError(f"{where_key(spec.origin, 'amp')} fp16 needs a CUDA device; this session runs on {device.type} (use bf16 or off)")

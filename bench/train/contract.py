@@ -13,7 +13,8 @@ of model and decoding) is checked through the public interface only -- ``models.
 
 * ``shapes``: ``forward`` gives finite float32 logits ``[B,T,V]``; ``generate`` a ``Generation`` of long tokens
   ``[B,max_len]`` in the vocabulary, PAD after each row's first EOS, the same whether maps are asked for or not;
-  maps ``[B,max_len,S]`` exactly when the registry says the model has attention, each a distribution over the
+  maps ``[B,max_len,S]`` exactly when the registry says the configuration has attention (``models.attention_maps``:
+  the config's word where an option adds or removes it, else ``ModelMeta.attention``), each a distribution over the
   real source up to the row's EOS and zero after it.
 * ``padding``: changing padded source positions, or adding padded columns, changes no output.
 * ``look-ahead``: changing ``tgt_in[:, t+1:]`` leaves ``logits[:, :t+1]`` unchanged (teacher forcing is causal).
@@ -166,14 +167,14 @@ def _shapes(s: Subject) -> list[str]:
     ended = model.generate(src, mask, 8, BOS, eos).tokens
     if tuple(ended.shape) == tuple(raw.shape) and not torch.equal(ended, raw.masked_fill(after_eos(raw, eos), PAD)):
         out.append(f"generate with eos={eos} is not the full-length decode with PAD after each row's first {eos}")
-    has_maps = models.entry(s.name).meta.attention
+    has_maps = models.attention_maps(s.name, s.size, **s.options)  # the config's word where an option decides (a form)
     a = gen.attention
     if not has_maps:
         if a is not None:
-            out.append("generate returned attention maps, but the registry's metadata says the model has none (ModelMeta.attention)")
+            out.append("generate returned attention maps, but the registry says this configuration has none (models.attention_maps)")
         return out
     if a is None:
-        return [*out, "generate returned no attention maps, but the registry's metadata says it has them (ModelMeta.attention)"]
+        return [*out, "generate returned no attention maps, but the registry says this configuration has them (models.attention_maps)"]
     if tuple(a.shape) != (B, max_len, S) or not a.is_floating_point():
         return [*out, f"attention maps {a.dtype} of shape {tuple(a.shape)}, expected floats of shape {(B, max_len, S)} [B,max_len,S]"]
     live = ~after_eos(tok, EOS)  # up to and including each row's EOS

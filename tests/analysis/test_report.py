@@ -420,6 +420,96 @@ def test_lines_that_cross_twice_say_so(tmp_path):
     assert "faster than gnmt from length 128 on (the lines cross near" in line and "also faster at 16)" in line
 
 
+def test_a_recurrence_that_overtakes_the_reference_at_long_lengths_is_one_crossing(tmp_path):
+    """The reference faster at the short lengths and slower from one length on: the lines cross once, the other way."""
+    s = Store(str(tmp_path / "x.sqlite"))
+    s.add_session("w", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
+    for L, (t, g) in {8: (1500.0, 1200.0), 32: (2500.0, 2300.0), 128: (1600.0, 2600.0)}.items():
+        add_tp(s, "w", "transformer", L, t)
+        add_tp(s, "w", "gnmt", L, g)
+    (line,) = found(s, ["w"]).crossovers
+    assert "faster than gnmt up to length 32, slower from length 128 on (the lines cross near" in line
+    assert "1.09× at 32, 0.62× at 128)" in line and "more than once" not in line
+
+
+def test_a_model_trained_by_a_scan_is_named_as_one_in_the_crossover_line(tmp_path):
+    """A recurrence that trains by a parallel scan (the registry's ``scan`` flag, stored with its runs) is still
+    compared with the Transformer, but its line says what it is and a note says what the crossover then means."""
+    s = Store(str(tmp_path / "x.sqlite"))
+    s.add_session("w", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
+    for L, (t, g, m) in {16: (1500.0, 1000.0, 3000.0), 64: (500.0, 900.0, 1000.0)}.items():
+        add_tp(s, "w", "transformer", L, t)
+        add_tp(s, "w", "gnmt", L, g)
+        add_tp(s, "w", "attention", L, m)
+    for r in s.runs("w"):  # attention stands in for a scan model here: the flag alone decides the wording
+        if r.model == "attention":
+            s.db.execute("UPDATE runs SET metrics = json_set(metrics, '$.model_meta.scan', json('true')) WHERE id = ?", (r.id,))
+    s.db.commit()
+    f = found(s, ["w"])
+    (line,) = f.crossovers
+    assert "slower than attention (a parallel scan) at every length measured" in line
+    assert "faster than gnmt up to length 16" in line and "gnmt (a parallel scan)" not in line  # a sequential model keeps its plain name
+    assert "train by a parallel scan over time" in markdown_writer.render(report.document(f))
+
+
+def add_fixed(store: Store, sid: str, model: str, length: int, em: float, options: dict | None = None, seed: int = 0) -> None:
+    """A time-to-quality run trained and tested at one fixed length (a copy-length point)."""
+    opts = options or {}
+    cfg = {"model": model, "size": "tiny", "model_options": opts, "train": {"amp": "off", "epochs": 10},
+           "data": {"task": "copy", "train_lengths": [length, length], "test_lengths": [length, length]}}
+    h = f"q-{model}-{'-'.join(f'{k}{v}' for k, v in opts.items())}-{length}"
+    meta = {"order": {"seq2seq": 0, "attention": 2, "transformer": 4, "mingru": 6}[model], "reference": model == "attention",
+            "recurrent": model != "transformer", "scan": model == "mingru"}
+    m = {**metrics(em, 1000.0), "test_by_length": {str(length): [round(em * 100), 100]}, "model_meta": meta}
+    store.add_run(run_record(session=sid, task="copy", model=model, seed=seed, config=cfg, config_hash=h, metrics=m))
+
+
+COPY = {"transformer": (1.0, 0.99, 0.95, 0.93), "seq2seq": (1.0, 0.8, 0.3, 0.0), "mingru": (0.2, 0.1, 0.0, 0.0), "attention": (1.0, 0.9, 0.6, 0.55)}
+
+
+@pytest.fixture
+def copy_lengths(tmp_path) -> Store:
+    s = Store(str(tmp_path / "c.sqlite"))
+    s.add_session("c", "2026-01-01T00:00:00", "copy-length-cpu", "test", {"device_name": "CPU A", "device_type": "cpu"})
+    for model, ems in COPY.items():
+        for L, em in zip((16, 32, 64, 128), ems):
+            add_fixed(s, "c", model, L, em)
+    for L, em in zip((16, 32, 64, 128), (1.0, 1.0, 0.97, 0.4)):
+        add_fixed(s, "c", "mingru", L, em, {"form": "cross"})
+    return s
+
+
+def test_exact_match_against_fixed_lengths_says_where_each_model_falls_below_half(copy_lengths, tmp_path):
+    f = found(copy_lengths, ["c"])
+    pts = f.length_curves
+    assert set(pts["length"]) == {16, 32, 64, 128} and pts["scope"].nunique() == 1
+    assert set(pts["model_label"]) == {"transformer", "seq2seq", "mingru", "mingru(form=cross)", "attention"}
+    assert pts.set_index(["model_label", "length"]).loc[("seq2seq", 64), "exact"] == pytest.approx(0.3)
+    (line,) = f.length_verdicts
+    assert line.startswith("copy · size tiny, test exact match at lengths 16, 32, 64, 128: transformer stays above 90 % (lowest 93.0 % at 128)")
+    assert "seq2seq falls below 50 % from length 64 on (80.0 % at 32, 30.0 % at 64), while transformer stays above 90 % there (lowest 93.0 %)" in line
+    assert "mingru below 50 % at every length measured, from 16 on (20.0 % at 16), while transformer stays above 90 % there" in line
+    assert "attention stays at or above 50 % at every length measured up to 128 (lowest 55.0 % at 128)" in line
+    assert "mingru(form=cross) falls below 50 % from length 128 on" in line
+    paths = report.write(copy_lengths, ["c"], str(tmp_path / "rep"))
+    md = open(paths["md"], encoding="utf-8").read()
+    assert "## Exact match against length" in md and line in md
+    assert os.path.getsize(tmp_path / "rep" / "exact_by_fixed_length.png") > 1000
+
+
+def test_the_reference_failing_too_is_said_and_one_length_draws_nothing(copy_lengths, tmp_path):
+    add_fixed(copy_lengths, "c", "transformer", 256, 0.2)
+    add_fixed(copy_lengths, "c", "seq2seq", 256, 0.0)
+    (line,) = found(copy_lengths, ["c"]).length_verdicts
+    assert "transformer does not stay above 90 % (lowest 20.0 % at 256)" in line
+    assert "seq2seq falls below 50 % from length 64 on (80.0 % at 32, 30.0 % at 64); transformer does not hold above 90 % there either (20.0 % at 256)" in line
+    s = Store(str(tmp_path / "one.sqlite"))
+    s.add_session("o", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
+    add_fixed(s, "o", "transformer", 16, 1.0)
+    f = found(s, ["o"])
+    assert f.length_curves.empty and f.length_verdicts == []
+
+
 def test_the_length_caption_says_what_the_lines_do() -> None:
     """Computed from the points, not fixed text: a line that rises is not said to fall (book §8.1 is an expectation)."""
     import pandas as pd

@@ -228,6 +228,17 @@ def unreadable(name: str) -> Callable[[pytest.MonkeyPatch, Ctx], None]:
     return patch
 
 
+def _cuda_without_mamba(monkeypatch: pytest.MonkeyPatch, ctx: Ctx) -> None:
+    """The session resolves its device to CUDA, and the mamba-ssm package is not installed (whatever this machine has)."""
+    import importlib.util
+
+    from bench.runner import session
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(session, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mamba_ssm" else real(name, *a))
+
+
 def _without(package: str) -> Callable[[pytest.MonkeyPatch, Ctx], None]:
     """``package`` is not installed: importing it fails, and the import system does not find it."""
 
@@ -323,6 +334,16 @@ CASES: list[tuple] = [
     ("run-option-transformer-heads", lambda c: ["run", *TINY[:2], "--model", "transformer", *TINY[4:], "--option", "heads=7"],
      ["transformer", "heads"]),
     ("run-option-class-variable", lambda c: ["run", *TINY, "--option", "LIMITS=1"], ["no option LIMITS"]),
+    # the parallel recurrences: an unknown form, a size they do not have, a form the depth cannot split, the CUDA kernel
+    ("run-option-unknown-form", lambda c: ["run", *TINY[:2], "--model", "mingru", *TINY[4:], "--option", "form=hybrid"],
+     ["--option", "form", "prefix, cross", "hybrid"]),
+    ("run-size-the-model-lacks", lambda c: ["run", *TINY[:2], "--model", "minlstm", "--size", "book", *TINY[6:]], ["--size", "minlstm", "book"]),
+    ("run-option-cross-odd-layers", lambda c: ["run", *TINY[:2], "--model", "ssm", *TINY[4:], "--option", "form=cross", "--option", "layers=3"],
+     ["--option", "layers must be even", "3"]),
+    ("run-option-mamba-kernel-on-cpu", lambda c: ["run", *TINY[:2], "--model", "ssm", *TINY[4:], "--option", "kernel=mamba"],
+     ["--option", "kernel=mamba", "cuda", "kernel=torch"]),
+    ("run-option-mamba-kernel-not-installed", lambda c: ["run", *TINY[:2], "--model", "ssm", *TINY[4:], "--option", "kernel=mamba"],
+     ["--option", "mamba-ssm", "s2sbench[mamba]"], _cuda_without_mamba),
     ("run-suite-option-type", lambda c: ["run", "--suite", c.suite('model_options = { hidden = "big" }'), "--device", "cpu"],
      ["s.toml", "model_options", "hidden", "big"]),
     ("run-suite-epochs-zero", lambda c: ["run", "--suite", c.file("e.toml", GOOD_SUITE.replace("epochs = 1", "epochs = 0")), "--device", "cpu"],

@@ -24,6 +24,11 @@ VARIANTS = [(n, {}) for n in models.names()] + [
     ("gnmt", {"attention_feed": "output"}),
     ("transformer", {"positions": "learned"}),
     ("attention", {"bidirectional": True}),  # packs its source: declares a host sync
+    ("mingru", {"form": "cross"}),  # the parallel recurrences' encoder-decoder form: cross-attention, maps
+    ("minlstm", {"form": "cross"}),
+    ("ssm", {"form": "cross"}),
+    ("mingru", {"scan": "heinsen"}),  # the paper's log-space scan instead of the chunked one
+    ("ssm", {"scan": "heinsen"}),
 ]
 IDS = [n + "".join(f"-{k}={v}" for k, v in o.items()) for n, o in VARIANTS]
 

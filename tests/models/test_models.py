@@ -314,6 +314,10 @@ def test_every_size_lies_within_its_config_limits(name) -> None:
     ("transformer", {"positions": "rotary"}, ["positions", "sinusoidal, learned"]),
     ("ntm", {"clip": 0}, ["clip", "> 0"]),
     ("ntm", {"shift": -1}, ["shift", ">= 0"]),
+    ("mingru", {"form": "hybrid"}, ["form", "prefix, cross"]),
+    ("minlstm", {"scan": "blelloch"}, ["scan", "chunked, heinsen"]),
+    ("ssm", {"kernel": "triton"}, ["kernel", "torch, mamba"]),
+    ("ssm", {"d_state": 0}, ["d_state", ">= 1"]),
 ])
 def test_bad_options_are_refused_with_the_rule(name, options, words) -> None:
     with pytest.raises(models.OptionError) as e:

@@ -81,7 +81,7 @@ def test_partition_is_balanced_by_cost(name, n):
     loads = [sum(shard.cost(s) for s in p) for p in shard.partition(specs, n)]
     biggest = max(shard.cost(s) for s in specs)
     assert max(loads) - min(loads) <= biggest  # the greedy (LPT) bound
-    if len(specs) >= 4 * n:
+    if len(specs) >= 4 * n and biggest <= 0.1 * sum(loads) / n:  # many runs, none a large part of a shard: near even
         assert max(loads) <= 1.1 * sum(loads) / n
 
 

@@ -76,6 +76,23 @@ def test_unknown_suite_name_lists_the_known_ones():
 # --- reliability ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("name, lengths, size", [("copy-length", (16, 64, 256, 1024), "small"), ("copy-length-cpu", (4, 8, 16, 32, 64, 128), "tiny")])
+def test_copy_length_suites_give_every_model_one_budget(name, lengths, size):
+    """Copy at fixed lengths, every model with the same training budget (examples, epochs, batch, learning rate,
+    target), the recurrences in both forms, and a length split beside the fixed lengths."""
+    _, _, specs = suite.load(name)
+    assert {s.data.task for s in specs} == {"copy"} and {s.size for s in specs} == {size}
+    fixed = [s for s in specs if s.data.train_lengths and s.data.train_lengths[0] == s.data.train_lengths[1]]
+    assert {s.data.train_lengths[0] for s in fixed} == set(lengths)
+    for L in lengths:
+        at = [s for s in fixed if s.data.train_lengths[0] == L]
+        assert {"seq2seq", "attention", "transformer", "mingru", "minlstm", "ssm"} <= {s.model for s in at}
+        assert len({(s.data.train, s.train.epochs, s.train.batch_size, s.train.lr, s.train.target) for s in at}) == 1
+        assert {dict(s.model_options).get("form", "prefix") for s in at if s.model == "mingru"} == {"prefix", "cross"}
+    split = [s for s in specs if s not in fixed]
+    assert split and all(s.data.test_lengths[0] > s.data.train_lengths[1] for s in split)
+
+
 def test_a_check_sees_each_configuration_once_before_the_seeds_are_expanded(tmp_path):
     """Cheap checks first: the runner's name check is given one run per configuration, and its refusal comes before
     the product of a block's seeds is built."""

@@ -248,25 +248,66 @@ def length_trends(d: pd.DataFrame, order: list[str] | None = None) -> list[str]:
     return out
 
 
+def fig_length_curves(points: pd.DataFrame, pal: dict) -> Figure | None:
+    """Test exact match against the fixed source length, one line per model (and options), one panel per scope
+    (``fixed_lengths.length_curves``): Jelassi et al. 2024's copying figure for every model of the session."""
+    if points.empty:
+        return None
+    scopes = list(dict.fromkeys(points["scope"]))
+    colours = model_palette(points, pal)
+    fig, axes = plt.subplots(1, len(scopes), figsize=(5.6 * len(scopes), 4), squeeze=False)
+    for ax, scope in zip(axes[0], scopes):
+        d = points[points["scope"] == scope]
+        for lab in [m for m in colours if m in set(d["model_label"])]:
+            p = d[d["model_label"] == lab].sort_values("length")
+            ax.plot(p["length"], p["exact"] * 100, marker="o", color=colours[lab], label=lab, ls="-" if lab in set(d["model"]) else "--")
+        for y, what in ((90, "90 %"), (50, "50 %")):
+            ax.axhline(y, color="grey", lw=0.8, ls=":", zorder=0)
+            ax.annotate(what, (1.0, y), xycoords=("axes fraction", "data"), xytext=(2, 0), textcoords="offset points", va="center",
+                        fontsize=7, color="grey")
+        lengths = sorted(set(d["length"]))
+        ax.set(xscale="log", xlabel="source length (characters, log)", ylabel="test exact match %", ylim=(-2, 102),
+               title=str(d["scope_title"].iloc[0]))
+        ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(lengths))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter([str(L) for L in lengths]))
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xlim(min(lengths) / 1.25, max(lengths) * 1.25)
+    handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
+    fig.legend(handles.values(), handles.keys(), loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, title="model")
+    fig.tight_layout()
+    return Figure("exact_by_fixed_length", "Exact match against length", _png(fig),
+                  "Test exact match of runs trained and tested at one fixed source length each (the same training budget at every "
+                  "length), one line per model; dashed: a model with non-default options (a recurrence's cross form). Dotted: 50 % "
+                  "and 90 %. Jelassi et al. 2024 draw this for copying: attention keeps every position, a fixed-size state runs out.")
+
+
+# The rows of a sweep's figure: (points column, axis label, divisor). The decoding rows are drawn where recorded.
+SWEEP_ROWS = (("tokens_per_s", "training tokens/s (log)", 1), ("peak_bytes", "peak memory MiB (log)", 2**20))
+DECODE_ROWS = (("decode_s_per_token", "decode ms/token, large batch (log)", 1e-3), ("state_bytes", "decode state KiB, large batch (log)", 2**10))
+
+
 def fig_sweep(task: str, sweeps: list[Sweep], pal: dict) -> Figure | None:
-    """Long Range Arena's picture of a length sweep: training tokens/s (top) and peak memory (bottom) against
-    source length, log-log, one line per model, one column per size (and configuration); a failed point is
-    an ✕ on the lower edge at its length, labelled with why."""
+    """Long Range Arena's picture of a length sweep: training tokens/s (top) and peak memory against source
+    length, log-log, one line per model, one column per size (and configuration); where the runs recorded them,
+    the decoding below: time per token and the state decoding carries between steps (a recurrent state stays
+    flat in the length, a KV cache grows with it). A failed point is an ✕ on the lower edge at its length,
+    labelled with why."""
     sws = [s for s in sweeps if s.task == task]
     if not sws:
         return None
     cols = list(dict.fromkeys((s.size, s.variant) for s in sws))
-    fig, axes = plt.subplots(2, len(cols), figsize=(4.6 * len(cols) + 1.5, 7.2), squeeze=False)
+    rows = SWEEP_ROWS + tuple(r for r in DECODE_ROWS if any(r[0] in s.points and s.points[r[0]].notna().any() for s in sws))
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.6 * len(cols) + 1.5, 3.6 * len(rows)), squeeze=False)
     handles: dict[str, Any] = {}
     for j, (size, variant) in enumerate(cols):
         for sw in (s for s in sws if (s.size, s.variant) == (size, variant)):
-            for i, (y, ylab) in enumerate((("tokens_per_s", "training tokens/s (log)"), ("peak_bytes", "peak memory MiB (log)"))):
+            for i, (y, ylab, unit) in enumerate(rows):
                 ax = axes[i][j]
                 for m in sw.models:
                     p = sw.points[sw.points["model_label"] == m].sort_values("length")
-                    ok = p[p["status"] == "ok"]
+                    ok = p[p["status"] == "ok"].dropna(subset=[y])
                     colour = pal.get(sw.colour_of[m], (0.4, 0.4, 0.4))
-                    vals = ok[y] / (2**20 if y == "peak_bytes" else 1)
+                    vals = ok[y] / unit
                     (line,) = ax.plot(ok["length"], vals, marker="o", color=colour, label=m)
                     handles.setdefault(m, line)
                     for _, f in p[p["status"] != "ok"].iterrows():
@@ -286,10 +327,12 @@ def fig_sweep(task: str, sweeps: list[Sweep], pal: dict) -> Figure | None:
                 ax.set_xlim(lo / 1.25, hi * 1.25)
     fig.legend(list(handles.values()), list(handles.keys()), loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, title="model")
     fig.tight_layout()
+    decode = (" Below: greedy decoding of L + 1 tokens at the large batch, its time per token and the bytes it carries from step "
+              "to step (a recurrent state, or a KV cache and the encoder memory)." if len(rows) > len(SWEEP_ROWS) else "")
     return Figure(f"sweep_{task}", f"Length sweep on {task}: speed and memory", _png(fig),
-                  "Training tokens/s (top) and peak memory (bottom) against source length, both axes logarithmic, one line per model, "
+                  "Training tokens/s (top) and peak memory against source length, both axes logarithmic, one line per model, "
                   "one column per size and configuration. Fixed-shape timed steps after warm-up (throughput runs). An ✕ on the lower "
-                  "edge is a point that failed (OOM: out of memory). On a CPU the memory is the process's peak RSS.")
+                  f"edge is a point that failed (OOM: out of memory). On a CPU the memory is the process's peak RSS.{decode}")
 
 
 def right_answer(s: pd.Series) -> bool:

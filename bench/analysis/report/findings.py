@@ -16,8 +16,9 @@ from bench.analysis import conclusions, tuning
 from bench.analysis.conclusions import Headline
 from bench.analysis.report.environment import environment
 from bench.analysis.report.figures import length_frame, length_note
+from bench.analysis.report.fixed_lengths import length_curves, length_verdicts
 from bench.analysis.report.palette import default_reference, model_order, palette
-from bench.analysis.report.sweeps import Sweep, crossover, recurrent_models, sweep_reference, throughput_split
+from bench.analysis.report.sweeps import Sweep, crossover, recurrent_models, scan_models, sweep_reference, throughput_split
 from bench.analysis.report.tables import (
     annotate,
     configuration_frame,
@@ -106,6 +107,8 @@ class Findings:
     sweep_reference: str | None  # the model a sweep's ratios are to
     sweep_notes: list[str]  # caveats about the sweeps
     crossovers: list[str]  # per sweep: from which length the reference trains faster than each recurrent model
+    length_curves: pd.DataFrame  # fixed_lengths.length_curves: exact match at fixed lengths, one line per model
+    length_verdicts: list[str]  # per scope of length_curves: from which length each model falls below half
     throughput: pd.DataFrame  # throughput_table: throughput runs outside a sweep
     configurations: pd.DataFrame  # configuration_frame: where a task, model and size ran in several configurations
     failures: pd.DataFrame  # failed runs not retried successfully: task, model, size, seed, mode, device, error
@@ -147,7 +150,8 @@ def analyse(inputs: Inputs, reference: str | None = None) -> Findings:
                            f"registry recorded whether a model is recurrent), so the sweep ratios are to {sref} and no crossover length "
                            "is derived; --reference MODEL picks the model to compare against.")
     else:
-        crossovers = [c for sw in sweeps if (c := crossover(sw, recurrent)) is not None]
+        crossovers = [c for sw in sweeps if (c := crossover(sw, recurrent, scan_models(runs))) is not None]
+    curves = length_curves(runs)
     tput = throughput_table(single)
     env, warnings = environment(inputs.sessions)
     envs = {s["id"]: s["env"] for s in inputs.sessions}
@@ -162,7 +166,8 @@ def analyse(inputs: Inputs, reference: str | None = None) -> Findings:
     return Findings(
         sessions=ids, runs=runs, epochs=inputs.epochs, samples=inputs.samples, palette=palette(model_order(runs)), reference=reference,
         table=table, overlap=overlap_notes(runs), unk=unk_notes(runs), units=unit_note(table), lengths=lengths, notes=[n for n in (length_note(lengths),) if n is not None],
-        sweeps=sweeps, sweep_reference=sref, sweep_notes=sweep_notes, crossovers=crossovers, throughput=tput,
+        sweeps=sweeps, sweep_reference=sref, sweep_notes=sweep_notes, crossovers=crossovers, length_curves=curves,
+        length_verdicts=length_verdicts(curves, sref), throughput=tput,
         configurations=configuration_frame([annotate(qruns), tput]), failures=failures, env=env, warnings=warnings,
         headlines=headlines, caveats=conclusions.caveats(envs, headlines), tuning=inputs.tuning)
 

@@ -17,12 +17,14 @@ from bench.analysis.report.figures import (
     fig_accuracy_by_length,
     fig_heatmaps,
     fig_learning_curves,
+    fig_length_curves,
     fig_speed_accuracy,
     fig_sweep,
     fig_tuning_curves,
 )
 from bench.analysis.report.findings import Findings, analyse, load
-from bench.analysis.report.sweeps import sweep_rows
+from bench.analysis.report.fixed_lengths import ABOVE, BELOW
+from bench.analysis.report.sweeps import SCAN_MARK, SCAN_NOTE, sweep_rows
 from bench.analysis.report.tables import (
     BEST_RULE,
     PACKAGE_NOTE,
@@ -147,6 +149,8 @@ def length_sweeps(f: Findings) -> list[Section]:
         out += [Heading(sw.title, 3), sweep_rows(sw)]
     if f.crossovers:
         out += [Heading(f"From which length {sref} trains faster than each recurrent model", 3), Bullets(tuple(f.crossovers), "cross")]
+        if any(SCAN_MARK in c for c in f.crossovers):
+            out.append(Text.of(SCAN_NOTE, "note"))
     for task in dict.fromkeys(sw.task for sw in f.sweeps):
         out += _figure(fig_sweep(task, f.sweeps, f.palette))
     return out
@@ -190,6 +194,18 @@ def accuracy_by_length(f: Findings) -> list[Section]:
     return _figure(fig_accuracy_by_length(f.lengths, f.table, f.palette))
 
 
+def exact_by_fixed_length(f: Findings) -> list[Section]:
+    """Runs at fixed lengths (the copy-length suites): from which length each model stops getting the answer right."""
+    if f.length_curves.empty:
+        return []
+    sref = f.sweep_reference
+    how = (f"Time-to-quality runs trained and tested at one fixed source length each. Per model, the length from which its test "
+           f"exact match falls below {BELOW} and stays there" + (f", and whether {sref} holds above {ABOVE} there" if sref else "")
+           + " (Jelassi et al. 2024: a fixed-size state stops copying once the string outgrows it).")
+    fig = fig_length_curves(f.length_curves, f.palette)
+    return [Heading("Exact match against length", 2), Text.of(how, "note"), Bullets(tuple(f.length_verdicts), "cross"), *([fig] if fig else [])]
+
+
 def attention(f: Findings) -> list[Section]:
     return [s for fig in fig_heatmaps(f.samples, f.palette) for s in _figure(fig)]
 
@@ -201,7 +217,7 @@ def environment(f: Findings) -> list[Section]:
 # The report, top to bottom.
 SECTIONS: tuple[Callable[[Findings], list[Section]], ...] = (
     title, warnings, conclusions, tuned, results, published_g2p, figure_notes, length_sweeps, throughput, nothing_finished, configurations, failures,
-    learning_curves, speed_accuracy, accuracy_by_length, attention, environment,
+    learning_curves, speed_accuracy, exact_by_fixed_length, accuracy_by_length, attention, environment,
 )
 
 

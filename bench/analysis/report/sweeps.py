@@ -24,6 +24,20 @@ def recurrent_models(runs: pd.DataFrame) -> dict[str, bool]:
     return {str(m): bool(v) for m, v in known.groupby("model")["model_recurrent"].first().items()}
 
 
+def scan_models(runs: pd.DataFrame) -> dict[str, bool]:
+    """model -> trained by a parallel scan (recurrent in decoding only), as stored with its runs (absent: unknown)."""
+    if "model_scan" not in runs:
+        return {}
+    known = runs.dropna(subset=["model_scan"])
+    return {str(m): bool(v) for m, v in known.groupby("model")["model_scan"].first().items()}
+
+
+SCAN_MARK = "(a parallel scan)"  # how a crossover line names a model that trains by a scan
+SCAN_NOTE = ("Models marked \"a parallel scan\" are recurrent when decoding only: they train by a parallel scan over time (O(log n) "
+             "steps, Feng et al. 2024; Gu & Dao 2023), as attention trains in O(1) steps. A crossover with one of them is a difference "
+             "of work per token and of kernels, not of a sequential loop against a parallel one.")
+
+
 def sweep_reference(runs: pd.DataFrame, explicit: str | None) -> str | None:
     """The model a sweep's ratios are to: the one asked for, else the model recorded as not recurrent (the
     Transformer, as in Long Range Arena's table), else the report's default reference."""
@@ -44,7 +58,9 @@ class Sweep:
     lengths: list[int]
     models: list[str]  # model labels, story order
     colour_of: dict[str, str]  # model label -> model (for colours)
-    points: pd.DataFrame  # model_label, length, status (ok | OOM | ...), step_s, steps_per_s, tokens_per_s, peak_bytes, seeds
+    # model_label, length, status (ok | OOM | ...), step_s, steps_per_s, tokens_per_s, peak_bytes, seeds, and the decoding
+    # at the decode batch: decode_s_per_token, state_bytes (what it carries between steps; NaN where not recorded)
+    points: pd.DataFrame
     reference: str | None
 
     def point(self, model: str, length: int) -> pd.Series | None:
@@ -62,6 +78,11 @@ def _scope_title(task: str, size: str, flat: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
+def _median(ok: pd.DataFrame, column: str) -> float:
+    """The median of a metric over a point's finished runs; NaN where the runs predate it (or none finished)."""
+    return pd.to_numeric(ok[column], errors="coerce").median() if column in ok else math.nan
+
+
 def _points(g: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (lab, length), p in g.groupby(["model_label", "length"], sort=False):
@@ -69,12 +90,13 @@ def _points(g: pd.DataFrame) -> pd.DataFrame:
         row = {"model_label": lab, "model": p["model"].iloc[0], "length": int(length)}
         if ok.empty:
             row.update(status=failure_kind(p["error"].iloc[-1]), error=str(p["error"].iloc[-1]), step_s=math.nan, steps_per_s=math.nan,
-                       tokens_per_s=math.nan, peak_bytes=math.nan, seeds=0)
+                       tokens_per_s=math.nan, peak_bytes=math.nan, seeds=0, decode_s_per_token=math.nan, state_bytes=math.nan)
         else:
             step = pd.to_numeric(ok["step_s"], errors="coerce").median()
             row.update(status="ok", error="", step_s=step, steps_per_s=1 / step if step and step > 0 else math.nan,
                        tokens_per_s=pd.to_numeric(ok["train_tokens_per_s"], errors="coerce").median(),
-                       peak_bytes=pd.to_numeric(ok["peak_memory_bytes"], errors="coerce").median(), seeds=int(ok["seed"].nunique()))
+                       peak_bytes=pd.to_numeric(ok["peak_memory_bytes"], errors="coerce").median(), seeds=int(ok["seed"].nunique()),
+                       decode_s_per_token=_median(ok, "decode_s_per_token_batch"), state_bytes=_median(ok, "decode_state_bytes_batch"))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -157,9 +179,10 @@ def _crossing(lo: tuple[int, float], hi: tuple[int, float]) -> float:
     return math.exp(math.log(l0) + t * (math.log(l1) - math.log(l0)))
 
 
-def crossover(sw: Sweep, recurrent: dict[str, bool]) -> str | None:
+def crossover(sw: Sweep, recurrent: dict[str, bool], scan: dict[str, bool] | None = None) -> str | None:
     """One line: from which length the reference (the Transformer) trains faster than each recurrent model in
-    this sweep -- where the tokens/s lines cross -- or that it does not within the lengths measured."""
+    this sweep -- where the tokens/s lines cross -- or that it does not within the lengths measured. A model
+    that trains by a parallel scan (``scan``) is named as one: its training is not a loop over time."""
     ref = sw.reference
     if ref is None:
         return None
@@ -167,29 +190,39 @@ def crossover(sw: Sweep, recurrent: dict[str, bool]) -> str | None:
     if not others:
         return None
     clauses = []
-    for m in others:
+    for lab in others:
+        m = f"{lab} {SCAN_MARK}" if (scan or {}).get(sw.colour_of[lab]) else lab
         ratios = []
         for L in sw.lengths:
-            p, r = sw.point(m, L), sw.point(ref, L)
+            p, r = sw.point(lab, L), sw.point(ref, L)
             if p is not None and r is not None and p["status"] == r["status"] == "ok" and p["tokens_per_s"] > 0:
                 ratios.append((L, r["tokens_per_s"] / p["tokens_per_s"]))
-        if not ratios:
-            clauses.append(f"no length where both {ref} and {m} ran")
-            continue
-        span = f"{ratios[0][0]}–{ratios[-1][0]}" if len(ratios) > 1 else str(ratios[0][0])
-        start = next((i for i in range(len(ratios)) if all(r > 1 for _, r in ratios[i:])), None)
-        if start is None:
-            clauses.append(f"slower than {m} at every length measured up to {ratios[-1][0]} ({ratios[-1][1]:.2f}× its tokens/s there)"
-                           if all(r <= 1 for _, r in ratios) else
-                           f"not faster than {m} from any length on within {span} (the lines cross more than once; {ratios[-1][1]:.2f}× at {ratios[-1][0]})")
-        elif start == 0:
-            clauses.append(f"faster than {m} at every length measured ({span}; {ratios[0][1]:.2f}× at {ratios[0][0]}, {ratios[-1][1]:.2f}× at {ratios[-1][0]})")
-        else:
-            near = _crossing(ratios[start - 1], ratios[start])
-            before = [L for L, r in ratios[: start - 1] if r > 1]  # the lines crossed before too: say so, the figure shows it
-            clauses.append(f"faster than {m} from length {ratios[start][0]} on (the lines cross near {near:.0f}; "
-                           f"{ratios[start - 1][1]:.2f}× at {ratios[start - 1][0]}, {ratios[-1][1]:.2f}× at {ratios[-1][0]}"
-                           + (f"; also faster at {', '.join(map(str, before))}" if before else "") + ")")
+        clauses.append(_clause(ref, m, ratios))
     fails = sw.points[(sw.points["model_label"] == ref) & (sw.points["status"] != "ok")]
     tail = f" {ref} failed ({', '.join(f'{s} at {L}' for s, L in zip(fails['status'], fails['length']))})." if not fails.empty else ""
     return f"{sw.title}: in training tokens/s, {ref} is " + "; ".join(clauses) + "." + tail
+
+
+def _clause(ref: str, m: str, ratios: list[tuple[int, float]]) -> str:
+    """How the reference's tokens/s compare with model ``m``'s across the lengths: ratios (length, ref / m)."""
+    if not ratios:
+        return f"no length where both {ref} and {m} ran"
+    span = f"{ratios[0][0]}–{ratios[-1][0]}" if len(ratios) > 1 else str(ratios[0][0])
+    start = next((i for i in range(len(ratios)) if all(r > 1 for _, r in ratios[i:])), None)
+    if start is None:
+        faster = [r > 1 for _, r in ratios]
+        if not any(faster):
+            return f"slower than {m} at every length measured up to {ratios[-1][0]} ({ratios[-1][1]:.2f}× its tokens/s there)"
+        k = faster.index(False)
+        if all(faster[:k]) and not any(faster[k:]):  # faster at the short lengths, slower from one length on: one crossing
+            near = _crossing(ratios[k - 1], ratios[k])
+            return (f"faster than {m} up to length {ratios[k - 1][0]}, slower from length {ratios[k][0]} on (the lines cross near "
+                    f"{near:.0f}; {ratios[k - 1][1]:.2f}× at {ratios[k - 1][0]}, {ratios[-1][1]:.2f}× at {ratios[-1][0]})")
+        return f"not faster than {m} from any length on within {span} (the lines cross more than once; {ratios[-1][1]:.2f}× at {ratios[-1][0]})"
+    if start == 0:
+        return f"faster than {m} at every length measured ({span}; {ratios[0][1]:.2f}× at {ratios[0][0]}, {ratios[-1][1]:.2f}× at {ratios[-1][0]})"
+    near = _crossing(ratios[start - 1], ratios[start])
+    before = [L for L, r in ratios[: start - 1] if r > 1]  # the lines crossed before too: say so, the figure shows it
+    return (f"faster than {m} from length {ratios[start][0]} on (the lines cross near {near:.0f}; "
+            f"{ratios[start - 1][1]:.2f}× at {ratios[start - 1][0]}, {ratios[-1][1]:.2f}× at {ratios[-1][0]}"
+            + (f"; also faster at {', '.join(map(str, before))}" if before else "") + ")")

@@ -290,7 +290,7 @@ def frame_table(df: pd.DataFrame, style: str = "") -> Table:
 
 # --- throughput runs and length sweeps ---------------------------------------------------------------
 THROUGHPUT_COLS = ("step_s", "train_tokens_per_s", "peak_memory_bytes", "mfu", "decode_s_per_token_b1", "decode_s_per_token_batch",
-                   "params", "flops_per_token")
+                   "decode_state_bytes_b1", "decode_state_bytes_batch", "params", "flops_per_token")
 
 
 def failure_kind(error: object) -> str:
