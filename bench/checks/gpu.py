@@ -225,8 +225,8 @@ def check_scaling(dev: torch.device, sc: Scale) -> list[Row]:
             mfu = fpt * t.tokens_per_s / peak if peak else None
             rows.append(Row("scaling probe", m, f"{sc.big} L={sc.probe_length} {mode} {amp} tokens/s", t.tokens_per_s))
             rows.append(Row("scaling probe", m, f"{mode} MFU % of measured {amp} matmul", None if mfu is None else 100 * mfu,
-                            ">= 30" if m == "transformer" else "", (100 * mfu >= 30) if (m == "transformer" and mfu and dev.type == "cuda")
-                            else None))
+                            ">= 30" if m == "transformer" else "",
+                            (100 * mfu >= 30) if (m == "transformer" and mfu and dev.type == "cuda") else None))
         if ("transformer", mode) in rate and ("attention", mode) in rate:
             rows.append(Row("scaling probe", "transformer / attention", f"{mode} tokens/s ratio",
                             rate["transformer", mode] / rate["attention", mode]))

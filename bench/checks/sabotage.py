@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
           f"seed(s), cpu, {a.threads or torch.get_num_threads()} threads, {a.clock} clock); {a.slow} does its work x{a.factor} "
           f"in the new session; load average {_load()}; store {store.path}", flush=True)
     th = parse_fail_on(a.fail_on)
-    header = f"{'rep':>3}  {'model':<12} {'sabotaged':<9} " + " ".join(f"{h:>9}" for _,
-                                                                       h in SHOWN) + f"  {'cal new/base':>12}  time verdict"
+    header = (f"{'rep':>3}  {'model':<12} {'sabotaged':<9} " + " ".join(f"{h:>9}" for _, h in SHOWN)
+              + f"  {'cal new/base':>12}  time verdict")
     print(header + "\n" + "-" * (len(header) + 12), flush=True)
     hits = misses = false_alarms = 0
     cost: dict[tuple[bool, str], list[float]] = {}  # (sabotaged?, metric) -> time-equivalent ratios

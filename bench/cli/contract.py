@@ -19,16 +19,16 @@ def add(sub: Any) -> None:
     cm.add_argument("names", nargs="+", metavar="NAME", help="registered models (see `s2sbench list --models`), or all")
     cm.add_argument("--size", help="the size the rules run the model at (default: tiny, else the model's smallest); budgets are checked at "
                     "every size")
-    cm.add_argument("--option", type=args.option, action="append", default=[], metavar="KEY=VALUE", help="model option, e.g. "
-                    "bidirectional=true")
+    cm.add_argument("--option", type=args.option, action="append", default=[], metavar="KEY=VALUE",
+                    help="model option, e.g. bidirectional=true")
     cm.add_argument("--rules", help=f"only these rules, separated by commas (default: all: {', '.join(MODEL_RULES)})")
     cm.add_argument("--threads", type=args.nonneg_int, default=1,
                     help="CPU threads (torch.set_num_threads; default 1: the contract's models are tiny, more threads only contend)")
     args.add_plugin_flag(cm)
     cm.set_defaults(func=cmd_check_model)
 
-    ct = sub.add_parser("check-task", help="hold tasks to the task contract: disjoint splits, one seed one dataset, alignments inside "
-                        "sources",
+    ct = sub.add_parser("check-task",
+                        help="hold tasks to the task contract: disjoint splits, one seed one dataset, alignments inside sources",
                         description="Rules: " + "; ".join(f"{k}: {v}" for k, v in TASK_RULES.items()) + ".")
     ct.add_argument("names", nargs="+", metavar="NAME", help="registered tasks (see `s2sbench list --tasks`), or all")
     args.add_plugin_flag(ct)

@@ -82,8 +82,8 @@ def cmd_report(a: argparse.Namespace) -> int:
         ids = select_sessions(store, a.sessions or ("all" if filtering and a.session == "latest" else a.session))
         if filtering:
             ids = filter_sessions(store, ids, a.device, commit_list(a.commits) if a.commits else None)
-        out = a.out or os.path.join(os.path.dirname(os.path.abspath(a.store)), "reports", ids[-1] if len(ids) == 1
-                                    else f"{ids[0]}..{ids[-1]}")
+        out = a.out or os.path.join(os.path.dirname(os.path.abspath(a.store)), "reports",
+                                    ids[-1] if len(ids) == 1 else f"{ids[0]}..{ids[-1]}")
         paths = report.write(store, ids, out, reference=a.reference, tasks=a.task.split(",") if a.task else None)
     print(f"report: {paths['html']}")
     print(f"markdown: {paths['md']}")

@@ -247,8 +247,8 @@ def _compare_group(gb: Group, gn: Group, th: Thresholds, cb: float | None, cn: f
         if qb is None and qn is None:
             continue
         if qb is None or qn is None:
-            rows.append(Row(*key, m, "quality", "missing" if qn is None else "new", None if qb is None else qb[0], None if qn is None
-                            else qn[0]))
+            rows.append(Row(*key, m, "quality", "missing" if qn is None else "new", None if qb is None else qb[0],
+                            None if qn is None else qn[0]))
             continue
         verdict, delta, band = quality_verdict(qb, qn, th.accuracy, BY_NAME[m].better == "low")
         rows.append(Row(*key, m, "quality", verdict, qb[0], qn[0], delta, band))

@@ -46,8 +46,8 @@ class Plan:
 
     def describe(self) -> str:
         n = len(self.keys)
-        return f"{n} run{'s' if n != 1 else ''}" + ("" if self.recorded else ", the runs it ran: it was stored before s2sbench recorded "
-                                                    "plans")
+        return f"{n} run{'s' if n != 1 else ''}" + ("" if self.recorded
+                                                    else ", the runs it ran: it was stored before s2sbench recorded plans")
 
 
 def has_table(db: sqlite3.Connection) -> bool:

@@ -71,8 +71,8 @@ def decode_latency(model: models.Seq2Seq, enc: Encoded, batch: int, device: torc
     secs = call_latency(run, device, repeats)
     with torch.inference_mode(), autocast():  # what decoding carries between steps: recurrent state or KV cache
         state = model.decode_state(b.src, b.src_mask, max_len)
-    return {"seconds": secs, "tokens_per_s": len(idx) * max_len / secs, "capture": ("compile-cudagraph" if compiled else "cudagraph")
-            if decoder is not None else "eager",
+    return {"seconds": secs, "tokens_per_s": len(idx) * max_len / secs,
+            "capture": ("compile-cudagraph" if compiled else "cudagraph") if decoder is not None else "eager",
             "state_bytes": None if state is None else models.state_bytes(state), "peak_bytes": call_peak_bytes(run, device)}
 
 

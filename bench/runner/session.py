@@ -147,12 +147,11 @@ def check_device(spec: RunSpec, device: torch.device, data_parallel: bool = Fals
         raise UserError(f"{where_key(spec.origin, 'model_options')}: {spec.model} {need}")
     if device.type != "cuda":
         if spec.train.amp == "fp16":
-            raise UserError(f"{where_key(spec.origin, 'amp')} fp16 needs a CUDA device; this session runs on {device.type} (use bf16 or "
-                            "off)")
+            raise UserError(f"{where_key(spec.origin, 'amp')} fp16 needs a CUDA device; this session runs on "
+                            f"{device.type} (use bf16 or off)")
         if spec.train.graph:
             raise UserError(f"{where_key(spec.origin, 'capture')} {spec.train.capture} needs a CUDA device; this session runs on "
-                            f"{device.type} "
-                            "(use eager or compile)")
+                            f"{device.type} (use eager or compile)")
     if data_parallel and spec.train.graph:
         raise UserError(f"{where_key(spec.origin, 'capture')} {spec.train.capture} cannot capture data-parallel (--ddp) steps; use eager "
                         "or compile")
@@ -274,8 +273,7 @@ def run_session(
                     metrics["tune"] = note
                 store.add_run(RunRecord(session=sid, key=spec.key(), task=spec.data.name, model=spec.model, size=spec.size, seed=spec.seed,
                                         config=spec.config(), config_hash=spec.config_hash(), status=rec_status, error=o.error,
-                                        started=o.started,
-                                        finished=o.finished, metrics=metrics, history=o.history, samples=o.samples,
+                                        started=o.started, finished=o.finished, metrics=metrics, history=o.history, samples=o.samples,
                                         predictions=predictions),
                               claim=owner.token)
                 progress.end_run(rec_status, detail)

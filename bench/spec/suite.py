@@ -252,8 +252,8 @@ def _expand(m: dict[str, Any], where: str, data_dir: str, plugin_dir: str = "", 
         else:
             data_kw[k] = _typed(where, k, v, int)
     try:  # the dataclasses check every value (bench.spec.run); here their message gets the file and block
-        plugins = tuple(dict.fromkeys(plugin_ref(p, plugin_dir) for p in _list(where, "plugins", m["plugins"],
-                                                                               str))) if "plugins" in m else ()
+        plugins = (tuple(dict.fromkeys(plugin_ref(p, plugin_dir) for p in _list(where, "plugins", m["plugins"], str)))
+                   if "plugins" in m else ())
         train = replace(TrainConfig(), **train_kw)
         measure = replace(MeasureSpec(), **measure_kw)
         throughput = replace(ThroughputSpec(), **tp_kw)

@@ -89,8 +89,8 @@ def fig_learning_curves(ep: pd.DataFrame, table: pd.DataFrame, pal: dict) -> Fig
             sns.lineplot(data=d, x=x, y="valid_exact_pct", hue="model", palette=colours,
                          hue_order=[m for m in colours if m in set(d["model"])],
                          style=style, style_order=[v for v in dash_map if v in set(d["configuration"])] if style else None,
-                         dashes={v: dash_map[v] for v in set(d["configuration"])} if style else True, errorbar=("pi", 100) if several
-                         else None, estimator="mean", marker="o", ax=ax, legend=(col == 1))
+                         dashes={v: dash_map[v] for v in set(d["configuration"])} if style else True,
+                         errorbar=("pi", 100) if several else None, estimator="mean", marker="o", ax=ax, legend=(col == 1))
             ax.set(xlabel=xl, ylabel="validation exact match %", ylim=(-2, 102), title=lab)
             if x == "wall_cum_s" and (d[x] > 0).all():  # log: one slow model must not squeeze the others into a sliver
                 ax.set_xscale("log")
