@@ -178,7 +178,7 @@ def test_the_book_codes_own_spread_is_set_against_s2sbenchs_mean(tmp_path, monke
     store = Store(str(tmp_path / "s.sqlite"))
     for s, acc in zip([s for s in specs if s.model == "seq2seq" and s.data.reverse_source], (0.21, 0.38, 0.34)):
         store.add_run(run_record(s, **_trained([0.1, acc])))
-    row = next(line for line in book.book_table(book.collect(specs, store.runs())).splitlines() if "| reversed |" in line
-               and "seq2seq" in line)
+    row = next(line for line in book.book_table(book.collect(specs, store.runs())).splitlines()
+               if "| reversed |" in line and "seq2seq" in line)
     store.close()
     assert "| 35.2 [27.7, 42.8] (42.0, 32.0, 32.0, 35.0) | 31.0 [8.9, 53.1] |" in row and row.endswith("| no | yes |")

@@ -213,8 +213,9 @@ def test_export_csv_returns_the_stored_values(cli_store) -> None:
     got = {
         "session": row["session"], "task": row["task"], "model": row["model"], "size": row["size"], "seed": int(row["seed"]),
         "status": row["status"], "params": int(row["params"]), "epochs": int(row["epochs"]),
-        "epoch_seconds": json.loads(row["epoch_seconds"]), "time_to_target_s": float(row["time_to_target_s"]) if row["time_to_target_s"]
-        else None, "test_exact_match": float(row["test_exact_match"]), "test_token_accuracy": float(row["test_token_accuracy"]),
+        "epoch_seconds": json.loads(row["epoch_seconds"]),
+        "time_to_target_s": float(row["time_to_target_s"]) if row["time_to_target_s"] else None,
+        "test_exact_match": float(row["test_exact_match"]), "test_token_accuracy": float(row["test_token_accuracy"]),
         "error": row["error"] or None,
     }
     assert got == want

@@ -31,8 +31,8 @@ ERROR = "diverged: loss is nan in epoch 2"
 
 def _spec(model: str, seed: int = 0) -> RunSpec:
     return RunSpec(model=model, size="tiny", seed=seed, data=DataSpec(task="date", train=320, valid=20, test=20),
-                   train=TrainConfig(epochs=3, batch_size=32, lr=0.003, target=None), model_options=(("score", "general"),)
-                   if model == "attention" else ())
+                   train=TrainConfig(epochs=3, batch_size=32, lr=0.003, target=None),
+                   model_options=(("score", "general"),) if model == "attention" else ())
 
 
 STARTED = "2026-01-02T03:04:05+00:00"

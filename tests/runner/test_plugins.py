@@ -244,9 +244,8 @@ def test_a_worker_process_loads_the_plugins_its_run_carries(tmp_path) -> None:
     """A Ray worker is a process of its own: ``run_remote`` there (no Ray needed to show it) loads the run's plugin."""
     (tmp_path / "toy_plugin.py").write_text(TOY_PLUGIN.format(name="toyworker"))
     (spec,) = plugins.attach(suite_mod.from_flags({"tasks": ["date"]}, {"models": ["toyworker"], "sizes": ["tiny"], "epochs": 1,
-                                                                        "train": 60,
-                                                                          "valid": 10, "test": 10,
-                                                                          "plugins": [str(tmp_path / "toy_plugin.py")]}))
+                                                                        "train": 60, "valid": 10, "test": 10,
+                                                                        "plugins": [str(tmp_path / "toy_plugin.py")]}))
     assert spec.plugins == (str(tmp_path / "toy_plugin.py"),)
     with open(tmp_path / "spec.pkl", "wb") as f:
         pickle.dump(spec, f)
@@ -264,8 +263,8 @@ def test_every_torchrun_rank_loads_the_plugin(tmp_path) -> None:
     (tmp_path / "toy_plugin.py").write_text(TOY_PLUGIN.format(name="toyddp"))
     store = str(tmp_path / "ddp.sqlite")
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "bench", "run",
-                        "--ddp",
-                        "--plugin", str(tmp_path / "toy_plugin.py"), "--task", "date", "--model", "toyddp", *TINY, "--store", store],
+                        "--ddp", "--plugin", str(tmp_path / "toy_plugin.py"), "--task", "date", "--model", "toyddp", *TINY, "--store",
+                        store],
                        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = Store.open_existing(store).runs()
