@@ -89,7 +89,7 @@ regress: regress-run
 	fi
 
 baseline: regress-run  # re-record results/baselines/$(BASELINE).json (commit it with the change that moved it)
-	$(PY) -m bench baseline save $(BASELINE) --store $(REGRESS_STORE)
+	$(PY) -m bench baseline save $(BASELINE) --force --store $(REGRESS_STORE)
 
 regress-run: $(CORE)
 	rm -f $(REGRESS_STORE) $(REGRESS_STORE)-wal $(REGRESS_STORE)-shm
