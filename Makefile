@@ -3,6 +3,7 @@
 #   make test    -- the test suite (CI: `make test EXTRAS=test,ray,tune,g2p,text` also runs the Ray executor's tests)
 #   make mutation -- plant the quiet bugs a benchmark cannot afford and check that a test catches each (on demand)
 #   make plugin-example -- install examples/gru-plugin and run it through the entry-point door (CI)
+#   make docs    -- the documentation site (docs/, mkdocs.yml) built into site/, strictly: a broken link fails (CI)
 # Torch is installed first, pinned, where the venv has none: an unpinned `pip install .` on a machine
 # without torch would pull a multi-GB CUDA build. Override e.g. TORCH_SPEC="torch==2.5.1" or
 # TORCH_INDEX="--index-url https://download.pytorch.org/whl/cu124" for a GPU machine.
@@ -36,7 +37,7 @@ REGRESS_MD ?= results/reports/regress.md
 REGRESS_SUITE ?= quick
 REGRESS_FLAGS ?= --device cpu --deterministic --threads 1
 
-.PHONY: bench test mutation plugin-example regress regress-run baseline lint clean
+.PHONY: bench test mutation plugin-example docs regress regress-run baseline lint clean
 
 define venv_with_torch
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -95,8 +96,21 @@ regress-run: $(CORE)
 	rm -f $(REGRESS_STORE) $(REGRESS_STORE)-wal $(REGRESS_STORE)-shm
 	$(PY) -m bench run --suite $(REGRESS_SUITE) $(REGRESS_FLAGS) --store $(REGRESS_STORE)
 
+# The documentation site: the docs extra (MkDocs and its Material theme) added to the venv, then a strict build -- a
+# broken link, a missing page or a page left out of mkdocs.yml's nav fails. The reference pages under docs/reference/
+# are generated from the code (python -m bench.cli.reference; a test keeps them equal to it).
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): pyproject.toml
+	$(venv_with_torch)
+	$(PIP) -e ".[docs]"
+	touch $(DOCS_STAMP) $(CORE)
+
+docs: $(DOCS_STAMP)
+	$(PY) -m bench.cli.reference --check
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
 lint: $(STAMP)
 	$(PY) -m ruff check bench models tests
 
 clean:
-	rm -rf $(VENV) results/bench.sqlite results/regress.sqlite results/reports
+	rm -rf $(VENV) site results/bench.sqlite results/regress.sqlite results/reports
