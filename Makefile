@@ -19,7 +19,7 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check
 CORE := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed
 
-# CI's regression check: the quick suite on one CPU thread (stable timings, bit-identical accuracies)
+# CI's regression check: the gate suite (quick + the parallel recurrences) on one CPU thread (stable timings, bit-identical accuracies)
 # compared with the committed baseline. Speed is machine-normalised; one seed, hence a generous bound.
 # Bit-identical only on one instruction set: AVX-512 and AVX2 machines run other kernels and train the same
 # seed to other accuracies, so the CPU baseline is per instruction set (cpu-ci-avx512, cpu-ci-avx2). On a CPU
@@ -34,7 +34,7 @@ BASELINE ?= cpu-ci-$(CPU_ISA)
 FALLBACK_BASELINE ?= cpu-ci-avx2
 FALLBACK_FAIL_ON ?= time:+100%,accuracy:off,memory:+50%
 REGRESS_MD ?= results/reports/regress.md
-REGRESS_SUITE ?= quick
+REGRESS_SUITE ?= gate
 REGRESS_FLAGS ?= --device cpu --deterministic --threads 1
 
 .PHONY: bench test mutation plugin-example docs regress regress-run baseline lint clean

@@ -88,7 +88,7 @@ def test_the_gpu_job_s_settings_steer_make_regress() -> None:
     assert "compare results/baselines/gpu.json latest" in cmds and '--fail-on "time:+25%"' in cmds
     default = subprocess.run(["make", "-n", "regress", "PY=python"], cwd=REPO, capture_output=True, text=True,
                              env={k: v for k, v in os.environ.items() if k not in ("BASELINE", "REGRESS_SUITE", "REGRESS_FLAGS", "FAIL_ON")})
-    assert "bench run --suite quick --device cpu --deterministic --threads 1" in default.stdout
+    assert "bench run --suite gate --device cpu --deterministic --threads 1" in default.stdout
     assert "compare results/baselines/cpu-ci-avx512.json latest" in default.stdout or "compare results/baselines/cpu-ci-avx2.json latest" in default.stdout
 
 
