@@ -3,6 +3,7 @@
 #   make test    -- the test suite (CI: `make test EXTRAS=test,ray,tune,g2p,text` also runs the Ray executor's tests)
 #   make mutation -- plant the quiet bugs a benchmark cannot afford and check that a test catches each (on demand)
 #   make plugin-example -- install examples/gru-plugin and run it through the entry-point door (CI)
+#   make docs    -- the documentation site (docs/, mkdocs.yml) built into site/, strictly: a broken link fails (CI)
 # Torch is installed first, pinned, where the venv has none: an unpinned `pip install .` on a machine
 # without torch would pull a multi-GB CUDA build. Override e.g. TORCH_SPEC="torch==2.5.1" or
 # TORCH_INDEX="--index-url https://download.pytorch.org/whl/cu124" for a GPU machine.
@@ -18,7 +19,7 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check
 CORE := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed
 
-# CI's regression check: the quick suite on one CPU thread (stable timings, bit-identical accuracies)
+# CI's regression check: the gate suite (quick + the parallel recurrences) on one CPU thread (stable timings, bit-identical accuracies)
 # compared with the committed baseline. Speed is machine-normalised; one seed, hence a generous bound.
 # Bit-identical only on one instruction set: AVX-512 and AVX2 machines run other kernels and train the same
 # seed to other accuracies, so the CPU baseline is per instruction set (cpu-ci-avx512, cpu-ci-avx2). On a CPU
@@ -33,10 +34,10 @@ BASELINE ?= cpu-ci-$(CPU_ISA)
 FALLBACK_BASELINE ?= cpu-ci-avx2
 FALLBACK_FAIL_ON ?= time:+100%,accuracy:off,memory:+50%
 REGRESS_MD ?= results/reports/regress.md
-REGRESS_SUITE ?= quick
+REGRESS_SUITE ?= gate
 REGRESS_FLAGS ?= --device cpu --deterministic --threads 1
 
-.PHONY: bench test mutation plugin-example regress regress-run baseline lint clean
+.PHONY: bench test mutation plugin-example docs regress regress-run baseline lint clean
 
 define venv_with_torch
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -89,14 +90,27 @@ regress: regress-run
 	fi
 
 baseline: regress-run  # re-record results/baselines/$(BASELINE).json (commit it with the change that moved it)
-	$(PY) -m bench baseline save $(BASELINE) --store $(REGRESS_STORE)
+	$(PY) -m bench baseline save $(BASELINE) --force --store $(REGRESS_STORE)
 
 regress-run: $(CORE)
 	rm -f $(REGRESS_STORE) $(REGRESS_STORE)-wal $(REGRESS_STORE)-shm
 	$(PY) -m bench run --suite $(REGRESS_SUITE) $(REGRESS_FLAGS) --store $(REGRESS_STORE)
 
+# The documentation site: the docs extra (MkDocs and its Material theme) added to the venv, then a strict build -- a
+# broken link, a missing page or a page left out of mkdocs.yml's nav fails. The reference pages under docs/reference/
+# are generated from the code (python -m bench.cli.reference; a test keeps them equal to it).
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): pyproject.toml
+	$(venv_with_torch)
+	$(PIP) -e ".[docs]"
+	touch $(DOCS_STAMP) $(CORE)
+
+docs: $(DOCS_STAMP)
+	$(PY) -m bench.cli.reference --check
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
 lint: $(STAMP)
 	$(PY) -m ruff check bench models tests
 
 clean:
-	rm -rf $(VENV) results/bench.sqlite results/regress.sqlite results/reports
+	rm -rf $(VENV) site results/bench.sqlite results/regress.sqlite results/reports

@@ -51,8 +51,8 @@ def test_it_runs_on_every_pull_request(workflow) -> None:
 
 def test_the_cpu_job_calls_what_ci_run_calls_in_the_same_order(workflow) -> None:
     ci = _ci_run_commands()
-    # the tests with every extra, the example plugin, the gate
-    assert ci == ["make test EXTRAS=test,ray,tune,g2p,text", "make plugin-example", "make regress"]
+    # the tests with every extra, the documentation site built strictly, the example plugin, the gate
+    assert ci == ["make test EXTRAS=test,ray,tune,g2p,text", "make docs", "make plugin-example", "make regress"]
     runs = _runs(workflow["jobs"]["cpu"])
     assert [r for r in runs if r.startswith("make")] == ci
 
@@ -90,7 +90,7 @@ def test_the_gpu_job_s_settings_steer_make_regress() -> None:
     default = subprocess.run(["make", "-n", "regress", "PY=python"], cwd=REPO, capture_output=True, text=True,
                              env={k: v for k, v in os.environ.items() if k not in ("BASELINE", "REGRESS_SUITE", "REGRESS_FLAGS",
                                                                                    "FAIL_ON")})
-    assert "bench run --suite quick --device cpu --deterministic --threads 1" in default.stdout
+    assert "bench run --suite gate --device cpu --deterministic --threads 1" in default.stdout
     assert ("compare results/baselines/cpu-ci-avx512.json latest" in default.stdout
             or "compare results/baselines/cpu-ci-avx2.json latest" in default.stdout)
 

@@ -48,10 +48,10 @@ PROG = "python -m bench.checks.screenshot"  # the name usage and errors show; `s
 def parser(prog: str = PROG) -> argparse.ArgumentParser:
     """This check's options: one parser for both doors, ``python -m bench.checks.screenshot`` and ``s2sbench check screenshot``."""
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("html")
+    p.add_argument("html", help="the report's index.html")
     p.add_argument("--out", help="PNG to write (default: screenshot.png beside the report)")
-    p.add_argument("--width", type=int, default=1300)
-    p.add_argument("--height", type=int, default=6000)
+    p.add_argument("--width", type=int, default=1300, help="window width in pixels (default: 1300)")
+    p.add_argument("--height", type=int, default=6000, help="window height in pixels, what the PNG shows (default: 6000)")
     return p
 
 

@@ -127,7 +127,7 @@ def add_flags(r: Any, ddp: bool = True) -> None:
     how.add_argument("--resume", nargs="?", const="auto", metavar="ID",
                      help="continue an interrupted session (without ID: the latest unfinished one of this suite)")
     how.add_argument("--store", default=DEFAULT_PATH, metavar="PATH", help="the results store (SQLite)")
-    far = r.add_argument_group("beyond one machine (README: Beyond one machine)")
+    far = r.add_argument_group("beyond one machine (docs/scale-out.md)")
     far.add_argument("--shard", type=shard_parse, metavar="K/N", help="run only shard K of N (K counts from 1): a deterministic, "
                      "cost-balanced part of the runs")
     far.add_argument("--session-id", type=args.session_id, metavar="ID", help="the session's id (give every shard the same one; `merge` "

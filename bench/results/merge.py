@@ -1,7 +1,7 @@
 """``s2sbench merge OUT IN...``: join results stores -- the shards of one suite, stores from several
 machines -- into one, keeping every session and run.
 
-Rules (the README's "Beyond one machine" says the same):
+Rules (docs/scale-out.md, "Merge", says the same):
 
 * Sessions are identified by id. Different ids stay different sessions, even when they hold the same runs
   (the history of a run across days is the point of a store).

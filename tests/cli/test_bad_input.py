@@ -1,6 +1,6 @@
 """Bad input, full disks and read-only stores, across every sub-command.
 
-The promise (README: bad input): one line on stderr, exit code 2, no traceback -- and nothing changed,
+The promise (docs/running.md, "Bad input"): one line on stderr, exit code 2, no traceback -- and nothing changed,
 nothing left behind. Each case below runs in a folder of its own holding a copy of a finished store (and
 whatever input files the case makes); the folder's every file and byte is recorded before the command and
 must be the same after it. A full disk is simulated in-process: ``os.write`` failing with ENOSPC for the
