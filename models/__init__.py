@@ -49,7 +49,8 @@ ENTRY_POINTS = "s2sbench.models"  # the entry-point group installed packages reg
 def _load() -> None:
     """Import every module of the family (cached after the first time), whichever was imported first."""
     # Imported for their registration side effect.
-    for mod in ("seq2seq", "attention", "gnmt", "transformer", "ntm", "minrnn", "ssm"):  # registration order is irrelevant: ``names`` sorts by story
+    # registration order is irrelevant: ``names`` sorts by story
+    for mod in ("seq2seq", "attention", "gnmt", "transformer", "ntm", "minrnn", "ssm"):
         try:
             importlib.import_module(f"models.{mod}")
         except ModuleNotFoundError as e:  # a model file not written yet
@@ -91,7 +92,8 @@ def _entry_point(ep: importlib.metadata.EntryPoint) -> None:
             raise PluginError(f"{who}: {e}") from None
         except Exception as e:  # noqa: BLE001 -- whatever a plugin's import raises is its failure to load, said in one line
             why = (str(e).strip().splitlines() or [""])[0]
-            raise PluginError(f"{who}: entry point {ep.name} = {ep.value} (group {ep.group}) cannot be loaded: {type(e).__name__}: {why}") from None
+            raise PluginError(f"{who}: entry point {ep.name} = {ep.value} (group {ep.group}) cannot be loaded: {type(e).__name__}: "
+                              f"{why}") from None
 
 
 def names() -> list[str]:

@@ -56,7 +56,8 @@ class Attention(nn.Module):
             return self.w_enc(enc)  # [B,S,A]
         return enc
 
-    def forward(self, dec: torch.Tensor, enc: torch.Tensor, keys: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, dec: torch.Tensor, enc: torch.Tensor, keys: torch.Tensor,
+                src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.score == "additive":
             # [B,T,1,A] + [B,1,S,A] -> [B,T,S]
             scores = self.v(torch.tanh(self.w_dec(dec).unsqueeze(2) + keys.unsqueeze(1))).squeeze(-1)
@@ -146,7 +147,8 @@ class AttentionSeq2Seq(Seq2Seq):
     def _embed_target(self, ids: torch.Tensor) -> torch.Tensor:
         return (self.embed if self.tgt_embed is None else self.tgt_embed)(ids)
 
-    def _project(self, dec_hs: torch.Tensor, enc: torch.Tensor, keys: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _project(self, dec_hs: torch.Tensor, enc: torch.Tensor, keys: torch.Tensor,
+                 src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         context, weights = self.attention(dec_hs, enc, keys, src_mask)
         return self.out(self.drop(torch.cat([context, dec_hs], dim=-1))), weights  # [B,T,V], [B,T,S]
 

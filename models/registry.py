@@ -60,8 +60,8 @@ class ModelMeta:
 
     def record(self) -> dict[str, Any]:
         """The metadata as stored with each run, so reports can order and colour models without importing them."""
-        rec = {"order": self.order, "attention": self.attention, "reference": self.reference, "cost": self.cost, "recurrent": self.recurrent,
-               "scan": self.scan}
+        rec = {"order": self.order, "attention": self.attention, "reference": self.reference, "cost": self.cost,
+               "recurrent": self.recurrent, "scan": self.scan}
         return rec | ({"plugin": self.plugin, "plugin_version": self.plugin_version} if self.plugin else {})
 
 
@@ -105,7 +105,8 @@ def loading(plugin: str, version: str) -> Iterator[None]:
         _LOADING.pop()
 
 
-def register(name: str, cls: type[Seq2Seq], config_cls: type, sizes: dict[str, Any] | ByWidth, summary: str, meta: ModelMeta | None = None) -> None:
+def register(name: str, cls: type[Seq2Seq], config_cls: type, sizes: dict[str, Any] | ByWidth, summary: str,
+             meta: ModelMeta | None = None) -> None:
     """Register model ``name``: its class, its config class, its configs by size -- a table, or a :class:`ByWidth`
     that the registry sizes to the budgets -- a one-line summary, and its metadata.
 

@@ -41,7 +41,8 @@ class ByWidth:
         if not callable(self.config):
             raise TypeError("ByWidth.config must be a function of the width")
         if self.step < 1 or self.low < 1 or self.high < self.low or _first(self) > self.high:
-            raise ValueError(f"ByWidth needs 1 <= low <= high and a multiple of step between them; got low={self.low}, high={self.high}, step={self.step}")
+            raise ValueError(f"ByWidth needs 1 <= low <= high and a multiple of step between them; got low={self.low}, high={self.high}, "
+                             f"step={self.step}")
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ def _first(by: ByWidth) -> int:
     return -(-by.low // by.step) * by.step
 
 
-def fit_widths(count: Callable[[int], int], by: ByWidth, budgets: Mapping[str, int] = BUDGETS, tolerance: float = TOLERANCE) -> dict[str, Fit]:
+def fit_widths(count: Callable[[int], int], by: ByWidth, budgets: Mapping[str, int] = BUDGETS,
+               tolerance: float = TOLERANCE) -> dict[str, Fit]:
     """For each budget, the width of ``by``'s grid (multiples of ``step`` in ``[low, high]``) whose ``count(width)`` is
     closest to it -- by bisection, each count asked once -- and, where even that one is off by more than
     ``tolerance``, why: the widest is too small, the narrowest too large, or two neighbouring widths straddle it."""

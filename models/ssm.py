@@ -143,12 +143,14 @@ class SelectiveSSM(Mixer):
             last = h[:, -1] if with_state else None
         state = None
         if with_state:  # the convolution's window: the last K-1 inputs (zeros before the start)
-            state = (last.float(), F.pad(xi.transpose(1, 2), (self.K - 1, 0))[..., -(self.K - 1):].float() if self.K > 1 else xi.new_zeros(x.size(0), self.di, 0))
+            state = (last.float(), F.pad(xi.transpose(1, 2), (self.K - 1, 0))[..., -(self.K - 1):].float() if self.K > 1
+                     else xi.new_zeros(x.size(0), self.di, 0))
         return self.out_proj(y.to(x.dtype)), state
 
     def start(self, batch: int, like: torch.Tensor) -> State:
         dt = torch.promote_types(like.dtype, torch.float32)
-        return (torch.zeros(batch, self.di, self.N, dtype=dt, device=like.device), torch.zeros(batch, self.di, self.K - 1, dtype=dt, device=like.device))
+        return (torch.zeros(batch, self.di, self.N, dtype=dt, device=like.device),
+                torch.zeros(batch, self.di, self.K - 1, dtype=dt, device=like.device))
 
     def step(self, x: torch.Tensor, state: State, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
         h, window = state  # [B,di,N], [B,di,K-1]

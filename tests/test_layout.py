@@ -125,7 +125,8 @@ def test_models_import_only_torch_and_themselves() -> None:
         if layer(m) != "models":
             continue
         tops = {n.split(".")[0] for n in _all_import_names(p)}
-        assert tops <= {"torch", "models", "__future__", "math", "dataclasses", "typing", "collections", "importlib", "functools", "contextlib"}, (m, tops)
+        assert tops <= {"torch", "models", "__future__", "math", "dataclasses", "typing", "collections", "importlib", "functools",
+                        "contextlib"}, (m, tops)
 
 
 def _all_import_names(p: Path) -> set[str]:
@@ -178,7 +179,8 @@ sys.meta_path.insert(0, Block())
 
 def _without_torch(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": REPO, "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, "-c", _BLOCK_TORCH + code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=HANG_S)
+    return subprocess.run([sys.executable, "-c", _BLOCK_TORCH + code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=HANG_S)
 
 
 def test_analysis_results_and_spec_import_without_torch(tmp_path) -> None:
@@ -199,8 +201,10 @@ def test_a_report_and_a_compare_are_made_where_torch_is_not_installed(tmp_path) 
     s.add_session("a", "2026-01-01T00:00:00+00:00", None, "c", {"device_name": "cpu", "calibration": {"combined_s": 0.01}})
     for model, em in (("attention", 0.9), ("seq2seq", 0.5)):
         m = {"test_exact_match": em, "test_token_accuracy": em, "train_tokens_per_s": 100.0, "epoch_seconds": [2.0, 1.0],
-             "peak_memory_bytes": 2**20, "params": 10, "model_meta": {"order": 0 if model == "seq2seq" else 2, "reference": model == "attention"}}
-        s.add_run(run_record(session="a", key=f"date/{model}", model=model, metrics=m, history=[{"epoch": 1, "valid_exact_match": em, "wall_cum_s": 1.0}]))
+             "peak_memory_bytes": 2**20, "params": 10, "model_meta": {"order": 0 if model == "seq2seq" else 2,
+                                                                      "reference": model == "attention"}}
+        s.add_run(run_record(session="a", key=f"date/{model}", model=model, metrics=m,
+                             history=[{"epoch": 1, "valid_exact_match": em, "wall_cum_s": 1.0}]))
     s.close()
     code = ("from bench.cli import main\n"
             f"assert main(['report', '--store', {path!r}, '--out', 'rep']) == 0\n"

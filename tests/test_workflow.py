@@ -51,8 +51,8 @@ def test_it_runs_on_every_pull_request(workflow) -> None:
 
 def test_the_cpu_job_calls_what_ci_run_calls_in_the_same_order(workflow) -> None:
     ci = _ci_run_commands()
-    assert ci == ["make test EXTRAS=test,ray,tune,g2p,text", "make docs", "make plugin-example", "make regress"]  # the tests with every extra,
-    # the documentation site built strictly, the example plugin, the gate
+    # the tests with every extra, the documentation site built strictly, the example plugin, the gate
+    assert ci == ["make test EXTRAS=test,ray,tune,g2p,text", "make docs", "make plugin-example", "make regress"]
     runs = _runs(workflow["jobs"]["cpu"])
     assert [r for r in runs if r.startswith("make")] == ci
 
@@ -80,16 +80,19 @@ def test_the_gpu_job_is_self_hosted_opt_in_and_runs_the_gate_against_a_gpu_basel
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_the_gpu_job_s_settings_steer_make_regress() -> None:
-    env = {**os.environ, "BASELINE": "gpu", "REGRESS_SUITE": "zoo", "REGRESS_FLAGS": "--device cuda --deterministic", "FAIL_ON": "time:+25%"}
+    env = {**os.environ, "BASELINE": "gpu", "REGRESS_SUITE": "zoo", "REGRESS_FLAGS": "--device cuda --deterministic",
+           "FAIL_ON": "time:+25%"}
     p = subprocess.run(["make", "-n", "regress", "PY=python"], cwd=REPO, env=env, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     cmds = p.stdout
     assert "bench run --suite zoo --device cuda --deterministic --store" in cmds
     assert "compare results/baselines/gpu.json latest" in cmds and '--fail-on "time:+25%"' in cmds
     default = subprocess.run(["make", "-n", "regress", "PY=python"], cwd=REPO, capture_output=True, text=True,
-                             env={k: v for k, v in os.environ.items() if k not in ("BASELINE", "REGRESS_SUITE", "REGRESS_FLAGS", "FAIL_ON")})
+                             env={k: v for k, v in os.environ.items() if k not in ("BASELINE", "REGRESS_SUITE", "REGRESS_FLAGS",
+                                                                                   "FAIL_ON")})
     assert "bench run --suite gate --device cpu --deterministic --threads 1" in default.stdout
-    assert "compare results/baselines/cpu-ci-avx512.json latest" in default.stdout or "compare results/baselines/cpu-ci-avx2.json latest" in default.stdout
+    assert ("compare results/baselines/cpu-ci-avx512.json latest" in default.stdout
+            or "compare results/baselines/cpu-ci-avx2.json latest" in default.stdout)
 
 
 # The first major of each action that runs on Node 24 (GitHub removes Node 20 from its runners in September
@@ -126,5 +129,6 @@ def test_every_action_in_the_workflow_and_the_docs_runs_on_node_24() -> None:
         for name, major in re.findall(r"uses:\s*(actions/[\w-]+)@v(\d+)", text):
             seen += 1
             assert name in NODE24, f"{os.path.relpath(path, REPO)}: {name}: add its first Node 24 major to NODE24"
-            assert int(major) >= NODE24[name], f"{os.path.relpath(path, REPO)}: {name}@v{major} runs on Node 20; use v{NODE24[name]} or later"
+            assert int(major) >= NODE24[name], (f"{os.path.relpath(path, REPO)}: {name}@v{major} runs on Node 20; "
+                                                f"use v{NODE24[name]} or later")
     assert seen >= 7  # the workflow's own steps at least

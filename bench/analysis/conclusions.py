@@ -164,7 +164,8 @@ def caveats(envs: Mapping[str, Mapping[str, Any]], hs: Sequence[Headline]) -> li
     out = [f"Session {sid}'s {why}, so its speed figures are unreliable and no model is ranked on speed."
            for sid, env in envs.items() if (why := busy(env.get("calibration")))]
     if any(len(h.accurate.entries) > 1 for h in hs) and all(e.summary.n < 2 for h in hs for e in h.accurate.entries):
-        out.append("One seed per model: no ranking can be told from the seed-to-seed noise; run several seeds (--seeds 0,1,2) for intervals.")
+        out.append("One seed per model: no ranking can be told from the seed-to-seed noise; run several seeds (--seeds 0,1,2) for "
+                   "intervals.")
     notes = {f"Suite {env.get('suite') or ''}: {n}".replace("Suite :", "Suite:") for env in envs.values() if (n := env.get("suite_note"))}
     return out + sorted(notes)
 

@@ -64,8 +64,8 @@ def bands(scores: Sequence[float], budget: int | None = None, confidence: float 
     ns = np.arange(1, (budget or len(ys)) + 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # ties (module docstring): conservative, not exact
-        lo_cdf, _, hi_cdf = EmpiricalDistribution.confidence_bands(ys, confidence, a=low, b=high, generator=np.random.default_rng(0), method=BAND,
-                                                                    n_jobs=1)
+        lo_cdf, _, hi_cdf = EmpiricalDistribution.confidence_bands(ys, confidence, a=low, b=high, generator=np.random.default_rng(0),
+                                                                   method=BAND, n_jobs=1)
     lower = hi_cdf.average_tuning_curve(ns)  # the upper CDF puts its mass lower: the lower curve
     upper = lo_cdf.average_tuning_curve(ns)
     return [float(x) for x in lower], [float(x) for x in upper]
@@ -128,7 +128,8 @@ def studies(runs: Iterable[Any]) -> list[StudyResult]:
         note = (r.metrics or {}).get("tune")
         if not note:
             continue
-        st = out.setdefault(note["study"], StudyResult(r.task, r.model, r.size, note["study"], int((r.metrics.get("model_meta") or {}).get("order", 0))))
+        st = out.setdefault(note["study"], StudyResult(r.task, r.model, r.size, note["study"],
+                                                       int((r.metrics.get("model_meta") or {}).get("order", 0))))
         ok = r.status == "ok"
         if (r.metrics.get("model_meta") or {}).get("order") is not None:
             st.order = int(r.metrics["model_meta"]["order"])

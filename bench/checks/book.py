@@ -187,7 +187,8 @@ def render(name: str, groups: Sequence[Group]) -> str:
         note += f" The book's own code in the book's configuration: {pct(fig.final)} final, {pct(fig.best)} best."
     short = [g for g in groups if len(g.seeds) < len(g.wanted)]
     if short:
-        note += " Not all seeds run yet: " + "; ".join(f"{_name(g, groups[0], ablation)} ({len(g.seeds)} of {len(g.wanted)})" for g in short) + "."
+        note += " Not all seeds run yet: " + "; ".join(f"{_name(g, groups[0], ablation)} ({len(g.seeds)} of {len(g.wanted)})"
+                                                       for g in short) + "."
     return f"{table}\n\n{note}\n"
 
 

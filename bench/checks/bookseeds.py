@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             trainer.fit(x_train, t_train, max_epoch=1, batch_size=128, max_grad=5.0)
         t1 = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
-            correct = sum(eval_seq2seq(model, x_test[[i]], t_test[[i]], id_to_char, False, is_reverse=a.reverse) for i in range(len(x_test)))
+            correct = sum(eval_seq2seq(model, x_test[[i]], t_test[[i]], id_to_char, False, is_reverse=a.reverse)
+                          for i in range(len(x_test)))
         print(json.dumps({"impl": "dlfs2-numpy", "task": a.task, "model": a.model, "seed": a.seed, "epoch": epoch,
                           "train_s": round(t1 - t0, 2), "test_exact_match": correct / len(x_test)}), flush=True)
     return 0

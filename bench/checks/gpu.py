@@ -107,7 +107,8 @@ def _copy_prep(length: int, n: int):
 
 
 def check_overhead(dev: torch.device, sc: Scale) -> list[Row]:
-    return [Row("harness / bare loop", m, "epoch time ratio", overhead.ratio(m, sc.size, dev, sc.overhead_repeats, sc.overhead_train, log=False), "<= 1.03",
+    return [Row("harness / bare loop", m, "epoch time ratio",
+                overhead.ratio(m, sc.size, dev, sc.overhead_repeats, sc.overhead_train, log=False), "<= 1.03",
                 None) for m in ("attention", "transformer", "gnmt")]
 
 
@@ -196,7 +197,8 @@ def check_determinism(dev: torch.device, sc: Scale) -> list[Row]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]))
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     if done.returncode not in (0, 1):
-        raise RuntimeError(f"determinism check exited {done.returncode}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}")
+        raise RuntimeError(f"determinism check exited {done.returncode}: "
+                           f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}")
     return [Row("determinism", r["model"], "max abs loss difference, 2 runs", r["max_loss_diff"], "== 0", bool(r["identical"]))
             for r in json.loads(done.stdout)]
 
@@ -223,9 +225,11 @@ def check_scaling(dev: torch.device, sc: Scale) -> list[Row]:
             mfu = fpt * t.tokens_per_s / peak if peak else None
             rows.append(Row("scaling probe", m, f"{sc.big} L={sc.probe_length} {mode} {amp} tokens/s", t.tokens_per_s))
             rows.append(Row("scaling probe", m, f"{mode} MFU % of measured {amp} matmul", None if mfu is None else 100 * mfu,
-                            ">= 30" if m == "transformer" else "", (100 * mfu >= 30) if (m == "transformer" and mfu and dev.type == "cuda") else None))
+                            ">= 30" if m == "transformer" else "",
+                            (100 * mfu >= 30) if (m == "transformer" and mfu and dev.type == "cuda") else None))
         if ("transformer", mode) in rate and ("attention", mode) in rate:
-            rows.append(Row("scaling probe", "transformer / attention", f"{mode} tokens/s ratio", rate["transformer", mode] / rate["attention", mode]))
+            rows.append(Row("scaling probe", "transformer / attention", f"{mode} tokens/s ratio",
+                            rate["transformer", mode] / rate["attention", mode]))
     return rows
 
 
@@ -287,7 +291,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         if r.check == "harness / bare loop" and r.value is not None and dev.type == "cuda":
             r.ok = r.value <= 1.03
     print(table(rows))
-    print(f"{sum(r.ok is True for r in rows)} passed, {sum(r.ok is False for r in rows)} missed, in {time.perf_counter() - t0:.0f} s on {name}")
+    print(f"{sum(r.ok is True for r in rows)} passed, {sum(r.ok is False for r in rows)} missed, in {time.perf_counter() - t0:.0f} s on "
+          f"{name}")
     return 0
 
 

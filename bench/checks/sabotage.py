@@ -6,8 +6,8 @@
 Each repeat runs two short sessions on the same machine, one after the other, into a temporary store: a
 *base* session of the unchanged models, and a *new* session in which one model is sabotaged -- its
 ``forward`` and ``generate`` do the same work ``factor`` times (the logits are the mean of identical
-copies, so a model without dropout, like attention, learns exactly the same; only the time changes). ``bench.regress.compare`` then judges new against
-base with the default thresholds. The check passes when the sabotaged model is flagged "worse" on time
+copies, so a model without dropout, like attention, learns exactly the same; only the time changes). ``bench.regress.compare`` then judges
+new against base with the default thresholds. The check passes when the sabotaged model is flagged "worse" on time
 in every repeat and the unchanged models are never flagged -- the false-alarm and the miss rate of the
 regression gate, measured rather than assumed. Exit code 0 when it passes, 1 when not. After the
 per-repeat table it prints, per metric, the worst time ratio of the unchanged models and the mildest of
@@ -52,7 +52,8 @@ from bench.runner.session import run_session
 from bench.spec.run import DataSpec, MeasureSpec, RunSpec, SessionConfig, TrainConfig
 
 TIME_METRICS = tuple(SPEED)
-SHOWN = (("train_tokens_per_s", "tok/s"), ("s_per_epoch", "s/epoch"), ("decode_latency_batch_s", "dec batch"), ("decode_latency_b1_s", "dec b=1"))
+SHOWN = (("train_tokens_per_s", "tok/s"), ("s_per_epoch", "s/epoch"), ("decode_latency_batch_s", "dec batch"),
+         ("decode_latency_b1_s", "dec b=1"))
 LABEL = dict(SHOWN) | {"time_to_target_s": "to target"}
 
 
@@ -136,8 +137,10 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--train", type=int, default=1000, help="training examples (date task)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--decode-repeats", type=int, default=9)
-    p.add_argument("--seeds", type=int, default=3, help="seeds per model: compare takes speed medians over seeds, which absorb a burst of load hitting one run")
-    p.add_argument("--threads", type=int, default=1, help="torch threads, 0 for torch's default (default 1: on a shared CPU, more threads than free cores turn every preemption into a stall at each parallel region)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per model: compare takes speed medians over seeds, which absorb a burst of "
+                   "load hitting one run")
+    p.add_argument("--threads", type=int, default=1, help="torch threads, 0 for torch's default (default 1: on a shared CPU, more threads "
+                   "than free cores turn every preemption into a stall at each parallel region)")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall: the harness's timers as they are; cpu: process CPU time instead (an experiment, use with --threads 1)")
     p.add_argument("--fail-on", help="thresholds as for `s2sbench compare` (default: its defaults)")
@@ -157,11 +160,12 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     os.makedirs(folder, exist_ok=True)
     store = Store(os.path.join(folder, "sabotage.sqlite"))
     quiet = Progress(0, stream=io.StringIO())
-    print(f"sabotage check: {a.repeats} repeats; models {', '.join(names)} (tiny, date, {a.train} examples, {a.epochs} epochs, {a.seeds} seed(s), "
-          f"cpu, {a.threads or torch.get_num_threads()} threads, {a.clock} clock); {a.slow} does its work x{a.factor} "
+    print(f"sabotage check: {a.repeats} repeats; models {', '.join(names)} (tiny, date, {a.train} examples, {a.epochs} epochs, {a.seeds} "
+          f"seed(s), cpu, {a.threads or torch.get_num_threads()} threads, {a.clock} clock); {a.slow} does its work x{a.factor} "
           f"in the new session; load average {_load()}; store {store.path}", flush=True)
     th = parse_fail_on(a.fail_on)
-    header = f"{'rep':>3}  {'model':<12} {'sabotaged':<9} " + " ".join(f"{h:>9}" for _, h in SHOWN) + f"  {'cal new/base':>12}  time verdict"
+    header = (f"{'rep':>3}  {'model':<12} {'sabotaged':<9} " + " ".join(f"{h:>9}" for _, h in SHOWN)
+              + f"  {'cal new/base':>12}  time verdict")
     print(header + "\n" + "-" * (len(header) + 12), flush=True)
     hits = misses = false_alarms = 0
     cost: dict[tuple[bool, str], list[float]] = {}  # (sabotaged?, metric) -> time-equivalent ratios

@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         if len(set(b_keys)) != len(b_keys):
             problems.append("a run key appears more than once in the merged session")
         if sorted(a_keys) != sorted(b_keys):
-            problems.append(f"run keys differ: only unsharded {sorted(set(a_keys) - set(b_keys))}, only sharded {sorted(set(b_keys) - set(a_keys))}")
+            problems.append(f"run keys differ: only unsharded {sorted(set(a_keys) - set(b_keys))}, only sharded "
+                            f"{sorted(set(b_keys) - set(a_keys))}")
         by_key = {r.key: r for r in b_runs}
         same = 0
         for r in a_runs:

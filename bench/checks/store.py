@@ -1,4 +1,5 @@
-"""Is a results store whole? SQLite's integrity check and the store's own invariants (readable JSON, every run in its session's plan, sane owners).
+"""Is a results store whole? SQLite's integrity check and the store's own invariants (readable JSON, every run in its session's plan,
+sane owners).
 
     s2sbench check store                      # results/bench.sqlite
     s2sbench check store shard3.sqlite        # == python -m bench.checks.store shard3.sqlite

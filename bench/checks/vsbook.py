@@ -41,7 +41,8 @@ def run_ours(data_file: str, epochs: int, amp: str) -> list[dict]:
                    train=TrainConfig(epochs=epochs, batch_size=128, lr=1e-3, clip=5.0, target=None, amp=amp))
     prep = DataCache().get(spec.data)
     _, history, _ = execute(spec, prep, torch.device("cpu"), SessionConfig(device="cpu", peak_flops=1.0))
-    return [{"epoch": h["epoch"], "train_s": h["train_s"], "eval_s": h["eval_s"], "test_exact_match": h["valid_exact_match"]} for h in history]
+    return [{"epoch": h["epoch"], "train_s": h["train_s"], "eval_s": h["eval_s"], "test_exact_match": h["valid_exact_match"]}
+            for h in history]
 
 
 def time_to(rows: list[dict], target: float) -> float | None:

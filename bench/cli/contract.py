@@ -17,15 +17,18 @@ def add(sub: Any) -> None:
     cm = sub.add_parser("check-model", help="hold models to the interface contract every model keeps (exit 1 naming each broken rule)",
                         description="Rules: " + "; ".join(f"{k}: {v}" for k, v in MODEL_RULES.items()) + ".")
     cm.add_argument("names", nargs="+", metavar="NAME", help="registered models (see `s2sbench list --models`), or all")
-    cm.add_argument("--size", help="the size the rules run the model at (default: tiny, else the model's smallest); budgets are checked at every size")
-    cm.add_argument("--option", type=args.option, action="append", default=[], metavar="KEY=VALUE", help="model option, e.g. bidirectional=true")
+    cm.add_argument("--size", help="the size the rules run the model at (default: tiny, else the model's smallest); budgets are checked at "
+                    "every size")
+    cm.add_argument("--option", type=args.option, action="append", default=[], metavar="KEY=VALUE",
+                    help="model option, e.g. bidirectional=true")
     cm.add_argument("--rules", help=f"only these rules, separated by commas (default: all: {', '.join(MODEL_RULES)})")
     cm.add_argument("--threads", type=args.nonneg_int, default=1,
                     help="CPU threads (torch.set_num_threads; default 1: the contract's models are tiny, more threads only contend)")
     args.add_plugin_flag(cm)
     cm.set_defaults(func=cmd_check_model)
 
-    ct = sub.add_parser("check-task", help="hold tasks to the task contract: disjoint splits, one seed one dataset, alignments inside sources",
+    ct = sub.add_parser("check-task",
+                        help="hold tasks to the task contract: disjoint splits, one seed one dataset, alignments inside sources",
                         description="Rules: " + "; ".join(f"{k}: {v}" for k, v in TASK_RULES.items()) + ".")
     ct.add_argument("names", nargs="+", metavar="NAME", help="registered tasks (see `s2sbench list --tasks`), or all")
     args.add_plugin_flag(ct)
@@ -55,7 +58,8 @@ def cmd_check_model(a: argparse.Namespace) -> int:
         sizes = models.sizes(n)
         if a.size and a.size not in sizes:
             why = models.unreachable(n).get(a.size)
-            raise UserError(f"--size: model {n!r} " + (f"cannot reach size {a.size!r}: {why}" if why else f"has no size {a.size!r}; sizes: {', '.join(sizes)}"))
+            raise UserError(f"--size: model {n!r} " + (f"cannot reach size {a.size!r}: {why}" if why
+                                                       else f"has no size {a.size!r}; sizes: {', '.join(sizes)}"))
     failed = 0
     for n in names:
         meta = models.entry(n).meta

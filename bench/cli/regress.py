@@ -39,7 +39,8 @@ def add(sub: Any) -> None:
 
     cal = sub.add_parser("calibrate", help="time the fixed calibration workload on a device (what sessions record)")
     cal.add_argument("--device", default="auto", metavar="DEVICE", help="auto | cpu | cuda | cuda:N; auto: cuda when there is one")
-    cal.add_argument("--threads", type=args.nonneg_int, metavar="N", help="CPU threads (torch.set_num_threads; default: torch's, one per core)")
+    cal.add_argument("--threads", type=args.nonneg_int, metavar="N", help="CPU threads (torch.set_num_threads; default: torch's, one per "
+                     "core)")
     cal.set_defaults(func=cmd_calibrate)
 
 

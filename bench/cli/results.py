@@ -25,11 +25,14 @@ def add(sub: Any) -> None:
     rep.add_argument("--session", default="latest", metavar="ID", help="session id, 'latest' or 'all'")
     rep.add_argument("--sessions", metavar="ID,ID,...", help="several session ids separated by commas (instead of --session)")
     rep.add_argument("--out", metavar="DIR", help="output folder (default: reports/<session> beside the store)")
-    rep.add_argument("--reference", metavar="MODEL", help="model the speed ratios are relative to (default: the registry's reference model, attention)")
+    rep.add_argument("--reference", metavar="MODEL", help="model the speed ratios are relative to (default: the registry's reference "
+                     "model, attention)")
     rep.add_argument("--task", metavar="TASK[,TASK...]", help="only these tasks (comma-separated; default: every task)")
-    rep.add_argument("--device", metavar="TEXT", help="only sessions whose device name contains this (or 'cpu' / 'cuda'; default: every device)")
+    rep.add_argument("--device", metavar="TEXT", help="only sessions whose device name contains this (or 'cpu' / 'cuda'; default: every "
+                     "device)")
     rep.add_argument("--commits", metavar="A..B|SHA,SHA,...",
-                     help="only sessions at these commits: a git range A..B, or commit prefixes separated by commas (default: every commit)")
+                     help="only sessions at these commits: a git range A..B, or commit prefixes separated by commas (default: every "
+                     "commit)")
 
     rep.set_defaults(func=cmd_report)
 
@@ -79,7 +82,8 @@ def cmd_report(a: argparse.Namespace) -> int:
         ids = select_sessions(store, a.sessions or ("all" if filtering and a.session == "latest" else a.session))
         if filtering:
             ids = filter_sessions(store, ids, a.device, commit_list(a.commits) if a.commits else None)
-        out = a.out or os.path.join(os.path.dirname(os.path.abspath(a.store)), "reports", ids[-1] if len(ids) == 1 else f"{ids[0]}..{ids[-1]}")
+        out = a.out or os.path.join(os.path.dirname(os.path.abspath(a.store)), "reports",
+                                    ids[-1] if len(ids) == 1 else f"{ids[0]}..{ids[-1]}")
         paths = report.write(store, ids, out, reference=a.reference, tasks=a.task.split(",") if a.task else None)
     print(f"report: {paths['html']}")
     print(f"markdown: {paths['md']}")
@@ -97,7 +101,8 @@ def commit_list(spec: str) -> list[str]:
     except OSError as e:
         raise UserError(f"--commits {spec}: cannot run git ({e})") from None
     if out.returncode != 0:
-        raise UserError(f"--commits {spec}: not a git range here ({out.stderr.strip().splitlines()[0] if out.stderr.strip() else 'git failed'})")
+        raise UserError(f"--commits {spec}: not a git range here "
+                        f"({out.stderr.strip().splitlines()[0] if out.stderr.strip() else 'git failed'})")
     return out.stdout.split()
 
 
@@ -117,7 +122,8 @@ def cmd_list(a: argparse.Namespace) -> int:
     if a.models or every:
         import models
 
-        print(f"models (parameters at vocabulary {models.BUDGET_VOCAB}; budgets: " + ", ".join(f"{k} {v:,}" for k, v in models.BUDGETS.items()) + "):")
+        print(f"models (parameters at vocabulary {models.BUDGET_VOCAB}; budgets: "
+              + ", ".join(f"{k} {v:,}" for k, v in models.BUDGETS.items()) + "):")
         for n in models.names():
             # Counted on the meta device: listing the 100 M-parameter sizes allocates nothing.
             counts = "  ".join(f"{s}={models.param_count(n, models.BUDGET_VOCAB, s):,}" for s in models.sizes(n))
@@ -220,15 +226,18 @@ def _export_to(a: argparse.Namespace, store: Any, sessions: list[str]) -> int:
 
         dest = export_mlflow.destination(export_mlflow.tracking_uri(a.dest, a.store))  # probed before any work
         m = export_mlflow.export(export_runs(store, sessions), dest, a.experiment or export_mlflow.DEFAULT_EXPERIMENT)
-        print(f"mlflow: {m.written} runs written, {m.skipped} already there" + (f", {m.rewritten} rewritten (an earlier export was cut short)" if m.rewritten else "")
+        print(f"mlflow: {m.written} runs written, {m.skipped} already there"
+              + (f", {m.rewritten} rewritten (an earlier export was cut short)" if m.rewritten else "")
               + f" ({what}; experiment {m.experiment!r} at {m.uri})")
-        print(f"see them: mlflow ui --backend-store-uri {shlex.quote(m.uri)}" if "://" in m.uri and not m.uri.startswith("http") else f"see them at {m.uri}")
+        print(f"see them: mlflow ui --backend-store-uri {shlex.quote(m.uri)}" if "://" in m.uri and not m.uri.startswith("http")
+              else f"see them at {m.uri}")
     else:
         from bench.results import export_tensorboard
 
         export_tensorboard.probe(a.dest)  # before any work
         t = export_tensorboard.export(export_runs(store, sessions), a.dest)
-        print(f"tensorboard: {t.written} runs written, {t.skipped} already there" + (f", {t.replaced} replaced by a newer record" if t.replaced else "")
+        print(f"tensorboard: {t.written} runs written, {t.skipped} already there"
+              + (f", {t.replaced} replaced by a newer record" if t.replaced else "")
               + f" ({what}; in {t.logdir})")
         print(f"see them: tensorboard --logdir {shlex.quote(t.logdir)}")
     return 0

@@ -48,16 +48,20 @@ def add_flags(r: Any, ddp: bool = True) -> None:
     d = _d
     what = r.add_argument_group("what runs (a suite, or one matrix from these flags)")
     what.add_argument("--suite", metavar="NAME|FILE", help="suite name (see `s2sbench list --suites`) or path to a .toml file")
-    what.add_argument("--data-dir", metavar="DIR", help="folder holding the data files a suite names (e.g. the book's date.txt, addition.txt); "
-                      "default: the suite file's folder")
+    what.add_argument("--data-dir", metavar="DIR", help="folder holding the data files a suite names (e.g. the book's date.txt, "
+                      "addition.txt); default: the suite file's folder")
     args.late_help(what.add_argument("--task", metavar="TASK"), lambda: f"registered task: {_names('tasks')}")
     what.add_argument("--task-file", metavar="FILE",
-                      help="a data file: tab-separated pairs (source<TAB>target; a .tsv file, or any file whose first line holds a tab), the "
-                           "source side of two line-aligned files (with --target-file), or the book's question_answer lines")
-    what.add_argument("--target-file", metavar="FILE", help="with --task-file SOURCE: the line-aligned target side (line n answers line n; default: none)")
-    what.add_argument("--valid-file", metavar="FILE", help="a standard split's valid file, used as it is (default: held out of --task-file by source)")
-    what.add_argument("--test-file", metavar="FILE", help="a standard split's test file, used as it is (default: a tenth of --task-file's sources)")
-    args.late_help(what.add_argument("--model", metavar="MODEL[,MODEL...]"), lambda: f"model, or several separated by commas: {_names('models')}")
+                      help="a data file: tab-separated pairs (source<TAB>target; a .tsv file, or any file whose first line holds a tab), "
+                           "the source side of two line-aligned files (with --target-file), or the book's question_answer lines")
+    what.add_argument("--target-file", metavar="FILE", help="with --task-file SOURCE: the line-aligned target side (line n answers line n; "
+                      "default: none)")
+    what.add_argument("--valid-file", metavar="FILE", help="a standard split's valid file, used as it is (default: held out of --task-file "
+                      "by source)")
+    what.add_argument("--test-file", metavar="FILE", help="a standard split's test file, used as it is (default: a tenth of --task-file's "
+                      "sources)")
+    args.late_help(what.add_argument("--model", metavar="MODEL[,MODEL...]"), lambda: "model, or several separated by commas: "
+                   f"{_names('models')}")
     args.late_help(what.add_argument("--size", metavar="SIZE[,SIZE...]"),
                    lambda: f"model size, or several separated by commas: {_names('sizes')} (default: the suite's, else small)")
     what.add_argument("--seed", type=args.nonneg_int, metavar="N", help="model seed (default: the suite's, else 0)")
@@ -66,12 +70,14 @@ def add_flags(r: Any, ddp: bool = True) -> None:
                       help="model option, e.g. bidirectional=true, score=general (repeat for several; `s2sbench list --models`)")
     args.add_plugin_flag(what)
     budget = r.add_argument_group("budget and training (each overrides the suite's value)")
-    budget.add_argument("--epochs", type=args.nonneg_int, metavar="N", help=f"at most this many passes over the training data ({d(TrainConfig, 'epochs')})")
+    budget.add_argument("--epochs", type=args.nonneg_int, metavar="N", help="at most this many passes over the training data "
+                        f"({d(TrainConfig, 'epochs')})")
     budget.add_argument("--target", type=args.fraction, metavar="ACCURACY",
                         help=f"stop at this validation exact match (0.99 or 99; {d(TrainConfig, 'target')})")
     budget.add_argument("--time-budget", type=float, dest="time_budget_s", metavar="SECONDS",
                         help="stop after the epoch during which this many seconds of training passed (default: no limit)")
-    budget.add_argument("--batch-size", type=args.nonneg_int, metavar="N", help=f"training examples per step ({d(TrainConfig, 'batch_size')})")
+    budget.add_argument("--batch-size", type=args.nonneg_int, metavar="N", help="training examples per step "
+                        f"({d(TrainConfig, 'batch_size')})")
     budget.add_argument("--lr", type=float, metavar="RATE", help=f"the peak learning rate ({d(TrainConfig, 'lr')})")
     add_recipe(budget)
     budget.add_argument("--steps", type=args.nonneg_int, metavar="N",
@@ -82,20 +88,27 @@ def add_flags(r: Any, ddp: bool = True) -> None:
     budget.add_argument("--length", type=args.nonneg_int, dest="lengths", metavar="N",
                         help="every example of this source length (generated tasks): a sweep point (default: the task's lengths)")
     budget.add_argument("--train-size", type=args.nonneg_int, metavar="N",
-                        help=f"cap the number of training examples (default: the suite's, else no cap: {DataSpec().train:,} generated, or a file's whole training split)")
-    budget.add_argument("--reverse-source", action="store_true", default=None, help="reverse each source (book ch. 7; default: the suite's, else off)")
+                        help=f"cap the number of training examples (default: the suite's, else no cap: {DataSpec().train:,} generated, or "
+                        "a file's whole training split)")
+    budget.add_argument("--reverse-source", action="store_true", default=None, help="reverse each source (book ch. 7; default: the "
+                        "suite's, else off)")
     toks = r.add_argument_group("tokens (docs/real-data.md)")
     toks.add_argument("--source-tokens", choices=list(TOKENS),
                       help="how sources are cut into tokens: char, space (whitespace-separated) or sentencepiece (trained on the training "
                            "split) (default: the data's own: char; g2p's words are characters)")
     toks.add_argument("--target-tokens", choices=list(TOKENS),
-                      help="how targets are cut into tokens: char, space or sentencepiece (default: the data's own: char; g2p's phones: space)")
-    toks.add_argument("--sentencepiece-type", choices=list(SENTENCEPIECE_TYPES), help="the SentencePiece model: unigram or bpe (default unigram)")
-    toks.add_argument("--sentencepiece-vocab", type=args.nonneg_int, metavar="N", help="pieces in each side's SentencePiece model (default 1000)")
+                      help="how targets are cut into tokens: char, space or sentencepiece (default: the data's own: char; g2p's phones: "
+                      "space)")
+    toks.add_argument("--sentencepiece-type", choices=list(SENTENCEPIECE_TYPES), help="the SentencePiece model: unigram or bpe (default "
+                      "unigram)")
+    toks.add_argument("--sentencepiece-vocab", type=args.nonneg_int, metavar="N", help="pieces in each side's SentencePiece model (default "
+                      "1000)")
     toks.add_argument("--target-unit", choices=list(UNITS),
                       help="what a target token is: char, phone, word or subword; names the token error rate (CER, PER, WER) and asks "
-                           "for BLEU/chrF for word and subword (default: char for char tokens, word for space, subword for sentencepiece; g2p: phone)")
-    toks.add_argument("--keep-stress", action="store_true", default=None, help="task g2p: keep CMUdict's stress digits (default: removed, as the papers)")
+                           "for BLEU/chrF for word and subword (default: char for char tokens, word for space, subword for sentencepiece; "
+                           "g2p: phone)")
+    toks.add_argument("--keep-stress", action="store_true", default=None, help="task g2p: keep CMUdict's stress digits (default: removed, "
+                      "as the papers)")
     how = r.add_argument_group("how it runs")
     how.add_argument("--device", default="auto", metavar="DEVICE", help="auto | cpu | cuda | cuda:N; auto: cuda when there is one")
     how.add_argument("--amp", choices=["off", "bf16", "fp16"],
@@ -115,11 +128,13 @@ def add_flags(r: Any, ddp: bool = True) -> None:
                      help="continue an interrupted session (without ID: the latest unfinished one of this suite)")
     how.add_argument("--store", default=DEFAULT_PATH, metavar="PATH", help="the results store (SQLite)")
     far = r.add_argument_group("beyond one machine (docs/scale-out.md)")
-    far.add_argument("--shard", type=shard_parse, metavar="K/N", help="run only shard K of N (K counts from 1): a deterministic, cost-balanced part of the runs")
-    far.add_argument("--session-id", type=args.session_id, metavar="ID", help="the session's id (give every shard the same one; `merge` joins them; "
-                     "default: the start time and a random suffix)")
+    far.add_argument("--shard", type=shard_parse, metavar="K/N", help="run only shard K of N (K counts from 1): a deterministic, "
+                     "cost-balanced part of the runs")
+    far.add_argument("--session-id", type=args.session_id, metavar="ID", help="the session's id (give every shard the same one; `merge` "
+                     "joins them; default: the start time and a random suffix)")
     far.add_argument("--executor", choices=["local", "ray"], default="local", help="local: this process; ray: each run a Ray task")
-    far.add_argument("--address", metavar="auto|HOST:PORT", help="with --executor ray: auto (the running cluster) or HOST:PORT; default: start a local Ray")
+    far.add_argument("--address", metavar="auto|HOST:PORT", help="with --executor ray: auto (the running cluster) or HOST:PORT; default: "
+                     "start a local Ray")
     if ddp:
         far.add_argument("--ddp", action="store_true", help="under torchrun: train each run DistributedDataParallel across the processes")
 
@@ -127,7 +142,8 @@ def add_flags(r: Any, ddp: bool = True) -> None:
 def add_recipe(group: Any) -> None:
     """The recipe flags (docs/tuning.md), shared by ``run`` and ``tune``."""
     group.add_argument("--schedule", choices=list(SCHEDULES),
-                       help=f"learning-rate schedule after the warm-up: constant, inverse-sqrt (Vaswani et al.) or cosine ({_d(TrainConfig, 'schedule')})")
+                       help="learning-rate schedule after the warm-up: constant, inverse-sqrt (Vaswani et al.) or cosine "
+                       f"({_d(TrainConfig, 'schedule')})")
     group.add_argument("--lr-warmup", type=args.nonneg_int, dest="lr_warmup", metavar="STEPS",
                        help=f"steps of linear warm-up to --lr, any schedule; not --warmup-steps, which belongs to throughput runs "
                             f"({_d(TrainConfig, 'lr_warmup')}: none)")
@@ -139,8 +155,8 @@ def add_recipe(group: Any) -> None:
 
 _TRAIN_FLAGS = ("epochs", "target", "time_budget_s", "batch_size", "lr", "amp", "capture", "steps", "warmup_steps", "schedule", "lr_warmup",
                 "label_smoothing", "weight_decay")
-_DATA_FLAGS = ("train_size", "reverse_source", "target_file", "valid_file", "test_file", "source_tokens", "target_tokens", "sentencepiece_type",
-               "sentencepiece_vocab", "target_unit", "keep_stress")
+_DATA_FLAGS = ("train_size", "reverse_source", "target_file", "valid_file", "test_file", "source_tokens", "target_tokens",
+               "sentencepiece_type", "sentencepiece_vocab", "target_unit", "keep_stress")
 
 
 def specs_from_flags(a: argparse.Namespace) -> tuple[str | None, list]:

@@ -16,14 +16,17 @@ from bench.spec.search import SAMPLERS
 def add(sub: Any) -> None:
     t = sub.add_parser("tune", help="tune every model of a suite with the same budget, then compare the tuned recipes on test")
     g = t.add_argument_group("the tuning (a suite's [tune] table gives the defaults; see docs/tuning.md)")
-    g.add_argument("--trials", type=args.nonneg_int, metavar="N", help="trials per model on each task: the equal budget (default: the suite's [tune] trials, else 8)")
-    g.add_argument("--sampler", choices=list(SAMPLERS), help="random (Dodge et al.'s setting) or tpe (Optuna's TPE) (default: the suite's [tune] sampler, else random)")
+    g.add_argument("--trials", type=args.nonneg_int, metavar="N", help="trials per model on each task: the equal budget (default: the "
+                   "suite's [tune] trials, else 8)")
+    g.add_argument("--sampler", choices=list(SAMPLERS), help="random (Dodge et al.'s setting) or tpe (Optuna's TPE) (default: the suite's "
+                   "[tune] sampler, else random)")
     g.add_argument("--final-seeds", type=args.nonneg_int, dest="final_seeds",
-                   metavar="K", help="fresh seeds the default and the tuned recipe of each model are run with, scored on test (default: the suite's [tune] final_seeds, else 3)")
+                   metavar="K", help="fresh seeds the default and the tuned recipe of each model are run with, scored on test (default: "
+                   "the suite's [tune] final_seeds, else 3)")
     g.add_argument("--search", action="append", default=[], metavar="NAME=LOW:HIGH|A,B,C",
                    help="search this parameter over a range or choices (repeatable; replaces the default space: lr log-uniform 1e-4:1e-2, "
-                        "lr_warmup 0:a quarter of training, dropout 0:0.3 where a model has one, label_smoothing 0:0.2, batch_size 32,64,128; "
-                        "also weight_decay, schedule)")
+                        "lr_warmup 0:a quarter of training, dropout 0:0.3 where a model has one, label_smoothing 0:0.2, batch_size "
+                        "32,64,128; also weight_decay, schedule)")
     run.add_flags(t, ddp=False)
     t.set_defaults(func=cmd_tune)
 
@@ -113,7 +116,8 @@ def _resume(store: Any, a: argparse.Namespace, suite: str, ts: Any) -> str | Non
     if a.session_id:
         exists = any(s["id"] == a.session_id for s in store.sessions())
         if exists and not a.resume:
-            raise UserError(f"session {a.session_id!r} is already in {a.store}: add --resume to continue it, or choose another --session-id")
+            raise UserError(f"session {a.session_id!r} is already in {a.store}: add --resume to continue it, or choose another "
+                            "--session-id")
         if a.resume not in (None, "auto", a.session_id):
             raise UserError(f"--resume {a.resume} and --session-id {a.session_id} name different sessions")
         sid = a.session_id if exists else None

@@ -138,8 +138,8 @@ def train_sentencepiece(texts: Sequence[str], settings: SubwordSettings, side: s
                                                      f"(at most {int(high.group(2)):,} {settings.kind} pieces)") from None
         low = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", msg)
         if low:
-            raise OptionError("sentencepiece_vocab", f"{settings.vocab_size:,} is smaller than the {int(low.group(2)):,} distinct characters "
-                                                     f"(and special pieces) of the {side} side's training text") from None
+            raise OptionError("sentencepiece_vocab", f"{settings.vocab_size:,} is smaller than the {int(low.group(2)):,} distinct "
+                                                     f"characters (and special pieces) of the {side} side's training text") from None
         raise OptionError("sentencepiece_vocab", f"{settings.vocab_size:,}: SentencePiece cannot train on the {side} side's training text "
                                                  f"({msg.splitlines()[0][-200:]})") from None
     return out.getvalue()

@@ -148,7 +148,8 @@ def suite_block(configs: list[dict[str, Any]]) -> str:
         lines.append(f"task_files = {_toml([d['task_file']])}")
     else:
         lines.append(f"tasks = {_toml([d.get('task', DataSpec().task)])}")
-    lines += [f"models = {_toml([c['model']])}", f"sizes = {_toml([c['size']])}", f"seeds = {_toml(sorted({int(x['seed']) for x in configs}))}"]
+    lines += [f"models = {_toml([c['model']])}", f"sizes = {_toml([c['size']])}",
+              f"seeds = {_toml(sorted({int(x['seed']) for x in configs}))}"]
     if c.get("model_options"):
         lines.append(f"model_options = {_toml(c['model_options'])}")
     for spec_cls, values, rename in ((DataSpec, d, {"seed": "data_seed"}), (TrainConfig, t, {}), (MeasureSpec, m, {})):
@@ -235,7 +236,8 @@ def _cost(r: Row) -> float:
 
 def describe(r: Row) -> str:
     change = fmt_change(r)
-    return f"{r.task}/{r.model}/{r.size} {metric_label(r.metric)} {change or r.verdict}{f' ({r.note})' if r.note and not change else ''}".strip()
+    return (f"{r.task}/{r.model}/{r.size} {metric_label(r.metric)} {change or r.verdict}"
+            f"{f' ({r.note})' if r.note and not change else ''}").strip()
 
 
 def judge(plan: Plan, session: str) -> Step:
@@ -272,7 +274,8 @@ def measure(plan: Plan, checkout: str, commit: str) -> Step:
     """Run the suite at ``commit`` (checked out in ``checkout``) and judge it against the reference."""
     sid = run_suite(plan, checkout, os.path.join(plan.out, "logs", f"{commit[:12]}.log"))
     if sid is None:
-        step = Step(commit, "skip", None, f"the suite did not run at this commit (log: {os.path.join(plan.out, 'logs', commit[:12] + '.log')})")
+        step = Step(commit, "skip", None, "the suite did not run at this commit (log: "
+                    f"{os.path.join(plan.out, 'logs', commit[:12] + '.log')})")
     else:
         j = judge(plan, sid)
         step = Step(commit, j.verdict, sid, j.detail, j.change)
@@ -324,7 +327,8 @@ def plan_from(repo: str, good: str, bad: str, out: str | None, suite: str | None
         text = _read_suite(src)
     else:
         if not base:
-            raise UserError("say what to bisect: --base REF (and --new REF, default latest) naming the comparison that regressed, or --suite NAME")
+            raise UserError("say what to bisect: --base REF (and --new REF, default latest) naming the comparison that regressed, or "
+                            "--suite NAME")
         c = compare_refs(base, new, store, fail_on)
         rows = regressed(c, metrics)
         if not rows:

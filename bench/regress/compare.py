@@ -19,7 +19,8 @@ speeds, and the output says so.
 
 A group present on one side only is "missing" (in the base, not the new side) or "new": shown, never a
 failure; where both sides have the task, model and size but in different configurations, the warnings say
-which fields differ (a changed default unpairs every group: re-save the baseline with the change that made it). A run that failed on the new side where the base's same seed was fine is "worse" (a
+which fields differ (a changed default unpairs every group: re-save the baseline with the change that made it).
+A run that failed on the new side where the base's same seed was fine is "worse" (a
 regression); a failure the base had and the new side fixed is "better". Exit code: 1 when any verdict
 is "worse", 0 otherwise; bad input (unknown session, unreadable baseline, bad ``--fail-on``) raises
 ``UserError`` (exit 2 in the CLI).
@@ -96,7 +97,8 @@ class Comparison:
             kinds[r.kind] = kinds.get(r.kind, 0) + 1
         head = (f"❌ {len(reg)} regression{'s' if len(reg) != 1 else ''} (" + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + ")"
                 if reg else "❌ configurations changed: not compared (re-record the baseline if the change is intended)" if self.unpaired
-                else "❌ nothing compared: no configuration of one side is on the other (another suite, other models?)" if not self.compared()
+                else "❌ nothing compared: no configuration of one side is on the other (another suite, other models?)"
+                if not self.compared()
                 else "✅ no regressions")
         speed = "speed machine-normalised" if self.normalised else "speed compared RAW (a side has no calibration)"
         unpaired = f", {len(self.unpaired)} unpaired (configurations differ)" if self.unpaired else ""
@@ -176,8 +178,8 @@ def compare(base: Side, new: Side, thresholds: Thresholds | None = None) -> Comp
     if cb is not None and cn is not None:
         r = cn / cb
         if max(r, 1 / r) > IMPLAUSIBLE_CALIBRATION and str(base.env.get("device_name")) == str(new.env.get("device_name")):
-            warnings.append(f"The calibrations differ ×{r:.2f} on the same device ({base.env.get('device_name')}): more than machines of one "
-                            "model differ, so one was probably taken under heavy load (or thread oversubscription) and every "
+            warnings.append(f"The calibrations differ ×{r:.2f} on the same device ({base.env.get('device_name')}): more than machines of "
+                            "one model differ, so one was probably taken under heavy load (or thread oversubscription) and every "
                             "normalised speed ratio is off by that factor. Re-run the session, or read the raw base/new columns.")
         notes.append(f"Speed ratios are machine-normalised: (new / new calibration) / (base / base calibration); calibration "
                      f"base {cb * 1000:.1f} ms, new {cn * 1000:.1f} ms (new machine ×{cn / cb:.2f} the base's time). "
@@ -245,7 +247,8 @@ def _compare_group(gb: Group, gn: Group, th: Thresholds, cb: float | None, cn: f
         if qb is None and qn is None:
             continue
         if qb is None or qn is None:
-            rows.append(Row(*key, m, "quality", "missing" if qn is None else "new", None if qb is None else qb[0], None if qn is None else qn[0]))
+            rows.append(Row(*key, m, "quality", "missing" if qn is None else "new", None if qb is None else qb[0],
+                            None if qn is None else qn[0]))
             continue
         verdict, delta, band = quality_verdict(qb, qn, th.accuracy, BY_NAME[m].better == "low")
         rows.append(Row(*key, m, "quality", verdict, qb[0], qn[0], delta, band))

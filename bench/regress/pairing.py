@@ -71,5 +71,6 @@ def unpaired_reasons(left_b: list[Group], left_n: list[Group]) -> list[tuple[Gro
                 diff = configs.diff_text(configs.flatten(b.config), configs.flatten(n.config))
                 out.append((g, f"{head} differ in {diff or 'nothing recorded (only the hashes differ)'}."))
             else:
-                out.append((g, f"{head} differ; which fields is unknown, as a side does not record its configurations (re-save the baseline)."))
+                out.append((g, f"{head} differ; which fields is unknown, as a side does not record its configurations (re-save the "
+                            "baseline)."))
     return out

@@ -124,7 +124,8 @@ def groups_from_frame(df: Any) -> dict[tuple[str, str, str, str | None], Group]:
         key = (str(r["task"]), model, str(r["size"]), h)
         g = groups.get(key)
         if g is None:
-            g = groups[key] = Group(str(r["task"]), model, str(r["size"]), config_hashes={h} if h else set(), config=config_of(r.get("config")))
+            g = groups[key] = Group(str(r["task"]), model, str(r["size"]), config_hashes={h} if h else set(),
+                                    config=config_of(r.get("config")))
         seed = int(r["seed"])
         g.seeds.pop(seed, None)
         g.failed.pop(seed, None)

@@ -82,7 +82,8 @@ def parse_fail_on(spec: str | None) -> Thresholds:
         sign, num, unit = m["sign"], float(m["num"]), m["unit"]
         if kind == "accuracy":
             if unit not in ("pt", "pp"):
-                raise UserError(f"--fail-on: accuracy is an absolute drop in percentage points: write accuracy:-{m['num']}pt, not {item.strip()!r}")
+                raise UserError(f"--fail-on: accuracy is an absolute drop in percentage points: write accuracy:-{m['num']}pt, not "
+                                f"{item.strip()!r}")
             if sign == "+":
                 raise UserError(f"--fail-on: accuracy threshold is a drop: write accuracy:-{m['num']}pt")
             vals[kind] = num

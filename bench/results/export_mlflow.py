@@ -195,7 +195,8 @@ def _probe_http(uri: str, timeout: float) -> None:
         return  # it answered
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
-        why = "no answer" if isinstance(reason, TimeoutError) or isinstance(e, TimeoutError) else _first_line(reason if isinstance(reason, BaseException) else e)
+        why = ("no answer" if isinstance(reason, TimeoutError) or isinstance(e, TimeoutError)
+               else _first_line(reason if isinstance(reason, BaseException) else e))
         raise UserError(f"{uri}: no MLflow tracking server answers within {timeout:g} s ({why})") from None
 
 

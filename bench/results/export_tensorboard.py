@@ -102,7 +102,8 @@ def run_dirs(runs: list[ExportRun]) -> list[str]:
 
 
 def hparams_of(r: ExportRun) -> dict[str, str | float | bool]:
-    hp: dict[str, str | float | bool] = {k: (float(v) if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in r.config.items()}
+    hp: dict[str, str | float | bool] = {k: (float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+                                         for k, v in r.config.items()}
     hp["status"] = r.status
     return hp
 

@@ -68,7 +68,8 @@ class Report:
         head = f"{self.path}: {self.sessions} session{'s' if self.sessions != 1 else ''}, {self.runs} run{'s' if self.runs != 1 else ''}"
         notes = ["  note: " + p.line() for p in self.notes[:SHOWN]]
         if self.clean:
-            return [f"{head}: clean (SQLite's integrity check ok; every run's JSON readable and in its session's plan; owners sane)", *notes]
+            return [f"{head}: clean (SQLite's integrity check ok; every run's JSON readable and in its session's plan; owners sane)",
+                    *notes]
         n = len(self.problems)
         out = [f"{head}: DAMAGED, {n} problem{'s' if n != 1 else ''}:"]
         out += ["  " + p.line() for p in self.problems[:SHOWN]]
@@ -140,7 +141,8 @@ def plan_problems(sessions: Iterable[dict[str, Any]], planned: dict[str, set[str
         if s.get("status") == "finished" and plan is not None:
             missing = plan - stored.get(s["id"], set())
             if missing:
-                yield Problem(f"session {s['id']}", f"finished, yet {len(missing)} planned run(s) have no record (e.g. {sorted(missing)[0]})")
+                yield Problem(f"session {s['id']}", f"finished, yet {len(missing)} planned run(s) have no record (e.g. "
+                              f"{sorted(missing)[0]})")
 
 
 def prediction_problems(preds: Iterable[tuple[Any, Any]], runs: set[Any]) -> Iterator[Problem]:
@@ -177,8 +179,8 @@ def owner_notes(rows: Iterable[dict[str, Any]], at: float) -> Iterator[Problem]:
         hb = _time(o.get("heartbeat"))
         if hb is not None and owners.heartbeat_age(o["heartbeat"], at) is None:
             yield Problem(f"owner record {o.get('seq', '?')} (session {o.get('session')})",
-                          f"its heartbeat is dated {round(hb.timestamp() - at)} s in the future, beyond the {owners.SKEW_S:.0f} s allowed for "
-                          "clocks that differ: it counts as stale")
+                          f"its heartbeat is dated {round(hb.timestamp() - at)} s in the future, beyond the {owners.SKEW_S:.0f} s allowed "
+                          "for clocks that differ: it counts as stale")
 
 
 def problems(d: Dump, at: float) -> list[Problem]:
@@ -265,7 +267,8 @@ def _check_meta(db: sqlite3.Connection, rep: Report, at: float) -> None:
 
 
 def _check_rows(db: sqlite3.Connection, rep: Report, at: float) -> None:
-    sessions = list(_rows(db, f"SELECT {', '.join(SESSION_COLS)} FROM sessions", SESSION_COLS, rep.problems, lambda s: f"session {s['id']}"))
+    sessions = list(_rows(db, f"SELECT {', '.join(SESSION_COLS)} FROM sessions", SESSION_COLS, rep.problems,
+                          lambda s: f"session {s['id']}"))
     sids = {s["id"] for s in sessions}
     planned = plans.recorded(db)
     rep.sessions = len(sessions)

@@ -70,8 +70,8 @@ class MergeResult:
     lines: list[str] = field(default_factory=list)  # what was decided, one line each
 
     def summary(self) -> str:
-        return (f"merged into {self.out}: {self.sessions_new} new session(s), {self.sessions_joined} joined; {self.runs_added} run(s) added, "
-                f"{self.runs_identical} identical copies skipped, {self.runs_replaced} duplicate(s) resolved (later finished wins)")
+        return (f"merged into {self.out}: {self.sessions_new} new session(s), {self.sessions_joined} joined; {self.runs_added} run(s) "
+                f"added, {self.runs_identical} identical copies skipped, {self.runs_replaced} duplicate(s) resolved (later finished wins)")
 
 
 def _part_ids(s: dict[str, Any]) -> set[str]:
@@ -84,7 +84,8 @@ def _part(s: dict[str, Any], where: str) -> list[dict[str, Any]]:
     if "parts" in env:  # already a merge: its parts as they were
         return list(env["parts"])
     return [{"shard": env.get("shard"), "host": env.get("host"), "device_name": env.get("device_name"), "started": s["started"],
-             "finished": s["finished"], "status": s["status"], "command": s["command"], "calibration": env.get("calibration"), "store": where}]
+             "finished": s["finished"], "status": s["status"], "command": s["command"], "calibration": env.get("calibration"),
+             "store": where}]
 
 
 def _join_sessions(rows: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:

@@ -43,7 +43,8 @@ def decode(text: str) -> list[Prediction]:
     doc = json.loads(text)
     cols = doc.get("columns", list(COLUMNS))
     at = {c: cols.index(c) for c in COLUMNS}
-    return [Prediction(r[at["source"]], tuple(r[at["references"]]), r[at["hypothesis"]], int(r[at["distance"]])) for r in doc.get("rows", [])]
+    return [Prediction(r[at["source"]], tuple(r[at["references"]]), r[at["hypothesis"]], int(r[at["distance"]]))
+            for r in doc.get("rows", [])]
 
 
 EXPORT_COLUMNS = ("session", "run", *COLUMNS)  # run: the run's key (task/model/size/seed/config hash)

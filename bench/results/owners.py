@@ -290,7 +290,8 @@ def claim(db: sqlite3.Connection, path: str, me: Owner, key: str) -> bool:
             holder = db.execute(f"SELECT {', '.join(OWNER_COLS)}, seq FROM session_owners WHERE token=?", (row[0],)).fetchone()
             if holder is not None and Owner(*holder).alive():
                 return False
-        db.execute("INSERT OR REPLACE INTO run_claims(session, key, token, claimed) VALUES (?, ?, ?, ?)", (me.session, key, me.token, now()))
+        db.execute("INSERT OR REPLACE INTO run_claims(session, key, token, claimed) VALUES (?, ?, ?, ?)",
+                   (me.session, key, me.token, now()))
     return True
 
 

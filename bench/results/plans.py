@@ -46,7 +46,8 @@ class Plan:
 
     def describe(self) -> str:
         n = len(self.keys)
-        return f"{n} run{'s' if n != 1 else ''}" + ("" if self.recorded else ", the runs it ran: it was stored before s2sbench recorded plans")
+        return f"{n} run{'s' if n != 1 else ''}" + ("" if self.recorded
+                                                    else ", the runs it ran: it was stored before s2sbench recorded plans")
 
 
 def has_table(db: sqlite3.Connection) -> bool:
@@ -96,9 +97,9 @@ def check_resume(db: sqlite3.Connection, path: str, row: dict[str, Any], keys: s
     p = plan(db, sid)
     extra = keys - p.keys
     if extra:
-        raise UserError(f"{path}: --resume {sid}: this command asks for {len(extra)} run{'s' if len(extra) != 1 else ''} the session did not "
-                        f"plan ({_some(extra)}); it runs only what it planned when it started ({p.describe()}): resume it with the command "
-                        f"that started it ({row['command']}), or leave out --resume to start a new session")
+        raise UserError(f"{path}: --resume {sid}: this command asks for {len(extra)} run{'s' if len(extra) != 1 else ''} the session did "
+                        f"not plan ({_some(extra)}); it runs only what it planned when it started ({p.describe()}): resume it with the "
+                        f"command that started it ({row['command']}), or leave out --resume to start a new session")
 
 
 def choose(db: sqlite3.Connection, path: str, suite: str | None, candidates: list[dict[str, Any]], live: list[dict[str, Any]],

@@ -167,7 +167,8 @@ def short(e: BaseException, n: int = 160) -> str:
 def is_damage(e: sqlite3.Error) -> bool:
     """Does this SQLite error say the file is damaged (rather than busy, locked or unwritable)?"""
     text = str(e)
-    return type(e) is sqlite3.DatabaseError or "malformed" in text or "Could not decode" in text  # the last: a text column cut mid-character
+    # the last: a text column cut mid-character
+    return type(e) is sqlite3.DatabaseError or "malformed" in text or "Could not decode" in text
 
 
 @contextmanager
@@ -562,7 +563,8 @@ class Store:
             raise DamagedStore(self.path, f"the test outputs of run {run_id}: not readable ({short(e)})") from None
 
     def runs(self, session: str | None = None) -> list[RunRecord]:
-        q = "SELECT id, session, key, task, model, size, seed, config, config_hash, status, error, started, finished, metrics, history, samples FROM runs"
+        q = ("SELECT id, session, key, task, model, size, seed, config, config_hash, status, error, started, finished, metrics, history, "
+             "samples FROM runs")
         args: tuple = ()
         if session is not None:
             q += " WHERE session = ?"
@@ -576,8 +578,8 @@ class Store:
             out.append(RunRecord(session=sess, key=key, task=task, model=model, size=size, seed=seed,
                                  config=_json(self.path, where, "config", cfg, dict), config_hash=ch, status=status, error=err, started=st,
                                  finished=fin, metrics=_json(self.path, where, "metrics", met, dict),
-                                 history=_json(self.path, where, "history", hist, list), samples=_json(self.path, where, "samples", samp, list),
-                                 id=rid))
+                                 history=_json(self.path, where, "history", hist, list),
+                                 samples=_json(self.path, where, "samples", samp, list), id=rid))
         return out
 
     # raw rows, for merge ----------------------------------------------------------------------------------
@@ -596,7 +598,8 @@ class Store:
                 row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 version = _version(path, row[0] if row else None)
                 if version != SCHEMA_VERSION:
-                    raise UserError(f"{path}: store schema version {version}, this s2sbench merges version {SCHEMA_VERSION}; nothing merged")
+                    raise UserError(f"{path}: store schema version {version}, this s2sbench merges version {SCHEMA_VERSION}; nothing "
+                                    "merged")
                 # a damaged page that no row below reads is damage all the same: what else on it was lost?
                 found = [ln.strip() for (msg,) in db.execute("PRAGMA quick_check") for ln in str(msg).splitlines()]
                 found = [ln for ln in found if ln and ln != "ok" and not ln.startswith("***")]
@@ -666,7 +669,8 @@ class BulkWriter:
 
     def insert_run(self, row: dict[str, Any], predictions: str | None = None) -> None:
         """A run row of another store, with its stored predictions (JSON text) where it has them."""
-        cur = self.db.execute(f"INSERT INTO runs({', '.join(RUN_COLS)}) VALUES ({', '.join('?' * len(RUN_COLS))})", tuple(row[c] for c in RUN_COLS))
+        cur = self.db.execute(f"INSERT INTO runs({', '.join(RUN_COLS)}) VALUES ({', '.join('?' * len(RUN_COLS))})",
+                              tuple(row[c] for c in RUN_COLS))
         if predictions is not None:
             self.db.execute("INSERT INTO run_predictions(run, rows) VALUES (?, ?)", (int(cur.lastrowid), predictions))
 
@@ -676,7 +680,8 @@ class BulkWriter:
 
     def put_owner(self, row: dict[str, Any]) -> None:
         """An owner record of another store (a process that ran the session there); kept once per stint."""
-        self.db.execute(f"INSERT OR IGNORE INTO session_owners({', '.join(owners.OWNER_COLS)}) VALUES ({', '.join('?' * len(owners.OWNER_COLS))})",
+        self.db.execute(f"INSERT OR IGNORE INTO session_owners({', '.join(owners.OWNER_COLS)}) VALUES "
+                        f"({', '.join('?' * len(owners.OWNER_COLS))})",
                         tuple(row[c] for c in owners.OWNER_COLS))
 
     def distinct_keys(self, session: str) -> int:

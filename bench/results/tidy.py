@@ -64,7 +64,8 @@ def runs_frame(store: Store, sessions: list[str]) -> pd.DataFrame:
                        key=r.key, config_hash=r.config_hash, model_options=json.dumps(r.config.get("model_options", {}), sort_keys=True),
                        device=env.get("device_name"), device_type=env.get("device_type"), amp=r.config.get("train", {}).get("amp"),
                        length=fixed_length(r.config), config=json.dumps({k: v for k, v in r.config.items() if k != "seed"}, sort_keys=True),
-                       capture=r.config.get("train", {}).get("capture", "eager"), mode="throughput" if "throughput" in r.config else "quality")
+                       capture=r.config.get("train", {}).get("capture", "eager"),
+                       mode="throughput" if "throughput" in r.config else "quality")
             row["epoch_seconds"] = m.get("epoch_seconds", [])
             row["s_per_epoch"] = s_per_epoch(row["epoch_seconds"])
             meta = m.get("model_meta") or {}  # the registry's metadata, stored with the run (reports never import models)

@@ -71,7 +71,8 @@ def decode_latency(model: models.Seq2Seq, enc: Encoded, batch: int, device: torc
     secs = call_latency(run, device, repeats)
     with torch.inference_mode(), autocast():  # what decoding carries between steps: recurrent state or KV cache
         state = model.decode_state(b.src, b.src_mask, max_len)
-    return {"seconds": secs, "tokens_per_s": len(idx) * max_len / secs, "capture": ("compile-cudagraph" if compiled else "cudagraph") if decoder is not None else "eager",
+    return {"seconds": secs, "tokens_per_s": len(idx) * max_len / secs,
+            "capture": ("compile-cudagraph" if compiled else "cudagraph") if decoder is not None else "eager",
             "state_bytes": None if state is None else models.state_bytes(state), "peak_bytes": call_peak_bytes(run, device)}
 
 
@@ -112,7 +113,8 @@ def execute(spec: RunSpec, prep: Prepared, device: torch.device, sc: SessionConf
 
         fr = fit(runnable, prep.train, prep.valid, spec.train, device, spec.seed, on_epoch=on_epoch, on_batch=on_batch, parallel=parallel,
                  vocab_size=len(prep.vocab))
-        ev = evaluate(model, prep.test, device, spec.train.eval_batch_size, with_attention=True, n_samples=spec.measure.samples, autocast=autocast)
+        ev = evaluate(model, prep.test, device, spec.train.eval_batch_size, with_attention=True, n_samples=spec.measure.samples,
+                      autocast=autocast)
         before_decode = peak_memory_bytes(device)  # the decode's own peak resets the device's; the run's is the larger
         lat1 = decode_latency(model, prep.test, 1, device, spec.measure.decode_repeats, autocast)
         latb = decode_latency(model, prep.test, spec.measure.decode_batch, device, spec.measure.decode_repeats, autocast)
@@ -209,8 +211,8 @@ def execute_throughput(spec: RunSpec, prep: Prepared, device: torch.device, sc: 
         before_decode = peak_memory_bytes(device)  # the decode's own peak resets the device's; the run's is the larger
         static = spec.train.graph
         compiled = spec.train.capture == "compile-cudagraph"
-        lat1 = decode_latency(model, prep.train, 1, device, spec.measure.decode_repeats, autocast, max_len=dec_len, full=True, static=static,
-                              compiled=compiled)
+        lat1 = decode_latency(model, prep.train, 1, device, spec.measure.decode_repeats, autocast, max_len=dec_len, full=True,
+                              static=static, compiled=compiled)
         latb = decode_latency(model, prep.train, spec.measure.decode_batch, device, spec.measure.decode_repeats, autocast, max_len=dec_len,
                               full=True, static=static, compiled=compiled)
     tok_s = times.tokens_per_s

@@ -129,7 +129,8 @@ def _broken(specs: Iterable[RunSpec]) -> list[str]:
         seen[key] = None
         label = s.model + (f"({','.join(f'{k}={v}' for k, v in s.model_options)})" if s.model_options else "")
         try:
-            rules = sorted({b.rule for b in contract.check_model(s.model, options=dict(s.model_options))}, key=list(contract.MODEL_RULES).index)
+            rules = sorted({b.rule for b in contract.check_model(s.model, options=dict(s.model_options))},
+                           key=list(contract.MODEL_RULES).index)
         except contract.Unusable as e:
             raise UserError(f"--check-models: {e}") from None
         if rules:
@@ -185,7 +186,8 @@ def _load_module(ref: str, who: str) -> None:
         raise UserError(f"{who}: no module named {ref} on the Python path (give the path of a .py file otherwise)")
     top = ref.split(".")[0]
     dists = importlib.metadata.packages_distributions().get(top) or []
-    version = importlib.metadata.version(dists[0]) if dists else _digest([spec.origin] if spec.origin and os.path.isfile(spec.origin) else [])
+    version = (importlib.metadata.version(dists[0]) if dists
+               else _digest([spec.origin] if spec.origin and os.path.isfile(spec.origin) else []))
     with _registering(who, ref, version):
         importlib.import_module(ref)
 

@@ -37,7 +37,8 @@ class Progress:
         self._last = now
         width = 20
         fill = int(width * i / max(n, 1))
-        self._line(f"[run {self.k}/{self.total}] {self.label} epoch {epoch} [{'#' * fill}{'.' * (width - fill)}] {i}/{n}  ETA session {self._eta()}")
+        self._line(f"[run {self.k}/{self.total}] {self.label} epoch {epoch} [{'#' * fill}{'.' * (width - fill)}] {i}/{n}  ETA session "
+                   f"{self._eta()}")
 
     def epoch(self, epoch: int, acc: float, train_s: float) -> None:
         self._line(f"[run {self.k}/{self.total}] {self.label} epoch {epoch}: valid exact {acc:.1%} ({train_s:.1f}s)", final=True)

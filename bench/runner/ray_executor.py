@@ -129,7 +129,8 @@ class RayExecutor:
                 self.ray.init(address=self.address, num_cpus=num_cpus if self.address is None else None, include_dashboard=False,
                               log_to_driver=False, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as e:
-                raise UserError(f"cannot start or join Ray ({self.address or 'local'}): {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+                raise UserError(f"cannot start or join Ray ({self.address or 'local'}): "
+                                f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
             self.owned = True
         self._env: dict[str, Any] = {}
 

@@ -66,7 +66,8 @@ def validate(spec: RunSpec) -> None:
     if spec.size in (miss := models.unreachable(spec.model)):
         raise UserError(f"{where_key(spec.origin, 'sizes')}: model {spec.model!r} cannot reach size {spec.size!r}: {miss[spec.size]}")
     if spec.size not in models.sizes(spec.model):
-        raise UserError(f"{where_key(spec.origin, 'sizes')}: model {spec.model!r} has no size {spec.size!r}; sizes: {', '.join(models.sizes(spec.model))}")
+        raise UserError(f"{where_key(spec.origin, 'sizes')}: model {spec.model!r} has no size {spec.size!r}; sizes: "
+                        f"{', '.join(models.sizes(spec.model))}")
     where = where_key(spec.origin, "model_options")
     options = dict(spec.model_options)
     try:
@@ -81,18 +82,20 @@ def validate(spec: RunSpec) -> None:
             with torch.device("meta"):
                 models.build(spec.model, 10, spec.size, **options)
         except ValueError as e:
-            raise UserError(f"{where}: {spec.model} at size {spec.size} with {', '.join(f'{k}={v}' for k, v in spec.model_options)}: {e}") from None
+            raise UserError(f"{where}: {spec.model} at size {spec.size} with {', '.join(f'{k}={v}' for k, v in spec.model_options)}: "
+                            f"{e}") from None
     smoke(spec)
     check_lengths(spec)
     sync = models.host_sync(spec.model, spec.size, **options) if spec.train.graph else None
     if sync:
-        raise UserError(f"{where_key(spec.origin, 'capture')} {spec.train.capture} cannot capture {spec.model}: {sync}, a wait no CUDA graph "
-                        "can hold; use --capture compile (it splits the graph there) or eager")
+        raise UserError(f"{where_key(spec.origin, 'capture')} {spec.train.capture} cannot capture {spec.model}: {sync}, a wait no CUDA "
+                        "graph can hold; use --capture compile (it splits the graph there) or eager")
     longest = models.longest_sequence(spec.model, spec.size, **dict(spec.model_options))
     lengths = [hi for lo_hi in (spec.data.train_lengths, spec.data.test_lengths) if lo_hi for hi in lo_hi[1:]]
     if longest is not None and lengths and max(lengths) + 1 > longest:  # the target is one longer (EOS)
-        raise UserError(f"{where_key(spec.origin, 'lengths')}: sources of {max(lengths)} characters (targets of {max(lengths) + 1}) are beyond what {spec.model} at size "
-                        f"{spec.size} can position ({longest}); drop the point or give a longer table (model option max_positions)")
+        raise UserError(f"{where_key(spec.origin, 'lengths')}: sources of {max(lengths)} characters (targets of {max(lengths) + 1}) are "
+                        f"beyond what {spec.model} at size {spec.size} can position ({longest}); drop the point or give a longer table "
+                        "(model option max_positions)")
 
 
 def check_lengths(spec: RunSpec) -> None:
@@ -144,12 +147,14 @@ def check_device(spec: RunSpec, device: torch.device, data_parallel: bool = Fals
         raise UserError(f"{where_key(spec.origin, 'model_options')}: {spec.model} {need}")
     if device.type != "cuda":
         if spec.train.amp == "fp16":
-            raise UserError(f"{where_key(spec.origin, 'amp')} fp16 needs a CUDA device; this session runs on {device.type} (use bf16 or off)")
+            raise UserError(f"{where_key(spec.origin, 'amp')} fp16 needs a CUDA device; this session runs on "
+                            f"{device.type} (use bf16 or off)")
         if spec.train.graph:
-            raise UserError(f"{where_key(spec.origin, 'capture')} {spec.train.capture} needs a CUDA device; this session runs on {device.type} "
-                            "(use eager or compile)")
+            raise UserError(f"{where_key(spec.origin, 'capture')} {spec.train.capture} needs a CUDA device; this session runs on "
+                            f"{device.type} (use eager or compile)")
     if data_parallel and spec.train.graph:
-        raise UserError(f"{where_key(spec.origin, 'capture')} {spec.train.capture} cannot capture data-parallel (--ddp) steps; use eager or compile")
+        raise UserError(f"{where_key(spec.origin, 'capture')} {spec.train.capture} cannot capture data-parallel (--ddp) steps; use eager "
+                        "or compile")
 
 
 def distinct(specs: list[RunSpec]) -> list[RunSpec]:
@@ -258,7 +263,8 @@ def run_session(
             for o in ex.map(todo, ctx):  # each outcome as its run ends
                 spec = o.spec
                 rec_status = "ok" if o.error is None else "failed"
-                detail = o.error or (f"{o.metrics['step_s'] * 1000:.2f} ms/step, {o.metrics['train_tokens_per_s']:,.0f} tok/s" if spec.throughput.enabled
+                detail = o.error or (f"{o.metrics['step_s'] * 1000:.2f} ms/step, {o.metrics['train_tokens_per_s']:,.0f} tok/s"
+                                     if spec.throughput.enabled
                                      else f"test exact {o.metrics['test_exact_match']:.1%}")
                 metrics = dict(o.metrics)
                 predictions = metrics.pop(outputs.KEY, None)  # every test example's output: stored beside the run, not in its metrics
@@ -266,8 +272,9 @@ def run_session(
                 if note:
                     metrics["tune"] = note
                 store.add_run(RunRecord(session=sid, key=spec.key(), task=spec.data.name, model=spec.model, size=spec.size, seed=spec.seed,
-                                        config=spec.config(), config_hash=spec.config_hash(), status=rec_status, error=o.error, started=o.started,
-                                        finished=o.finished, metrics=metrics, history=o.history, samples=o.samples, predictions=predictions),
+                                        config=spec.config(), config_hash=spec.config_hash(), status=rec_status, error=o.error,
+                                        started=o.started, finished=o.finished, metrics=metrics, history=o.history, samples=o.samples,
+                                        predictions=predictions),
                               claim=owner.token)
                 progress.end_run(rec_status, detail)
             # A plan's next runs depend on what is stored now; each run is tried once per invocation.

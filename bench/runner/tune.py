@@ -147,7 +147,8 @@ def corners(study: Study) -> list[RunSpec]:
     return out
 
 
-def prepare(specs: list[RunSpec], settings: TuneSettings, sc: SessionConfig, executor: Executor | None = None) -> tuple[list[Study], DataCache]:
+def prepare(specs: list[RunSpec], settings: TuneSettings, sc: SessionConfig,
+            executor: Executor | None = None) -> tuple[list[Study], DataCache]:
     """Every study of the suite, checked before anything is stored: the runs as ``run`` checks them, each model's
     space (options it takes, warm-up against training), and every end of every range against the model."""
     if any(s.throughput.enabled for s in specs):

@@ -209,7 +209,8 @@ class DataSpec:
             _number(w, "train_size", self.train_size, low=1, low_open=False, integer=True)
         for k in ("train_lengths", "test_lengths"):
             v = getattr(self, k)
-            if v is not None and not (len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v) and 1 <= v[0] <= v[1] <= MAX_LENGTH):
+            if v is not None and not (len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+                                      and 1 <= v[0] <= v[1] <= MAX_LENGTH):
                 raise SpecError(w, k, f"must be [low, high] with 1 <= low <= high <= {MAX_LENGTH:,}, got {list(v)!r}")
 
     @property

@@ -145,7 +145,8 @@ def param(name: str, value: Any, where: str) -> Param:
     if lo > hi:
         raise UserError(f"{where}: the range [{lo:g}, {hi:g}] is inverted (low > high)")
     if lo == hi:
-        raise UserError(f"{where}: the range [{lo:g}, {hi:g}] is empty (low = high); to fix {name}, set it in [defaults] or as a flag instead")
+        raise UserError(f"{where}: the range [{lo:g}, {hi:g}] is empty (low = high); to fix {name}, set it in [defaults] or as a flag "
+                        "instead")
     return Param(name, float(lo) if d.kind != "int" else lo, float(hi) if d.kind != "int" else hi)
 
 

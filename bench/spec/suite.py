@@ -39,7 +39,8 @@ SUITES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "suites")
 _DATA = {f.name for f in fields(DataSpec)} - {"task", "task_file", "seed"} | {"data_seed"}
 _TRAIN = {f.name for f in fields(TrainConfig)}
 _MEASURE = {f.name for f in fields(MeasureSpec)}
-_THROUGHPUT = {"steps": "steps", "warmup_steps": "warmup", "step_batches": "batches", "run_budget_s": "budget_s"}  # key -> ThroughputSpec field
+# key -> ThroughputSpec field
+_THROUGHPUT = {"steps": "steps", "warmup_steps": "warmup", "step_batches": "batches", "run_budget_s": "budget_s"}
 _THROUGHPUT_KEY = {v: k for k, v in _THROUGHPUT.items()}  # ThroughputSpec field -> the key a user writes
 _DATA_FILES = ("target_file", "valid_file", "test_file")
 _DATA_WORDS = ("source_tokens", "target_tokens", "sentencepiece_type", "target_unit")
@@ -149,7 +150,8 @@ def tune_table(name_or_path: str) -> tuple[dict[str, Any], str]:
             _typed(where, k, table[k], kind)
     for k in ("trials", "final_seeds"):
         if k in table and table[k] < 1:
-            raise UserError(f"{where}: key {k!r} must be >= 1, got {table[k]!r}{' (a budget of 0 trials tunes nothing)' if k == 'trials' else ''}")
+            raise UserError(f"{where}: key {k!r} must be >= 1, got "
+                            f"{table[k]!r}{' (a budget of 0 trials tunes nothing)' if k == 'trials' else ''}")
     if table.get("sampler", SAMPLERS[0]) not in SAMPLERS:
         raise UserError(f"{where}: key 'sampler' must be {' or '.join(SAMPLERS)}, got {table['sampler']!r}")
     return table, path
@@ -164,7 +166,8 @@ def note(name_or_path: str) -> str:
 
 FLAGS = "command line"
 _FLAG_NAMES = {"time_budget_s": "--time-budget", "model_options": "--option", "warmup": "--warmup-steps", "lengths": "--length",
-               "sizes": "--size", "models": "--model", "seeds": "--seeds", "tasks": "--task", "task_files": "--task-file", "plugins": "--plugin"}
+               "sizes": "--size", "models": "--model", "seeds": "--seeds", "tasks": "--task", "task_files": "--task-file",
+               "plugins": "--plugin"}
 
 
 def where_key(origin: str, key: str) -> str:
@@ -185,7 +188,8 @@ def _typed(where: str, key: str, value: Any, kind: type | tuple[type, ...]) -> A
 
 def _kind(kind: type | tuple[type, ...]) -> str:
     ks = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join({int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list", dict: "a table"}.get(k, k.__name__) for k in ks)
+    return " or ".join({int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list",
+                        dict: "a table"}.get(k, k.__name__) for k in ks)
 
 
 def _list(where: str, key: str, v: Any, item: type) -> list:
@@ -216,7 +220,8 @@ def _expand(m: dict[str, Any], where: str, data_dir: str, plugin_dir: str = "", 
     train_kw: dict[str, Any] = {}
     for k in _TRAIN & set(m):
         default = getattr(TrainConfig(), k)
-        kind: Any = (int, float) if isinstance(default, float) or k in ("target", "time_budget_s") else type(default) if default is not None else (int, float)
+        kind: Any = ((int, float) if isinstance(default, float) or k in ("target", "time_budget_s")
+                     else type(default) if default is not None else (int, float))
         train_kw[k] = _typed(where, k, m[k], kind)
     measure_kw = {k: _typed(where, k, m[k], int) for k in _MEASURE & set(m)}
     tp_kw = {_THROUGHPUT[k]: _typed(where, k, m[k], (int, float) if k == "run_budget_s" else int) for k in set(_THROUGHPUT) & set(m)}
@@ -247,7 +252,8 @@ def _expand(m: dict[str, Any], where: str, data_dir: str, plugin_dir: str = "", 
         else:
             data_kw[k] = _typed(where, k, v, int)
     try:  # the dataclasses check every value (bench.spec.run); here their message gets the file and block
-        plugins = tuple(dict.fromkeys(plugin_ref(p, plugin_dir) for p in _list(where, "plugins", m["plugins"], str))) if "plugins" in m else ()
+        plugins = (tuple(dict.fromkeys(plugin_ref(p, plugin_dir) for p in _list(where, "plugins", m["plugins"], str)))
+                   if "plugins" in m else ())
         train = replace(TrainConfig(), **train_kw)
         measure = replace(MeasureSpec(), **measure_kw)
         throughput = replace(ThroughputSpec(), **tp_kw)

@@ -105,7 +105,8 @@ def _unreachable(name: str) -> str:
     return f" ({'; '.join(f'{s}: {w}' for s, w in miss.items())})" if miss else ""
 
 
-def first_batch(vocab: int = models.BUDGET_VOCAB, B: int = 5, S: int = 9, T: int = 7, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def first_batch(vocab: int = models.BUDGET_VOCAB, B: int = 5, S: int = 9, T: int = 7,
+                seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The contract's first batch: a right-padded random source (lengths 2..S, one full row, one of length 2), its
     mask, and a target prefix starting with BOS. -> src [B,S] long, src_mask [B,S] bool, tgt_in [B,T] long."""
     g = torch.Generator().manual_seed(seed)
@@ -154,7 +155,8 @@ def _shapes(s: Subject) -> list[str]:
             return [*out, f"generate returned {type(g).__name__}, not a models.Generation"]
     tok = gen.tokens
     if tuple(tok.shape) != (B, max_len) or tok.dtype != torch.long:
-        out.append(f"generate gave tokens {tok.dtype} of shape {tuple(tok.shape)}, expected torch.int64 of shape {(B, max_len)} [B,max_len]")
+        out.append(f"generate gave tokens {tok.dtype} of shape {tuple(tok.shape)}, expected torch.int64 of shape {(B, max_len)} "
+                   "[B,max_len]")
         return out
     if ((tok < 0) | (tok >= V)).any():
         out.append(f"generate gave token ids outside the vocabulary [0, {V})")
@@ -363,7 +365,8 @@ def usable(s: Subject) -> None:
         raise Unusable(f"model {s.name}'s forward raised on the contract's first batch: {type(e).__name__}: {_line(e)}") from None
 
 
-def check_model(name: str, size: str | None = None, options: dict[str, Any] | None = None, rules: Sequence[str] | None = None) -> list[Breach]:
+def check_model(name: str, size: str | None = None, options: dict[str, Any] | None = None,
+                rules: Sequence[str] | None = None) -> list[Breach]:
     """Every rule of ``rules`` (default: all of ``MODEL_RULES``) that model ``name`` breaks, at ``size`` (default
     ``default_size``) with model ``options``; [] when it keeps them all. Raises :class:`Unusable` when the model cannot
     be checked, ``KeyError`` for an unknown model, size or rule."""

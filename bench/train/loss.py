@@ -16,4 +16,5 @@ def loss_fn(logits: torch.Tensor, tgt_out: torch.Tensor, reduction: str = "mean"
     still count for nothing. At 0 the call is exactly the unsmoothed one.
     """
     smooth = {"label_smoothing": label_smoothing} if label_smoothing else {}
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), tgt_out.reshape(-1), ignore_index=PAD, reduction=reduction, **smooth)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), tgt_out.reshape(-1), ignore_index=PAD, reduction=reduction,
+                           **smooth)

@@ -19,7 +19,8 @@ from bench.spec.run import TrainConfig
 from bench.train.schedule import lr_factor
 
 
-def optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig, lr: float | torch.Tensor | None = None, **kw: Any) -> torch.optim.Optimizer:
+def optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig, lr: float | torch.Tensor | None = None,
+              **kw: Any) -> torch.optim.Optimizer:
     """Adam at ``cfg.lr`` (or ``lr``: a device tensor for a captured step), AdamW when ``cfg.weight_decay`` > 0.
 
     ``kw``: passed on (``capturable``, ``fused``).

@@ -34,8 +34,10 @@ def fixed_batches(enc: Encoded, batch_size: int, n: int, generator: torch.Genera
             idx = idx.repeat((batch_size + len(idx) - 1) // len(idx))[:batch_size]
         b = make_batch(enc, idx)
         pad_s, pad_t = S - b.src.size(1), T - b.tgt_in.size(1)
-        out.append(Batch(b.index, torch.nn.functional.pad(b.src, (0, pad_s), value=PAD), torch.nn.functional.pad(b.src_mask, (0, pad_s), value=False),
-                         torch.nn.functional.pad(b.tgt_in, (0, pad_t), value=PAD), torch.nn.functional.pad(b.tgt_out, (0, pad_t), value=PAD)))
+        out.append(Batch(b.index, torch.nn.functional.pad(b.src, (0, pad_s), value=PAD),
+                         torch.nn.functional.pad(b.src_mask, (0, pad_s), value=False),
+                         torch.nn.functional.pad(b.tgt_in, (0, pad_t), value=PAD),
+                         torch.nn.functional.pad(b.tgt_out, (0, pad_t), value=PAD)))
     return out
 
 
@@ -76,7 +78,8 @@ def time_steps(step: Callable[[Batch], torch.Tensor], todo: list[Batch], device:
         sync(device)
         last = time.perf_counter() - t0
     if budget_s is not None and last * steps > budget_s:
-        raise OverBudget(f"{steps} steps would take about {last * steps:.0f} s ({last * 1000:.0f} ms each), over the budget of {budget_s:g} s")
+        raise OverBudget(f"{steps} steps would take about {last * steps:.0f} s ({last * 1000:.0f} ms each), over the budget of "
+                         f"{budget_s:g} s")
     tokens = [float((b.tgt_out != PAD).sum()) for b in todo]  # read once, outside the clock
     if device.type == "cuda":
         ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(steps)]

@@ -41,15 +41,18 @@ def metrics(em: float, tok_s: float, params: int = 1000, mem: int = 2**20) -> di
 
 
 def add(store: Store, sid: str, model: str, seed: int, m: dict | None, status: str = "ok", key: str | None = None) -> None:
-    store.add_run(run_record(session=sid, key=key, model=model, size="small", seed=seed, config={"model_options": {}, "train": {"amp": "off"}},
+    store.add_run(run_record(session=sid, key=key, model=model, size="small", seed=seed,
+                             config={"model_options": {}, "train": {"amp": "off"}},
                              status=status, error=None if status == "ok" else "diverged: loss is nan", metrics=m or {},
-                             history=[{"epoch": 1, "valid_exact_match": 0.5, "wall_cum_s": 1.0, "train_s": 1.0}], samples=[SAMPLE] if m else []))
+                             history=[{"epoch": 1, "valid_exact_match": 0.5, "wall_cum_s": 1.0, "train_s": 1.0}],
+                             samples=[SAMPLE] if m else []))
 
 
 @pytest.fixture
 def store(tmp_path) -> Store:
     s = Store(str(tmp_path / "r.sqlite"))
-    s.add_session("s1", "2026-01-01T00:00:00", "quick", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0", "threads": 2, "commit": "abc123"})
+    s.add_session("s1", "2026-01-01T00:00:00", "quick", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0",
+                                                                 "threads": 2, "commit": "abc123"})
     for seed, em in enumerate((0.90, 0.92, 0.97)):
         add(s, "s1", "attention", seed, metrics(em, 1000.0 + seed))
     for seed, em in enumerate((0.50, 0.60, 0.70)):
@@ -109,7 +112,8 @@ def test_a_failed_run_retried_on_resume_is_not_counted_as_failed(store):
 
 
 def test_report_files_and_the_different_device_warning(store, tmp_path):
-    store.add_session("s2", "2026-01-02T00:00:00", "quick", "test", {"device_name": "GPU B", "device_type": "cuda", "torch": "2.13.0", "threads": 2})
+    store.add_session("s2", "2026-01-02T00:00:00", "quick", "test", {"device_name": "GPU B", "device_type": "cuda", "torch": "2.13.0",
+                                                                     "threads": 2})
     add(store, "s2", "attention", 0, metrics(0.95, 9000.0))
     paths = report.write(store, ["s1"], str(tmp_path / "one"))
     html = open(paths["html"], encoding="utf-8").read()
@@ -124,7 +128,8 @@ def test_report_files_and_the_different_device_warning(store, tmp_path):
 
 
 def test_report_filters_by_device_task_and_commit(store, tmp_path):
-    store.add_session("s2", "2026-01-02T00:00:00", "quick", "test", {"device_name": "GPU B", "device_type": "cuda", "torch": "2.13.0", "commit": "def456"})
+    store.add_session("s2", "2026-01-02T00:00:00", "quick", "test", {"device_name": "GPU B", "device_type": "cuda", "torch": "2.13.0",
+                                                                     "commit": "def456"})
     add(store, "s2", "attention", 0, metrics(0.95, 9000.0))
     store.close()
     path = str(tmp_path / "r.sqlite")
@@ -169,7 +174,8 @@ def test_the_test_overlap_of_a_files_split_is_shown_beside_its_task(store, tmp_p
     paths = report.write(store, ["s1"], str(tmp_path / "r"))
     md = open(paths["md"], encoding="utf-8").read()
     quality = md[md.index("## Quality"):md.index("## Speed and cost")]
-    note = "date (file:date.txt): 1,371 of its 4,907 distinct test questions (27.9%) also appear in its training split (1,405 test examples)"
+    note = ("date (file:date.txt): 1,371 of its 4,907 distinct test questions (27.9%) also appear in its training split "
+            "(1,405 test examples)")
     assert note in quality  # beside the task's rows, in the quality section
     assert md.count("Test overlap") == 1  # the generated task's split is disjoint: no line
     assert note in open(paths["html"], encoding="utf-8").read()
@@ -183,8 +189,8 @@ def test_a_run_on_the_books_date_file_stores_its_overlap_and_the_report_shows_it
     import numpy as np
 
     path = str(tmp_path / "s.sqlite")
-    rc, _, err = run_cli(["run", "--task-file", BOOK_DATE, "--model", "attention", "--size", "tiny", "--epochs", "1", "--train-size", "2000",
-                          "--device", "cpu", "--threads", "1", "--store", path])
+    rc, _, err = run_cli(["run", "--task-file", BOOK_DATE, "--model", "attention", "--size", "tiny", "--epochs", "1", "--train-size",
+                          "2000", "--device", "cpu", "--threads", "1", "--store", path])
     assert rc == 0, err
     with open(BOOK_DATE, encoding="utf-8") as f:  # the book's split, computed here independently
         questions = [line.split("_", 1)[0].rstrip(" ") for line in f.read().splitlines()]
@@ -208,8 +214,8 @@ def add_cfg(store: Store, sid: str, model: str, seed: int, m: dict | None, amp: 
     """A run whose config (and so its hash) carries its precision, as the runner stores it."""
     cfg = {"model": model, "size": "small", "model_options": {}, "train": {"amp": amp, "epochs": 5}, "data": {"task": "date"}}
     h = f"h-{model}-{amp}"
-    hist = history if history is not None else [{"epoch": e, "valid_exact_match": 0.3 * e + (0.05 if amp == "bf16" else 0), "wall_cum_s": float(e),
-                                                 "train_s": 1.0} for e in (1, 2, 3)]
+    hist = history if history is not None else [{"epoch": e, "valid_exact_match": 0.3 * e + (0.05 if amp == "bf16" else 0),
+                                                 "wall_cum_s": float(e), "train_s": 1.0} for e in (1, 2, 3)]
     store.add_run(run_record(session=sid, model=model, size="small", seed=seed, config=cfg, config_hash=h, status=status, error=error,
                              metrics=m or {}, history=hist if m else [], samples=[SAMPLE] if m else []))
 
@@ -218,8 +224,10 @@ def add_cfg(store: Store, sid: str, model: str, seed: int, m: dict | None, amp: 
 def two_precisions(tmp_path) -> Store:
     """The quick suite once in fp32 and once under --amp bf16, both seed 0: what the report once pooled as '2 seeds'."""
     s = Store(str(tmp_path / "p.sqlite"))
-    s.add_session("fp32", "2026-01-01T00:00:00", "quick", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0", "threads": 1})
-    s.add_session("bf16", "2026-01-01T01:00:00", "quick", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0", "threads": 1})
+    s.add_session("fp32", "2026-01-01T00:00:00", "quick", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0",
+                                                                   "threads": 1})
+    s.add_session("bf16", "2026-01-01T01:00:00", "quick", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0",
+                                                                   "threads": 1})
     add_cfg(s, "fp32", "attention", 0, metrics(0.99, 1000.0))
     add_cfg(s, "fp32", "seq2seq", 0, metrics(0.50, 2000.0))
     add_cfg(s, "bf16", "attention", 0, metrics(0.05, 4000.0), amp="bf16")
@@ -259,7 +267,8 @@ def test_two_precisions_in_every_table_and_two_separate_curves(two_precisions, t
 
 
 def test_a_cpu_and_a_gpu_session_are_not_pooled(store):
-    store.add_session("s2", "2026-01-02T00:00:00", "quick", "test", {"device_name": "GPU B", "device_type": "cuda", "torch": "2.13.0", "threads": 2})
+    store.add_session("s2", "2026-01-02T00:00:00", "quick", "test", {"device_name": "GPU B", "device_type": "cuda", "torch": "2.13.0",
+                                                                     "threads": 2})
     add(store, "s2", "attention", 0, metrics(0.95, 9000.0))
     t = summary_table(runs_frame(store, ["s1", "s2"]), reference="attention").set_index("label")
     assert t.loc["attention [cuda: GPU B]", "seeds"] == 1 and t.loc["attention [CPU A]", "seeds"] == 3
@@ -272,7 +281,8 @@ def test_a_cpu_and_a_gpu_session_are_not_pooled(store):
 
 
 def test_a_seed_run_in_two_sessions_counts_once(store):
-    store.add_session("s2", "2026-01-02T00:00:00", "quick", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0", "threads": 2})
+    store.add_session("s2", "2026-01-02T00:00:00", "quick", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0",
+                                                                     "threads": 2})
     add(store, "s2", "attention", 0, metrics(0.80, 1000.0))  # same config, same device, same seed as s1's seed 0 (0.90)
     t = summary_table(runs_frame(store, ["s1", "s2"])).set_index("label")
     assert (t.loc["attention", "seeds"], t.loc["attention", "runs"]) == (3, 4)
@@ -312,7 +322,8 @@ def test_a_report_of_failures_only_renders(tmp_path):
 def test_an_error_with_a_pipe_or_a_line_break_stays_in_its_cell_of_the_markdown(tmp_path):
     s = Store(str(tmp_path / "f.sqlite"))
     s.add_session("s", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
-    s.add_run(run_record(model="gnmt", size="small", config={"model_options": {}}, status="failed", error="RuntimeError: a | b\n  at line 2"))
+    s.add_run(run_record(model="gnmt", size="small", config={"model_options": {}}, status="failed",
+                         error="RuntimeError: a | b\n  at line 2"))
     md = open(report.write(s, ["s"], str(tmp_path / "f"))["md"], encoding="utf-8").read()
     (row,) = [line for line in md.splitlines() if line.startswith("| date | gnmt")]
     assert row.endswith("| RuntimeError: a \\| b   at line 2 |")  # the one table writer escapes the pipe, folds the break
@@ -329,13 +340,15 @@ def add_tp(store: Store, sid: str, model: str, length: int, tok_s: float | None,
            "data": {"task": "copy", "train_lengths": [length, length], "test_lengths": [length, length]},
            "throughput": {"steps": steps, "warmup": 2, "batches": 4}}
     h = f"t-{model}-{length}-{amp}-{steps}"
-    meta = {"order": {"attention": 2, "gnmt": 3, "transformer": 4}[model], "reference": model == "attention", "recurrent": model != "transformer"}
+    meta = {"order": {"attention": 2, "gnmt": 3, "transformer": 4}[model], "reference": model == "attention",
+            "recurrent": model != "transformer"}
     if tok_s is None:
         store.add_run(run_record(session=sid, task="copy", model=model, seed=seed, config=cfg, config_hash=h, status="failed",
                                  error="out of memory: CUDA out of memory. Tried to allocate 2.00 GiB"))
         return
     step = 8 * length / tok_s
-    m = {"mode": "throughput", "params": 1000, "step_s": step, "train_tokens_per_s": tok_s, "peak_memory_bytes": int(length * 2**20 * (2 if model == "transformer" else 1)),
+    m = {"mode": "throughput", "params": 1000, "step_s": step, "train_tokens_per_s": tok_s,
+         "peak_memory_bytes": int(length * 2**20 * (2 if model == "transformer" else 1)),
          "src_len": length + 1, "tgt_len": length + 1, "batch_size": 8, "mfu": 0.01, "decode_s_per_token_b1": 0.001,
          "decode_s_per_token_batch": 0.0001, "flops_per_token": 1e5, "model_meta": meta}
     store.add_run(run_record(session=sid, task="copy", model=model, seed=seed, config=cfg, config_hash=h, metrics=m))
@@ -464,7 +477,8 @@ def add_fixed(store: Store, sid: str, model: str, length: int, em: float, option
     store.add_run(run_record(session=sid, task="copy", model=model, seed=seed, config=cfg, config_hash=h, metrics=m))
 
 
-COPY = {"transformer": (1.0, 0.99, 0.95, 0.93), "seq2seq": (1.0, 0.8, 0.3, 0.0), "mingru": (0.2, 0.1, 0.0, 0.0), "attention": (1.0, 0.9, 0.6, 0.55)}
+COPY = {"transformer": (1.0, 0.99, 0.95, 0.93), "seq2seq": (1.0, 0.8, 0.3, 0.0), "mingru": (0.2, 0.1, 0.0, 0.0),
+        "attention": (1.0, 0.9, 0.6, 0.55)}
 
 
 @pytest.fixture
@@ -486,8 +500,10 @@ def test_exact_match_against_fixed_lengths_says_where_each_model_falls_below_hal
     assert set(pts["model_label"]) == {"transformer", "seq2seq", "mingru", "mingru(form=cross)", "attention"}
     assert pts.set_index(["model_label", "length"]).loc[("seq2seq", 64), "exact"] == pytest.approx(0.3)
     (line,) = f.length_verdicts
-    assert line.startswith("copy · size tiny, test exact match at lengths 16, 32, 64, 128: transformer stays above 90 % (lowest 93.0 % at 128)")
-    assert "seq2seq falls below 50 % from length 64 on (80.0 % at 32, 30.0 % at 64), while transformer stays above 90 % there (lowest 93.0 %)" in line
+    assert line.startswith("copy · size tiny, test exact match at lengths 16, 32, 64, 128: transformer stays above 90 % (lowest 93.0 % at "
+                           "128)")
+    assert ("seq2seq falls below 50 % from length 64 on (80.0 % at 32, 30.0 % at 64), while transformer stays above 90 % there "
+            "(lowest 93.0 %)") in line
     assert "mingru below 50 % at every length measured, from 16 on (20.0 % at 16), while transformer stays above 90 % there" in line
     assert "attention stays at or above 50 % at every length measured up to 128 (lowest 55.0 % at 128)" in line
     assert "mingru(form=cross) falls below 50 % from length 128 on" in line
@@ -502,7 +518,8 @@ def test_the_reference_failing_too_is_said_and_one_length_draws_nothing(copy_len
     add_fixed(copy_lengths, "c", "seq2seq", 256, 0.0)
     (line,) = found(copy_lengths, ["c"]).length_verdicts
     assert "transformer does not stay above 90 % (lowest 20.0 % at 256)" in line
-    assert "seq2seq falls below 50 % from length 64 on (80.0 % at 32, 30.0 % at 64); transformer does not hold above 90 % there either (20.0 % at 256)" in line
+    assert ("seq2seq falls below 50 % from length 64 on (80.0 % at 32, 30.0 % at 64); transformer does not hold above 90 % there either "
+            "(20.0 % at 256)") in line
     s = Store(str(tmp_path / "one.sqlite"))
     s.add_session("o", "2026-01-01T00:00:00", None, "test", {"device_name": "CPU A", "device_type": "cpu"})
     add_fixed(s, "o", "transformer", 16, 1.0)
@@ -516,7 +533,8 @@ def test_the_length_caption_says_what_the_lines_do() -> None:
 
     from bench.analysis.report.figures import length_trends
 
-    rows = [("seq2seq", L, p) for L, p in ((8, 5.0), (16, 12.0), (24, 27.0))] + [("attention", L, p) for L, p in ((8, 91.0), (16, 92.0), (24, 90.0))]
+    rows = ([("seq2seq", L, p) for L, p in ((8, 5.0), (16, 12.0), (24, 27.0))]
+            + [("attention", L, p) for L, p in ((8, 91.0), (16, 92.0), (24, 90.0))])
     rows += [("peeky", L, p) for L, p in ((8, 60.0), (16, 20.0), (24, 40.0))]
     d = pd.DataFrame([{"label": "date · small", "model_label": m, "variant": "", "length": L, "exact_pct": p} for m, L, p in rows])
     (text,) = length_trends(d, ["seq2seq", "peeky", "attention"])
@@ -534,7 +552,8 @@ def _g2p_metrics(per: float, wer: float, unk: int = 0) -> dict:
 @pytest.fixture
 def g2p_store(tmp_path) -> Store:
     s = Store(str(tmp_path / "g.sqlite"))
-    s.add_session("g", "2026-01-01T00:00:00", "g2p", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0", "threads": 2})
+    s.add_session("g", "2026-01-01T00:00:00", "g2p", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0",
+                                                              "threads": 2})
     for seed, (per, wer) in enumerate(((0.062, 0.26), (0.058, 0.25))):
         s.add_run(run_record(session="g", task="g2p", model="attention", size="small", seed=seed, config={"model_options": {}},
                              metrics=_g2p_metrics(per, wer, unk=3)))

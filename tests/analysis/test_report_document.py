@@ -75,8 +75,8 @@ def test_the_sections_come_in_one_order_and_both_formats_hold_the_same_headings(
     doc = report.build(mixed, ["m"])
     headings = [(s.level, s.text) for s in doc.sections if isinstance(s, Heading)]
     assert headings == [
-        (1, "s2sbench report — m"), (2, "What can be concluded"), (2, "Results"), (3, "Quality"), (3, "Speed and cost"), (2, "Length sweeps"),
-        (3, "copy · size tiny · CPU A · fp32 · eager · batch 8 · 5 timed steps"),
+        (1, "s2sbench report — m"), (2, "What can be concluded"), (2, "Results"), (3, "Quality"), (3, "Speed and cost"),
+        (2, "Length sweeps"), (3, "copy · size tiny · CPU A · fp32 · eager · batch 8 · 5 timed steps"),
         (3, "From which length transformer trains faster than each recurrent model"), (2, "Length sweep on copy: speed and memory"),
         (2, "Throughput"), (2, "Failed runs"), (2, "Learning curves"), (2, "Speed against accuracy"), (2, "Accuracy by source length"),
         (2, "Attention on date"), (2, "Environment")]

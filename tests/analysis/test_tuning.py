@@ -80,7 +80,8 @@ def test_ranks_are_competition_ranks_with_ties():
 
 def _run(task, model, role, score, trial=None, status="ok", params=None):
     m = {"tune": {"study": f"{task}/{model}/tiny/h", "role": role, **({"trial": trial} if trial is not None else {}),
-                  **({"params": params} if params else {}), **({"space": {"lr": {"kind": "log", "low": 1e-4, "high": 1e-2}}} if role == "trial" else {})},
+                  **({"params": params} if params else {}),
+                  **({"space": {"lr": {"kind": "log", "low": 1e-4, "high": 1e-2}}} if role == "trial" else {})},
          "model_meta": {"order": {"seq2seq": 0, "attention": 2, "transformer": 4}[model]}}
     if status == "ok":
         m |= {"valid_exact_match": score, "test_exact_match": score}

@@ -155,8 +155,10 @@ def test_bookseeds_without_a_seed_is_the_books_run_and_with_one_another_draw() -
     fig = next(f for f in FIGURES if f.curve is not None and f.task == "addition")
     base = [sys.executable, "-m", "bench.checks.bookseeds", "--book-code", BOOK_CODE, "--data-dir", BOOK_DATA, "--task", fig.task,
             "--model", fig.model, "--hidden", str(fig.hidden), "--epochs", "1"] + (["--reverse"] if fig.reverse_source else [])
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    runs = [subprocess.run(base + extra, capture_output=True, text=True, check=True, timeout=600, env=env) for extra in ([], ["--seed", "1"])]
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    runs = [subprocess.run(base + extra, capture_output=True, text=True, check=True, timeout=600, env=env)
+            for extra in ([], ["--seed", "1"])]
     own, other = ([json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")][0]["test_exact_match"] for r in runs)
     assert abs(own - fig.curve[0]) <= 0.0006
     assert own != other
@@ -176,6 +178,7 @@ def test_the_book_codes_own_spread_is_set_against_s2sbenchs_mean(tmp_path, monke
     store = Store(str(tmp_path / "s.sqlite"))
     for s, acc in zip([s for s in specs if s.model == "seq2seq" and s.data.reverse_source], (0.21, 0.38, 0.34)):
         store.add_run(run_record(s, **_trained([0.1, acc])))
-    row = next(line for line in book.book_table(book.collect(specs, store.runs())).splitlines() if "| reversed |" in line and "seq2seq" in line)
+    row = next(line for line in book.book_table(book.collect(specs, store.runs())).splitlines()
+               if "| reversed |" in line and "seq2seq" in line)
     store.close()
     assert "| 35.2 [27.7, 42.8] (42.0, 32.0, 32.0, 35.0) | 31.0 [8.9, 53.1] |" in row and row.endswith("| no | yes |")

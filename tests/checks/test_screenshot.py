@@ -21,7 +21,8 @@ pytestmark = pytest.mark.skipif(screenshot.find_browser() is None, reason="no Ch
 @pytest.fixture
 def store(tmp_path) -> Store:
     s = Store(str(tmp_path / "r.sqlite"))
-    s.add_session("s1", "2026-01-01T00:00:00", "quick", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0", "threads": 2})
+    s.add_session("s1", "2026-01-01T00:00:00", "quick", "test", {"device_name": "CPU A", "device_type": "cpu", "torch": "2.13.0",
+                                                                 "threads": 2})
     for seed, em in enumerate((0.90, 0.92, 0.97)):
         add(s, "s1", "attention", seed, metrics(em, 1000.0 + seed))
     for seed, em in enumerate((0.50, 0.60, 0.70)):

@@ -41,7 +41,8 @@ def _suite(path, text: str) -> str:
     return str(path)
 
 
-GOOD_SUITE = '[defaults]\nsizes = ["tiny"]\nepochs = 1\ntrain = 40\nvalid = 10\ntest = 10\n[[runs]]\ntasks = ["date"]\nmodels = ["attention"]\n'
+GOOD_SUITE = ('[defaults]\nsizes = ["tiny"]\nepochs = 1\ntrain = 40\nvalid = 10\ntest = 10\n'
+              '[[runs]]\ntasks = ["date"]\nmodels = ["attention"]\n')
 
 # (id, argv after "run" without --store, words the error line must contain[, marks]). Callables get tmp_path.
 BAD_RUNS = [
@@ -72,12 +73,15 @@ BAD_RUNS = [
     ("missing-suite-file", lambda d: ["--suite", str(d / "gone.toml")], ["gone.toml"]),
     ("suite-unknown-key", lambda d: ["--suite", _suite(d / "k.toml", GOOD_SUITE + "colour = \"red\"\n")], ["k.toml", "colour"]),
     ("suite-unknown-top-key", lambda d: ["--suite", _suite(d / "t.toml", "flavour = 1\n" + GOOD_SUITE)], ["t.toml", "flavour"]),
-    ("suite-bad-type", lambda d: ["--suite", _suite(d / "ty.toml", GOOD_SUITE.replace("epochs = 1", 'epochs = "three"'))], ["ty.toml", "epochs"]),
-    ("suite-bool-for-int", lambda d: ["--suite", _suite(d / "b.toml", GOOD_SUITE.replace("epochs = 1", "epochs = true"))], ["b.toml", "epochs"]),
+    ("suite-bad-type", lambda d: ["--suite", _suite(d / "ty.toml", GOOD_SUITE.replace("epochs = 1", 'epochs = "three"'))],
+     ["ty.toml", "epochs"]),
+    ("suite-bool-for-int", lambda d: ["--suite", _suite(d / "b.toml", GOOD_SUITE.replace("epochs = 1", "epochs = true"))],
+     ["b.toml", "epochs"]),
     ("suite-bad-seed", lambda d: ["--suite", _suite(d / "s.toml", GOOD_SUITE + 'seeds = ["one"]\n')], ["s.toml", "seeds"]),
     ("suite-invalid-toml", lambda d: ["--suite", _suite(d / "bad.toml", "[defaults\nepochs = = 1\n")], ["bad.toml", "toml"]),
     ("suite-no-runs", lambda d: ["--suite", _suite(d / "nr.toml", "[defaults]\nepochs = 1\n")], ["nr.toml", "runs"]),
-    ("suite-unknown-model", lambda d: ["--suite", _suite(d / "um.toml", GOOD_SUITE.replace('"attention"', '"nosuchmodel"'))], ["nosuchmodel"]),
+    ("suite-unknown-model", lambda d: ["--suite", _suite(d / "um.toml", GOOD_SUITE.replace('"attention"', '"nosuchmodel"'))],
+     ["nosuchmodel"]),
     ("suite-and-task", lambda d: ["--suite", _suite(d / "st.toml", GOOD_SUITE), "--task", "date"], ["--suite"]),
 ]
 
@@ -106,7 +110,8 @@ def test_bad_input_through_python_dash_m_bench(tmp_path, cli_store, argv, words)
     suite = _suite(tmp_path / "k.toml", GOOD_SUITE + "colour = 1\n")
     argv = [suite if a == "@SUITE@" else a for a in argv]
     env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, "-m", "bench", *argv, "--store", store], cwd=REPO, env=env, capture_output=True, text=True, timeout=HANG_S)
+    p = subprocess.run([sys.executable, "-m", "bench", *argv, "--store", store], cwd=REPO, env=env, capture_output=True, text=True,
+                       timeout=HANG_S)
     _one_error_line(p.returncode, p.stdout, p.stderr, *words)
     assert snapshot(store) == before
 
@@ -208,7 +213,8 @@ def test_export_csv_returns_the_stored_values(cli_store) -> None:
     got = {
         "session": row["session"], "task": row["task"], "model": row["model"], "size": row["size"], "seed": int(row["seed"]),
         "status": row["status"], "params": int(row["params"]), "epochs": int(row["epochs"]),
-        "epoch_seconds": json.loads(row["epoch_seconds"]), "time_to_target_s": float(row["time_to_target_s"]) if row["time_to_target_s"] else None,
+        "epoch_seconds": json.loads(row["epoch_seconds"]),
+        "time_to_target_s": float(row["time_to_target_s"]) if row["time_to_target_s"] else None,
         "test_exact_match": float(row["test_exact_match"]), "test_token_accuracy": float(row["test_token_accuracy"]),
         "error": row["error"] or None,
     }
@@ -290,7 +296,8 @@ def test_a_suite_file_runs(tmp_path) -> None:
     assert rc == 0, err
     rc, out, err = run_cli(["export", "--store", store, "--format", "json"])
     rows = json.loads(out)
-    assert [(r["task"], r["model"], r["seed"], r["status"], r["epochs"]) for r in rows] == [("date", "attention", 0, "ok", 1), ("date", "attention", 1, "ok", 1)]
+    assert [(r["task"], r["model"], r["seed"], r["status"], r["epochs"]) for r in rows] == [("date", "attention", 0, "ok", 1),
+                                                                                            ("date", "attention", 1, "ok", 1)]
 
 
 def test_export_keeps_integers_integer_beside_a_failed_run(tmp_path, cli_store) -> None:

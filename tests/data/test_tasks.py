@@ -258,7 +258,8 @@ def test_the_books_own_split_repeats_test_questions_in_training(fname: str, want
 def test_registry_lists_everything_whatever_was_imported_first(first_import: str, registry: str, expected: list[str]) -> None:
     """Importing one task (or model) module directly must not hide the others from names()/entry()."""
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    code = f"import importlib, json; importlib.import_module({first_import!r}); r = importlib.import_module({registry!r}); print(json.dumps(r.names()))"
+    code = (f"import importlib, json; importlib.import_module({first_import!r}); r = importlib.import_module({registry!r}); "
+            "print(json.dumps(r.names()))")
     env = {**os.environ, "PYTHONPATH": repo, "OMP_NUM_THREADS": "1"}
     p = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert p.returncode == 0, p.stderr

@@ -199,7 +199,8 @@ def test_transformer_blocks_are_residual() -> None:
         zero_(layer.ff[-1])
     src, mask, tgt_in = random_batch()
     d = m.cfg.d_model
-    x, y, mem = torch.randn(src.size(0), src.size(1), d), torch.randn(tgt_in.size(0), tgt_in.size(1), d), torch.randn(src.size(0), src.size(1), d)
+    x, y, mem = (torch.randn(src.size(0), src.size(1), d), torch.randn(tgt_in.size(0), tgt_in.size(1), d),
+                 torch.randn(src.size(0), src.size(1), d))
     bias = torch.zeros(mask.shape).masked_fill(~mask, float("-inf"))[:, None, None, :]
     with torch.no_grad():
         for layer in m.encoder:

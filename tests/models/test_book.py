@@ -176,7 +176,8 @@ def test_book_size_computes_what_the_books_code_computes(name: str) -> None:
     zero cell state, the padding the encoder reads, peeky's concatenations and attention over every position;
     and the same gradients, so a training step differs only in the optimiser's arithmetic."""
     path = os.path.join(BOOK_DATA, "addition.txt")
-    prep = DataCache().get(DataSpec(task="addition", task_file=path, reverse_source=True, keep_source_padding=True, fixed_length_target=True))
+    prep = DataCache().get(DataSpec(task="addition", task_file=path, reverse_source=True, keep_source_padding=True,
+                                    fixed_length_target=True))
     with book_modules("dataset.sequence", "seq2seq", "peeky_seq2seq", "attention_seq2seq") as (sequence, s2s, peeky, att):
         sequence.load_data(os.path.relpath(path, os.path.join(os.path.dirname(sequence.__file__))))
         char_to_id = dict(sequence.get_vocab()[0])

@@ -174,7 +174,8 @@ def test_fit_widths_says_why_a_budget_is_out_of_reach() -> None:
     from models.sizing import ByWidth, fit_widths
 
     by = ByWidth(lambda w: w, low=10, high=100, step=10)
-    fits = fit_widths(lambda w: w * 1000 if w < 50 else w * 4000, by, budgets={"low": 5_000, "gap": 100_000, "high": 1_000_000, "hit": 30_000})
+    fits = fit_widths(lambda w: w * 1000 if w < 50 else w * 4000, by,
+                      budgets={"low": 5_000, "gap": 100_000, "high": 1_000_000, "hit": 30_000})
     assert fits["hit"].why is None and fits["hit"].width == 30
     assert "narrowest width searched (10)" in fits["low"].why
     assert "width 40 gives 40,000" in fits["gap"].why and "width 50 200,000" in fits["gap"].why
@@ -200,7 +201,8 @@ def test_a_task_whose_splits_overlap_breaks_splits_and_a_random_one_breaks_seed(
     @tasks.register("leaky", "splits that share sources", aligned=False)
     def leaky(opts: tasks.TaskOptions) -> tasks.TaskData:
         ex = [tasks.Example(str(i % 7), str(i)) for i in range(opts.train + opts.valid + opts.test)]
-        return tasks.TaskData("leaky", ex[: opts.train], ex[opts.train : opts.train + opts.valid], ex[opts.train + opts.valid :], "generator:leaky")
+        return tasks.TaskData("leaky", ex[: opts.train], ex[opts.train : opts.train + opts.valid], ex[opts.train + opts.valid :],
+                              "generator:leaky")
 
     @tasks.register("shaky", "another dataset every time", aligned=True)
     def shaky(opts: tasks.TaskOptions) -> tasks.TaskData:

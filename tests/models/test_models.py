@@ -210,8 +210,10 @@ def test_transformer_cached_generate_equals_uncached(positions: str) -> None:
 def test_gradients_reach_the_first_layers() -> None:
     """In the deep models the loss gradient reaches the embeddings and the bottom layer with nonzero norm."""
     first = {
-        "gnmt": ("src_embed.weight", "encoder.0.weight_ih_l0", "encoder.0.weight_ih_l0_reverse", "tgt_embed.weight", "decoder.0.weight_ih_l0"),
-        "transformer": ("src_embed.weight", "encoder.0.ln1.weight", "encoder.0.attn.qkv.weight", "tgt_embed.weight", "decoder.0.self_attn.qkv.weight"),
+        "gnmt": ("src_embed.weight", "encoder.0.weight_ih_l0", "encoder.0.weight_ih_l0_reverse", "tgt_embed.weight",
+                 "decoder.0.weight_ih_l0"),
+        "transformer": ("src_embed.weight", "encoder.0.ln1.weight", "encoder.0.attn.qkv.weight", "tgt_embed.weight",
+                        "decoder.0.self_attn.qkv.weight"),
     }
     for name, params in first.items():
         for size in ("tiny", "base"):  # base: gnmt is 8+8 layers deep

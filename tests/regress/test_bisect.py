@@ -48,7 +48,8 @@ def test_the_written_suite_runs_the_stored_configs_again(tmp_path) -> None:
         for seed in (0, 2)
     ] + [
         RunSpec("transformer", "small", 0, DataSpec(task="copy", train_lengths=(1, 10), test_lengths=(11, 20)), TrainConfig(amp="bf16")),
-        RunSpec("gnmt", "tiny", 1, DataSpec(task="addition", train=100), TrainConfig(batch_size=16), throughput=ThroughputSpec(steps=20, warmup=3)),
+        RunSpec("gnmt", "tiny", 1, DataSpec(task="addition", train=100), TrainConfig(batch_size=16),
+                throughput=ThroughputSpec(steps=20, warmup=3)),
     ]
     path = tmp_path / "s.toml"
     path.write_text(bisect.suite_text([s.config() for s in specs], "again"), encoding="utf-8")
@@ -154,7 +155,8 @@ def test_bisects_own_inputs_are_one_line_exit_2_and_leave_nothing(small_repo, tm
 
 def test_a_named_suite_is_copied_once_and_every_row_is_judged(small_repo, tmp_path) -> None:
     repo, a, b = small_repo
-    plan = bisect.plan_from(repo, a, b, str(tmp_path / "out"), "quick", None, "latest", "unused.sqlite", None, ["s_per_epoch"], ["--device", "cpu"])
+    plan = bisect.plan_from(repo, a, b, str(tmp_path / "out"), "quick", None, "latest", "unused.sqlite", None, ["s_per_epoch"],
+                            ["--device", "cpu"])
     with open(plan.suite, encoding="utf-8") as f, open(suite_mod.resolve("quick"), encoding="utf-8") as g:
         assert f.read() == g.read()  # every commit runs this definition, not its own copy of the suite
     assert plan.targets is None and plan.metrics == ["s_per_epoch"] and (plan.good, plan.bad) == (a, b)
@@ -237,7 +239,8 @@ def _regression_store(path: str, spec: RunSpec) -> None:
     """What ``compare`` had found: session "new" trains 7x slower per epoch than session "base"."""
     s = Store(path)
     for sid, k in (("base", 1.0), ("new", 7.0)):
-        s.add_session(sid, f"2026-01-0{1 if sid == 'base' else 2}T00:00:00+00:00", "tiny", "s2sbench run", {"device_name": "cpu", "device_type": "cpu"})
+        s.add_session(sid, f"2026-01-0{1 if sid == 'base' else 2}T00:00:00+00:00", "tiny", "s2sbench run",
+                      {"device_name": "cpu", "device_type": "cpu"})
         m = {"test_exact_match": 0.5, "test_token_accuracy": 0.8, "epoch_seconds": [0.5 * k, 0.3 * k, 0.3 * k], "peak_memory_bytes": 2**27,
              "params": 1000, "epochs": 3}
         s.add_run(run_record(spec, session=sid, metrics=m))

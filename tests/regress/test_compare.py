@@ -52,7 +52,8 @@ def add_run(store: Store, sid: str, model: str = "attention", seed: int = 0, tas
     m = {} if status != "ok" else {**METRICS, **metrics}
     cfg = {"model_options": options or {}, "train": {"amp": amp, "epochs": epochs}}
     h = "h" if (amp, epochs) == ("off", 5) else f"h-{amp}-{epochs}"  # the runner hashes the config less the seed
-    store.add_run(run_record(session=sid, task=task, model=model, seed=seed, config=cfg, config_hash=h, status=status, error=error, metrics=m))
+    store.add_run(run_record(session=sid, task=task, model=model, seed=seed, config=cfg, config_hash=h, status=status, error=error,
+                             metrics=m))
 
 
 def scaled(k: float) -> dict:
@@ -451,7 +452,8 @@ def test_configurations_that_differ_are_not_paired_and_the_output_says_why(store
     assert verdicts(c, "attention [bf16, epochs=10]") == {"-": "new"}
     (why,) = c.unpaired
     assert why == "date/attention/tiny: base config h and new config h-bf16-10 differ in train.amp off → bf16, train.epochs 5 → 10."
-    assert c.exit_code() == 1 and any("1 configuration could not be paired" in w and why in w for w in c.warnings)  # a gate that checks nothing fails
+    # a gate that checks nothing fails
+    assert c.exit_code() == 1 and any("1 configuration could not be paired" in w and why in w for w in c.warnings)
     assert "1 unpaired (configurations differ)" in c.summary_line()
 
 

@@ -31,7 +31,8 @@ ERROR = "diverged: loss is nan in epoch 2"
 
 def _spec(model: str, seed: int = 0) -> RunSpec:
     return RunSpec(model=model, size="tiny", seed=seed, data=DataSpec(task="date", train=320, valid=20, test=20),
-                   train=TrainConfig(epochs=3, batch_size=32, lr=0.003, target=None), model_options=(("score", "general"),) if model == "attention" else ())
+                   train=TrainConfig(epochs=3, batch_size=32, lr=0.003, target=None),
+                   model_options=(("score", "general"),) if model == "attention" else ())
 
 
 STARTED = "2026-01-02T03:04:05+00:00"
@@ -82,7 +83,8 @@ def test_a_stored_run_becomes_params_final_metrics_series_and_tags(store) -> Non
     assert [(s, v) for s, v, _ in ok.series["epoch/loss"]] == [(e, loss) for e, _, loss, _ in EPOCHS]
     assert [(s, v) for s, v, _ in ok.series["epoch/train_s"]] == [(e, t) for e, t, _, _ in EPOCHS]
     assert [(s, v) for s, v, _ in ok.series["by_length/test_exact_match"]] == [(10, 0.75), (12, 0.25)]
-    assert ok.tags["session"] == "s1" and ok.tags["commit"] == "c0ffee1234" and ok.tags["device"] == "Test CPU" and ok.tags["status"] == "ok"
+    assert (ok.tags["session"] == "s1" and ok.tags["commit"] == "c0ffee1234" and ok.tags["device"] == "Test CPU"
+            and ok.tags["status"] == "ok")
     assert failed.status == "failed" and failed.error == ERROR and failed.tags["error"] == ERROR and failed.metrics == {}
 
 
@@ -118,10 +120,12 @@ def test_mlflow_sees_each_run_with_params_metrics_history_and_tags_once(store, t
     assert set(runs) == {"date/attention(score=general)/tiny/seed0", "date/seq2seq/tiny/seed0"}
     ok, failed = runs["date/attention(score=general)/tiny/seed0"], runs["date/seq2seq/tiny/seed0"]
     assert ok.info.status == "FINISHED" and failed.info.status == "FAILED"
-    assert ok.data.params["train.lr"] == "0.003" and ok.data.params["model"] == "attention" and ok.data.params["model_options.score"] == "general"
+    assert (ok.data.params["train.lr"] == "0.003" and ok.data.params["model"] == "attention"
+            and ok.data.params["model_options.score"] == "general")
     assert ok.data.metrics["test_exact_match"] == 0.75 and ok.data.metrics["s_per_epoch"] == pytest.approx(0.6)
     tags = ok.data.tags
-    assert (tags["s2sbench.session"], tags["s2sbench.commit"], tags["s2sbench.device"], tags["s2sbench.status"]) == ("s1", "c0ffee1234", "Test CPU", "ok")
+    assert (tags["s2sbench.session"], tags["s2sbench.commit"], tags["s2sbench.device"],
+            tags["s2sbench.status"]) == ("s1", "c0ffee1234", "Test CPU", "ok")
     assert tags["mlflow.source.git.commit"] == "c0ffee1234"
     assert failed.data.tags["s2sbench.status"] == "failed" and ERROR in failed.data.tags["s2sbench.error"]
     hist = sorted((m.step, m.value) for m in client.get_metric_history(ok.info.run_id, "epoch/loss"))

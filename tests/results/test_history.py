@@ -74,9 +74,9 @@ def test_every_door_to_a_finished_session_leaves_what_it_says_unchanged(tmp_path
     with db:
         db.execute("DELETE FROM session_plans")
         db.execute("UPDATE runs SET metrics=json_set(metrics, '$.test_exact_match', 1.0), finished='2099-01-01T00:00:00+00:00'")
-        db.execute("INSERT INTO runs(session, key, task, model, size, seed, config, config_hash, status, error, started, finished, metrics, "
-                   "history, samples) SELECT session, 'date/transformer/tiny/0/added', task, 'transformer', size, seed, config, config_hash, "
-                   "status, error, started, finished, metrics, history, samples FROM runs")
+        db.execute("INSERT INTO runs(session, key, task, model, size, seed, config, config_hash, status, error, started, finished, "
+                   "metrics, history, samples) SELECT session, 'date/transformer/tiny/0/added', task, 'transformer', size, seed, config, "
+                   "config_hash, status, error, started, finished, metrics, history, samples FROM runs")
         db.execute("UPDATE sessions SET finished='2099-01-01T00:00:00+00:00'")
     db.close()
     rc, out, err = run_cli(["merge", path, appended])
@@ -168,7 +168,8 @@ def test_merge_carries_plans_and_a_finished_session_is_joined_only_by_a_part_it_
     for i, half in enumerate((specs[:2], specs[2:])):
         p = str(tmp_path / f"shard{i}.sqlite")
         st = Store(p)
-        run_session(half, st, CPU, "s", "c", session_id="S", executor=Uncalibrated(run=_ok), env_extra={"shard": {"index": i + 1, "count": 2}})
+        run_session(half, st, CPU, "s", "c", session_id="S", executor=Uncalibrated(run=_ok),
+                    env_extra={"shard": {"index": i + 1, "count": 2}})
         assert st.planned("S") == {s.key() for s in half}
         st.close()
         parts.append(p)

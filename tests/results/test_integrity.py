@@ -103,7 +103,8 @@ def test_the_undamaged_sessions_are_still_listed_and_reported(two, tmp_path):
     assert first in (tmp_path / "rep" / "index.html").read_text(encoding="utf-8")
     rc, out, err = run_cli(["compare", first, first, "--store", path])
     assert rc == 0, err
-    for argv in (["report", "--store", path, "--session", "all", "--out", str(tmp_path / "r2")], ["export", "--store", path, "--session", second]):
+    for argv in (["report", "--store", path, "--session", "all", "--out", str(tmp_path / "r2")],
+                 ["export", "--store", path, "--session", second]):
         rc, out, err = run_cli(argv)
         assert rc == 2 and "damaged" in err and "metrics" in err, (argv, err)
 
@@ -186,7 +187,8 @@ def test_a_real_full_disk_leaves_no_log_and_readers_read_on(cli_store):
         env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
         argv = ["run", "--task", "date", "--model", "attention", "--size", "tiny", "--epochs", "1", "--train-size", "40", "--device", "cpu",
                 "--threads", "1", "--store", store]
-        past_the_check = "from bench.results import store; store.MIN_FREE = 0; from bench.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
+        past_the_check = ("from bench.results import store; store.MIN_FREE = 0; from bench.cli import main; import sys; "
+                          "sys.exit(main(sys.argv[1:]))")
         for cmd in ([sys.executable, "-m", "bench", *argv], [sys.executable, "-c", past_the_check, *argv]):
             p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
             assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, p.stderr

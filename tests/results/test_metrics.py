@@ -57,8 +57,8 @@ def test_every_metric_is_declared_once_with_a_direction_and_a_format():
     for m in CATALOGUE:
         assert m.better in ("high", "low", None) and m.kind in ("quality", "speed", "memory", "cost")
         assert m.format(m.display(1.0)) != "–"
-    assert {m.name for m in of_kind("quality")} == {"test_exact_match", "test_token_accuracy", "alignment", "test_ter", "test_ser", "test_bleu",
-                                                    "test_chrf"}
+    assert {m.name for m in of_kind("quality")} == {"test_exact_match", "test_token_accuracy", "alignment", "test_ter", "test_ser",
+                                                    "test_bleu", "test_chrf"}
 
 
 def test_display_converts_to_the_unit_people_read():

@@ -126,8 +126,8 @@ def test_a_run_on_a_parallel_corpus_scores_and_exports_every_test_example(tmp_pa
     """Through the command line: scores against the closest reference, recomputable from the export."""
     pytest.importorskip("rapidfuzz")
     store = str(tmp_path / "s.sqlite")
-    rc, out, err = run_cli(["run", "--task-file", _tsv(tmp_path), "--target-tokens", "space", "--target-unit", "phone", "--model", "attention",
-                            "--size", "tiny", "--epochs", "2", "--device", "cpu", "--store", store])
+    rc, out, err = run_cli(["run", "--task-file", _tsv(tmp_path), "--target-tokens", "space", "--target-unit", "phone", "--model",
+                            "attention", "--size", "tiny", "--epochs", "2", "--device", "cpu", "--store", store])
     assert rc == 0, err
     st = Store.open_read_only(store)
     (run,) = st.runs()

@@ -23,7 +23,8 @@ CPU = SessionConfig(device="cpu")
 # float that is not exact in decimal, None inside metrics).
 STORED = dict(config={"model": "attention", "train": {"lr": 0.001, "amp": "off"}, "model_options": {}}, config_hash="abc123",
               started="2024-01-01T00:00:00+00:00", finished="2024-01-01T00:01:00+00:00")
-MEASURED = dict(metrics={"test_exact_match": 0.125, "epoch_seconds": [1.5, 0.25], "time_to_target_s": None, "test_by_length": {"7": [1, 8]}},
+MEASURED = dict(metrics={"test_exact_match": 0.125, "epoch_seconds": [1.5, 0.25], "time_to_target_s": None,
+                         "test_by_length": {"7": [1, 8]}},
                 history=[{"epoch": 1, "loss": 2.5}, {"epoch": 2, "loss": 1.0 / 3.0}], samples=[{"row": 0, "attention": [[0.5, 0.5]]}])
 
 

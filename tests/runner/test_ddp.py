@@ -69,7 +69,8 @@ def test_two_gloo_ranks_match_a_single_process_with_the_same_global_batch(tmp_pa
         r0, r1 = (torch.load(tmp_path / f"{name}-rank{r}.pt") for r in (0, 1))
         for k, v in single.items():
             assert torch.equal(r0["params"][k], r1["params"][k]), (name, k)  # the ranks agree exactly
-            torch.testing.assert_close(_without_key_bias(k, r0["params"][k]), _without_key_bias(k, v), rtol=1e-4, atol=1e-5, msg=f"{name} {k}")
+            torch.testing.assert_close(_without_key_bias(k, r0["params"][k]), _without_key_bias(k, v), rtol=1e-4, atol=1e-5,
+                                       msg=f"{name} {k}")
         seed_everything(0)
         init = models.build(name, len(DataCache().get(DATA).vocab), "tiny", **opts).state_dict()
         moved = max(float((single[k] - init[k]).abs().max()) for k in single)
@@ -102,8 +103,8 @@ def test_torchrun_ddp_session_is_written_by_rank_0_with_world_size_and_throughpu
     args = ["run", "--task", "date", "--model", "attention", "--size", "tiny", "--epochs", "2", "--train-size", "97", "--device", "cpu",
             "--threads", "1"]
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "bench", *args, "--ddp",
-                        "--store", store], cwd=REPO, env=env, capture_output=True, text=True, timeout=HANG_S)
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "bench", *args,
+                        "--ddp", "--store", store], cwd=REPO, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout.count("1 runs ok, 0 failed") == 1  # rank 0 alone reports (and writes)
     st = Store.open_existing(store)
@@ -127,6 +128,7 @@ def test_ddp_outside_torchrun_is_one_line_and_exit_2(tmp_path, monkeypatch):
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(k, raising=False)
     store = tmp_path / "s.sqlite"
-    rc, out, err = run_cli(["run", "--task", "date", "--model", "attention", "--size", "tiny", "--device", "cpu", "--ddp", "--store", str(store)])
+    rc, out, err = run_cli(["run", "--task", "date", "--model", "attention", "--size", "tiny", "--device", "cpu", "--ddp", "--store",
+                            str(store)])
     assert rc == 2 and "torchrun" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not store.exists()

@@ -42,7 +42,8 @@ def test_a_difference_in_one_epochs_loss_shows(restore_determinism) -> None:
         m, h, s = execute(spec, prep, device, sc, progress)
         calls.append(1)
         if len(calls) % 2 == 0:  # the second run of each model: its last epoch's loss off by the smallest step
-            h[-1]["loss"] = float(torch.nextafter(torch.tensor(h[-1]["loss"], dtype=torch.float64), torch.tensor(float("inf"), dtype=torch.float64)))
+            h[-1]["loss"] = float(torch.nextafter(torch.tensor(h[-1]["loss"], dtype=torch.float64),
+                                                  torch.tensor(float("inf"), dtype=torch.float64)))
         return m, h, s
 
     (row,) = determinism_check("cpu", ["attention"], 2, train=300, run=drifting)

@@ -209,7 +209,8 @@ def test_a_run_keeps_only_the_plugins_it_came_from_and_its_key_does_not_move(tmp
 
 def test_a_suite_names_plugins_relative_to_itself_and_plugin_flags_add_to_them(tmp_path) -> None:
     (tmp_path / "toy_plugin.py").write_text(TOY_PLUGIN.format(name="toysuite"))
-    (tmp_path / "s.toml").write_text('plugins = ["toy_plugin.py"]\n[defaults]\nsizes = ["tiny"]\n[[runs]]\ntasks = ["date"]\nmodels = ["toysuite"]\n')
+    (tmp_path / "s.toml").write_text('plugins = ["toy_plugin.py"]\n[defaults]\nsizes = ["tiny"]\n[[runs]]\ntasks = ["date"]\nmodels = '
+                                     '["toysuite"]\n')
     _, _, specs = suite_mod.load(str(tmp_path / "s.toml"), {"plugins": [EXAMPLE_FILES[1]]})
     assert specs[0].plugins == (str(tmp_path / "toy_plugin.py"), EXAMPLE_FILES[1])
     _forget_the_installed_example()
@@ -221,7 +222,8 @@ def test_shards_partition_plugin_runs_as_they_do_built_in_ones(tmp_path) -> None
     from bench.runner.shard import select
 
     _forget_the_installed_example()
-    specs = plugins.attach(suite_mod.from_flags({"tasks": ["date", "addition"]}, {"models": ["gru", "attention"], "sizes": ["tiny", "small"],
+    specs = plugins.attach(suite_mod.from_flags({"tasks": ["date", "addition"]},
+                                                {"models": ["gru", "attention"], "sizes": ["tiny", "small"],
                                                                                   "plugins": [EXAMPLE_FILES[0]]}))
     parts = [select(specs, (k, 2))[0] for k in (1, 2)]
     assert sorted(s.key() for p in parts for s in p) == sorted(s.key() for s in specs) and all(parts)
@@ -241,15 +243,17 @@ def test_check_models_refuses_a_plugin_model_that_breaks_the_contract_only_when_
 def test_a_worker_process_loads_the_plugins_its_run_carries(tmp_path) -> None:
     """A Ray worker is a process of its own: ``run_remote`` there (no Ray needed to show it) loads the run's plugin."""
     (tmp_path / "toy_plugin.py").write_text(TOY_PLUGIN.format(name="toyworker"))
-    (spec,) = plugins.attach(suite_mod.from_flags({"tasks": ["date"]}, {"models": ["toyworker"], "sizes": ["tiny"], "epochs": 1, "train": 60,
-                                                                          "valid": 10, "test": 10, "plugins": [str(tmp_path / "toy_plugin.py")]}))
+    (spec,) = plugins.attach(suite_mod.from_flags({"tasks": ["date"]}, {"models": ["toyworker"], "sizes": ["tiny"], "epochs": 1,
+                                                                        "train": 60, "valid": 10, "test": 10,
+                                                                        "plugins": [str(tmp_path / "toy_plugin.py")]}))
     assert spec.plugins == (str(tmp_path / "toy_plugin.py"),)
     with open(tmp_path / "spec.pkl", "wb") as f:
         pickle.dump(spec, f)
     code = ("import json, pickle, sys\nfrom bench.runner.ray_executor import run_remote\nfrom bench.spec.run import SessionConfig\n"
             "spec = pickle.load(open(sys.argv[1], 'rb'))\nr = run_remote(spec, SessionConfig(device='cpu', threads=1), 'cpu', 1)\n"
             "print(json.dumps({'error': r['error'], 'meta': r['metrics'].get('model_meta')}))\n")
-    p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "spec.pkl")], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "spec.pkl")], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                       timeout=300)
     assert p.returncode == 0, p.stderr
     got = json.loads(p.stdout.strip().splitlines()[-1])
     assert got["error"] is None and got["meta"]["plugin"] == str(tmp_path / "toy_plugin.py")
@@ -258,8 +262,9 @@ def test_a_worker_process_loads_the_plugins_its_run_carries(tmp_path) -> None:
 def test_every_torchrun_rank_loads_the_plugin(tmp_path) -> None:
     (tmp_path / "toy_plugin.py").write_text(TOY_PLUGIN.format(name="toyddp"))
     store = str(tmp_path / "ddp.sqlite")
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "bench", "run", "--ddp",
-                        "--plugin", str(tmp_path / "toy_plugin.py"), "--task", "date", "--model", "toyddp", *TINY, "--store", store],
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "bench", "run",
+                        "--ddp", "--plugin", str(tmp_path / "toy_plugin.py"), "--task", "date", "--model", "toyddp", *TINY, "--store",
+                        store],
                        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     (run,) = Store.open_existing(store).runs()

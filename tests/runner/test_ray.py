@@ -106,8 +106,9 @@ def test_ray_workers_load_the_plugin_a_run_carries(tmp_path):
     plugin = tmp_path / "toy_plugin.py"
     plugin.write_text("from tests.models.toys import plant\n\nplant('toyray')\n")
     store = str(tmp_path / "ray.sqlite")
-    p = subprocess.run([sys.executable, "-m", "bench", "run", "--plugin", str(plugin), "--task", "date", "--model", "toyray", "--size", "tiny",
-                        "--epochs", "1", "--train-size", "60", "--executor", "ray", "--device", "cpu", "--threads", "1", "--store", store],
+    p = subprocess.run([sys.executable, "-m", "bench", "run", "--plugin", str(plugin), "--task", "date", "--model", "toyray",
+                        "--size", "tiny", "--epochs", "1", "--train-size", "60", "--executor", "ray", "--device", "cpu", "--threads", "1",
+                        "--store", store],
                        cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     (run,) = Store.open_existing(store).runs()

@@ -169,7 +169,8 @@ def test_merge_joins_same_session_ids_keeps_others_and_later_finished_wins(tmp_p
     rc, stdout, err = run_cli(["merge", out, a, b])
     assert rc == 0, err
     rows = _rows(out)
-    assert [(s, k, st) for s, k, st, _, _ in rows] == [("A", "k1", "ok"), ("B", "k1", "ok"), ("S", "k1", "ok"), ("S", "k2", "ok"), ("S", "k3", "ok")]
+    assert [(s, k, st) for s, k, st, _, _ in rows] == [("A", "k1", "ok"), ("B", "k1", "ok"), ("S", "k1", "ok"), ("S", "k2", "ok"),
+                                                       ("S", "k3", "ok")]
     assert json.loads(rows[3][4])["from"] == b  # the later finished k2 (b's ok), not a's failed one
     assert "session S: run k2 twice; kept the one finished 2026-01-01T00:30:00+00:00 (ok)" in stdout and "dropped" in stdout
     st = Store.open_existing(out)

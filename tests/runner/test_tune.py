@@ -26,7 +26,8 @@ SPACE = (Param("lr", 1e-4, 1e-2), Param("lr_warmup", 0, 20), Param("dropout", 0.
 
 def objective(spec) -> float:
     """A made-up validation score with a peak (lr 3e-3, batch 32): what the samplers are tested against."""
-    return max(0.0, 1 - abs(math.log10(spec.train.lr) + 2.5) / 2 - 0.1 * (spec.train.batch_size != 32) - dict(spec.model_options).get("dropout", 0))
+    return max(0.0, 1 - abs(math.log10(spec.train.lr) + 2.5) / 2 - 0.1 * (spec.train.batch_size != 32)
+               - dict(spec.model_options).get("dropout", 0))
 
 
 class Fake(LocalExecutor):
@@ -158,7 +159,8 @@ def test_a_models_own_range_narrows_the_space(make_spec, monkeypatch):
     import models
 
     e = models.entry("attention")
-    monkeypatch.setitem(models.registry._REGISTRY, "attention", replace(e, meta=replace(e.meta, search=(("lr", (1e-3, 5e-2)), ("batch_size", (32,))))))
+    monkeypatch.setitem(models.registry._REGISTRY, "attention",
+                        replace(e, meta=replace(e.meta, search=(("lr", (1e-3, 5e-2)), ("batch_size", (32,))))))
     (st,), _ = _prepare(make_spec, TuneSettings(space=SPACE, given=True))
     got = {p.name: p for p in st.space}
     assert (got["lr"].low, got["lr"].high) == (1e-3, 1e-2) and got["batch_size"].choices == (32,)
@@ -178,7 +180,8 @@ def test_shards_split_the_studies_whole(make_spec):
 
 def test_default_space_is_the_documented_one():
     assert [p.describe() for p in DEFAULT_SPACE] == ["lr log-uniform [0.0001, 0.01]", "lr_warmup integer [0, 1/4 of training]",
-                                                     "dropout uniform [0, 0.3]", "label_smoothing uniform [0, 0.2]", "batch_size in {32, 64, 128}"]
+                                                     "dropout uniform [0, 0.3]", "label_smoothing uniform [0, 0.2]",
+                                                     "batch_size in {32, 64, 128}"]
 
 
 # --- through the command line, with real training ---------------------------------------------------------
@@ -228,14 +231,16 @@ def test_two_tuning_sessions_with_one_seed_give_identical_trials(tmp_path):
     suite.write_text(SUITE, encoding="utf-8")
     got = []
     for name in ("a", "b"):
-        rc, out, err = run_cli(["tune", "--suite", str(suite), "--seed", "5", "--device", "cpu", "--threads", "1", "--store", str(tmp_path / f"{name}.sqlite")])
+        rc, out, err = run_cli(["tune", "--suite", str(suite), "--seed", "5", "--device", "cpu", "--threads", "1", "--store",
+                                str(tmp_path / f"{name}.sqlite")])
         assert rc == 0, err
         assert "| addition | attention | 3 |" in out
         got.append(_trials(str(tmp_path / f"{name}.sqlite")))
     assert got[0] == got[1]
     assert [g[0] for g in got[0]] == ["trial"] * 3 + ["default", "tuned"]
     assert len({g[1] for g in got[0][:3]}) == 3 and all(len(g[4]) == 2 for g in got[0])
-    rc, _, err = run_cli(["tune", "--suite", str(suite), "--seed", "6", "--device", "cpu", "--threads", "1", "--store", str(tmp_path / "c.sqlite")])
+    rc, _, err = run_cli(["tune", "--suite", str(suite), "--seed", "6", "--device", "cpu", "--threads", "1", "--store",
+                          str(tmp_path / "c.sqlite")])
     assert rc == 0, err
     assert [g[1] for g in _trials(str(tmp_path / "c.sqlite"))[:3]] != [g[1] for g in got[0][:3]]  # another seed, other draws
 

@@ -25,7 +25,8 @@ CPU = SessionConfig(device="cpu", threads=1)
 
 def made_up(spec, sc, device_type, cpus):
     """The worker task: no training, the made-up score of tests/runner/test_tune.py's objective."""
-    v = max(0.0, 1 - abs(math.log10(spec.train.lr) + 2.5) / 2 - 0.1 * (spec.train.batch_size != 32) - dict(spec.model_options).get("dropout", 0))
+    v = max(0.0, 1 - abs(math.log10(spec.train.lr) + 2.5) / 2 - 0.1 * (spec.train.batch_size != 32)
+            - dict(spec.model_options).get("dropout", 0))
     return {"started": "t", "finished": "t", "error": None, "metrics": {"valid_exact_match": v, "test_exact_match": v - 0.01 * spec.seed,
             "worker_host": socket.gethostname()}, "history": [], "samples": []}
 

@@ -75,7 +75,8 @@ def test_new_data_options_appear_in_the_config_only_away_from_their_defaults():
     from bench.spec.run import DataSpec, RunSpec
 
     plain = RunSpec("attention", "tiny", 0).config()["data"]
-    assert set(plain) == {"task", "task_file", "seed", "train", "valid", "test", "train_size", "reverse_source", "train_lengths", "test_lengths"}
+    assert set(plain) == {"task", "task_file", "seed", "train", "valid", "test", "train_size", "reverse_source", "train_lengths",
+                          "test_lengths"}
     files = RunSpec("attention", "tiny", 0, data=DataSpec(task="x", task_file="x.src", **NEW_DATA)).config()["data"]
     assert {k: files[k] for k in NEW_DATA} == NEW_DATA
     g2p = RunSpec("attention", "tiny", 0, data=DataSpec(task="g2p", keep_stress=True))

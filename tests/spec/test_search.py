@@ -21,7 +21,8 @@ def test_search_flags_parse(text, want):
 @pytest.mark.parametrize("name, value, words", [
     ("lr", [1e-2, 1e-4], "inverted"), ("lr", [1e-3, 1e-3], "empty"), ("batch_size", [], "empty"), ("lr", [0, 1e-2], "out of range"),
     ("dropout", [0.1, 1.0], "out of range"), ("lr_warmup", [0, 2.5], "integers"), ("batch_size", [32, 32], "twice"),
-    ("schedule", ["linear"], "one of"), ("batch_size", [0, 8], "integers >= 1"), ("momentum", [0, 1], "unknown"), ("lr", 0.1, "[low, high]"),
+    ("schedule", ["linear"], "one of"), ("batch_size", [0, 8], "integers >= 1"), ("momentum", [0, 1], "unknown"),
+    ("lr", 0.1, "[low, high]"),
 ])
 def test_bad_ranges_are_refused_with_their_name(name, value, words):
     with pytest.raises(UserError, match=None) as e:
@@ -38,7 +39,8 @@ def test_a_space_and_its_record():
         space({}, "--search")
 
 
-@pytest.mark.parametrize("kw, flag", [({"trials": 0}, "--trials"), ({"sampler": "grid"}, "--sampler"), ({"final_seeds": 0}, "--final-seeds")])
+@pytest.mark.parametrize("kw, flag", [({"trials": 0}, "--trials"), ({"sampler": "grid"}, "--sampler"),
+                                      ({"final_seeds": 0}, "--final-seeds")])
 def test_settings_refuse_a_budget_of_zero_and_unknown_samplers(kw, flag):
     with pytest.raises(UserError, match=flag):
         TuneSettings(**kw)
@@ -60,7 +62,8 @@ def test_apply_sets_training_settings_and_the_dropout_option():
 
 def test_a_suites_tune_table(tmp_path):
     p = tmp_path / "s.toml"
-    p.write_text('[[runs]]\ntasks = ["date"]\nmodels = ["attention"]\n[tune]\ntrials = 4\n[tune.space]\nlr = [1e-4, 1e-3]\n', encoding="utf-8")
+    p.write_text('[[runs]]\ntasks = ["date"]\nmodels = ["attention"]\n[tune]\ntrials = 4\n[tune.space]\nlr = [1e-4, 1e-3]\n',
+                 encoding="utf-8")
     table, _ = suite.tune_table(str(p))
     assert table["trials"] == 4 and table["space"] == {"lr": [1e-4, 1e-3]}
     assert len(suite.load(str(p))[2]) == 1  # run reads the blocks and leaves [tune] alone

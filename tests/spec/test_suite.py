@@ -81,7 +81,8 @@ def test_unknown_suite_name_lists_the_known_ones():
 # --- reliability ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, lengths, size", [("copy-length", (16, 64, 256, 1024), "small"), ("copy-length-cpu", (4, 8, 16, 32, 64, 128), "tiny")])
+@pytest.mark.parametrize("name, lengths, size",
+                         [("copy-length", (16, 64, 256, 1024), "small"), ("copy-length-cpu", (4, 8, 16, 32, 64, 128), "tiny")])
 def test_copy_length_suites_give_every_model_one_budget(name, lengths, size):
     """Copy at fixed lengths, every model with the same training budget (examples, epochs, batch, learning rate,
     target), the recurrences in both forms, and a length split beside the fixed lengths."""
@@ -139,7 +140,8 @@ def test_parallel_corpus_keys_are_relative_to_the_data_folder(tmp_path):
     p = write(tmp_path, '[[runs]]\ntask_files = ["train.src"]\ntarget_file = "train.tgt"\ntest_file = "/abs/test.src"\n'
                         'models = ["attention"]\nsource_tokens = "space"\n')
     _, _, (s,) = suite.load(p, data_dir="/d")
-    assert (s.data.task_file, s.data.target_file, s.data.test_file, s.data.source_tokens) == ("/d/train.src", "/d/train.tgt", "/abs/test.src", "space")
+    assert (s.data.task_file, s.data.target_file, s.data.test_file, s.data.source_tokens) == ("/d/train.src", "/d/train.tgt",
+                                                                                              "/abs/test.src", "space")
     two = write(tmp_path, '[[runs]]\ntask_files = ["a.tsv", "b.tsv"]\ntest_file = "t.tsv"\nmodels = ["attention"]\n', "two.toml")
     with pytest.raises(UserError, match="test_file belong to one training file"):
         suite.load(two)

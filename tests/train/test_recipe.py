@@ -200,7 +200,8 @@ def test_a_scheduled_step_needs_the_runs_budget():
 @pytest.mark.parametrize("kw, key", [
     ({"schedule": "linear"}, "schedule"), ({"lr_warmup": -1}, "lr_warmup"), ({"lr_warmup": 2.5}, "lr_warmup"),
     ({"label_smoothing": 1.0}, "label_smoothing"), ({"label_smoothing": -0.1}, "label_smoothing"),
-    ({"label_smoothing": math.nan}, "label_smoothing"), ({"weight_decay": -1e-4}, "weight_decay"), ({"weight_decay": math.inf}, "weight_decay"),
+    ({"label_smoothing": math.nan}, "label_smoothing"), ({"weight_decay": -1e-4}, "weight_decay"),
+    ({"weight_decay": math.inf}, "weight_decay"),
 ])
 def test_recipe_values_are_refused_with_their_key(kw, key):
     with pytest.raises(SpecError) as e:

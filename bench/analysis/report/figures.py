@@ -86,9 +86,11 @@ def fig_learning_curves(ep: pd.DataFrame, table: pd.DataFrame, pal: dict) -> Fig
         style = "configuration" if d["configuration"].nunique() > 1 else None
         for col, (x, xl) in enumerate((("epoch", "epoch"), ("wall_cum_s", "wall time incl. evaluation (s, log)"))):
             ax = axes[row][col]
-            sns.lineplot(data=d, x=x, y="valid_exact_pct", hue="model", palette=colours, hue_order=[m for m in colours if m in set(d["model"])],
+            sns.lineplot(data=d, x=x, y="valid_exact_pct", hue="model", palette=colours,
+                         hue_order=[m for m in colours if m in set(d["model"])],
                          style=style, style_order=[v for v in dash_map if v in set(d["configuration"])] if style else None,
-                         dashes={v: dash_map[v] for v in set(d["configuration"])} if style else True, errorbar=("pi", 100) if several else None, estimator="mean", marker="o", ax=ax, legend=(col == 1))
+                         dashes={v: dash_map[v] for v in set(d["configuration"])} if style else True,
+                         errorbar=("pi", 100) if several else None, estimator="mean", marker="o", ax=ax, legend=(col == 1))
             ax.set(xlabel=xl, ylabel="validation exact match %", ylim=(-2, 102), title=lab)
             if x == "wall_cum_s" and (d[x] > 0).all():  # log: one slow model must not squeeze the others into a sliver
                 ax.set_xscale("log")
@@ -159,8 +161,8 @@ def length_frame(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in runs[runs["status"] == "ok"].itertuples():
         for L, (c, n) in (r.test_by_length or {}).items():
-            rows.append({"task": r.task, "size": r.size, "model": r.model, "cfg": f"{r.config_hash}@{r.device}", "seed": r.seed, "length": int(L),
-                         "correct": c, "n": n})
+            rows.append({"task": r.task, "size": r.size, "model": r.model, "cfg": f"{r.config_hash}@{r.device}", "seed": r.seed,
+                         "length": int(L), "correct": c, "n": n})
     if not rows or table.empty:
         return pd.DataFrame()
     d = _lines(pd.DataFrame(rows), table)
@@ -213,8 +215,8 @@ def fig_accuracy_by_length(d: pd.DataFrame, table: pd.DataFrame, pal: dict) -> F
     few = f" {len(dropped)} bin(s) under {MIN_PER_BIN} examples left out." if len(dropped) else ""
     return Figure("accuracy_by_length", "Accuracy by source length", _png(fig),
                   f"Test exact match by source length (lengths binned, bins with at least {MIN_PER_BIN} test examples).{few} "
-                  f"From the shortest sources to the longest — {' '.join(length_trends(d, list(colours)))} The book (§8.1) expects a fixed-length "
-                  "vector (plain seq2seq) to lose accuracy as sources grow; the lines say whether it does here.")
+                  f"From the shortest sources to the longest — {' '.join(length_trends(d, list(colours)))} The book (§8.1) expects a "
+                  "fixed-length vector (plain seq2seq) to lose accuracy as sources grow; the lines say whether it does here.")
 
 
 FLAT_PT = 5.0  # a line whose ends differ by less (percentage points) is read as flat: bins of tens of examples move that much
@@ -222,7 +224,8 @@ FLAT_PT = 5.0  # a line whose ends differ by less (percentage points) is read as
 
 def length_trends(d: pd.DataFrame, order: list[str] | None = None) -> list[str]:
     """What each line of the length plot does, read from its points (``label``, ``model_label``, ``variant``, ``length``,
-    ``exact_pct``; ``order``: the models' order): one sentence per panel, e.g. ``date · small: seq2seq rises from 5 % to 27 %; attention stays
+    ``exact_pct``; ``order``: the models' order): one sentence per panel, e.g.
+    ``date · small: seq2seq rises from 5 % to 27 %; attention stays
     within 5 points (90–93 %).`` -- the caption says what the data show, not what the book leads one to expect."""
     out = []
     for lab, panel in d.groupby("label", sort=False):
@@ -283,7 +286,8 @@ def fig_length_curves(points: pd.DataFrame, pal: dict) -> Figure | None:
 
 # The rows of a sweep's figure: (points column, axis label, divisor). The decoding rows are drawn where recorded.
 SWEEP_ROWS = (("tokens_per_s", "training tokens/s (log)", 1), ("peak_bytes", "peak memory MiB (log)", 2**20))
-DECODE_ROWS = (("decode_s_per_token", "decode ms/token, large batch (log)", 1e-3), ("state_bytes", "decode state KiB, large batch (log)", 2**10))
+DECODE_ROWS = (("decode_s_per_token", "decode ms/token, large batch (log)", 1e-3),
+               ("state_bytes", "decode state KiB, large batch (log)", 2**10))
 
 
 def fig_sweep(task: str, sweeps: list[Sweep], pal: dict) -> Figure | None:
@@ -365,7 +369,8 @@ def fig_heatmaps(samples: pd.DataFrame, pal: dict, per_task: int = 2) -> list[Fi
                 src = ["␣" if ch == " " else ch for ch in s["src"]]
                 pred = ["␣" if ch == " " else ch for ch in s["pred"]][: att.shape[0]]
                 pred = [p if p != "<eos>" else "⏎" for p in pred]
-                sns.heatmap(att, ax=ax, cmap="Greys", vmin=0, vmax=1, cbar=False, square=False, xticklabels=src, yticklabels=pred, linewidths=0)
+                sns.heatmap(att, ax=ax, cmap="Greys", vmin=0, vmax=1, cbar=False, square=False, xticklabels=src, yticklabels=pred,
+                            linewidths=0)
                 ax.tick_params(axis="both", labelsize=7, length=0)
                 ax.set_xticklabels(ax.get_xticklabels(), rotation=0)
                 ax.set_yticklabels(ax.get_yticklabels(), rotation=0)
@@ -376,7 +381,8 @@ def fig_heatmaps(samples: pd.DataFrame, pal: dict, per_task: int = 2) -> list[Fi
                 ax.set_xlabel("source" + (" (reversed, as the model reads it)" if s["reversed_source"] else ""), fontsize=8)
         fig.tight_layout()
         figs.append(Figure(f"attention_{task}", f"Attention on {task}", _png(fig),
-                           f"Where each output token looks in the source, for the same {task} test inputs across models (darker = more weight; ✗ = wrong answer)."))
+                           f"Where each output token looks in the source, for the same {task} test inputs across models (darker = more "
+                           "weight; ✗ = wrong answer)."))
     return figs
 
 
@@ -401,7 +407,8 @@ def fig_tuning_curves(studies: list[tuning.StudyResult], pal: dict, name: str, c
                 ax.fill_between(ns, lo, hi, color=colour, alpha=0.06, lw=0)
                 for edge in (lo, hi):
                     ax.plot(ns, edge, color=colour, lw=0.7, ls=(0, (3, 2)), alpha=0.7)
-        ax.set(xlabel="trials n", ylabel="expected best validation exact match %", title=f"{task} · {size}", ylim=(-2, 102), xlim=(0.8, budget + 0.2))
+        ax.set(xlabel="trials n", ylabel="expected best validation exact match %", title=f"{task} · {size}", ylim=(-2, 102),
+               xlim=(0.8, budget + 0.2))
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     handles = {h.get_label(): h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]}
     order = sorted(handles, key=lambda m: list(pal).index(m) if m in pal else len(pal))

@@ -165,7 +165,8 @@ def analyse(inputs: Inputs, reference: str | None = None) -> Findings:
     failures = failed[["task", "label", "size", "seed", "mode", "device", "error"]].rename(columns={"label": "model"})
     return Findings(
         sessions=ids, runs=runs, epochs=inputs.epochs, samples=inputs.samples, palette=palette(model_order(runs)), reference=reference,
-        table=table, overlap=overlap_notes(runs), unk=unk_notes(runs), units=unit_note(table), lengths=lengths, notes=[n for n in (length_note(lengths),) if n is not None],
+        table=table, overlap=overlap_notes(runs), unk=unk_notes(runs), units=unit_note(table), lengths=lengths,
+        notes=[n for n in (length_note(lengths),) if n is not None],
         sweeps=sweeps, sweep_reference=sref, sweep_notes=sweep_notes, crossovers=crossovers, length_curves=curves,
         length_verdicts=length_verdicts(curves, sref), throughput=tput,
         configurations=configuration_frame([annotate(qruns), tput]), failures=failures, env=env, warnings=warnings,

@@ -19,7 +19,8 @@ figure{margin:1rem 0} figure img{max-width:100%} figcaption{font-size:.85rem;col
 .note{font-size:.85rem;color:#555} h3{font-size:1rem;margin:1rem 0 .2rem}
 table.env td,table.env th{font-size:.75rem}
 table.sweep td,table.sweep th{text-align:right} table.sweep td:first-child,table.sweep th:first-child{text-align:left}
-table.conf td:last-child,table.fail td:last-child,table.fail th:last-child{text-align:left;white-space:normal;min-width:24rem} ul.cross{font-size:.9rem}
+table.conf td:last-child,table.fail td:last-child,table.fail th:last-child{text-align:left;white-space:normal;min-width:24rem} \
+ul.cross{font-size:.9rem}
 """
 
 e = html.escape

@@ -77,8 +77,8 @@ def tuned(f: Findings) -> list[Section]:
         budget = min((len(s.trials) for s in t.studies if s.trials), default=0)
         how = (f"Every model got the same budget, {st.get('trials')} trials ({st.get('sampler')} search, seed {st.get('seed')}) over the "
                "search space below, and was selected on validation only (each trial's final validation exact match; a failed trial "
-               f"scores 0). Its best recipe and the block's own were then run on {st.get('final_seeds')} fresh seeds and scored on test: the "
-               "results below are those finals, the trials are summarised here.")
+               f"scores 0). Its best recipe and the block's own were then run on {st.get('final_seeds')} fresh seeds and scored on test: "
+               "the results below are those finals, the trials are summarised here.")
         caption = (f"Expected best validation exact match after n trials (Dodge et al. 2019: the maximum of n draws from the trials), "
                    f"with {tuning.CONFIDENCE:.0%} confidence bands (opda; Lourie, Cho & He 2024). Budget: {budget} trials per model. "
                    f"Search space — {'; '.join(spaces) or 'not recorded'} (dropout only for the models that have one).")
@@ -203,7 +203,8 @@ def exact_by_fixed_length(f: Findings) -> list[Section]:
            f"exact match falls below {BELOW} and stays there" + (f", and whether {sref} holds above {ABOVE} there" if sref else "")
            + " (Jelassi et al. 2024: a fixed-size state stops copying once the string outgrows it).")
     fig = fig_length_curves(f.length_curves, f.palette)
-    return [Heading("Exact match against length", 2), Text.of(how, "note"), Bullets(tuple(f.length_verdicts), "cross"), *([fig] if fig else [])]
+    return [Heading("Exact match against length", 2), Text.of(how, "note"), Bullets(tuple(f.length_verdicts), "cross"),
+            *([fig] if fig else [])]
 
 
 def attention(f: Findings) -> list[Section]:
@@ -216,8 +217,8 @@ def environment(f: Findings) -> list[Section]:
 
 # The report, top to bottom.
 SECTIONS: tuple[Callable[[Findings], list[Section]], ...] = (
-    title, warnings, conclusions, tuned, results, published_g2p, figure_notes, length_sweeps, throughput, nothing_finished, configurations, failures,
-    learning_curves, speed_accuracy, exact_by_fixed_length, accuracy_by_length, attention, environment,
+    title, warnings, conclusions, tuned, results, published_g2p, figure_notes, length_sweeps, throughput, nothing_finished, configurations,
+    failures, learning_curves, speed_accuracy, exact_by_fixed_length, accuracy_by_length, attention, environment,
 )
 
 

@@ -132,7 +132,8 @@ def throughput_split(runs: pd.DataFrame, reference: str | None) -> tuple[list[Sw
         models_ = sorted(labs, key=lambda lab: (rank.get(g.loc[g["model_label"] == lab, "model"].iloc[0], len(rank)), lab))
         colour_of = {lab: str(g.loc[g["model_label"] == lab, "model"].iloc[0]) for lab in labs}
         title = _scope_title(task, size, scope_flat[scope])
-        extra = configs.labels({s: configs.without(f, (configs.DEVICE, "train.amp", "train.capture", "train.batch_size", "throughput.steps"))
+        extra = configs.labels({s: configs.without(f, (configs.DEVICE, "train.amp", "train.capture", "train.batch_size",
+                                                       "throughput.steps"))
                                 for s, f in peers.items()}).get(scope, "")
         sweeps.append(Sweep(task, size, title + (f" · {extra}" if extra else ""), variant, lengths, models_, colour_of, _points(g),
                             reference if reference in labs else None))
@@ -140,7 +141,8 @@ def throughput_split(runs: pd.DataFrame, reference: str | None) -> tuple[list[Sw
 
 
 def _abs(p: pd.Series) -> str:
-    return f"{p['steps_per_s']:.3g} steps/s · {metric('peak_memory_bytes').format(metric('peak_memory_bytes').display(p['peak_bytes']))} MiB"
+    return (f"{p['steps_per_s']:.3g} steps/s · "
+            f"{metric('peak_memory_bytes').format(metric('peak_memory_bytes').display(p['peak_bytes']))} MiB")
 
 
 def sweep_rows(sw: Sweep) -> Table:
@@ -152,7 +154,8 @@ def sweep_rows(sw: Sweep) -> Table:
     ref = sw.reference
     if ref is not None:
         body.append((Cell(f"{ref} (absolute)"),) + tuple(
-            Cell((_abs(p) if p["status"] == "ok" else str(p["status"])) if (p := sw.point(ref, L)) is not None else "–") for L in sw.lengths))
+            Cell((_abs(p) if p["status"] == "ok" else str(p["status"])) if (p := sw.point(ref, L)) is not None else "–")
+            for L in sw.lengths))
     for m in sw.models:
         if m == ref:
             continue
@@ -218,9 +221,11 @@ def _clause(ref: str, m: str, ratios: list[tuple[int, float]]) -> str:
             near = _crossing(ratios[k - 1], ratios[k])
             return (f"faster than {m} up to length {ratios[k - 1][0]}, slower from length {ratios[k][0]} on (the lines cross near "
                     f"{near:.0f}; {ratios[k - 1][1]:.2f}× at {ratios[k - 1][0]}, {ratios[-1][1]:.2f}× at {ratios[-1][0]})")
-        return f"not faster than {m} from any length on within {span} (the lines cross more than once; {ratios[-1][1]:.2f}× at {ratios[-1][0]})"
+        return (f"not faster than {m} from any length on within {span} (the lines cross more than once; "
+                f"{ratios[-1][1]:.2f}× at {ratios[-1][0]})")
     if start == 0:
-        return f"faster than {m} at every length measured ({span}; {ratios[0][1]:.2f}× at {ratios[0][0]}, {ratios[-1][1]:.2f}× at {ratios[-1][0]})"
+        return (f"faster than {m} at every length measured ({span}; {ratios[0][1]:.2f}× at {ratios[0][0]}, "
+                f"{ratios[-1][1]:.2f}× at {ratios[-1][0]})")
     near = _crossing(ratios[start - 1], ratios[start])
     before = [L for L, r in ratios[: start - 1] if r > 1]  # the lines crossed before too: say so, the figure shows it
     return (f"faster than {m} from length {ratios[start][0]} on (the lines cross near {near:.0f}; "

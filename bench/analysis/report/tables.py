@@ -248,7 +248,8 @@ def table_rows(table: pd.DataFrame, columns: tuple[str, ...]) -> Table:
     win = winners(table)
     cols = [c for c in columns if c in table and not table[c].isna().all()]
     quality = columns == QUALITY_COLS
-    headers = ["task", "model", "size", "seeds"] + [column_label(table, c) for c in cols] + (["target reached", "failed"] if quality else [])
+    headers = (["task", "model", "size", "seeds"] + [column_label(table, c) for c in cols]
+               + (["target reached", "failed"] if quality else []))
     body = []
     for i in table.index:
         name = table.at[i, "label"] if "label" in table else table.at[i, "model"]
@@ -336,7 +337,8 @@ def throughput_rows(table: pd.DataFrame) -> Table:
     body = []
     for i in table.index:
         r = table.loc[i]
-        cells = [Cell(str(r["task"])), Cell(str(r["label"])), Cell(str(r["size"])), Cell(r["shape"]), Cell(r["batch"]), Cell(str(r["seeds"]))]
+        cells = [Cell(str(r["task"])), Cell(str(r["label"])), Cell(str(r["size"])), Cell(r["shape"]), Cell(r["batch"]),
+                 Cell(str(r["seeds"]))]
         if r["status"] != "ok":
             cells += [Cell(str(r["status"]))] + [Cell("–")] * (len(cols) - 1)
         else:

@@ -67,7 +67,8 @@ def _load_entry_points() -> None:
                     raise UserError(f"{who}: {e}") from None
                 except Exception as e:  # noqa: BLE001 -- whatever a plugin's import raises is its failure to load, said in one line
                     why = (str(e).strip().splitlines() or [""])[0]
-                    raise UserError(f"{who}: entry point {ep.name} = {ep.value} (group {ep.group}) cannot be loaded: {type(e).__name__}: {why}") from None
+                    raise UserError(f"{who}: entry point {ep.name} = {ep.value} (group {ep.group}) cannot be loaded: {type(e).__name__}: "
+                                    f"{why}") from None
     except UserError as e:
         _PLUGINS[ENTRY_POINTS] = e
         raise

@@ -30,7 +30,8 @@ MAX_CHARS = 1_000
 TEST_SHARE = 0.1  # of the distinct sources, when no test file is given (the book's loader holds out a tenth too)
 VALID_SHARE = 0.1  # at most this share of the remaining sources is held out for validation
 SNIFF_BYTES = 65_536
-FORMATS = "a tab-separated file (source<TAB>target per line), a pair of line-aligned files (--target-file), or the book's question_answer lines"
+FORMATS = ("a tab-separated file (source<TAB>target per line), a pair of line-aligned files (--target-file), "
+           "or the book's question_answer lines")
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,8 @@ class GRUSeq2Seq(Seq2Seq):
         hs = hs * src_mask.unsqueeze(-1)
         return hs, self.score(hs), h0
 
-    def _project(self, dec: torch.Tensor, enc: torch.Tensor, keys: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _project(self, dec: torch.Tensor, enc: torch.Tensor, keys: torch.Tensor,
+                 src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """dec [B,T,H] -> logits [B,T,V] and attention weights [B,T,S] (zero on padding)."""
         scores = torch.bmm(dec, keys.transpose(1, 2)).masked_fill(~src_mask.unsqueeze(1), float("-inf"))  # [B,T,S]
         weights = torch.softmax(scores, dim=-1)
