@@ -110,7 +110,7 @@ docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 lint: $(STAMP)
-	$(PY) -m ruff check bench models tests
+	$(PY) -m ruff check bench models tests examples
 
 clean:
 	rm -rf $(VENV) site results/bench.sqlite results/regress.sqlite results/reports

@@ -51,8 +51,9 @@ def test_it_runs_on_every_pull_request(workflow) -> None:
 
 def test_the_cpu_job_calls_what_ci_run_calls_in_the_same_order(workflow) -> None:
     ci = _ci_run_commands()
-    # the tests with every extra, the documentation site built strictly, the example plugin, the gate
-    assert ci == ["make test EXTRAS=test,ray,tune,g2p,text", "make docs", "make plugin-example", "make regress"]
+    # the tests with every extra, lint, the documentation site built strictly, the example plugin, the gate
+    assert ci == ["make test EXTRAS=test,ray,tune,g2p,text", "make lint", "make docs",
+                  "make plugin-example", "make regress"]
     runs = _runs(workflow["jobs"]["cpu"])
     assert [r for r in runs if r.startswith("make")] == ci
 
