@@ -17,13 +17,14 @@ relative to it is not fully cancelled; and across device *types* (CPU vs GPU) or
 is comparable -- the output warns. A side without a calibration makes the comparison fall back to raw
 speeds, and the output says so.
 
-A group present on one side only is "missing" (in the base, not the new side) or "new": shown, never a
-failure; where both sides have the task, model and size but in different configurations, the warnings say
-which fields differ (a changed default unpairs every group: re-save the baseline with the change that made it).
-A run that failed on the new side where the base's same seed was fine is "worse" (a
-regression); a failure the base had and the new side fixed is "better". Exit code: 1 when any verdict
-is "worse", 0 otherwise; bad input (unknown session, unreadable baseline, bad ``--fail-on``) raises
-``UserError`` (exit 2 in the CLI).
+A group present on one side only is "missing" (in the base, not the new side) or "new": shown, not a
+failure by itself; where both sides have the task, model and size but in different configurations, the group
+is "unpaired" and the warnings say which fields differ (a changed default unpairs every group: re-save the
+baseline with the change that made it). A run that failed on the new side where the base's same seed was fine
+is "worse" (a regression); a failure the base had and the new side fixed is "better". Exit code
+(``Comparison.exit_code``): 1 when any verdict is "worse", when a configuration is unpaired, or when nothing
+was compared at all (a gate that compares nothing must not pass); 0 otherwise; bad input (unknown session,
+unreadable baseline, bad ``--fail-on``) raises ``UserError`` (exit 2 in the CLI).
 """
 
 from __future__ import annotations
