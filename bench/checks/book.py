@@ -218,9 +218,10 @@ PROG = "python -m bench.checks.book"  # the name usage and errors show; `s2sbenc
 def parser(prog: str = PROG) -> argparse.ArgumentParser:
     """This check's options: one parser for both doors, ``python -m bench.checks.book`` and ``s2sbench check book``."""
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--suite", default="book_ablation", help="book_ch7, book_ch8, book_ch8_attention, book_ablation, or a suite file")
+    p.add_argument("--suite", default="book_ablation",
+                   help="book_ch7, book_ch8, book_ch8_attention, book_ablation, or a suite file (default: book_ablation)")
     p.add_argument("--data-dir", required=True, help="the folder with the book's addition.txt and date.txt")
-    p.add_argument("--store", default=DEFAULT_PATH)
+    p.add_argument("--store", default=DEFAULT_PATH, help=f"the results store to read (default: {DEFAULT_PATH})")
     p.add_argument("--seeds", help="other seeds than the suite's, e.g. 0,1,2,3,4 (as given to `run --seeds`)")
     p.add_argument("--run", action="store_true", help="run the suite first (CPU, one thread)")
     return p

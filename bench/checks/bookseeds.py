@@ -30,11 +30,12 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--book-code", required=True, help="the folder holding the book's run_book.py, ch07/, ch08/")
     p.add_argument("--data-dir", required=True, help="the folder holding the book's addition.txt and date.txt")
-    p.add_argument("--task", choices=["date", "addition"], default="addition")
-    p.add_argument("--model", choices=["seq2seq", "peeky", "attention"], default="seq2seq")
-    p.add_argument("--reverse", action="store_true")
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=25)
+    p.add_argument("--task", choices=["date", "addition"], default="addition", help="the book's task: date or addition (default: addition)")
+    p.add_argument("--model", choices=["seq2seq", "peeky", "attention"], default="seq2seq",
+                   help="the book's model: seq2seq, peeky or attention (default: seq2seq)")
+    p.add_argument("--reverse", action="store_true", help="reverse the source, as the book's ch. 7 does (default: off)")
+    p.add_argument("--hidden", type=int, default=128, help="hidden size (default: 128)")
+    p.add_argument("--epochs", type=int, default=25, help="training epochs (default: 25)")
     p.add_argument("--seed", type=int, default=None, help="numpy seed for the weights and batches (default: the book's own draw)")
     return p
 

@@ -19,11 +19,11 @@ PROG = "python -m bench.checks.determinism"  # the name usage and errors show; `
 def parser(prog: str = PROG) -> argparse.ArgumentParser:
     """This check's options: one parser for both doors, ``python -m bench.checks.determinism`` and ``s2sbench check determinism``."""
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cuda")
-    p.add_argument("--models", default="attention,transformer")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--size", default="tiny")
-    p.add_argument("--train", type=int, default=2000, help="training examples of the date task")
+    p.add_argument("--device", default="cuda", help="device to train on (default: cuda)")
+    p.add_argument("--models", default="attention,transformer", help="comma-separated models (default: attention,transformer)")
+    p.add_argument("--epochs", type=int, default=2, help="epochs per run (default: 2)")
+    p.add_argument("--size", default="tiny", help="model size (default: tiny)")
+    p.add_argument("--train", type=int, default=2000, help="training examples of the date task (default: 2000)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     return p
 

@@ -254,7 +254,7 @@ PROG = "python -m bench.checks.gpu"  # the name usage and errors show; `s2sbench
 def parser(prog: str = PROG) -> argparse.ArgumentParser:
     """This check's options: one parser for both doors, ``python -m bench.checks.gpu`` and ``s2sbench check gpu``."""
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cuda", help="cuda | cuda:N; cpu runs the code paths at toy sizes")
+    p.add_argument("--device", default="cuda", help="cuda | cuda:N; cpu runs the code paths at toy sizes (default: cuda)")
     p.add_argument("--quick", action="store_true", help="fewer repeats and steps")
     p.add_argument("--only", default=",".join(PARTS), help=f"checks to run, comma-separated (default all: {','.join(PARTS)})")
     return p

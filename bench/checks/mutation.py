@@ -344,7 +344,7 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--only", help="comma-separated mutation names (default: all)")
     p.add_argument("--against", help="run these tests (comma-separated paths or node ids) for every bug instead of its own selection")
     p.add_argument("--jobs", type=int, default=1, help="bugs tested at once, each in its own copy (default 1)")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds one bug's tests may take (default 600)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds one bug's tests may take (default: 600)")
     p.add_argument("--no-baseline", action="store_true", help="skip running the selected tests on the unchanged tree first")
     p.add_argument("--keep", help="build the copies here and keep them (default: a temporary folder, removed)")
     return p

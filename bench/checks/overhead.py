@@ -77,11 +77,11 @@ PROG = "python -m bench.checks.overhead"  # the name usage and errors show; `s2s
 def parser(prog: str = PROG) -> argparse.ArgumentParser:
     """This check's options: one parser for both doors, ``python -m bench.checks.overhead`` and ``s2sbench check overhead``."""
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="attention")
-    p.add_argument("--size", default="small")
-    p.add_argument("--train", type=int, default=6000)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--model", default="attention", help="model to time (default: attention)")
+    p.add_argument("--size", default="small", help="model size (default: small)")
+    p.add_argument("--train", type=int, default=6000, help="training examples per epoch (default: 6000)")
+    p.add_argument("--repeats", type=int, default=5, help="interleaved harness/bare pairs (default: 5)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
     return p
 
 

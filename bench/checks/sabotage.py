@@ -130,19 +130,21 @@ PROG = "python -m bench.checks.sabotage"  # the name usage and errors show; `s2s
 def parser(prog: str = PROG) -> argparse.ArgumentParser:
     """This check's options: one parser for both doors, ``python -m bench.checks.sabotage`` and ``s2sbench check sabotage``."""
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--models", default="seq2seq,attention,transformer", help="models in both sessions")
-    p.add_argument("--slow", default="attention", help="the model sabotaged in the new session")
-    p.add_argument("--factor", type=int, default=2, help="how many times the sabotaged model repeats its work")
-    p.add_argument("--train", type=int, default=1000, help="training examples (date task)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--decode-repeats", type=int, default=9)
-    p.add_argument("--seeds", type=int, default=3, help="seeds per model: compare takes speed medians over seeds, which absorb a burst of "
-                   "load hitting one run")
+    p.add_argument("--repeats", type=int, default=5, help="base/new session pairs (default: 5)")
+    p.add_argument("--models", default="seq2seq,attention,transformer",
+                   help="models in both sessions (default: seq2seq,attention,transformer)")
+    p.add_argument("--slow", default="attention", help="the model sabotaged in the new session (default: attention)")
+    p.add_argument("--factor", type=int, default=2, help="how many times the sabotaged model repeats its work (default: 2)")
+    p.add_argument("--train", type=int, default=1000, help="training examples (date task; default: 1000)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs per run (default: 3)")
+    p.add_argument("--decode-repeats", type=int, default=9, help="timed decoding repeats per run (default: 9)")
+    p.add_argument("--seeds", type=int, default=3,
+                   help="seeds per model (default: 3): compare takes speed medians over seeds, which absorb a load burst hitting one run")
     p.add_argument("--threads", type=int, default=1, help="torch threads, 0 for torch's default (default 1: on a shared CPU, more threads "
                    "than free cores turn every preemption into a stall at each parallel region)")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                   help="wall: the harness's timers as they are; cpu: process CPU time instead (an experiment, use with --threads 1)")
+                   help="wall: the harness's timers as they are; cpu: process CPU time instead (an experiment, use with --threads 1; "
+                        "default: wall)")
     p.add_argument("--fail-on", help="thresholds as for `s2sbench compare` (default: its defaults)")
     p.add_argument("--keep", help="keep the store here instead of a temporary folder")
     return p

@@ -48,8 +48,8 @@ PROG = "python -m bench.checks.shardcheck"  # the name usage and errors show; `s
 def parser(prog: str = PROG) -> argparse.ArgumentParser:
     """This check's options: one parser for both doors, ``python -m bench.checks.shardcheck`` and ``s2sbench check shardcheck``."""
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--suite", default="quick")
-    p.add_argument("--shards", type=int, default=2)
+    p.add_argument("--suite", default="quick", help="suite name or .toml file (default: quick)")
+    p.add_argument("--shards", type=int, default=2, help="number of shards to split it into (default: 2)")
     p.add_argument("--size", help="override the suite's sizes (e.g. tiny, for speed)")
     p.add_argument("--epochs", help="override the suite's epochs")
     p.add_argument("--train-size", help="cap the training examples")

@@ -62,9 +62,9 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--book-code", required=True, help="folder holding the book's run_book.py")
     p.add_argument("--data", required=True, help="the book's date.txt")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--amp", default="off", choices=["off", "bf16"])
-    p.add_argument("--unset-openblas-hints", action="store_true")
+    p.add_argument("--epochs", type=int, default=3, help="epochs on each side (default: 3)")
+    p.add_argument("--amp", default="off", choices=["off", "bf16"], help="s2sbench's precision: off or bf16 (default: off)")
+    p.add_argument("--unset-openblas-hints", action="store_true", help="unset OPENBLAS_CORETYPE for both sides (default: leave it)")
     return p
 
 

@@ -1,4 +1,4 @@
-"""``--help`` everywhere: every sub-command's parser is walked, and every option shows its default, every
+"""``--help`` everywhere: every sub-command's parser (and every self-check's) is walked, and every option shows its default, every
 choice list is complete (the registries' every model, size and task), and placeholders are the user's words."""
 
 from __future__ import annotations
@@ -15,13 +15,23 @@ from tests.conftest import run_cli
 def _parsers() -> Iterator[tuple[str, argparse.ArgumentParser]]:
     from bench.cli import build_parser
 
-    todo = [("s2sbench", build_parser())]
+    todo = [("s2sbench", build_parser())] + list(_check_parsers())
     while todo:
         name, p = todo.pop(0)
         yield name, p
         for a in p._actions:
             if isinstance(a, argparse._SubParsersAction):
                 todo += [(f"{name} {n}", sp) for n, sp in a.choices.items()]
+
+
+def _check_parsers() -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Each self-check's own parser, as `s2sbench check NAME --help` shows it."""
+    import importlib
+
+    from bench.cli import check
+
+    for name in check.names():
+        yield f"s2sbench check {name}", importlib.import_module(f"bench.checks.{name}").parser(prog=f"s2sbench check {name}")
 
 
 def _options() -> Iterator[tuple[str, argparse.ArgumentParser, argparse.Action]]:
