@@ -13,7 +13,6 @@ import os
 import shutil
 import sqlite3
 import sys
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -60,9 +59,11 @@ def builtin_models() -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def registries_as_they_were() -> Any:
+def registries_as_they_were(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Whatever a test registers -- a toy model, a plugin loaded by ``run --plugin`` in this process -- is gone after it:
-    the model and task registries, their entry-point state, and the modules plugins were imported as."""
+    the model and task registries, their entry-point state, and the modules plugins were imported as (a plugin's own
+    name, or a file under pytest's temporary folder: never the system's temporary folder as a whole, which may hold
+    the checkout and its venv -- torch's modules imported lazily during a test must stay imported)."""
     import models
     from bench.data import tasks
     from bench.data.tasks import base
@@ -77,7 +78,7 @@ def registries_as_they_were() -> Any:
     for d, before in saved:
         d.clear()
         d.update(before)
-    tmp = os.path.realpath(tempfile.gettempdir())
+    tmp = os.path.realpath(tmp_path_factory.getbasetemp())
     for name in set(sys.modules) - modules:
         where = getattr(sys.modules[name], "__file__", None) or ""
         if name.startswith(MODULE_PREFIX) or os.path.realpath(where).startswith(tmp + os.sep):
