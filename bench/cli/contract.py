@@ -73,14 +73,7 @@ def cmd_check_model(a: argparse.Namespace) -> int:
             raise UserError(f"--option: {n} option {e.key} {e.rule}") from None
         except (KeyError, ValueError, TypeError) as e:  # an option the config does not have, or fields its constructor refuses
             raise UserError(f"--option: {n} at size {size}: {str(e).strip(chr(39) + chr(34))}") from None
-        n_rules = len(rules or contract.MODEL_RULES)
-        if broken:
-            failed += 1
-            print(f"{who} at size {size}: breaks {len({b.rule for b in broken})} of {n_rules} rules")
-            for b in broken:
-                print(f"  {b}")
-        else:
-            print(f"{who} at size {size}: keeps the contract ({n_rules} rules: {', '.join(rules or contract.MODEL_RULES)})")
+        failed += _say(f"{who} at size {size}", broken, list(rules or contract.MODEL_RULES))
     return 1 if failed else 0
 
 
@@ -101,11 +94,16 @@ def cmd_check_task(a: argparse.Namespace) -> int:
             broken = contract.check_task(n)
         except contract.Unusable as err:
             raise UserError(f"{who}: {err}") from None
-        if broken:
-            failed += 1
-            print(f"{who}: breaks {len({b.rule for b in broken})} of {len(contract.TASK_RULES)} rules")
-            for b in broken:
-                print(f"  {b}")
-        else:
-            print(f"{who}: keeps the contract ({len(contract.TASK_RULES)} rules: {', '.join(contract.TASK_RULES)})")
+        failed += _say(who, broken, list(contract.TASK_RULES))
     return 1 if failed else 0
+
+
+def _say(who: str, broken: list, rules: list[str]) -> int:
+    """One line per checked model or task, then one per broken rule -> 1 if any rule is broken, else 0."""
+    if not broken:
+        print(f"{who}: keeps the contract ({len(rules)} rules: {', '.join(rules)})")
+        return 0
+    print(f"{who}: breaks {len({b.rule for b in broken})} of {len(rules)} rules")
+    for b in broken:
+        print(f"  {b}")
+    return 1
